@@ -1,0 +1,118 @@
+/* Checked size arithmetic, hashing and crash-safe file writes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/core.h"
+
+int rf_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int rf_mul3_size(size_t a, size_t b, size_t c, size_t *out) {
+    size_t ab;
+    return rf_mul_size(a, b, &ab) && rf_mul_size(ab, c, out);
+}
+
+uint64_t rf_hash64(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+rf_status rf_write_file_atomic(const char *path, const void *data, size_t n) {
+    if (!path || (!data && n)) return rf_error(RF_ERR_INVALID_ARG, "rf_write_file_atomic: null argument");
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 32);
+    if (!tmp) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_write_file_atomic: no memory for a path");
+    /* The pid keeps concurrent writers (two processes sharing a cache) apart. */
+    snprintf(tmp, len + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        rf_status s = rf_error(RF_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    const char *p = data;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            rf_status s = rf_error(RF_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return s;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        rf_status s = rf_error(RF_ERR_IO, "cannot flush '%s': %s", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return s;
+    }
+    if (rename(tmp, path) != 0) {
+        rf_status s = rf_error(RF_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return s;
+    }
+    free(tmp);
+    return RF_OK;
+}
+
+rf_status rf_read_file(const char *path, void **data, size_t *n) {
+    if (!path || !data || !n) return rf_error(RF_ERR_INVALID_ARG, "rf_read_file: null argument");
+    FILE *f = fopen(path, "rb");
+    if (!f) return rf_error(errno == ENOENT ? RF_ERR_NOT_FOUND : RF_ERR_IO,
+                            "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
+        fclose(f);
+        return rf_error(RF_ERR_IO, "cannot stat '%s'", path);
+    }
+    size_t size = (size_t)st.st_size;
+    char *buf = malloc(size + 1); /* +1: callers may treat it as a string */
+    if (!buf) {
+        fclose(f);
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", size, path);
+    }
+    if (fread(buf, 1, size, f) != size) {
+        free(buf);
+        fclose(f);
+        return rf_error(RF_ERR_IO, "short read from '%s'", path);
+    }
+    fclose(f);
+    buf[size] = '\0';
+    *data = buf;
+    *n = size;
+    return RF_OK;
+}
+
+rf_status rf_mkdir_p(const char *path) {
+    char buf[4096];
+    if (!path || strlen(path) >= sizeof buf) return rf_error(RF_ERR_INVALID_ARG, "rf_mkdir_p: bad path");
+    strcpy(buf, path);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return rf_error(RF_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
+            *p = c;
+            if (c == '\0') break;
+        }
+    }
+    return RF_OK;
+}

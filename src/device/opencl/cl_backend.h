@@ -1,0 +1,72 @@
+/* Internal: the OpenCL backend's context and the helpers every OpenCL op
+ * uses to get a kernel, set its arguments, launch it and have it profiled. */
+#ifndef RF_CL_BACKEND_H
+#define RF_CL_BACKEND_H
+
+#include <CL/cl.h>
+#include "device/device_impl.h"
+
+#define RF_CL_MAX_PROGRAMS 64
+#define RF_CL_MAX_KERNELS 16
+#define RF_CL_MAX_PENDING 1024
+
+typedef struct rf_cl_program {
+    char file[64];
+    char options[512];
+    cl_program program;
+    int nkernels;
+    struct { char name[64]; cl_kernel kernel; } kernels[RF_CL_MAX_KERNELS];
+} rf_cl_program;
+
+struct rf_cl_context {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;     /* in order, profiling enabled */
+    int nprograms;
+    rf_cl_program programs[RF_CL_MAX_PROGRAMS];
+    /* Events not yet folded into the profile table. */
+    int npending;
+    struct { cl_event event; char op[64]; } pending[RF_CL_MAX_PENDING];
+};
+
+/* The name of an OpenCL error code ("CL_OUT_OF_RESOURCES"). */
+const char *rf_cl_error_name(cl_int err);
+/* Record "<what>: <CL error name> (<code>)" and return the matching status. */
+rf_status rf_cl_fail(cl_int err, const char *what);
+
+/* The kernel `kernel` of program `file` (a cl/ file name) built with
+ * `options` (defines; "-cl-std=CL1.2" is always added). Programs are built
+ * once per device and option string, and cached on disk. */
+rf_status rf_cl_kernel(rf_device *dev, const char *file, const char *options,
+                       const char *kernel, cl_kernel *out);
+
+/* Kernel arguments: RF_ARG(x) passes the value x (a cl_mem, an int, ...),
+ * RF_LOCAL(bytes) a __local array. */
+typedef struct rf_cl_arg { size_t size; const void *value; } rf_cl_arg;
+#define RF_ARG(x) ((rf_cl_arg){sizeof(x), &(x)})
+#define RF_LOCAL(bytes) ((rf_cl_arg){(bytes), NULL})
+
+/* Set the arguments and enqueue. `local` may be NULL (the runtime chooses);
+ * otherwise the global size is rounded up to a multiple of it, so kernels
+ * guard their tail. The launch is recorded in the profile under `op`. */
+rf_status rf_cl_launch(rf_device *dev, cl_kernel kernel, const char *op, int dims,
+                       const size_t *global, const size_t *local, int nargs, const rf_cl_arg *args);
+#define RF_CL_LAUNCH(dev, kernel, op, dims, global, local, ...)                             \
+    rf_cl_launch(dev, kernel, op, dims, global, local,                                      \
+                 (int)(sizeof((rf_cl_arg[]){__VA_ARGS__}) / sizeof(rf_cl_arg)),            \
+                 (rf_cl_arg[]){__VA_ARGS__})
+
+/* Keep `event` (which this takes ownership of) for the profile under `op`. */
+rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op);
+
+/* The largest power-of-two work-group size <= want that the kernel and
+ * device allow. */
+rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t *out);
+
+static inline size_t rf_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* Release every program and kernel of a context (on close). */
+void rf_cl_programs_release(rf_cl_context *cl);
+
+#endif

@@ -1,0 +1,255 @@
+/* The OpenCL backend: enumeration, one context and in-order profiling queue
+ * per device, buffers, and the event log that feeds the profile table. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "device/opencl/cl_backend.h"
+
+const char *rf_cl_error_name(cl_int err) {
+    switch (err) {
+#define E(x) case x: return #x;
+    E(CL_SUCCESS) E(CL_DEVICE_NOT_FOUND) E(CL_DEVICE_NOT_AVAILABLE) E(CL_COMPILER_NOT_AVAILABLE)
+    E(CL_MEM_OBJECT_ALLOCATION_FAILURE) E(CL_OUT_OF_RESOURCES) E(CL_OUT_OF_HOST_MEMORY)
+    E(CL_PROFILING_INFO_NOT_AVAILABLE) E(CL_MEM_COPY_OVERLAP) E(CL_BUILD_PROGRAM_FAILURE)
+    E(CL_MAP_FAILURE) E(CL_INVALID_VALUE) E(CL_INVALID_DEVICE_TYPE) E(CL_INVALID_PLATFORM)
+    E(CL_INVALID_DEVICE) E(CL_INVALID_CONTEXT) E(CL_INVALID_QUEUE_PROPERTIES)
+    E(CL_INVALID_COMMAND_QUEUE) E(CL_INVALID_HOST_PTR) E(CL_INVALID_MEM_OBJECT)
+    E(CL_INVALID_BINARY) E(CL_INVALID_BUILD_OPTIONS) E(CL_INVALID_PROGRAM)
+    E(CL_INVALID_PROGRAM_EXECUTABLE) E(CL_INVALID_KERNEL_NAME) E(CL_INVALID_KERNEL_DEFINITION)
+    E(CL_INVALID_KERNEL) E(CL_INVALID_ARG_INDEX) E(CL_INVALID_ARG_VALUE) E(CL_INVALID_ARG_SIZE)
+    E(CL_INVALID_KERNEL_ARGS) E(CL_INVALID_WORK_DIMENSION) E(CL_INVALID_WORK_GROUP_SIZE)
+    E(CL_INVALID_WORK_ITEM_SIZE) E(CL_INVALID_GLOBAL_OFFSET) E(CL_INVALID_EVENT_WAIT_LIST)
+    E(CL_INVALID_EVENT) E(CL_INVALID_OPERATION) E(CL_INVALID_BUFFER_SIZE)
+    E(CL_INVALID_GLOBAL_WORK_SIZE) E(CL_MISALIGNED_SUB_BUFFER_OFFSET)
+    E(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+#undef E
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    default: return "unknown OpenCL error";
+    }
+}
+
+rf_status rf_cl_fail(cl_int err, const char *what) {
+    rf_status s = RF_ERR_DEVICE;
+    if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY ||
+        err == CL_INVALID_BUFFER_SIZE)
+        s = RF_ERR_OUT_OF_MEMORY;
+    return rf_error(s, "%s: %s (%d)", what, rf_cl_error_name(err), (int)err);
+}
+
+/* ---- enumeration ----------------------------------------------------------- */
+
+#define MAX_PLATFORMS 16
+#define MAX_DEVS 16
+
+static void str_info(cl_device_id d, cl_device_info what, char *out, size_t n) {
+    out[0] = '\0';
+    if (clGetDeviceInfo(d, what, n, out, NULL) != CL_SUCCESS) out[0] = '\0';
+    out[n - 1] = '\0';
+}
+
+static void fill_info(rf_device_info *in, cl_platform_id p, cl_device_id d, int pi, int di) {
+    memset(in, 0, sizeof *in);
+    snprintf(in->id, sizeof in->id, "cl:%d:%d", pi, di);
+    in->kind = RF_DEVICE_OPENCL;
+    str_info(d, CL_DEVICE_NAME, in->name, sizeof in->name);
+    str_info(d, CL_DEVICE_VENDOR, in->vendor, sizeof in->vendor);
+    str_info(d, CL_DRIVER_VERSION, in->driver_version, sizeof in->driver_version);
+    str_info(d, CL_DEVICE_OPENCL_C_VERSION, in->opencl_c_version, sizeof in->opencl_c_version);
+    clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof in->platform, in->platform, NULL);
+    clGetPlatformInfo(p, CL_PLATFORM_VERSION, sizeof in->platform_version, in->platform_version, NULL);
+    in->platform[sizeof in->platform - 1] = in->platform_version[sizeof in->platform_version - 1] = '\0';
+    cl_device_type type = 0;
+    clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    in->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+    cl_uint cu = 0;
+    clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+    in->compute_units = cu;
+    cl_ulong v = 0;
+    clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof v, &v, NULL);
+    in->global_mem_bytes = v;
+    clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof v, &v, NULL);
+    in->local_mem_bytes = v;
+    clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof v, &v, NULL);
+    in->max_alloc_bytes = v;
+    size_t wg = 0;
+    clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    in->max_work_group_size = wg;
+    char ext[8192];
+    str_info(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
+    in->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+    in->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+}
+
+/* Walk every platform and device; call `visit` for each until it returns 1. */
+static int walk(int (*visit)(void *ctx, cl_platform_id, cl_device_id, int, int), void *ctx) {
+    cl_platform_id plats[MAX_PLATFORMS];
+    cl_uint np = 0;
+    /* No ICD or no platform (-1001) simply means no OpenCL device. */
+    if (clGetPlatformIDs(MAX_PLATFORMS, plats, &np) != CL_SUCCESS) return 0;
+    for (cl_uint p = 0; p < np && p < MAX_PLATFORMS; p++) {
+        cl_device_id devs[MAX_DEVS];
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVS, devs, &nd) != CL_SUCCESS) continue;
+        for (cl_uint d = 0; d < nd && d < MAX_DEVS; d++)
+            if (visit(ctx, plats[p], devs[d], (int)p, (int)d)) return 1;
+    }
+    return 0;
+}
+
+typedef struct { rf_device_info *infos; int cap, count; } enum_ctx;
+
+static int visit_enum(void *vctx, cl_platform_id p, cl_device_id d, int pi, int di) {
+    enum_ctx *c = vctx;
+    if (c->count < c->cap) fill_info(&c->infos[c->count], p, d, pi, di);
+    c->count++;
+    return 0;
+}
+
+rf_status rf_cl_enumerate(rf_device_info *infos, int cap, int *count) {
+    enum_ctx c = {infos, cap, 0};
+    walk(visit_enum, &c);
+    *count = c.count;
+    return RF_OK;
+}
+
+typedef struct { int pi, di; cl_platform_id p; cl_device_id d; } find_ctx;
+
+static int visit_find(void *vctx, cl_platform_id p, cl_device_id d, int pi, int di) {
+    find_ctx *c = vctx;
+    if (pi != c->pi || di != c->di) return 0;
+    c->p = p;
+    c->d = d;
+    return 1;
+}
+
+/* ---- buffers ---------------------------------------------------------------- */
+
+static rf_status cl_alloc(rf_buffer *buf) {
+    cl_int err;
+    buf->mem = clCreateBuffer(buf->dev->cl->context, CL_MEM_READ_WRITE, buf->bytes, NULL, &err);
+    if (err != CL_SUCCESS) {
+        char what[160];
+        snprintf(what, sizeof what, "clCreateBuffer(%zu bytes) on %s", buf->bytes, buf->dev->info.id);
+        return rf_cl_fail(err, what);
+    }
+    return RF_OK;
+}
+
+static void cl_release(rf_buffer *buf) {
+    if (buf->mem) clReleaseMemObject(buf->mem);
+}
+
+static rf_status cl_upload(rf_buffer *dst, size_t off, const void *src, size_t n) {
+    cl_event ev;
+    cl_int err = clEnqueueWriteBuffer(dst->dev->cl->queue, dst->mem, CL_TRUE, off, n, src, 0, NULL, &ev);
+    if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueWriteBuffer");
+    return rf_cl_record(dst->dev, ev, "upload");
+}
+
+static rf_status cl_download(const rf_buffer *src, size_t off, void *dst, size_t n) {
+    cl_event ev;
+    cl_int err = clEnqueueReadBuffer(src->dev->cl->queue, src->mem, CL_TRUE, off, n, dst, 0, NULL, &ev);
+    if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueReadBuffer");
+    return rf_cl_record(src->dev, ev, "download");
+}
+
+static rf_status cl_copy(rf_buffer *dst, size_t dst_off, const rf_buffer *src, size_t src_off, size_t n) {
+    cl_event ev;
+    if (dst->mem == src->mem && dst_off < src_off + n && src_off < dst_off + n)
+        return rf_error(RF_ERR_INVALID_ARG, "rf_buffer_copy: overlapping ranges in one OpenCL buffer");
+    cl_int err = clEnqueueCopyBuffer(dst->dev->cl->queue, src->mem, dst->mem, src_off, dst_off, n, 0, NULL, &ev);
+    if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueCopyBuffer");
+    return rf_cl_record(dst->dev, ev, "copy");
+}
+
+static rf_status cl_fill(rf_buffer *dst, size_t off, const void *pattern, size_t psize, size_t n) {
+    cl_event ev;
+    cl_int err = clEnqueueFillBuffer(dst->dev->cl->queue, dst->mem, pattern, psize, off, n, 0, NULL, &ev);
+    if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueFillBuffer");
+    return rf_cl_record(dst->dev, ev, "fill");
+}
+
+/* ---- events and profiling -------------------------------------------------- */
+
+/* Fold every pending event into the profile table (waits for them). */
+static rf_status drain_events(rf_device *dev) {
+    rf_cl_context *cl = dev->cl;
+    rf_status status = RF_OK;
+    for (int i = 0; i < cl->npending; i++) {
+        cl_event ev = cl->pending[i].event;
+        cl_int err = clWaitForEvents(1, &ev);
+        cl_ulong t0 = 0, t1 = 0;
+        if (err == CL_SUCCESS) {
+            clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+            clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
+            rf_profile_add(dev, cl->pending[i].op, t1 > t0 ? t1 - t0 : 0);
+        } else if (status == RF_OK) {
+            status = rf_cl_fail(err, cl->pending[i].op);
+        }
+        clReleaseEvent(ev);
+    }
+    cl->npending = 0;
+    return status;
+}
+
+rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op) {
+    rf_cl_context *cl = dev->cl;
+    rf_status s = RF_OK;
+    if (cl->npending == RF_CL_MAX_PENDING) s = drain_events(dev);
+    cl->pending[cl->npending].event = event;
+    snprintf(cl->pending[cl->npending].op, sizeof cl->pending[0].op, "%s", op);
+    cl->npending++;
+    return s;
+}
+
+static rf_status cl_sync(rf_device *dev) {
+    cl_int err = clFinish(dev->cl->queue);
+    if (err != CL_SUCCESS) return rf_cl_fail(err, "clFinish");
+    return drain_events(dev);
+}
+
+static void cl_close(rf_device *dev) {
+    rf_cl_context *cl = dev->cl;
+    if (!cl) return;
+    if (cl->queue) {
+        clFinish(cl->queue);
+        drain_events(dev);
+    }
+    rf_cl_programs_release(cl);
+    if (cl->queue) clReleaseCommandQueue(cl->queue);
+    if (cl->context) clReleaseContext(cl->context);
+    free(cl);
+    dev->cl = NULL;
+}
+
+const rf_backend rf_cl_backend = {
+    cl_alloc, cl_release, cl_upload, cl_download, cl_copy, cl_fill, cl_sync, cl_close,
+};
+
+rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
+    find_ctx f = {platform, device, NULL, NULL};
+    if (!walk(visit_find, &f))
+        return rf_error(RF_ERR_NOT_FOUND, "OpenCL device cl:%d:%d not found", platform, device);
+    dev->kind = RF_DEVICE_OPENCL;
+    dev->backend = &rf_cl_backend;
+    fill_info(&dev->info, f.p, f.d, platform, device);
+    rf_cl_context *cl = calloc(1, sizeof *cl);
+    if (!cl) return rf_error(RF_ERR_OUT_OF_MEMORY, "no host memory for an OpenCL context");
+    dev->cl = cl;
+    cl->platform = f.p;
+    cl->device = f.d;
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)f.p, 0};
+    cl->context = clCreateContext(props, 1, &f.d, NULL, NULL, &err);
+    if (err != CL_SUCCESS) {
+        cl_close(dev);
+        return rf_cl_fail(err, "clCreateContext");
+    }
+    /* In order (CLBlast takes no wait list) and profiled (the profile table). */
+    cl->queue = clCreateCommandQueue(cl->context, f.d, CL_QUEUE_PROFILING_ENABLE, &err);
+    if (err != CL_SUCCESS) {
+        cl_close(dev);
+        return rf_cl_fail(err, "clCreateCommandQueue");
+    }
+    return RF_OK;
+}

@@ -1,0 +1,141 @@
+/* Test helpers: see harness.h. */
+#include "harness.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void th_fails(rf_status got, rf_status want, const char *needle, const char *expr, const char *file, int line) {
+    if (got != want)
+        fail_msg("%s:%d: %s returned '%s', expected '%s' (message: %s)", file, line, expr, rf_status_str(got),
+                 rf_status_str(want), rf_last_error());
+    if (needle && !strstr(rf_last_error(), needle))
+        fail_msg("%s:%d: %s: message \"%s\" does not mention \"%s\"", file, line, expr, rf_last_error(), needle);
+}
+
+rf_device *th_cpu(void) {
+    rf_device *dev = NULL;
+    TH_OK(rf_device_open(&dev, "cpu"));
+    return dev;
+}
+
+rf_device *th_cl(void) {
+    int n = 0;
+    if (rf_device_count(&n) != RF_OK || n < 2) return NULL;
+    rf_device *dev = NULL;
+    /* RF_TEST_CL_DEVICE picks another OpenCL device (e.g. a GPU) for the tests. */
+    const char *name = getenv("RF_TEST_CL_DEVICE");
+    TH_OK(rf_device_open(&dev, name && *name ? name : "cl:0:0"));
+    return dev;
+}
+
+void th_fill_uniform(float *x, size_t n, uint64_t seed, float scale) {
+    uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        float u = (float)((s >> 40) & 0xffffff) / 16777216.0f;
+        x[i] = (2.0f * u - 1.0f) * scale;
+    }
+}
+
+float *th_random(size_t n, uint64_t seed, float scale) {
+    float *x = malloc(n * sizeof *x + 1);
+    assert_non_null(x);
+    th_fill_uniform(x, n, seed, scale);
+    return x;
+}
+
+rf_tensor th_tensor(rf_device *dev, rf_dtype dtype, int ndim, const int64_t *shape, const void *data) {
+    rf_tensor t;
+    TH_OK(rf_tensor_alloc(dev, &t, dtype, ndim, shape));
+    if (data) TH_OK(rf_tensor_upload(&t, data, rf_tensor_numel(&t) * rf_dtype_size(dtype)));
+    return t;
+}
+
+float *th_download_f32(const rf_tensor *t) {
+    size_t n = rf_tensor_numel(t);
+    float *x = malloc(n * sizeof *x + 1);
+    assert_non_null(x);
+    TH_OK(rf_tensor_download(t, x, n * sizeof *x));
+    return x;
+}
+
+int32_t *th_download_i32(const rf_tensor *t) {
+    size_t n = rf_tensor_numel(t);
+    int32_t *x = malloc(n * sizeof *x + 1);
+    assert_non_null(x);
+    TH_OK(rf_tensor_download(t, x, n * sizeof *x));
+    return x;
+}
+
+double th_max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d)) m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+void th_assert_close(const float *got, const float *ref, size_t n, double tol, const char *what) {
+    double maxref = 1.0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(ref[i]) && fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) && isfinite(ref[i]))
+            fail_msg("%s: element %zu is %g where the reference has %g", what, i, got[i], ref[i]);
+        double d = fabs((double)got[i] - (double)ref[i]);
+        if (d > worst) {
+            worst = d;
+            at = i;
+        }
+    }
+    if (worst > tol * maxref)
+        fail_msg("%s: max |got-ref| = %.3g at element %zu (got %.9g, ref %.9g) exceeds %.3g = %g * max(1, max|ref| = %g)",
+                 what, worst, at, got[at], ref[at], tol * maxref, tol, maxref);
+}
+
+/* Sentinel: a NaN payload no op computes. */
+static const uint32_t SENTINEL = 0x7fc0beefu;
+
+th_guarded th_guarded_alloc(rf_device *dev, rf_dtype dtype, int ndim, const int64_t *shape) {
+    th_guarded g;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    g.pad = 64;
+    rf_buffer *buf;
+    TH_OK(rf_buffer_alloc(dev, (n + 2 * g.pad) * 4, &buf));
+    TH_OK(rf_buffer_fill(buf, 0, &SENTINEL, 4, (n + 2 * g.pad) * 4));
+    TH_OK(rf_tensor_view(&g.t, buf, g.pad, dtype, ndim, shape));
+    return g;
+}
+
+void th_guard_check(const th_guarded *g, const char *what) {
+    size_t n = rf_tensor_numel(&g->t);
+    size_t total = n + 2 * g->pad;
+    uint32_t *all = malloc(total * 4);
+    assert_non_null(all);
+    TH_OK(rf_buffer_download(g->t.buf, 0, all, total * 4));
+    for (size_t i = 0; i < total; i++) {
+        if (i == g->pad) i += n;
+        if (i < total && all[i] != SENTINEL) {
+            long rel = i < g->pad ? (long)i - (long)g->pad : (long)(i - g->pad - n);
+            free(all);
+            fail_msg("%s: write outside the output tensor (%s by %ld elements)", what, rel < 0 ? "before it" : "after it",
+                     rel < 0 ? -rel : rel + 1);
+        }
+    }
+    free(all);
+}
+
+void th_guarded_free(th_guarded *g) {
+    rf_buffer_free(g->t.buf);
+    memset(g, 0, sizeof *g);
+}
+
+void th_tmpdir(char *out, size_t n) {
+    snprintf(out, n, "/tmp/rf-test-XXXXXX");
+    assert_non_null(mkdtemp(out));
+}

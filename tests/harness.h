@@ -1,0 +1,53 @@
+/* Test helpers shared by every tests/test_*.c: opening devices (OpenCL tests
+ * skip when there is none), moving data, random inputs, SPEC §10 comparisons
+ * and sentinel-guarded outputs. */
+#ifndef RF_TEST_HARNESS_H
+#define RF_TEST_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "reformer/reformer.h"
+
+/* Assert that a library call succeeded; on failure print its message. */
+#define TH_OK(expr) do {                                                              \
+        rf_status th_s_ = (expr);                                                     \
+        if (th_s_ != RF_OK) fail_msg("%s -> %s: %s", #expr, rf_status_str(th_s_), rf_last_error()); \
+    } while (0)
+/* Assert that a call fails with `status` and a message containing `needle`. */
+#define TH_FAILS(expr, status, needle) th_fails((expr), (status), (needle), #expr, __FILE__, __LINE__)
+void th_fails(rf_status got, rf_status want, const char *needle, const char *expr, const char *file, int line);
+
+rf_device *th_cpu(void);          /* the cpu device (asserts) */
+rf_device *th_cl(void);           /* the first OpenCL device, or NULL: then skip() */
+#define TH_CL_OR_SKIP(dev) do { (dev) = th_cl(); if (!(dev)) { skip(); } } while (0)
+
+/* Deterministic inputs: uniform in [-scale, scale) from a small LCG. */
+void th_fill_uniform(float *x, size_t n, uint64_t seed, float scale);
+float *th_random(size_t n, uint64_t seed, float scale);   /* malloc'd */
+
+/* Tensors from host data, and back (malloc'd). */
+rf_tensor th_tensor(rf_device *dev, rf_dtype dtype, int ndim, const int64_t *shape, const void *data);
+#define TH_TENSOR(dev, dtype, data, ...) \
+    th_tensor(dev, dtype, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}, data)
+float *th_download_f32(const rf_tensor *t);
+int32_t *th_download_i32(const rf_tensor *t);
+
+/* SPEC §10: max|got−ref| ≤ tol · max(1, max|ref|); also fails if got has a
+ * NaN/Inf where ref has none. Prints the worst element on failure. */
+void th_assert_close(const float *got, const float *ref, size_t n, double tol, const char *what);
+double th_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* An output tensor with sentinel words before and after it in its buffer:
+ * th_guard_check fails if the op wrote outside the tensor. */
+typedef struct th_guarded { rf_tensor t; size_t pad; } th_guarded;
+th_guarded th_guarded_alloc(rf_device *dev, rf_dtype dtype, int ndim, const int64_t *shape);
+void th_guard_check(const th_guarded *g, const char *what);
+void th_guarded_free(th_guarded *g);
+
+/* A fresh empty temporary folder (a static buffer per call site is fine). */
+void th_tmpdir(char *out, size_t n);
+
+#endif
