@@ -11,6 +11,7 @@ typedef struct {
 
 static const subcommand commands[] = {
     {"devices", cmd_devices, "list the cpu reference and every OpenCL device"},
+    {"verify", cmd_verify, "check a device against the cpu reference, op by op"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,98 @@
+/* The `reformer` command as a user runs it: help texts, the device table,
+ * exit statuses, and `verify` catching wrong devices. */
+#include "harness.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* Run `reformer ARGS` (with an optional environment prefix); return its exit
+ * status and up to `n` bytes of its combined output. */
+static int run(const char *env, const char *args, char *out, size_t n) {
+    const char *cli = getenv("RF_CLI");
+    assert_non_null(cli);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s '%s' %s 2>&1", env ? env : "", cli, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char buf[1 << 16];
+
+static void help_explains_itself(void **state) {
+    assert_int_equal(run(NULL, "--help", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "devices"));
+    assert_non_null(strstr(buf, "verify"));
+    assert_int_equal(run(NULL, "devices --help", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "usage: reformer devices"));
+    assert_int_equal(run(NULL, "verify --help", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "--tolerance-scale"));
+    assert_int_equal(run(NULL, "no-such-command", buf, sizeof buf), 2);
+    assert_non_null(strstr(buf, "unknown command 'no-such-command'"));
+    assert_int_equal(run(NULL, "devices --bogus", buf, sizeof buf), 2);
+    assert_int_equal(run(NULL, "", buf, sizeof buf), 2);
+}
+
+static void devices_lists_cpu_and_opencl(void **state) {
+    assert_int_equal(run(NULL, "devices", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "cpu"));
+    rf_device *cl = th_cl();
+    if (!cl) skip();
+    rf_device_info info;
+    TH_OK(rf_device_get_info(cl, &info));
+    assert_non_null(strstr(buf, info.id));
+    assert_non_null(strstr(buf, info.name));
+    rf_device_close(cl);
+    assert_int_equal(run(NULL, "devices --json", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "\"id\": \"cl:0:0\""));
+}
+
+static void verify_passes_and_catches_wrong_devices(void **state) {
+    rf_device *cl = th_cl();
+    if (!cl) skip();
+    rf_device_close(cl);
+    assert_int_equal(run(NULL, "verify --device cl:0:0", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "PASS"));
+    assert_null(strstr(buf, "FAIL"));
+    /* Tolerance 0: the device's different rounding must be reported. */
+    assert_int_equal(run(NULL, "verify --device cl:0:0 --tolerance-scale 0", buf, sizeof buf), 1);
+    assert_non_null(strstr(buf, "FAIL"));
+    assert_int_equal(run(NULL, "verify --grid medium", buf, sizeof buf), 2);
+    assert_int_equal(run(NULL, "verify --device nowhere", buf, sizeof buf), 1);
+    assert_non_null(strstr(buf, "unknown device 'nowhere'"));
+}
+
+/* A kernel that writes one element past its output: the sentinels see it. */
+static void verify_catches_out_of_bounds_writes(void **state) {
+    rf_device *cl = th_cl();
+    if (!cl) skip();
+    rf_device_close(cl);
+    char dir[256], path[400], env[600];
+    th_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/elementwise.cl", dir);
+    FILE *f = fopen(path, "w");
+    fputs("__kernel void axpby(__global float *out, const ulong oo, __global const float *a, const ulong ao,\n"
+          "  __global const float *b, const ulong bo, const float alpha, const ulong n) {\n"
+          "  size_t i = get_global_id(0); if (i < n) out[oo + i + (i == n - 1)] = a[ao + i] + alpha * b[bo + i]; }\n",
+          f);
+    fclose(f);
+    /* Other kernels come from the real cl/ folder copied beside it. */
+    snprintf(env, sizeof env, "for f in '%s'/../../cl/*.cl; do [ -e \"%s/$(basename $f)\" ] || cp \"$f\" '%s'; done; RF_KERNEL_DIR='%s'",
+             getenv("RF_TEST_DATA"), dir, dir, dir);
+    assert_int_equal(run(env, "verify --device cl:0:0", buf, sizeof buf), 1);
+    assert_non_null(strstr(buf, "out-of-bounds write"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(help_explains_itself),
+        cmocka_unit_test(devices_lists_cpu_and_opencl),
+        cmocka_unit_test(verify_passes_and_catches_wrong_devices),
+        cmocka_unit_test(verify_catches_out_of_bounds_writes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,182 @@
+/* `reformer verify`: run every op on each chosen device and on the cpu
+ * reference, compare within SPEC §10, print a table, exit non-zero on any
+ * failure. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "verify.h"
+
+static void help(void) {
+    printf("usage: reformer verify [--device NAME | --all] [--grid quick|full] [--json]\n"
+           "                       [--tolerance-scale X]\n\n"
+           "Runs every op on each chosen device and on the cpu reference with the same\n"
+           "inputs and compares them with the tolerances of SPEC §10 (elementwise 1e-5,\n"
+           "matrix products and attention 1e-4, times max(1, max|ref|)); LSH hashing by\n"
+           "agreement rate (>= 99.9%%). Device outputs carry sentinel words around them:\n"
+           "an out-of-bounds write, or a NaN/Inf where the cpu has none, is a FAIL.\n\n"
+           "  --device NAME         a device (default $RF_DEVICE or auto)\n"
+           "  --all                 every OpenCL device\n"
+           "  --grid quick|full     a quick sample (default) or the whole shape grid\n"
+           "  --json                one JSON object per row instead of the table\n"
+           "  --tolerance-scale X   multiply every tolerance by X (0: demand bit equality)\n\n"
+           "Exit status: 0 all passed, 1 a failure, 2 a usage error.\n");
+}
+
+static const uint32_t SENTINEL = 0x7fc0beefu;
+
+rf_status vf_out_alloc(rf_device *dev, vf_out *o, int ndim, const int64_t *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    o->pad = 256;
+    rf_buffer *buf;
+    rf_status s = rf_buffer_alloc(dev, (n + 2 * o->pad) * 4, &buf);
+    if (s) return s;
+    if ((s = rf_buffer_fill(buf, 0, &SENTINEL, 4, (n + 2 * o->pad) * 4)) ||
+        (s = rf_tensor_view(&o->t, buf, o->pad, RF_F32, ndim, shape))) {
+        rf_buffer_free(buf);
+        return s;
+    }
+    return RF_OK;
+}
+
+void vf_out_free(vf_out *o) {
+    if (o->t.buf) rf_buffer_free(o->t.buf);
+    memset(o, 0, sizeof *o);
+}
+
+void vf_fill(float *x, size_t n, unsigned seed, float scale) {
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        x[i] = ((float)(s >> 40) / 16777216.0f * 2 - 1) * scale;
+    }
+}
+
+rf_status vf_tensor(rf_device *dev, rf_tensor *t, int ndim, const int64_t *shape, const float *data) {
+    rf_status s = rf_tensor_alloc(dev, t, RF_F32, ndim, shape);
+    if (s == RF_OK && data) s = rf_tensor_upload(t, data, rf_tensor_numel(t) * 4);
+    return s;
+}
+
+static void row(vf_ctx *c, const char *op, const char *shape, double abs_err, double rel_err, double tol, int pass,
+                const char *note) {
+    if (pass) c->passed++;
+    else c->failed++;
+    if (c->json)
+        fprintf(c->out, "{\"device\": \"%s\", \"op\": \"%s\", \"shape\": \"%s\", \"max_abs_err\": %.3e, "
+                        "\"max_rel_err\": %.3e, \"tolerance\": %.3e, \"result\": \"%s\", \"note\": \"%s\"}\n",
+                c->info.id, op, shape, abs_err, rel_err, tol, pass ? "PASS" : "FAIL", note);
+    else
+        fprintf(c->out, "%-8s %-24s %-34s %10.3e %10.3e %10.3e  %s %s\n", c->info.id, op, shape, abs_err, rel_err, tol,
+                pass ? "PASS" : "FAIL", note);
+}
+
+void vf_check(vf_ctx *c, const char *op, const char *shape, vf_out *o, const rf_tensor *ref, double tol) {
+    size_t n = rf_tensor_numel(ref), total = n + 2 * o->pad;
+    float *want = malloc(n * 4);
+    uint32_t *all = malloc(total * 4);
+    if (!want || !all || rf_tensor_download(ref, want, n * 4) || rf_buffer_download(o->t.buf, 0, all, total * 4)) {
+        row(c, op, shape, NAN, NAN, tol, 0, "download failed");
+        free(want), free(all);
+        return;
+    }
+    const char *note = "";
+    for (size_t i = 0; i < o->pad; i++)
+        if (all[i] != SENTINEL || all[o->pad + n + i] != SENTINEL) note = "out-of-bounds write";
+    const float *got = (const float *)(all + o->pad);
+    double maxref = 1, worst = 0, rel = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!*note && !isfinite(got[i]) && isfinite(want[i])) note = "NaN/Inf where the cpu has none";
+        double d = fabs((double)got[i] - want[i]);
+        if (d > worst) worst = d;
+        double r = d / fmax(fabs(want[i]), 1e-30);
+        if (fabs(want[i]) > 1e-3 * maxref && r > rel) rel = r;
+    }
+    double limit = tol * c->tol_scale * maxref;
+    int pass = !*note && worst <= limit;
+    row(c, op, shape, worst, rel, tol * c->tol_scale, pass, note);
+    free(want), free(all);
+}
+
+void vf_check_rate(vf_ctx *c, const char *op, const char *shape, double rate, double min_rate) {
+    char note[64];
+    snprintf(note, sizeof note, "agreement %.4f%% (min %.1f%%)", 100 * rate, 100 * min_rate);
+    row(c, op, shape, 1 - rate, 1 - rate, 1 - min_rate, rate >= min_rate, note);
+}
+
+void vf_error(vf_ctx *c, const char *op, const char *shape, rf_status s) {
+    char note[256];
+    snprintf(note, sizeof note, "error: %s: %.200s", rf_status_str(s), rf_last_error());
+    row(c, op, shape, NAN, NAN, 0, 0, note);
+}
+
+static void verify_device(vf_ctx *c) {
+    if (!c->json)
+        fprintf(c->out, "%-8s %-24s %-34s %10s %10s %10s  %s\n", "device", "op", "shape", "max abs", "max rel", "tol",
+                "result");
+    vf_cases_core(c);
+}
+
+int cmd_verify(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        help();
+        return RF_EXIT_OK;
+    }
+    const char *device = NULL;
+    int all = 0;
+    vf_ctx c = {.tol_scale = 1.0, .out = stdout};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
+        else if (!strcmp(argv[i], "--all")) all = 1;
+        else if (!strcmp(argv[i], "--json")) c.json = 1;
+        else if (!strcmp(argv[i], "--grid") && i + 1 < argc) {
+            const char *g = argv[++i];
+            if (!strcmp(g, "full")) c.full = 1;
+            else if (strcmp(g, "quick")) {
+                fprintf(stderr, "reformer verify: --grid takes 'quick' or 'full', not '%s'\n", g);
+                return RF_EXIT_USAGE;
+            }
+        } else if (!strcmp(argv[i], "--tolerance-scale") && i + 1 < argc) {
+            char *end;
+            c.tol_scale = strtod(argv[++i], &end);
+            if (*end || c.tol_scale < 0) {
+                fprintf(stderr, "reformer verify: --tolerance-scale takes a number >= 0, not '%s'\n", argv[i]);
+                return RF_EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "reformer verify: unknown option '%s' (see --help)\n", argv[i]);
+            return RF_EXIT_USAGE;
+        }
+    }
+    rf_status s = rf_device_open(&c.cpu, "cpu");
+    if (s) return cli_fail("verify", s);
+    int n = 0;
+    if ((s = rf_device_count(&n))) return cli_fail("verify", s);
+    int ran = 0;
+    for (int i = 0; i < n; i++) {
+        rf_device_info info;
+        if ((s = rf_device_info_at(i, &info))) return cli_fail("verify", s);
+        if (all ? info.kind != RF_DEVICE_OPENCL : i != 0) continue;
+        const char *name = all ? info.id : device;
+        if ((s = rf_device_open(&c.dev, name))) {
+            rf_device_close(c.cpu);
+            return cli_fail("verify", s);
+        }
+        rf_device_get_info(c.dev, &c.info);
+        if (c.info.kind == RF_DEVICE_CPU)
+            fprintf(stderr, "reformer verify: note: the chosen device is the cpu reference itself\n");
+        verify_device(&c);
+        rf_device_close(c.dev);
+        ran++;
+    }
+    rf_device_close(c.cpu);
+    if (!ran) {
+        fprintf(stderr, "reformer verify: no OpenCL device to verify\n");
+        return RF_EXIT_FAIL;
+    }
+    if (!c.json) printf("\nverify: %d passed, %d failed\n", c.passed, c.failed);
+    return c.failed ? RF_EXIT_FAIL : RF_EXIT_OK;
+}

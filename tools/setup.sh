@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Set up, build, and run reformer-cl on a Debian machine.
+#
+#   tools/setup.sh run    install what is missing, build, run the main job on the default device
+#   tools/setup.sh test   install what is missing, build, run every test (plain and ASan+UBSan)
+#   tools/setup.sh build  install what is missing and build (build/ and build/reformer)
+#   tools/setup.sh deps   only install the Debian packages that are missing
+#
+# As root the missing packages are installed with apt-get; otherwise the
+# exact command to run is printed and the script stops.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+# Everything the build, the tests and the default device need.
+PACKAGES=(cmake gcc make pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
+          libclblast-dev libcmocka-dev libopenblas-dev libjson-c-dev)
+
+deps() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
+    fi
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "setup: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    else
+        echo "setup: missing Debian packages. Run:"
+        echo "  sudo apt-get install -y ${missing[*]}"
+        exit 1
+    fi
+}
+
+# build DIR [extra cmake args...]
+build() {
+    local dir=$1
+    shift
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRF_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS"
+}
+
+cmd=${1:-run}
+case "$cmd" in
+deps)
+    deps
+    ;;
+build)
+    deps
+    build build
+    ;;
+run)
+    deps
+    build build
+    ./build/reformer devices
+    ./build/reformer verify --grid quick
+    ;;
+test)
+    deps
+    build build
+    (cd build && ctest --output-on-failure -j 2)
+    # The same suite under AddressSanitizer + UBSan (+ LeakSanitizer; driver
+    # internals are suppressed by tests/lsan.supp, our code is not).
+    build build-asan -DRF_SANITIZE=ON
+    (cd build-asan && ctest --output-on-failure -j 2)
+    ;;
+*)
+    sed -n '2,11p' "$0"
+    exit 2
+    ;;
+esac
