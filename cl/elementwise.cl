@@ -12,3 +12,26 @@ __kernel void axpby(__global float *out, const ulong out_off,
     if (i >= n) return;
     out[out_off + i] = a[a_off + i] + alpha * b[b_off + i];
 }
+
+// The reversible stack's halves (SPEC §8, §9): out[r] = [a[r], b[r]] for
+// rows r of width w each, and its backward, the split.
+__kernel void concat_rows(__global float *out, const ulong out_off,
+                          __global const float *a, const ulong a_off,
+                          __global const float *b, const ulong b_off,
+                          const ulong rows, const ulong w) {
+    size_t i = get_global_id(0);
+    if (i >= rows * 2 * w) return;
+    size_t r = i / (2 * w), c = i % (2 * w);
+    out[out_off + i] = c < w ? a[a_off + r * w + c] : b[b_off + r * w + c - w];
+}
+
+__kernel void split_rows(__global float *a, const ulong a_off,
+                         __global float *b, const ulong b_off,
+                         __global const float *in, const ulong in_off,
+                         const ulong rows, const ulong w) {
+    size_t i = get_global_id(0);
+    if (i >= rows * 2 * w) return;
+    size_t r = i / (2 * w), c = i % (2 * w);
+    if (c < w) a[a_off + r * w + c] = in[in_off + i];
+    else b[b_off + r * w + c - w] = in[in_off + i];
+}

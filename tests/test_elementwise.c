@@ -50,11 +50,48 @@ static void rejects_bad_arguments(void **state) {
     rf_device_close(cpu);
 }
 
+/* concat puts a's row then b's row; split undoes it exactly; both backends. */
+static void concat_and_split(rf_device *dev) {
+    float a[2 * 3 * 5], b[2 * 3 * 5], joined[2 * 3 * 10], a2[30], b2[30];
+    th_fill_uniform(a, 30, 5, 1), th_fill_uniform(b, 30, 6, 1);
+    rf_tensor ta = TH_TENSOR(dev, RF_F32, a, 2, 3, 5), tb = TH_TENSOR(dev, RF_F32, b, 2, 3, 5);
+    th_guarded out = th_guarded_alloc(dev, RF_F32, 3, (int64_t[]){2, 3, 10});
+    TH_OK(rf_concat(&out.t, &ta, &tb));
+    th_guard_check(&out, "rf_concat");
+    TH_OK(rf_tensor_download(&out.t, joined, sizeof joined));
+    for (int r = 0; r < 6; r++)
+        for (int c = 0; c < 10; c++) assert_true(joined[r * 10 + c] == (c < 5 ? a[r * 5 + c] : b[r * 5 + c - 5]));
+    rf_tensor xa = TH_TENSOR(dev, RF_F32, NULL, 2, 3, 5), xb = TH_TENSOR(dev, RF_F32, NULL, 2, 3, 5);
+    TH_OK(rf_split(&xa, &xb, &out.t));
+    TH_OK(rf_tensor_download(&xa, a2, sizeof a2));
+    TH_OK(rf_tensor_download(&xb, b2, sizeof b2));
+    assert_memory_equal(a, a2, sizeof a);
+    assert_memory_equal(b, b2, sizeof b);
+    TH_FAILS(rf_concat(&out.t, &ta, &out.t), RF_ERR_INVALID_ARG, "b has shape [2, 3, 10], expected [2, 3, 5]");
+    rf_tensor_free(&ta), rf_tensor_free(&tb), rf_tensor_free(&xa), rf_tensor_free(&xb);
+    th_guarded_free(&out);
+}
+
+static void concat_split_cpu(void **state) {
+    rf_device *dev = th_cpu();
+    concat_and_split(dev);
+    rf_device_close(dev);
+}
+
+static void concat_split_opencl(void **state) {
+    rf_device *dev;
+    TH_CL_OR_SKIP(dev);
+    concat_and_split(dev);
+    rf_device_close(dev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cpu_matches_direct_loop),
         cmocka_unit_test(opencl_matches_cpu),
         cmocka_unit_test(rejects_bad_arguments),
+        cmocka_unit_test(concat_split_cpu),
+        cmocka_unit_test(concat_split_opencl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

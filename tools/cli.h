@@ -9,6 +9,7 @@ enum { RF_EXIT_OK = 0, RF_EXIT_FAIL = 1, RF_EXIT_USAGE = 2 };
 
 int cmd_devices(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Print "reformer <cmd>: <message>" for a failed library call; returns 1
  * (or 2 when the status is an invalid argument from the user). */

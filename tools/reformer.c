@@ -12,6 +12,7 @@ typedef struct {
 static const subcommand commands[] = {
     {"devices", cmd_devices, "list the cpu reference and every OpenCL device"},
     {"verify", cmd_verify, "check a device against the cpu reference, op by op"},
+    {"bench", cmd_bench, "benchmarks: 'bench attention' = LSH vs full attention (paper Fig. 5)"},
 };
 
 static void usage(FILE *f) {

@@ -20,3 +20,45 @@ rf_status rf_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float a
     rf_op_end(dev, "add", t0);
     return s;
 }
+
+/* a, b [..., w] and the joined [..., 2w]: same rank, same leading dims. */
+static rf_status check_halves(const char *op, const rf_tensor *joined, const rf_tensor *a, const rf_tensor *b,
+                              size_t *rows, size_t *w) {
+    if (!joined || !joined->buf || !a || !a->buf || !b || !b->buf)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: a NULL tensor", op);
+    rf_device *dev = joined->buf->dev;
+    RF_TRY(rf_check_device(op, "a", a, dev));
+    RF_TRY(rf_check_device(op, "b", b, dev));
+    int nd = joined->ndim;
+    int64_t half = joined->shape[nd - 1] / 2;
+    if (joined->shape[nd - 1] % 2) return rf_error(RF_ERR_INVALID_ARG, "%s: the joined width %lld is odd", op, (long long)joined->shape[nd - 1]);
+    int64_t want[RF_MAX_DIMS];
+    for (int i = 0; i < nd; i++) want[i] = joined->shape[i];
+    want[nd - 1] = half;
+    RF_TRY(rf_check_tensor(op, "a", a, RF_F32, nd, want));
+    RF_TRY(rf_check_tensor(op, "b", b, RF_F32, nd, want));
+    if (joined->dtype != RF_F32) return rf_error(RF_ERR_INVALID_ARG, "%s: the joined tensor must be f32", op);
+    *w = (size_t)half;
+    *rows = rf_tensor_numel(a) / *w;
+    return RF_OK;
+}
+
+rf_status rf_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b) {
+    size_t rows, w;
+    RF_TRY(check_halves("rf_concat", out, a, b, &rows, &w));
+    rf_device *dev = out->buf->dev;
+    uint64_t t0 = rf_op_begin();
+    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_concat(out, a, b, rows, w) : rf_cl_concat(out, a, b, rows, w);
+    rf_op_end(dev, "concat", t0);
+    return s;
+}
+
+rf_status rf_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in) {
+    size_t rows, w;
+    RF_TRY(check_halves("rf_split", in, a, b, &rows, &w));
+    rf_device *dev = in->buf->dev;
+    uint64_t t0 = rf_op_begin();
+    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_split(a, b, in, rows, w) : rf_cl_split(a, b, in, rows, w);
+    rf_op_end(dev, "split", t0);
+    return s;
+}

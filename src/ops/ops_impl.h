@@ -22,4 +22,15 @@ static inline void rf_op_end(rf_device *dev, const char *op, uint64_t t0) {
     if (dev->kind == RF_DEVICE_CPU) rf_profile_add(dev, op, rf_now_ns() - t0);
 }
 
+/* Check that `t` is non-null, of `dtype`, and holds exactly `n` elements
+ * whatever its shape (per-row statistics, flat parameter views). */
+rf_status rf_check_numel(const char *op, const char *name, const rf_tensor *t, rf_dtype dtype, size_t n);
+
+/* Check an i32 index tensor's values on the host (a device tensor is
+ * downloaded): each in [0, bound), or −1 when `allow_ignore`. The message
+ * names the first bad value, its position and the bound. *counted (may be
+ * NULL) = how many values are ≥ 0. */
+rf_status rf_check_ids(const char *op, const char *name, const rf_tensor *ids, int64_t bound, int allow_ignore,
+                       int64_t *counted);
+
 #endif

@@ -13,3 +13,26 @@ rf_status rf_cl_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, floa
     return RF_CL_LAUNCH(dev, k, "add", 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(a->buf->mem),
                         RF_ARG(ao), RF_ARG(b->buf->mem), RF_ARG(bo), RF_ARG(alpha), RF_ARG(n));
 }
+
+/* concat_rows and split_rows share their argument list: (x, y, joined). */
+static rf_status halves(rf_device *dev, const char *kernel, const char *op, cl_mem m0, cl_ulong o0, cl_mem m1,
+                        cl_ulong o1, cl_mem m2, cl_ulong o2, size_t rows, size_t w) {
+    cl_kernel k;
+    RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", kernel, &k));
+    size_t local;
+    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    cl_ulong r = rows, ww = w;
+    size_t global = rows * 2 * w;
+    return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_ARG(m0), RF_ARG(o0), RF_ARG(m1), RF_ARG(o1), RF_ARG(m2),
+                        RF_ARG(o2), RF_ARG(r), RF_ARG(ww));
+}
+
+rf_status rf_cl_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, size_t rows, size_t w) {
+    return halves(out->buf->dev, "concat_rows", "concat", out->buf->mem, out->offset, a->buf->mem, a->offset,
+                  b->buf->mem, b->offset, rows, w);
+}
+
+rf_status rf_cl_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in, size_t rows, size_t w) {
+    return halves(in->buf->dev, "split_rows", "split", a->buf->mem, a->offset, b->buf->mem, b->offset, in->buf->mem,
+                  in->offset, rows, w);
+}

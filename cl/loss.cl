@@ -1,0 +1,48 @@
+// Cross-entropy with ignore index −1 (SPEC §9).
+//   cross_entropy_lse:  one work-group per row: lse = max + log Σ exp(x − max)
+//                       (group_max, group_sum: fixed trees, deterministic).
+//   cross_entropy_mean: one work-group for the whole batch: the mean over
+//                       counted rows of lse − x[target] (`counted` from the host).
+//   cross_entropy_backward: one work-item per logit:
+//                       scale·(exp(x − lse) − [j = target]), 0 on ignored rows.
+#include "reduce.cl"
+
+__kernel void cross_entropy_lse(__global float *lse, const ulong lse_off, __global const float *logits,
+                                const ulong x_off, const ulong v, __local float *scratch) {
+    size_t r = get_group_id(0), l = get_local_id(0), n = get_local_size(0);
+    __global const float *x = logits + x_off + r * v;
+    float m = -FLT_MAX; // a finite floor, never -INFINITY (OPENCL-NOTES)
+    for (size_t j = l; j < v; j += n) m = fmax(m, x[j]);
+    m = group_max(m, scratch);
+    float s = 0.0f;
+    for (size_t j = l; j < v; j += n) s += exp(x[j] - m);
+    s = group_sum(s, scratch);
+    if (l == 0) lse[lse_off + r] = m + log(s);
+}
+
+__kernel void cross_entropy_mean(__global float *loss, const ulong loss_off, __global const float *lse,
+                                 const ulong lse_off, __global const float *logits, const ulong x_off,
+                                 __global const int *targets, const ulong t_off, const ulong rows, const ulong v,
+                                 const float counted, __local float *scratch) {
+    size_t l = get_local_id(0), n = get_local_size(0);
+    float s = 0.0f;
+    for (size_t r = l; r < rows; r += n) {
+        int t = targets[t_off + r];
+        if (t >= 0) s += lse[lse_off + r] - logits[x_off + r * v + (size_t)t];
+    }
+    s = group_sum(s, scratch);
+    if (l == 0) loss[loss_off] = counted > 0.0f ? s / counted : 0.0f;
+}
+
+__kernel void cross_entropy_backward(__global float *dlogits, const ulong dx_off, __global const float *logits,
+                                     const ulong x_off, __global const float *lse, const ulong lse_off,
+                                     __global const int *targets, const ulong t_off, const ulong v,
+                                     const ulong total, const float scale) {
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    size_t r = i / v, j = i % v;
+    int t = targets[t_off + r];
+    float g = 0.0f;
+    if (t >= 0) g = scale * (exp(logits[x_off + i] - lse[lse_off + r]) - (j == (size_t)t ? 1.0f : 0.0f));
+    dlogits[dx_off + i] = g;
+}

@@ -1,0 +1,210 @@
+// LSH self-attention, forward (SPEC §3–§5): buckets from x·R, a per-round
+// stable counting sort, fused in-chunk attention with an online softmax, and
+// the combination of the rounds. Built with -DHEAD_DIM=d (d ≤ 128).
+// Layout: qk, v, out [B, L, H·d] (head h = columns [h·d, (h+1)·d)); the
+// state's buckets, perm, undo, lse [B, H, R·L], o [B, H, R·L, d]; item
+// i = r·L + t of a (batch, head) is position t of round r.
+
+// §5.4: masks replace logits. Finite values: no infinities anywhere (the
+// running maximum starts at a large finite negative too).
+#define MASK_CAUSAL (-1e9f)
+#define MASK_SELF (-1e5f)
+#define RUNNING_MAX_INIT (-1e30f)
+
+// §3: argmax over [r, −r] (2·n values) with ties to the lowest index.
+int argmax_pm(__global const float *r, int n) {
+    int best = 0;
+    float bv = r[0];
+    for (int j = 1; j < n; j++)
+        if (r[j] > bv) { bv = r[j]; best = j; }
+    for (int j = 0; j < n; j++)
+        if (-r[j] > bv) { bv = -r[j]; best = n + j; }
+    return best;
+}
+
+// One work-item per item (b, h, r, t). rotated: [H, B·L, R·rc] (x·R from
+// rf_gemm). f2 = 0: one block of f1 = nb buckets; else factorised, HF's
+// layout: columns [0, f1/2) then [f1/2, f1/2 + f2/2) of each round.
+// Padded items (mask 0) go to bucket nb; round offsets use `stride`.
+__kernel void lsh_buckets(__global const float *rotated, __global int *buckets, __global const int *mask,
+                          const ulong mask_off, const int has_mask, const int B, const int L, const int H,
+                          const int R, const int rc, const int f1, const int f2, const int nb, const int stride) {
+    size_t gid = get_global_id(0);
+    if (gid >= (size_t)B * H * R * L) return;
+    int t = (int)(gid % L);
+    int r = (int)(gid / L % R);
+    int h = (int)(gid / ((size_t)L * R) % H);
+    int b = (int)(gid / ((size_t)L * R * H));
+    __global const float *x = rotated + ((size_t)h * B * L + (size_t)b * L + t) * R * rc + (size_t)r * rc;
+    int bucket = f2 ? argmax_pm(x, f1 / 2) + f1 * argmax_pm(x + f1 / 2, f2 / 2) : argmax_pm(x, f1 / 2);
+    if (has_mask && mask[mask_off + (size_t)b * L + t] == 0) bucket = nb;
+    buckets[gid] = bucket + r * stride; // gid = ((b·H + h)·R + r)·L + t
+}
+
+// §4: one work-group per (batch, head, round): the round's L items have ids
+// r·stride + [0, stride) and sorted slots r·L + [0, L), so rounds sort
+// independently. Histogram (local atomics), exclusive scan, then a stable
+// scatter tile by tile: an item's slot is its bucket's running offset plus
+// the number of earlier items of its tile in the same bucket. Local memory:
+// count[stride], tile[G], part[G] (checked by rf_cl_lsh_plan).
+__kernel void lsh_sort(__global const int *buckets, __global int *perm, __global int *undo, const int L,
+                       const int R, const int stride, __local int *count, __local int *tile, __local int *part) {
+    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
+    const int seg = (int)get_group_id(0), r = seg % R;
+    const size_t base = (size_t)(seg / R) * R * L; // this (batch, head)'s items
+    __global const int *key = buckets + base + (size_t)r * L;
+    const int key0 = r * stride;
+    for (int k = lid; k < stride; k += G) count[k] = 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int t = lid; t < L; t += G) atomic_inc(&count[key[t] - key0]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    // Exclusive scan: each work-item sums a span of counters, work-item 0
+    // scans the G partial sums, then each span is rewritten as offsets.
+    const int span = (stride + G - 1) / G, k0 = min(stride, lid * span), k1 = min(stride, k0 + span);
+    int sum = 0;
+    for (int k = k0; k < k1; k++) sum += count[k];
+    part[lid] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid == 0) {
+        int run = r * L;
+        for (int i = 0; i < G; i++) {
+            int c = part[i];
+            part[i] = run;
+            run += c;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int run = part[lid];
+    for (int k = k0; k < k1; k++) {
+        int c = count[k];
+        count[k] = run;
+        run += c;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int t0 = 0; t0 < L; t0 += G) {
+        const int t = t0 + lid;
+        const int k = t < L ? key[t] - key0 : -1;
+        tile[lid] = k;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        int before = 0, after = 0;
+        for (int j = 0; j < G; j++) {
+            int same = tile[j] == k;
+            before += same && j < lid;
+            after += same && j > lid;
+        }
+        int slot = 0;
+        if (k >= 0) {
+            slot = count[k] + before;
+            perm[base + slot] = r * L + t;
+            undo[base + (size_t)r * L + t] = slot;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); // every offset read before any update
+        if (k >= 0 && after == 0) count[k] = slot + 1;
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
+// §5.2–5.5: one work-group per (batch, head, chunk c) of m sorted items.
+// Keys: chunk c−1 (cyclic) then chunk c, or chunk c alone when there is one
+// chunk (§5.7), streamed through local memory T keys at a time (raw qk, v,
+// the key's §5.2 scale, position, padding flag). Each work-item owns a query
+// (looping when m > G) and keeps an online softmax: running max, sum and
+// output in private memory; no score matrix is ever stored.
+__kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
+                         __global const int *mask, const ulong mask_off, const int has_mask,
+                         __global const int *perm, __global float *o, __global float *lse, const int L, const int H,
+                         const int N, const int m, const int causal, const int T, __local float *kt,
+                         __local float *vt, __local float *ks, __local int *kp, __local int *km) {
+    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
+    const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
+    __global const int *P = perm + (size_t)bh * N;
+    const size_t row = (size_t)H * HEAD_DIM;
+    const size_t qk0 = qk_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const int nkeys = nc > 1 ? 2 * m : m, prev = (c + nc - 1) % nc;
+    const float inv_sqrt_d = rsqrt((float)HEAD_DIM);
+    for (int q0 = 0; q0 < m; q0 += G) {
+        const int qi = q0 + lid, active = qi < m;
+        const int qslot = c * m + qi, qpos = active ? P[qslot] % L : 0;
+        float q[HEAD_DIM], acc[HEAD_DIM];
+        for (int e = 0; e < HEAD_DIM; e++) {
+            q[e] = active ? qk[qk0 + (size_t)qpos * row + e] : 0.0f;
+            acc[e] = 0.0f;
+        }
+        float mx = RUNNING_MAX_INIT, l = 0.0f;
+        for (int k0 = 0; k0 < nkeys; k0 += T) {
+            const int nt = min(T, nkeys - k0);
+            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
+            for (int j = lid; j < nt; j += G) {
+                int kidx = k0 + j;
+                int slot = nc > 1 ? (kidx < m ? prev * m + kidx : c * m + kidx - m) : c * m + kidx;
+                int t = P[slot] % L;
+                kp[j] = t;
+                km[j] = has_mask && mask[mask_off + (size_t)b * L + t] == 0;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int x = lid; x < nt * HEAD_DIM; x += G) {
+                int j = x / HEAD_DIM, e = x % HEAD_DIM;
+                kt[x] = qk[qk0 + (size_t)kp[j] * row + e];
+                vt[x] = v[v0 + (size_t)kp[j] * row + e];
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int j = lid; j < nt; j += G) {
+                float ss = 0.0f;
+                for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
+                ks[j] = rsqrt(ss / HEAD_DIM + 1e-6f) * inv_sqrt_d; // §5.2
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (active) {
+                for (int j = 0; j < nt; j++) {
+                    float dot = 0.0f;
+                    for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * kt[j * HEAD_DIM + e];
+                    float s = dot * ks[j];
+                    if ((causal && kp[j] > qpos) || km[j]) s = MASK_CAUSAL;
+                    if (kp[j] == qpos) s = MASK_SELF;
+                    if (s > mx) { // rescale what was accumulated under the old maximum
+                        float corr = exp(mx - s);
+                        l *= corr;
+                        for (int e = 0; e < HEAD_DIM; e++) acc[e] *= corr;
+                        mx = s;
+                    }
+                    float p = exp(s - mx);
+                    l += p;
+                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vt[j * HEAD_DIM + e];
+                }
+            }
+        }
+        if (active) {
+            __global float *out = o + ((size_t)bh * N + qslot) * HEAD_DIM;
+            float inv = 1.0f / l;
+            for (int e = 0; e < HEAD_DIM; e++) out[e] = acc[e] * inv;
+            lse[(size_t)bh * N + qslot] = mx + log(l);
+        }
+    }
+}
+
+// §5.6: one work-item per output element (b, t, h, e): the rounds' results
+// weighted by softmax over their lse, found through undo.
+__kernel void lsh_combine(__global float *out, const ulong out_off, __global const float *o,
+                          __global const float *lse, __global const int *undo, const int B, const int L,
+                          const int H, const int R) {
+    size_t gid = get_global_id(0);
+    if (gid >= (size_t)B * L * H * HEAD_DIM) return;
+    int e = (int)(gid % HEAD_DIM);
+    int h = (int)(gid / HEAD_DIM % H);
+    int t = (int)(gid / ((size_t)HEAD_DIM * H) % L);
+    int b = (int)(gid / ((size_t)HEAD_DIM * H * L));
+    size_t bh = (size_t)b * H + h, N = (size_t)R * L;
+    __global const int *U = undo + bh * N;
+    __global const float *LSE = lse + bh * N;
+    float mx = RUNNING_MAX_INIT;
+    for (int r = 0; r < R; r++) mx = fmax(mx, LSE[U[r * L + t]]);
+    float sum = 0.0f, acc = 0.0f;
+    for (int r = 0; r < R; r++) {
+        int slot = U[r * L + t];
+        float w = exp(LSE[slot] - mx);
+        sum += w;
+        acc += w * o[(bh * N + slot) * HEAD_DIM + e];
+    }
+    out[out_off + gid] = acc / sum; // gid = ((b·L + t)·H + h)·d + e: the [B, L, H·d] layout
+}

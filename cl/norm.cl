@@ -1,0 +1,78 @@
+// LayerNorm (SPEC §7, §9), as torch.nn.LayerNorm: per row of d,
+//   y = (x − mean)·rstd·gamma + beta,  rstd = 1/√(var + eps), var biased.
+// Forward and the backward's dx: one work-group per row; its items stride
+// over the row and combine partial sums with group_sum (a fixed tree,
+// so deterministic). Two passes (mean, then the centred variance) avoid the
+// cancellation of E[x²] − E[x]².
+// Backward's dgamma/dbeta: one work-item per column summing over rows in row
+// order (no atomics; deterministic).
+#include "reduce.cl"
+
+__kernel void layer_norm_forward(__global float *y, const ulong y_off,
+                                 __global float *mean, const ulong mean_off, const int has_mean,
+                                 __global float *rstd, const ulong rstd_off, const int has_rstd,
+                                 __global const float *x, const ulong x_off,
+                                 __global const float *gamma, const ulong g_off,
+                                 __global const float *beta, const ulong b_off,
+                                 const ulong d, const float eps, __local float *scratch) {
+    size_t r = get_group_id(0), l = get_local_id(0), n = get_local_size(0);
+    __global const float *xr = x + x_off + r * d;
+    __global float *yr = y + y_off + r * d;
+    float s = 0.0f;
+    for (size_t i = l; i < d; i += n) s += xr[i];
+    float mu = group_sum(s, scratch) / (float)d;
+    float v = 0.0f;
+    for (size_t i = l; i < d; i += n) {
+        float c = xr[i] - mu;
+        v += c * c;
+    }
+    float rs = 1.0f / sqrt(group_sum(v, scratch) / (float)d + eps);
+    for (size_t i = l; i < d; i += n) yr[i] = (xr[i] - mu) * rs * gamma[g_off + i] + beta[b_off + i];
+    if (l == 0 && has_mean) mean[mean_off + r] = mu;
+    if (l == 0 && has_rstd) rstd[rstd_off + r] = rs;
+}
+
+// dx = rstd · (g − mean(g) − x̂·mean(g·x̂)) with g = dy·gamma, x̂ = (x − mean)·rstd.
+__kernel void layer_norm_backward_dx(__global float *dx, const ulong dx_off,
+                                     __global const float *dy, const ulong dy_off,
+                                     __global const float *x, const ulong x_off,
+                                     __global const float *gamma, const ulong g_off,
+                                     __global const float *mean, const ulong mean_off,
+                                     __global const float *rstd, const ulong rstd_off,
+                                     const ulong d, __local float *scratch) {
+    size_t r = get_group_id(0), l = get_local_id(0), n = get_local_size(0);
+    __global const float *xr = x + x_off + r * d, *dyr = dy + dy_off + r * d;
+    float mu = mean[mean_off + r], rs = rstd[rstd_off + r];
+    float sg = 0.0f, sgx = 0.0f;
+    for (size_t i = l; i < d; i += n) {
+        float g = dyr[i] * gamma[g_off + i];
+        sg += g;
+        sgx += g * (xr[i] - mu) * rs;
+    }
+    float mg = group_sum(sg, scratch) / (float)d;
+    float mgx = group_sum(sgx, scratch) / (float)d;
+    for (size_t i = l; i < d; i += n) {
+        float xh = (xr[i] - mu) * rs;
+        dx[dx_off + r * d + i] = rs * (dyr[i] * gamma[g_off + i] - mg - xh * mgx);
+    }
+}
+
+// dgamma[c] += Σ_r dy[r,c]·x̂[r,c],  dbeta[c] += Σ_r dy[r,c]  (when has_*).
+__kernel void layer_norm_backward_params(__global float *dgamma, const ulong dg_off, const int has_dgamma,
+                                         __global float *dbeta, const ulong db_off, const int has_dbeta,
+                                         __global const float *dy, const ulong dy_off,
+                                         __global const float *x, const ulong x_off,
+                                         __global const float *mean, const ulong mean_off,
+                                         __global const float *rstd, const ulong rstd_off,
+                                         const ulong rows, const ulong d) {
+    size_t c = get_global_id(0);
+    if (c >= d) return;
+    float sg = 0.0f, sb = 0.0f;
+    for (size_t r = 0; r < rows; r++) {
+        float g = dy[dy_off + r * d + c];
+        sg += g * (x[x_off + r * d + c] - mean[mean_off + r]) * rstd[rstd_off + r];
+        sb += g;
+    }
+    if (has_dgamma) dgamma[dg_off + c] += sg;
+    if (has_dbeta) dbeta[db_off + c] += sb;
+}

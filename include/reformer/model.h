@@ -1,0 +1,139 @@
+/* reformer-cl model. Configuration (SPEC §9, §11): the Hugging Face
+ * `ReformerConfig` keys, read from and written to config.json. */
+#ifndef REFORMER_MODEL_H
+#define REFORMER_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "reformer/status.h"
+#include "reformer/ops.h" /* rf_activation */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- configuration --------------------------------------------------------
+ * Field names are the HF key names. Integers that HF allows to be null use a
+ * flag (hash_seed) or −1 (pad/eos token ids). */
+#define RF_CONFIG_MAX_LAYERS 64
+
+typedef enum rf_attn_type { RF_ATTN_LSH = 0, RF_ATTN_LOCAL = 1 } rf_attn_type;
+
+typedef struct rf_config {
+    int num_layers;                          /* = len(attn_layers) ("num_hidden_layers") */
+    rf_attn_type attn_layers[RF_CONFIG_MAX_LAYERS];
+    int hidden_size;                         /* D */
+    int num_attention_heads;                 /* H */
+    int attention_head_size;                 /* d (H·d need not equal D, as in HF) */
+    int feed_forward_size;                   /* F */
+    rf_activation hidden_act;
+    int vocab_size;                          /* V */
+    int max_position_embeddings;
+    bool is_decoder;                         /* causal masks (§5, §6) */
+
+    /* LSH attention (§3, §5). num_buckets: num_bucket_factors = 0 → chosen
+     * from the sequence length (null in JSON), 1 → num_buckets[0] (an int),
+     * 2 → factorised [f1, f2] (nb = f1·f2). Every value even. */
+    int num_hashes;                          /* R */
+    int num_bucket_factors;
+    int num_buckets[2];
+    int lsh_attn_chunk_length;               /* m */
+    int lsh_num_chunks_before, lsh_num_chunks_after;   /* supported: 1, 0 */
+    bool has_hash_seed;                      /* false: null in JSON */
+    int64_t hash_seed;
+
+    /* Local attention (§6). */
+    int local_attn_chunk_length;             /* m_loc */
+    int local_num_chunks_before, local_num_chunks_after; /* supported: 1, 0 */
+
+    /* Position embeddings (§9): axial (s0, s1) × (d0, d1), d0 + d1 = D, or plain. */
+    bool axial_pos_embds;
+    int axial_pos_shape[2];
+    int axial_pos_embds_dim[2];
+    double axial_norm_std;                   /* init std of the axial weights */
+
+    double layer_norm_eps;
+    int chunk_size_feed_forward;             /* 0 = no chunking (§7) */
+    int chunk_size_lm_head;
+    double hidden_dropout_prob;
+    double lsh_attention_probs_dropout_prob;
+    double local_attention_probs_dropout_prob;
+    double initializer_range;
+    bool tie_word_embeddings;                /* must be false: the LM head is [V, 2D] */
+    int pad_token_id, eos_token_id;          /* −1 = null */
+} rf_config;
+
+/* The HF ReformerConfig() defaults (D 256, 6 layers local/lsh alternating,
+ * 12 heads of 64, F 512, V 320, max_pos 4096 = axial 64×64 with widths
+ * 64 + 192, chunks of 64, one hash round, buckets chosen from L, relu,
+ * eps 1e-12, hidden/local dropout 0.05, lsh dropout 0). Keys missing from a
+ * config.json take these values, except the required ones (see load). */
+rf_status rf_config_default(rf_config *cfg);
+
+/* Check every value and combination (RF_ERR_FORMAT for values that make no
+ * sense, e.g. axial widths not summing to hidden_size; RF_ERR_UNSUPPORTED for
+ * valid HF values this build does not implement, e.g. num_chunks_after ≠ 0).
+ * The message names the key(s) and value(s). */
+rf_status rf_config_validate(const rf_config *cfg);
+
+/* Read a config.json (HF key names) and validate it. Required keys:
+ * attn_layers, hidden_size, num_attention_heads, attention_head_size,
+ * feed_forward_size, vocab_size, max_position_embeddings and, with axial
+ * position embeddings, axial_pos_shape and axial_pos_embds_dim. Other known
+ * keys default as HF does; keys that do not change the maths (architectures,
+ * transformers_version, use_cache, ...) are ignored. Known keys with values
+ * this build cannot honour are refused, naming the key and the value. */
+rf_status rf_config_load_json(rf_config *cfg, const char *path);
+/* The same from JSON text in memory (`len` bytes, no terminator needed). */
+rf_status rf_config_parse_json(rf_config *cfg, const char *text, size_t len);
+/* Validate, then write config.json atomically (HF can read it back). */
+rf_status rf_config_save_json(const rf_config *cfg, const char *path);
+/* The JSON text save writes, malloc'd and NUL-terminated (caller frees). */
+rf_status rf_config_to_json(const rf_config *cfg, char **text);
+
+/* The bucket count an LSH layer uses at sequence length `seq_len` (§3): the
+ * configured one, or with num_buckets null the HF rule (nb = 2^⌊log2(2·⌊L/m⌋)⌋,
+ * factorised when it exceeds 2·max(⌊√(max_pos/m)⌋, m)). Fills factors[0..1]
+ * and *n_factors (1 or 2). */
+rf_status rf_config_num_buckets(const rf_config *cfg, int64_t seq_len, int factors[2], int *n_factors);
+
+/* ---- the language model (SPEC §8, §9) -------------------------------------
+ * A Reformer LM on one device: embeddings (word + axial or plain positions),
+ * a reversible stack of "lsh" / "local" layers with chunked feed-forward, a
+ * LayerNorm over [Y1, Y2] and the LM head. Parameters carry the HF state-dict
+ * names, so an HF checkpoint (config.json + model.safetensors) loads as is. */
+typedef struct rf_model rf_model;
+
+/* A new model with seeded random weights (§2 Philox normals; HF's init:
+ * N(0, initializer_range) for linear and embedding weights, N(0,
+ * axial_norm_std) for axial weights, LayerNorm 1/0, biases 0). */
+rf_status rf_model_create(rf_model **model, rf_device *dev, const rf_config *cfg, uint64_t seed);
+/* Load DIR/config.json and DIR/model.safetensors (every tensor's dtype and
+ * shape checked against the config). */
+rf_status rf_model_load(rf_model **model, rf_device *dev, const char *dir);
+/* Write DIR/config.json and DIR/model.safetensors atomically (DIR is made). */
+rf_status rf_model_save(const rf_model *model, const char *dir);
+void rf_model_free(rf_model *model);
+const rf_config *rf_model_config(const rf_model *model);
+rf_device *rf_model_device(const rf_model *model);
+
+/* Explicit rotations for LSH layer `layer` ([H, d, R, rot_cols] f32 host
+ * floats, HF's layout; `count` floats), used instead of Philox draws — to
+ * reproduce another implementation (§2, §12). NULL clears them. */
+rf_status rf_model_set_rotations(rf_model *model, int layer, const float *rotations, size_t count);
+
+/* Inference (§9): logits [B, L, V] (a tensor on the model's device) for
+ * host token ids [B·L]. A length that is not a multiple of the chunk lengths
+ * is padded and masked as the HF model does; `attention_mask` (host [B·L],
+ * 1 = token, 0 = padding; NULL = all tokens) masks keys. With `loss`
+ * non-NULL it receives the mean cross-entropy of logits at t against token
+ * t+1 (nats; bits = loss / ln 2). Only the current pair of halves and one
+ * layer's scratch are alive at a time: memory does not grow with the layers. */
+rf_status rf_model_forward(rf_model *model, rf_tensor *logits, const int32_t *ids, const int32_t *attention_mask,
+                           int64_t batch, int64_t len, float *loss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,29 @@
+/* Activations on the cpu (§7): ReLU and GELU in its erf form, in double. */
+#include <math.h>
+#include "device/device_impl.h"
+#include "device/cpu/cpu_ops.h"
+
+rf_status rf_cpu_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation act) {
+    size_t n = rf_tensor_numel(x);
+    const float *xv = rf_cpu_f32(x);
+    float *yv = rf_cpu_f32(y);
+    for (size_t i = 0; i < n; i++) {
+        double v = xv[i];
+        yv[i] = (float)(act == RF_ACT_RELU ? (v > 0 ? v : 0) : 0.5 * v * (1.0 + erf(v / sqrt(2.0))));
+    }
+    return RF_OK;
+}
+
+/* ReLU'(x) = [x > 0] (0 at 0, as PyTorch); GELU'(x) = Φ(x) + x·φ(x). */
+rf_status rf_cpu_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act) {
+    size_t n = rf_tensor_numel(x);
+    const float *xv = rf_cpu_f32(x), *dyv = rf_cpu_f32(dy);
+    float *dxv = rf_cpu_f32(dx);
+    for (size_t i = 0; i < n; i++) {
+        double v = xv[i], dv;
+        if (act == RF_ACT_RELU) dv = v > 0 ? 1 : 0;
+        else dv = 0.5 * (1.0 + erf(v / sqrt(2.0))) + v * exp(-0.5 * v * v) * 0.39894228040143267794 /* 1/√(2π) */;
+        dxv[i] = (float)(dyv[i] * dv);
+    }
+    return RF_OK;
+}

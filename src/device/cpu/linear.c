@@ -1,0 +1,29 @@
+/* The bias half of a linear layer on the cpu (§1): y += b per row, and
+ * db += Σ_rows dy accumulated in double. */
+#include <stdlib.h>
+#include "device/device_impl.h"
+#include "device/cpu/cpu_ops.h"
+
+rf_status rf_cpu_bias_add(rf_tensor *y, const rf_tensor *b) {
+    size_t n = (size_t)b->shape[0], rows = rf_tensor_numel(y) / n;
+    const float *bv = rf_cpu_f32(b);
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = rf_cpu_f32(y) + r * n;
+        for (size_t j = 0; j < n; j++) yr[j] += bv[j];
+    }
+    return RF_OK;
+}
+
+rf_status rf_cpu_bias_grad(rf_tensor *db, const rf_tensor *dy) {
+    size_t n = (size_t)db->shape[0], rows = rf_tensor_numel(dy) / n;
+    double *acc = calloc(n, sizeof *acc);
+    if (!acc) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_linear_backward: no host memory for %zu columns", n);
+    for (size_t r = 0; r < rows; r++) {
+        const float *dyr = rf_cpu_f32(dy) + r * n;
+        for (size_t j = 0; j < n; j++) acc[j] += dyr[j];
+    }
+    float *dbv = rf_cpu_f32(db);
+    for (size_t j = 0; j < n; j++) dbv[j] += (float)acc[j];
+    free(acc);
+    return RF_OK;
+}

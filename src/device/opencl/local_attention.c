@@ -1,0 +1,137 @@
+/* Windowed attention on OpenCL (cl/local_attention.cl; SPEC §6): a fused
+ * forward with online softmax, and a flash-attention style backward in three
+ * launches — delta = rowsum(dout·out), dq (one work-item per query row), dk and
+ * dv (one work-item per key row) — so every output row has one writer and no
+ * float atomics are needed. Nothing of size L×L (or window×L) is allocated:
+ * the only scratch is delta, [B, H, L]. */
+#include <stdio.h>
+#include "device/opencl/cl_backend.h"
+#include "device/opencl/cl_ops.h"
+
+/* Rows per work-group when the kernel and device allow it. */
+#define WANT_GROUP 64
+
+/* The local memory a TILE needs: two [TILE, d] blocks plus two floats (or an
+ * int) per staged row — the most any of the three window kernels stages. */
+static uint64_t tile_bytes(int tile, int64_t d) {
+    return (2u * (uint64_t)tile * (uint64_t)d + 2u * (uint64_t)tile) * 4u;
+}
+
+/* The largest TILE (32, 16 or 8 rows) whose staging fits the device's local
+ * memory (queried: 48 KiB on NVIDIA, 32–64 KiB elsewhere). */
+static rf_status pick_tile(rf_device *dev, const rf_attn_window *w, int *tile) {
+    for (int t = 32; t >= 8; t /= 2) {
+        if (tile_bytes(t, w->head_dim) <= dev->info.local_mem_bytes) {
+            *tile = t;
+            return RF_OK;
+        }
+    }
+    return rf_error(RF_ERR_UNSUPPORTED,
+                    "attention: head_dim %lld needs %llu bytes of local memory even with 8-row tiles; %s has %llu",
+                    (long long)w->head_dim, (unsigned long long)tile_bytes(8, w->head_dim), dev->info.name,
+                    (unsigned long long)dev->info.local_mem_bytes);
+}
+
+typedef struct window_launch {
+    cl_kernel kernel;
+    size_t global[2], local[2];
+    int tile;
+} window_launch;
+
+/* Build (cached) `name` for this head width and tile, and size a launch
+ * whose work-groups each own up to G rows of one chunk (see the .cl). */
+static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const char *name, window_launch *wl) {
+    RF_TRY(pick_tile(dev, w, &wl->tile));
+    char options[64];
+    snprintf(options, sizeof options, "-DHEAD_DIM=%lld -DTILE=%d", (long long)w->head_dim, wl->tile);
+    RF_TRY(rf_cl_kernel(dev, "local_attention.cl", options, name, &wl->kernel));
+    size_t g;
+    RF_TRY(rf_cl_group_size(dev, wl->kernel, WANT_GROUP, &g));
+    size_t tiles = ((size_t)w->chunk_len + g - 1) / g;
+    wl->global[0] = (size_t)(w->len / w->chunk_len) * tiles * g;
+    wl->global[1] = (size_t)(w->batch * w->heads);
+    wl->local[0] = g;
+    wl->local[1] = 1;
+    return RF_OK;
+}
+
+static cl_mem mem_or_null(const rf_tensor *t) { return t ? t->buf->mem : NULL; }
+
+rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
+                                        const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
+    rf_device *dev = out->buf->dev;
+    window_launch wl;
+    RF_TRY(window_kernel(dev, w, "attn_forward", &wl));
+    cl_mem lse_mem = mem_or_null(lse), mask_mem = mem_or_null(mask);
+    cl_ulong oo = out->offset, lo = lse ? lse->offset : 0, qo = q->offset, ko = k->offset, vo = v->offset;
+    cl_ulong mo = mask ? mask->offset : 0;
+    cl_int write_lse = lse != NULL, has_mask = mask != NULL, L = (cl_int)w->len, H = (cl_int)w->heads;
+    cl_int chunk = (cl_int)w->chunk_len, before = w->before, after = w->after, causal = w->causal;
+    cl_int self_mask = w->self_mask;
+    float scale = w->scale;
+    size_t block = (size_t)wl.tile * (size_t)w->head_dim * sizeof(float);
+    return RF_CL_LAUNCH(dev, wl.kernel, "attention_forward", 2, wl.global, wl.local, RF_ARG(out->buf->mem),
+                        RF_ARG(oo), RF_ARG(lse_mem), RF_ARG(lo), RF_ARG(write_lse), RF_ARG(q->buf->mem), RF_ARG(qo),
+                        RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
+                        RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
+                        RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_LOCAL(block),
+                        RF_LOCAL(block), RF_LOCAL((size_t)wl.tile * sizeof(cl_int)));
+}
+
+/* delta = rowsum(dout·out) into a fresh [B, H, L] tensor. */
+static rf_status compute_delta(rf_device *dev, const rf_attn_window *w, rf_tensor *delta, const rf_tensor *dout,
+                               const rf_tensor *out, int tile) {
+    char options[64];
+    snprintf(options, sizeof options, "-DHEAD_DIM=%lld -DTILE=%d", (long long)w->head_dim, tile);
+    cl_kernel kernel;
+    RF_TRY(rf_cl_kernel(dev, "local_attention.cl", options, "attn_delta", &kernel));
+    size_t g;
+    RF_TRY(rf_cl_group_size(dev, kernel, 64, &g));
+    RF_TRY(rf_tensor_alloc(dev, delta, RF_F32, 3, (const int64_t[]){w->batch, w->heads, w->len}));
+    size_t global[2] = {(size_t)w->len, (size_t)(w->batch * w->heads)}, local[2] = {g, 1};
+    cl_ulong go = dout->offset, oo = out->offset;
+    cl_int L = (cl_int)w->len, H = (cl_int)w->heads;
+    rf_status s = RF_CL_LAUNCH(dev, kernel, "attention_backward_delta", 2, global, local, RF_ARG(delta->buf->mem),
+                               RF_ARG(dout->buf->mem), RF_ARG(go), RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(L),
+                               RF_ARG(H));
+    if (s != RF_OK) rf_tensor_free(delta);
+    return s;
+}
+
+rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
+                                         const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
+                                         const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
+                                         const rf_attn_window *w) {
+    rf_device *dev = dq->buf->dev;
+    window_launch wq, wk;
+    RF_TRY(window_kernel(dev, w, "attn_backward_dq", &wq));
+    RF_TRY(window_kernel(dev, w, "attn_backward_dkdv", &wk));
+    rf_tensor delta;
+    RF_TRY(compute_delta(dev, w, &delta, dout, out, wq.tile));
+    cl_mem mask_mem = mem_or_null(mask);
+    cl_ulong dqo = dq->offset, dko = dk->offset, dvo = dv->offset, go = dout->offset, lo = lse->offset;
+    cl_ulong qo = q->offset, ko = k->offset, vo = v->offset, mo = mask ? mask->offset : 0;
+    cl_int has_mask = mask != NULL, L = (cl_int)w->len, H = (cl_int)w->heads, chunk = (cl_int)w->chunk_len;
+    cl_int before = w->before, after = w->after, causal = w->causal, self_mask = w->self_mask;
+    float scale = w->scale;
+    size_t block = (size_t)wq.tile * (size_t)w->head_dim * sizeof(float);
+    size_t rows = (size_t)wq.tile * sizeof(float);
+    rf_status s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
+                               RF_ARG(dq->buf->mem), RF_ARG(dqo), RF_ARG(dout->buf->mem), RF_ARG(go),
+                               RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem),
+                               RF_ARG(qo), RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
+                               RF_ARG(mask_mem), RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
+                               RF_ARG(before), RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale),
+                               RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL((size_t)wq.tile * sizeof(cl_int)));
+    if (s == RF_OK)
+        s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_ARG(dk->buf->mem),
+                         RF_ARG(dko), RF_ARG(dv->buf->mem), RF_ARG(dvo), RF_ARG(dout->buf->mem), RF_ARG(go),
+                         RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem), RF_ARG(qo),
+                         RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
+                         RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
+                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_LOCAL(block),
+                         RF_LOCAL(block), RF_LOCAL(rows), RF_LOCAL(rows));
+    /* Released now, freed by the runtime once the queued kernels are done. */
+    rf_tensor_free(&delta);
+    return s;
+}

@@ -1,0 +1,135 @@
+/* LSH self-attention on OpenCL (cl/lsh_attention.cl): the argmax of the
+ * hashing GEMM's output (the GEMM itself is rf_gemm, CLBlast, run by the
+ * front door), the per-round counting sort, the fused chunk attention and
+ * the combination. Work-group sizes and local memory come from device
+ * queries (rf_cl_lsh_plan checks them once, at rf_lsh_state_init). The
+ * state's tensors own their buffers (offset 0), so only the caller's
+ * tensors pass offsets. */
+#include <stdio.h>
+#include "device/opencl/cl_backend.h"
+#include "device/opencl/cl_ops.h"
+
+/* What the attend kernel's private arrays are sized for (§5, d ≤ 128) and
+ * the largest chunk it is written for. */
+#define LSH_MAX_HEAD_DIM 128
+#define LSH_MAX_CHUNK 256
+/* Keys per local-memory tile at most: beyond this, larger tiles only cost. */
+#define LSH_MAX_KEY_TILE 128
+
+static rf_status kernel(rf_device *dev, int head_dim, const char *name, cl_kernel *k) {
+    char opts[32];
+    snprintf(opts, sizeof opts, "-DHEAD_DIM=%d", head_dim);
+    return rf_cl_kernel(dev, "lsh_attention.cl", opts, name, k);
+}
+
+/* Local memory the device leaves for a kernel's __local arguments. */
+static rf_status local_budget(rf_device *dev, cl_kernel k, size_t *bytes) {
+    cl_ulong fixed = 0;
+    cl_int err = clGetKernelWorkGroupInfo(k, dev->cl->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof fixed, &fixed, NULL);
+    if (err != CL_SUCCESS) return rf_cl_fail(err, "clGetKernelWorkGroupInfo(CL_KERNEL_LOCAL_MEM_SIZE)");
+    *bytes = dev->info.local_mem_bytes > fixed ? (size_t)(dev->info.local_mem_bytes - fixed) : 0;
+    return RF_OK;
+}
+
+static size_t sort_local_bytes(int stride, size_t group) { return ((size_t)stride + 2 * group) * sizeof(cl_int); }
+static size_t attend_local_bytes(int head_dim, int tile) {
+    return (size_t)tile * (2 * (size_t)head_dim * sizeof(cl_float) + sizeof(cl_float) + 2 * sizeof(cl_int));
+}
+
+rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride, int *key_tile) {
+    const char *op = "rf_lsh_attention (OpenCL)";
+    if (head_dim > LSH_MAX_HEAD_DIM)
+        return rf_error(RF_ERR_UNSUPPORTED, "%s: head_dim = %d exceeds the %d the attend kernel supports on %s", op,
+                        head_dim, LSH_MAX_HEAD_DIM, dev->info.name);
+    if (chunk_len > LSH_MAX_CHUNK)
+        return rf_error(RF_ERR_UNSUPPORTED, "%s: chunk length %d exceeds the %d the attend kernel supports", op,
+                        chunk_len, LSH_MAX_CHUNK);
+    cl_kernel k;
+    size_t budget, group;
+    RF_TRY(kernel(dev, head_dim, "lsh_sort", &k));
+    RF_TRY(rf_cl_group_size(dev, k, 256, &group));
+    RF_TRY(local_budget(dev, k, &budget));
+    if (sort_local_bytes(stride, group) > budget)
+        return rf_error(RF_ERR_UNSUPPORTED,
+                        "%s: %d buckets per round need %zu bytes of local memory in the sort; %s has %zu", op,
+                        stride - 1, sort_local_bytes(stride, group), dev->info.name, budget);
+    RF_TRY(kernel(dev, head_dim, "lsh_attend", &k));
+    RF_TRY(local_budget(dev, k, &budget));
+    /* The largest power-of-two tile of keys that fits (48 KiB on NVIDIA:
+     * 32 keys of d = 128). */
+    int tile = 1;
+    while (tile * 2 <= LSH_MAX_KEY_TILE && tile * 2 <= 2 * chunk_len && attend_local_bytes(head_dim, tile * 2) <= budget)
+        tile *= 2;
+    if (attend_local_bytes(head_dim, tile) > budget)
+        return rf_error(RF_ERR_UNSUPPORTED, "%s: head_dim = %d needs %zu bytes of local memory per key; %s has %zu",
+                        op, head_dim, attend_local_bytes(head_dim, 1), dev->info.name, budget);
+    *key_tile = tile;
+    return RF_OK;
+}
+
+rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
+    rf_device *dev = st->device;
+    cl_kernel k;
+    RF_TRY(kernel(dev, st->head_dim, "lsh_buckets", &k));
+    size_t local;
+    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, rc = st->rot_cols;
+    cl_int f1 = st->factors[0], f2 = st->factors[1], nb = st->n_buckets, stride = st->bucket_stride;
+    cl_int has_mask = mask != NULL;
+    cl_mem mmem = mask ? mask->buf->mem : st->buckets.buf->mem; /* any buffer: unread without a mask */
+    cl_ulong moff = mask ? mask->offset : 0;
+    size_t global = rf_tensor_numel(&st->buckets);
+    return RF_CL_LAUNCH(dev, k, "lsh_buckets", 1, &global, &local, RF_ARG(st->rotated.buf->mem),
+                        RF_ARG(st->buckets.buf->mem), RF_ARG(mmem), RF_ARG(moff), RF_ARG(has_mask), RF_ARG(B),
+                        RF_ARG(L), RF_ARG(H), RF_ARG(R), RF_ARG(rc), RF_ARG(f1), RF_ARG(f2), RF_ARG(nb),
+                        RF_ARG(stride));
+}
+
+rf_status rf_cl_lsh_sort(rf_lsh_state *st) {
+    rf_device *dev = st->device;
+    cl_kernel k;
+    RF_TRY(kernel(dev, st->head_dim, "lsh_sort", &k));
+    size_t local;
+    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    cl_int L = (cl_int)st->seq_len, R = st->n_rounds, stride = st->bucket_stride;
+    size_t global = (size_t)st->batch * st->n_heads * st->n_rounds * local; /* a group per (b, h, round) */
+    return RF_CL_LAUNCH(dev, k, "lsh_sort", 1, &global, &local, RF_ARG(st->buckets.buf->mem),
+                        RF_ARG(st->perm.buf->mem), RF_ARG(st->undo.buf->mem), RF_ARG(L), RF_ARG(R), RF_ARG(stride),
+                        RF_LOCAL((size_t)stride * sizeof(cl_int)), RF_LOCAL(local * sizeof(cl_int)),
+                        RF_LOCAL(local * sizeof(cl_int)));
+}
+
+rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+    rf_device *dev = st->device;
+    cl_kernel k;
+    RF_TRY(kernel(dev, st->head_dim, "lsh_attend", &k));
+    size_t local;
+    RF_TRY(rf_cl_group_size(dev, k, (size_t)st->chunk_len, &local));
+    const int d = st->head_dim, T = st->key_tile;
+    cl_int L = (cl_int)st->seq_len, H = st->n_heads, N = st->n_rounds * (cl_int)st->seq_len, m = st->chunk_len;
+    cl_int causal = st->causal, tile = T, has_mask = mask != NULL;
+    cl_ulong qoff = qk->offset, voff = v->offset, moff = mask ? mask->offset : 0;
+    cl_mem mmem = mask ? mask->buf->mem : qk->buf->mem; /* any buffer: unread without a mask */
+    size_t groups = (size_t)st->batch * st->n_heads * (size_t)(N / m), global = groups * local;
+    return RF_CL_LAUNCH(dev, k, "lsh_attend", 1, &global, &local, RF_ARG(qk->buf->mem), RF_ARG(qoff),
+                        RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(mmem), RF_ARG(moff), RF_ARG(has_mask),
+                        RF_ARG(st->perm.buf->mem), RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
+                        RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(tile),
+                        RF_LOCAL((size_t)T * d * sizeof(cl_float)), RF_LOCAL((size_t)T * d * sizeof(cl_float)),
+                        RF_LOCAL((size_t)T * sizeof(cl_float)), RF_LOCAL((size_t)T * sizeof(cl_int)),
+                        RF_LOCAL((size_t)T * sizeof(cl_int)));
+}
+
+rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
+    rf_device *dev = st->device;
+    cl_kernel k;
+    RF_TRY(kernel(dev, st->head_dim, "lsh_combine", &k));
+    size_t local;
+    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds;
+    cl_ulong off = out->offset;
+    size_t global = rf_tensor_numel(out);
+    return RF_CL_LAUNCH(dev, k, "lsh_combine", 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(off),
+                        RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem), RF_ARG(st->undo.buf->mem),
+                        RF_ARG(B), RF_ARG(L), RF_ARG(H), RF_ARG(R));
+}

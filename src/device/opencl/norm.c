@@ -1,0 +1,61 @@
+/* LayerNorm on OpenCL (cl/norm.cl): one work-group per row for the forward
+ * and the backward's dx, one work-item per column for dgamma/dbeta. The
+ * group size comes from the kernel's and device's limits (at most 256, so
+ * the reduction scratch is ≤ 1 KiB of local memory, under OpenCL's 32 KiB
+ * minimum). */
+#include "device/opencl/cl_backend.h"
+#include "device/opencl/cl_ops.h"
+
+rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, const rf_tensor *x,
+                                   const rf_tensor *gamma, const rf_tensor *beta, float eps) {
+    rf_device *dev = y->buf->dev;
+    cl_kernel k;
+    RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_forward", &k));
+    size_t local;
+    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    cl_ulong d = (cl_ulong)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
+    /* A statistic not wanted: the kernel is handed y's buffer and never writes it. */
+    cl_int has_mean = mean != NULL, has_rstd = rstd != NULL;
+    cl_mem mm = mean ? mean->buf->mem : y->buf->mem, rm = rstd ? rstd->buf->mem : y->buf->mem;
+    cl_ulong yo = y->offset, mo = mean ? mean->offset : 0, ro = rstd ? rstd->offset : 0;
+    cl_ulong xo = x->offset, go = gamma->offset, bo = beta->offset;
+    size_t global = (size_t)rows * local;
+    return RF_CL_LAUNCH(dev, k, "layer_norm", 1, &global, &local, RF_ARG(y->buf->mem), RF_ARG(yo), RF_ARG(mm),
+                        RF_ARG(mo), RF_ARG(has_mean), RF_ARG(rm), RF_ARG(ro), RF_ARG(has_rstd), RF_ARG(x->buf->mem),
+                        RF_ARG(xo), RF_ARG(gamma->buf->mem), RF_ARG(go), RF_ARG(beta->buf->mem), RF_ARG(bo),
+                        RF_ARG(d), RF_ARG(eps), RF_LOCAL(local * sizeof(float)));
+}
+
+/* The parameter sums run first: they read dy and x, which dx may alias. */
+rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
+                                    const rf_tensor *x, const rf_tensor *gamma, const rf_tensor *mean,
+                                    const rf_tensor *rstd) {
+    rf_device *dev = dx->buf->dev;
+    cl_ulong d = (cl_ulong)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
+    cl_ulong dxo = dx->offset, dyo = dy->offset, xo = x->offset, go = gamma->offset, mo = mean->offset,
+             ro = rstd->offset;
+    size_t local, global;
+    if (dgamma || dbeta) {
+        cl_kernel kp;
+        RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_params", &kp));
+        RF_TRY(rf_cl_group_size(dev, kp, 256, &local));
+        cl_int has_dg = dgamma != NULL, has_db = dbeta != NULL;
+        /* A missing gradient is handed the other one's buffer and never written. */
+        const rf_tensor *dg = dgamma ? dgamma : dbeta, *db = dbeta ? dbeta : dgamma;
+        cl_ulong dgo = dg->offset, dbo = db->offset;
+        global = (size_t)d;
+        RF_TRY(RF_CL_LAUNCH(dev, kp, "layer_norm_backward_params", 1, &global, &local, RF_ARG(dg->buf->mem),
+                            RF_ARG(dgo), RF_ARG(has_dg), RF_ARG(db->buf->mem), RF_ARG(dbo), RF_ARG(has_db),
+                            RF_ARG(dy->buf->mem), RF_ARG(dyo), RF_ARG(x->buf->mem), RF_ARG(xo),
+                            RF_ARG(mean->buf->mem), RF_ARG(mo), RF_ARG(rstd->buf->mem), RF_ARG(ro), RF_ARG(rows),
+                            RF_ARG(d)));
+    }
+    cl_kernel kdx;
+    RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_dx", &kdx));
+    RF_TRY(rf_cl_group_size(dev, kdx, 256, &local));
+    global = (size_t)rows * local;
+    return RF_CL_LAUNCH(dev, kdx, "layer_norm_backward", 1, &global, &local, RF_ARG(dx->buf->mem), RF_ARG(dxo),
+                        RF_ARG(dy->buf->mem), RF_ARG(dyo), RF_ARG(x->buf->mem), RF_ARG(xo),
+                        RF_ARG(gamma->buf->mem), RF_ARG(go), RF_ARG(mean->buf->mem), RF_ARG(mo),
+                        RF_ARG(rstd->buf->mem), RF_ARG(ro), RF_ARG(d), RF_LOCAL(local * sizeof(float)));
+}

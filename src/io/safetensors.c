@@ -1,0 +1,732 @@
+/* safetensors reader and writer (SPEC §11). The reader validates the header
+ * completely against the file size before it reads a byte of tensor data;
+ * the writer reproduces the Python `safetensors` library's bytes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "core/core.h"
+#include "io/io_util.h"
+#include "reformer/io.h"
+
+/* As the reference implementation: a larger header is refused unread. */
+#define ST_MAX_HEADER 100000000ull
+
+typedef struct st_entry {
+    char *name;
+    rf_st_dtype dtype;
+    int ndim;
+    int64_t shape[RF_ST_MAX_DIMS];
+    size_t numel, bytes;
+    size_t begin, end;               /* within the data section */
+} st_entry;
+
+struct rf_safetensors {
+    char *label;                     /* the path, for messages */
+    st_entry *entries;               /* header order */
+    size_t count;
+    st_entry **by_name;              /* sorted by name, for find */
+    char **meta_keys, **meta_values;
+    size_t meta_count;
+    unsigned char *data;             /* the data section (malloc'd: aligned) */
+    size_t data_len;
+};
+
+const char *rf_st_dtype_name(rf_st_dtype dtype) {
+    switch (dtype) {
+    case RF_ST_F32: return "F32";
+    case RF_ST_I32: return "I32";
+    case RF_ST_I64: return "I64";
+    }
+    return "?";
+}
+
+size_t rf_st_dtype_size(rf_st_dtype dtype) {
+    switch (dtype) {
+    case RF_ST_F32: return 4;
+    case RF_ST_I32: return 4;
+    case RF_ST_I64: return 8;
+    }
+    return 0;
+}
+
+/* The Python library orders tensors by dtype, larger enum value first (its
+ * Rust enum lists ... I32, U32, F32, C64, F64, I64, U64), then by name. */
+static int dtype_rank(rf_st_dtype dtype) {
+    return dtype == RF_ST_I64 ? 2 : dtype == RF_ST_F32 ? 1 : 0;
+}
+
+/* Dtypes of the format that this build does not handle: named as such. */
+static const char *const other_dtypes[] = {
+    "BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "U32", "U64", "F64", "C64",
+    "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2",
+};
+
+static int utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        if (len == 0 || i + len > n) return 0;
+        unsigned cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static char *dup_str(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void rf_safetensors_close(rf_safetensors *st) {
+    if (!st) return;
+    for (size_t i = 0; i < st->count; i++) free(st->entries[i].name);
+    for (size_t i = 0; i < st->meta_count; i++) {
+        free(st->meta_keys[i]);
+        free(st->meta_values[i]);
+    }
+    free(st->entries);
+    free(st->by_name);
+    free(st->meta_keys);
+    free(st->meta_values);
+    free(st->data);
+    free(st->label);
+    free(st);
+}
+
+/* ---- header validation -------------------------------------------------- */
+
+/* A JSON string without NUL bytes (json-c allows "\u0000"), copied. */
+static rf_status get_string(const rf_safetensors *st, json_object *v, const char *what, char **out) {
+    const char *s = json_object_get_string(v);
+    size_t n = (size_t)json_object_get_string_len(v);
+    if (memchr(s, '\0', n))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': %s contains a NUL character", st->label, what);
+    *out = dup_str(s, n);
+    return *out ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory", st->label);
+}
+
+static rf_status parse_metadata(rf_safetensors *st, json_object *meta) {
+    if (json_object_is_type(meta, json_type_null)) return RF_OK;
+    if (!json_object_is_type(meta, json_type_object))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': __metadata__ is %s, not an object of strings",
+                        st->label, rf_json_type_name(meta));
+    size_t n = (size_t)json_object_object_length(meta);
+    st->meta_keys = calloc(n ? n : 1, sizeof *st->meta_keys);
+    st->meta_values = calloc(n ? n : 1, sizeof *st->meta_values);
+    if (!st->meta_keys || !st->meta_values)
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory for metadata", st->label);
+    json_object_object_foreach(meta, key, val) {
+        if (!json_object_is_type(val, json_type_string))
+            return rf_error(RF_ERR_FORMAT, "safetensors '%s': __metadata__ value of '%.200s' is %s, not a string",
+                            st->label, key, rf_json_type_name(val));
+        size_t i = st->meta_count;
+        st->meta_keys[i] = dup_str(key, strlen(key));
+        if (!st->meta_keys[i]) return rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory", st->label);
+        st->meta_count++;
+        RF_TRY(get_string(st, val, "a __metadata__ value", &st->meta_values[i]));
+    }
+    return RF_OK;
+}
+
+/* A non-negative JSON integer (json-c clamps larger ones to INT64_MAX, which
+ * then fails the size checks). */
+static rf_status get_index(const rf_safetensors *st, const char *name, const char *what, json_object *v,
+                           int64_t *out) {
+    if (!json_object_is_type(v, json_type_int))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': %s is %s, not an integer",
+                        st->label, name, what, rf_json_type_name(v));
+    *out = json_object_get_int64(v);
+    if (*out < 0)
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': %s is %lld, negative",
+                        st->label, name, what, (long long)*out);
+    return RF_OK;
+}
+
+static rf_status parse_entry(rf_safetensors *st, st_entry *e, json_object *v) {
+    const char *name = e->name;
+    if (!json_object_is_type(v, json_type_object))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s' is %s, not an object",
+                        st->label, name, rf_json_type_name(v));
+    json_object *dtype, *shape, *offsets;
+    if (!json_object_object_get_ex(v, "dtype", &dtype) || !json_object_object_get_ex(v, "shape", &shape) ||
+        !json_object_object_get_ex(v, "data_offsets", &offsets))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s' lacks one of dtype, shape, data_offsets",
+                        st->label, name);
+
+    if (!json_object_is_type(dtype, json_type_string))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': dtype is %s, not a string",
+                        st->label, name, rf_json_type_name(dtype));
+    const char *ds = json_object_get_string(dtype);
+    if (strcmp(ds, "F32") == 0) e->dtype = RF_ST_F32;
+    else if (strcmp(ds, "I32") == 0) e->dtype = RF_ST_I32;
+    else if (strcmp(ds, "I64") == 0) e->dtype = RF_ST_I64;
+    else {
+        for (size_t i = 0; i < sizeof other_dtypes / sizeof *other_dtypes; i++)
+            if (strcmp(ds, other_dtypes[i]) == 0)
+                return rf_error(RF_ERR_UNSUPPORTED,
+                                "safetensors '%s': tensor '%.200s' has dtype %s; only F32, I32 and I64 are supported",
+                                st->label, name, ds);
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s' has unknown dtype '%.40s'",
+                        st->label, name, ds);
+    }
+
+    if (!json_object_is_type(shape, json_type_array))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': shape is %s, not a list",
+                        st->label, name, rf_json_type_name(shape));
+    size_t ndim = json_object_array_length(shape);
+    if (ndim > RF_ST_MAX_DIMS)
+        return rf_error(RF_ERR_UNSUPPORTED, "safetensors '%s': tensor '%.200s' has %zu dimensions; at most %d are supported",
+                        st->label, name, ndim, RF_ST_MAX_DIMS);
+    e->ndim = (int)ndim;
+    size_t numel = 1;
+    for (size_t i = 0; i < ndim; i++) {
+        RF_TRY(get_index(st, name, "a shape entry", json_object_array_get_idx(shape, i), &e->shape[i]));
+        if ((uint64_t)e->shape[i] > SIZE_MAX || !rf_mul_size(numel, (size_t)e->shape[i], &numel))
+            return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': the element count of its shape overflows",
+                            st->label, name);
+    }
+    if (!rf_mul_size(numel, rf_st_dtype_size(e->dtype), &e->bytes))
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': the byte size of its shape overflows",
+                        st->label, name);
+    e->numel = numel;
+
+    if (!json_object_is_type(offsets, json_type_array) || json_object_array_length(offsets) != 2)
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': data_offsets is not a list of two integers",
+                        st->label, name);
+    int64_t begin, end;
+    RF_TRY(get_index(st, name, "data_offsets[0]", json_object_array_get_idx(offsets, 0), &begin));
+    RF_TRY(get_index(st, name, "data_offsets[1]", json_object_array_get_idx(offsets, 1), &end));
+    if (end < begin)
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': tensor '%.200s': data_offsets [%lld, %lld] end before they begin",
+                        st->label, name, (long long)begin, (long long)end);
+    if ((uint64_t)end > st->data_len)
+        return rf_error(RF_ERR_FORMAT,
+                        "safetensors '%s': tensor '%.200s': data_offsets [%lld, %lld] lie outside the %zu-byte data section",
+                        st->label, name, (long long)begin, (long long)end, st->data_len);
+    e->begin = (size_t)begin;
+    e->end = (size_t)end;
+    char sb[160];
+    if (e->end - e->begin != e->bytes)
+        return rf_error(RF_ERR_FORMAT,
+                        "safetensors '%s': tensor '%.200s': shape %s of %s needs %zu bytes but data_offsets [%zu, %zu] hold %zu",
+                        st->label, name, rf_io_shape_str(e->ndim, e->shape, sb, sizeof sb), ds, e->bytes, e->begin,
+                        e->end, e->end - e->begin);
+    /* Aligned data section + aligned begin = a pointer consumers can cast. */
+    if (e->begin % rf_st_dtype_size(e->dtype) != 0)
+        return rf_error(RF_ERR_UNSUPPORTED,
+                        "safetensors '%s': tensor '%.200s' starts at data byte %zu, not a multiple of its %zu-byte element",
+                        st->label, name, e->begin, rf_st_dtype_size(e->dtype));
+    return RF_OK;
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp((*(st_entry *const *)a)->name, (*(st_entry *const *)b)->name);
+}
+
+static int cmp_offsets(const void *a, const void *b) {
+    const st_entry *x = *(st_entry *const *)a, *y = *(st_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* Tensors must tile the data section exactly, as the reference reader demands:
+ * this catches overlaps (two tensors sharing bytes), gaps and trailing bytes. */
+static rf_status check_tiling(rf_safetensors *st) {
+    if (st->count == 0) {
+        if (st->data_len != 0)
+            return rf_error(RF_ERR_FORMAT, "safetensors '%s': no tensors but %zu bytes of data", st->label, st->data_len);
+        return RF_OK;
+    }
+    st_entry **order = malloc(st->count * sizeof *order);
+    if (!order) return rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory", st->label);
+    for (size_t i = 0; i < st->count; i++) order[i] = &st->entries[i];
+    qsort(order, st->count, sizeof *order, cmp_offsets);
+    rf_status s = RF_OK;
+    size_t covered = 0;
+    const st_entry *last = NULL;     /* the tensor that ends at `covered` */
+    for (size_t i = 0; i < st->count && s == RF_OK; i++) {
+        const st_entry *e = order[i];
+        if (e->begin < covered)
+            s = rf_error(RF_ERR_FORMAT, "safetensors '%s': tensors '%.200s' [%zu, %zu] and '%.200s' [%zu, %zu] overlap",
+                         st->label, last->name, last->begin, last->end, e->name, e->begin, e->end);
+        else if (e->begin > covered)
+            s = rf_error(RF_ERR_FORMAT, "safetensors '%s': data bytes [%zu, %zu) before tensor '%.200s' belong to no tensor",
+                         st->label, covered, e->begin, e->name);
+        else if (e->end > covered || !last) {
+            covered = e->end;
+            last = e;
+        }
+    }
+    if (s == RF_OK && covered != st->data_len)
+        s = rf_error(RF_ERR_FORMAT, "safetensors '%s': the tensors cover %zu bytes of the %zu-byte data section",
+                     st->label, covered, st->data_len);
+    free(order);
+    return s;
+}
+
+static rf_status parse_header(rf_safetensors *st, const char *hdr, size_t n) {
+    /* The reference reader requires the header to open with '{' (so that a
+     * header that parses is an object). */
+    if (n == 0 || hdr[0] != '{')
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': the %zu-byte header does not start with '{'", st->label, n);
+    char where[300];
+    snprintf(where, sizeof where, "safetensors '%s': header", st->label);
+    json_object *root;
+    RF_TRY(rf_json_parse(hdr, n, where, &root));
+    rf_status s = RF_OK;
+    size_t total = (size_t)json_object_object_length(root);
+    st->entries = calloc(total ? total : 1, sizeof *st->entries);
+    st->by_name = calloc(total ? total : 1, sizeof *st->by_name);
+    if (!st->entries || !st->by_name) {
+        s = rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory for %zu entries", st->label, total);
+        goto done;
+    }
+    json_object_object_foreach(root, key, val) {
+        if (strcmp(key, "__metadata__") == 0) {
+            if ((s = parse_metadata(st, val)) != RF_OK) goto done;
+            continue;
+        }
+        st_entry *e = &st->entries[st->count];
+        if (!(e->name = dup_str(key, strlen(key)))) {
+            s = rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory", st->label);
+            goto done;
+        }
+        st->count++;
+        if ((s = parse_entry(st, e, val)) != RF_OK) goto done;
+    }
+    /* Names are unique: json-c keeps the last of duplicate keys (as the
+     * reference reader does), and the bytes of the dropped entry then fail
+     * the tiling check. */
+    for (size_t i = 0; i < st->count; i++) st->by_name[i] = &st->entries[i];
+    qsort(st->by_name, st->count, sizeof *st->by_name, cmp_name);
+    s = check_tiling(st);
+done:
+    json_object_put(root);
+    return s;
+}
+
+/* ---- opening -------------------------------------------------------------- */
+
+static rf_status st_new(rf_safetensors **out, const char *label) {
+    rf_safetensors *st = calloc(1, sizeof *st);
+    if (st) st->label = dup_str(label, strlen(label));
+    if (!st || !st->label) {
+        free(st);
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors: no memory");
+    }
+    *out = st;
+    return RF_OK;
+}
+
+static uint64_t read_le64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+/* Check the length field against the size; return the header length. */
+static rf_status check_lengths(const rf_safetensors *st, const unsigned char *first8, size_t size, size_t *hlen) {
+    if (size < 8)
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': the file is %zu bytes, too short for the 8-byte header length",
+                        st->label, size);
+    uint64_t n = read_le64(first8);
+    if (n > ST_MAX_HEADER)
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': header length %llu exceeds the %llu-byte limit",
+                        st->label, (unsigned long long)n, ST_MAX_HEADER);
+    if (n > size - 8)
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': header length %llu exceeds the %zu bytes after the length field",
+                        st->label, (unsigned long long)n, size - 8);
+    *hlen = (size_t)n;
+    return RF_OK;
+}
+
+/* Room for the data section, allocated only once the header is validated. */
+static rf_status alloc_data(rf_safetensors *st, size_t len) {
+    st->data_len = len;
+    st->data = malloc(len ? len : 1);   /* malloc: aligned for any element type */
+    return st->data ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': cannot allocate %zu bytes of tensor data",
+                                       st->label, len);
+}
+
+rf_status rf_safetensors_open_memory(rf_safetensors **out, const void *bytes, size_t n, const char *label) {
+    if (!out || (!bytes && n)) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_open_memory: null argument");
+    *out = NULL;
+    rf_safetensors *st;
+    RF_TRY(st_new(&st, label ? label : "<memory>"));
+    const unsigned char *p = bytes;
+    size_t hlen = 0;
+    rf_status s = check_lengths(st, p, n, &hlen);
+    if (s == RF_OK) {
+        st->data_len = n - 8 - hlen;
+        s = parse_header(st, (const char *)p + 8, hlen);
+    }
+    if (s == RF_OK) s = alloc_data(st, n - 8 - hlen);
+    if (s != RF_OK) {
+        rf_safetensors_close(st);
+        return s;
+    }
+    if (st->data_len) memcpy(st->data, p + 8 + hlen, st->data_len);
+    *out = st;
+    return RF_OK;
+}
+
+static rf_status read_exact(FILE *f, void *dst, size_t n, const rf_safetensors *st, const char *what) {
+    if (n && fread(dst, 1, n, f) != n)
+        return rf_error(RF_ERR_IO, "safetensors '%s': cannot read the %s (%zu bytes): %s", st->label, what, n,
+                        ferror(f) ? strerror(errno) : "the file is shorter than it was");
+    return RF_OK;
+}
+
+rf_status rf_safetensors_open(rf_safetensors **out, const char *path) {
+    if (!out || !path) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_open: null argument");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return rf_error(errno == ENOENT ? RF_ERR_NOT_FOUND : RF_ERR_IO, "safetensors '%s': cannot open: %s", path,
+                            strerror(errno));
+    rf_safetensors *st = NULL;
+    char *hdr = NULL;
+    struct stat sb;
+    rf_status s = st_new(&st, path);
+    if (s == RF_OK && (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)))
+        s = rf_error(RF_ERR_IO, "safetensors '%s': not a regular file", path);
+    unsigned char first8[8] = {0};
+    size_t size = s == RF_OK ? (size_t)sb.st_size : 0, hlen = 0;
+    if (s == RF_OK && size >= 8) s = read_exact(f, first8, 8, st, "header length");
+    if (s == RF_OK) s = check_lengths(st, first8, size, &hlen);
+    if (s == RF_OK && !(hdr = malloc(hlen ? hlen : 1))) s = rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory for the header", path);
+    if (s == RF_OK) s = read_exact(f, hdr, hlen, st, "header");
+    if (s == RF_OK) {
+        st->data_len = size - 8 - hlen;
+        s = parse_header(st, hdr, hlen);
+    }
+    if (s == RF_OK) s = alloc_data(st, size - 8 - hlen);
+    if (s == RF_OK) s = read_exact(f, st->data, st->data_len, st, "tensor data");
+    free(hdr);
+    fclose(f);
+    if (s != RF_OK) {
+        rf_safetensors_close(st);
+        return s;
+    }
+    *out = st;
+    return RF_OK;
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+static void fill_info(const rf_safetensors *st, const st_entry *e, rf_st_tensor *info) {
+    memset(info, 0, sizeof *info);
+    info->name = e->name;
+    info->dtype = e->dtype;
+    info->ndim = e->ndim;
+    memcpy(info->shape, e->shape, sizeof e->shape);
+    info->numel = e->numel;
+    info->bytes = e->bytes;
+    info->data = st->data + e->begin;
+}
+
+const char *rf_safetensors_label(const rf_safetensors *st) { return st ? st->label : ""; }
+
+size_t rf_safetensors_count(const rf_safetensors *st) { return st ? st->count : 0; }
+
+rf_status rf_safetensors_at(const rf_safetensors *st, size_t index, rf_st_tensor *info) {
+    if (!st || !info) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_at: null argument");
+    if (index >= st->count)
+        return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_at: index %zu out of range (the file '%s' has %zu tensors)",
+                        index, st->label, st->count);
+    fill_info(st, &st->entries[index], info);
+    return RF_OK;
+}
+
+rf_status rf_safetensors_find(const rf_safetensors *st, const char *name, rf_st_tensor *info) {
+    if (!st || !name || !info) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_find: null argument");
+    st_entry key = {.name = (char *)name}, *kp = &key;
+    st_entry **hit = st->count ? bsearch(&kp, st->by_name, st->count, sizeof *st->by_name, cmp_name) : NULL;
+    if (!hit) return rf_error(RF_ERR_NOT_FOUND, "safetensors '%s': no tensor '%.200s'", st->label, name);
+    fill_info(st, *hit, info);
+    return RF_OK;
+}
+
+size_t rf_safetensors_metadata_count(const rf_safetensors *st) { return st ? st->meta_count : 0; }
+
+rf_status rf_safetensors_metadata_at(const rf_safetensors *st, size_t index, const char **key, const char **value) {
+    if (!st || !key || !value) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_metadata_at: null argument");
+    if (index >= st->meta_count)
+        return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_metadata_at: index %zu out of range ('%s' has %zu entries)",
+                        index, st->label, st->meta_count);
+    *key = st->meta_keys[index];
+    *value = st->meta_values[index];
+    return RF_OK;
+}
+
+rf_status rf_safetensors_metadata_get(const rf_safetensors *st, const char *key, const char **value) {
+    if (!st || !key || !value) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_metadata_get: null argument");
+    for (size_t i = 0; i < st->meta_count; i++)
+        if (strcmp(st->meta_keys[i], key) == 0) {
+            *value = st->meta_values[i];
+            return RF_OK;
+        }
+    return rf_error(RF_ERR_NOT_FOUND, "safetensors '%s': no __metadata__ entry '%.200s'", st->label, key);
+}
+
+/* ---- writer --------------------------------------------------------------- */
+
+typedef struct wr_entry {
+    char *name;
+    rf_st_dtype dtype;
+    int ndim;
+    int64_t shape[RF_ST_MAX_DIMS];
+    size_t bytes;
+    void *data;                      /* owned copy */
+} wr_entry;
+
+struct rf_safetensors_writer {
+    wr_entry *entries;
+    size_t count, cap;
+    char **meta_keys, **meta_values;
+    size_t meta_count, meta_cap;
+};
+
+rf_status rf_safetensors_writer_new(rf_safetensors_writer **w) {
+    if (!w) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_new: null argument");
+    *w = calloc(1, sizeof **w);
+    return *w ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_new: no memory");
+}
+
+void rf_safetensors_writer_free(rf_safetensors_writer *w) {
+    if (!w) return;
+    for (size_t i = 0; i < w->count; i++) {
+        free(w->entries[i].name);
+        free(w->entries[i].data);
+    }
+    for (size_t i = 0; i < w->meta_count; i++) {
+        free(w->meta_keys[i]);
+        free(w->meta_values[i]);
+    }
+    free(w->entries);
+    free(w->meta_keys);
+    free(w->meta_values);
+    free(w);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 1;
+    size_t n = *cap ? *cap * 2 : 16;
+    void *q = realloc(*p, n * elem);
+    if (!q) return 0;
+    *p = q;
+    *cap = n;
+    return 1;
+}
+
+rf_status rf_safetensors_writer_add(rf_safetensors_writer *w, const char *name, rf_st_dtype dtype, int ndim,
+                                    const int64_t *shape, const void *data) {
+    const char *fn = "rf_safetensors_writer_add";
+    if (!w || !name || (ndim > 0 && !shape)) return rf_error(RF_ERR_INVALID_ARG, "%s: null argument", fn);
+    if (strcmp(name, "__metadata__") == 0 || !utf8_valid((const unsigned char *)name, strlen(name)))
+        return rf_error(RF_ERR_INVALID_ARG, "%s: '%.200s' is not a usable tensor name (reserved or not UTF-8)", fn, name);
+    if (rf_st_dtype_size(dtype) == 0) return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': unknown dtype %d", fn, name, (int)dtype);
+    if (ndim < 0 || ndim > RF_ST_MAX_DIMS)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': ndim %d not in [0, %d]", fn, name, ndim, RF_ST_MAX_DIMS);
+    size_t bytes = rf_st_dtype_size(dtype);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || !rf_mul_size(bytes, (size_t)shape[i], &bytes))
+            return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': shape[%d] = %lld is negative or overflows", fn, name, i,
+                            (long long)shape[i]);
+    }
+    if (!data && bytes) return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': data is NULL", fn, name);
+    for (size_t i = 0; i < w->count; i++)
+        if (strcmp(w->entries[i].name, name) == 0)
+            return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s' was already added", fn, name);
+    char *nm = dup_str(name, strlen(name));
+    void *copy = malloc(bytes ? bytes : 1);
+    if (!nm || !copy || !grow((void **)&w->entries, &w->cap, w->count + 1, sizeof *w->entries)) {
+        free(nm);
+        free(copy);
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "%s: no memory for %zu bytes of tensor '%.200s'", fn, bytes, name);
+    }
+    if (bytes) memcpy(copy, data, bytes);
+    wr_entry *e = &w->entries[w->count++];
+    memset(e, 0, sizeof *e);
+    e->name = nm;
+    e->dtype = dtype;
+    e->ndim = ndim;
+    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+    e->bytes = bytes;
+    e->data = copy;
+    return RF_OK;
+}
+
+rf_status rf_safetensors_writer_set_metadata(rf_safetensors_writer *w, const char *key, const char *value) {
+    if (!w || !key || !value) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_set_metadata: null argument");
+    if (!utf8_valid((const unsigned char *)key, strlen(key)) || !utf8_valid((const unsigned char *)value, strlen(value)))
+        return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_set_metadata: '%.200s' is not UTF-8 text", key);
+    char *v = dup_str(value, strlen(value));
+    if (!v) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_set_metadata: no memory");
+    for (size_t i = 0; i < w->meta_count; i++)
+        if (strcmp(w->meta_keys[i], key) == 0) {
+            free(w->meta_values[i]);
+            w->meta_values[i] = v;
+            return RF_OK;
+        }
+    char *k = dup_str(key, strlen(key));
+    size_t cap = w->meta_cap;
+    if (!k || !grow((void **)&w->meta_keys, &cap, w->meta_count + 1, sizeof *w->meta_keys) ||
+        !grow((void **)&w->meta_values, &w->meta_cap, w->meta_count + 1, sizeof *w->meta_values)) {
+        free(k);
+        free(v);
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_set_metadata: no memory");
+    }
+    w->meta_keys[w->meta_count] = k;
+    w->meta_values[w->meta_count++] = v;
+    return RF_OK;
+}
+
+/* A growing text buffer for the header; `failed` latches allocation failure. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->failed) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->failed = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+/* A JSON string escaped as serde_json does (so the bytes match the Python
+ * library): \" \\ \b \f \n \r \t, other control bytes as \u00xx, the rest
+ * (including '/' and non-ASCII UTF-8) verbatim. */
+static void sb_json_string(sbuf *b, const char *s) {
+    sb_put(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        switch (*p) {
+        case '"': sb_put(b, "\\\"", 2); break;
+        case '\\': sb_put(b, "\\\\", 2); break;
+        case '\b': sb_put(b, "\\b", 2); break;
+        case '\f': sb_put(b, "\\f", 2); break;
+        case '\n': sb_put(b, "\\n", 2); break;
+        case '\r': sb_put(b, "\\r", 2); break;
+        case '\t': sb_put(b, "\\t", 2); break;
+        default:
+            if (*p < 0x20) {
+                snprintf(esc, sizeof esc, "\\u%04x", *p);
+                sb_put(b, esc, 6);
+            } else {
+                sb_put(b, (const char *)p, 1);
+            }
+        }
+    }
+    sb_put(b, "\"", 1);
+}
+
+static int cmp_write_order(const void *a, const void *b) {
+    const wr_entry *x = *(wr_entry *const *)a, *y = *(wr_entry *const *)b;
+    int rx = dtype_rank(x->dtype), ry = dtype_rank(y->dtype);
+    if (rx != ry) return ry - rx;
+    return strcmp(x->name, y->name);
+}
+
+rf_status rf_safetensors_writer_serialize(const rf_safetensors_writer *w, void **bytes, size_t *n) {
+    if (!w || !bytes || !n) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_serialize: null argument");
+    *bytes = NULL;
+    *n = 0;
+    wr_entry **order = malloc((w->count ? w->count : 1) * sizeof *order);
+    if (!order) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_serialize: no memory");
+    for (size_t i = 0; i < w->count; i++) order[i] = &w->entries[i];
+    qsort(order, w->count, sizeof *order, cmp_write_order);
+
+    sbuf hb = {0};
+    sb_str(&hb, "{");
+    if (w->meta_count) {
+        sb_str(&hb, "\"__metadata__\":{");
+        for (size_t i = 0; i < w->meta_count; i++) {
+            if (i) sb_str(&hb, ",");
+            sb_json_string(&hb, w->meta_keys[i]);
+            sb_str(&hb, ":");
+            sb_json_string(&hb, w->meta_values[i]);
+        }
+        sb_str(&hb, "}");
+    }
+    size_t offset = 0;
+    rf_status s = RF_OK;
+    for (size_t i = 0; i < w->count; i++) {
+        const wr_entry *e = order[i];
+        char num[64];
+        if (i || w->meta_count) sb_str(&hb, ",");
+        sb_json_string(&hb, e->name);
+        sb_str(&hb, ":{\"dtype\":\"");
+        sb_str(&hb, rf_st_dtype_name(e->dtype));
+        sb_str(&hb, "\",\"shape\":[");
+        for (int d = 0; d < e->ndim; d++) {
+            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)e->shape[d]);
+            sb_str(&hb, num);
+        }
+        if (offset + e->bytes < offset) {
+            s = rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_serialize: total size overflows");
+            break;
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", offset, offset + e->bytes);
+        sb_str(&hb, num);
+        offset += e->bytes;
+    }
+    sb_str(&hb, "}");
+    /* Pad with spaces so the data section starts 8-byte aligned (§11). */
+    while (!hb.failed && hb.len % 8) sb_str(&hb, " ");
+    size_t total = 0;
+    if (s == RF_OK && hb.failed) s = rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_serialize: no memory for the header");
+    if (s == RF_OK && (8 + hb.len + offset < offset || !(*bytes = malloc((total = 8 + hb.len + offset)))))
+        s = rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_serialize: cannot allocate %zu bytes", 8 + hb.len + offset);
+    if (s == RF_OK) {
+        unsigned char *out = *bytes;
+        uint64_t hl = hb.len;
+        for (int i = 0; i < 8; i++) out[i] = (unsigned char)(hl >> (8 * i));
+        memcpy(out + 8, hb.p, hb.len);
+        size_t at = 8 + hb.len;
+        for (size_t i = 0; i < w->count; i++) {
+            if (order[i]->bytes) memcpy(out + at, order[i]->data, order[i]->bytes);
+            at += order[i]->bytes;
+        }
+        *n = total;
+    }
+    free(hb.p);
+    free(order);
+    return s;
+}
+
+rf_status rf_safetensors_write(const rf_safetensors_writer *w, const char *path) {
+    if (!w || !path) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_write: null argument");
+    void *bytes;
+    size_t n;
+    RF_TRY(rf_safetensors_writer_serialize(w, &bytes, &n));
+    rf_status s = rf_write_file_atomic(path, bytes, n);
+    free(bytes);
+    return s;
+}

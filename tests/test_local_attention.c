@@ -1,0 +1,182 @@
+/* Local (chunked) attention, SPEC §6: the cpu op against the naive
+ * definition, its backward against central differences, the OpenCL op
+ * against the cpu op over a shape grid, causality, agreement with full
+ * attention when one chunk covers the sequence, and argument checks. */
+#include "attention_ref.h"
+
+#define LOCAL(B_, L_, H_, d_, chunk_, before_, after_, causal_, padded_)                                   \
+    ((attn_case){.B = B_, .L = L_, .local = true, .padded = padded_,                                          \
+                 .cfg = {.n_heads = H_, .head_dim = d_, .chunk_len = chunk_, .chunks_before = before_,      \
+                         .chunks_after = after_, .causal = causal_}})
+
+static void cpu_forward_matches_naive(void **state) {
+    (void)state;
+    rf_device *cpu = th_cpu();
+    const attn_case cases[] = {
+        LOCAL(2, 64, 2, 8, 16, 1, 0, false, false), LOCAL(2, 64, 2, 8, 16, 1, 0, true, true),
+        LOCAL(1, 64, 1, 16, 32, 0, 0, false, true), LOCAL(1, 96, 2, 8, 16, 2, 1, true, false),
+        LOCAL(2, 32, 1, 8, 16, 1, 1, false, false), /* two chunks: chunk 1−1 and 0+1 are the same chunk, twice */
+        LOCAL(2, 24, 2, 8, 64, 1, 0, true, true),   /* L ≤ chunk_len: one chunk, as the HF model */
+        LOCAL(1, 64, 2, 8, 16, 1, 0, true, true),   /* query 0 sees only masked keys: uniform over its window */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        const attn_case *c = &cases[ci];
+        size_t n = attn_numel(c), nl = (size_t)c->B * c->L * c->cfg.n_heads;
+        float *q = th_random(n, 10 + ci, 2.0f), *k = th_random(n, 20 + ci, 2.0f), *v = th_random(n, 30 + ci, 1.0f);
+        int32_t *mask = c->padded ? attn_mask(c) : NULL;
+        float *out = malloc(n * sizeof *out), *lse = malloc(nl * sizeof *lse);
+        float *want = malloc(n * sizeof *want), *want_lse = malloc(nl * sizeof *want_lse);
+        double *wd = malloc(n * sizeof *wd), *wl = malloc(nl * sizeof *wl);
+        attn_run_forward(cpu, rf_local_attention_forward, c, q, k, v, mask, out, lse);
+        attn_naive(c, q, k, v, mask, wd, wl);
+        for (size_t i = 0; i < n; i++) want[i] = (float)wd[i];
+        for (size_t i = 0; i < nl; i++) want_lse[i] = (float)wl[i];
+        th_assert_close(out, want, n, 1e-5, "local attention out (cpu) vs naive");
+        th_assert_close(lse, want_lse, nl, 1e-5, "local attention lse (cpu) vs naive");
+        free(q), free(k), free(v), free(mask), free(out), free(lse), free(want), free(want_lse), free(wd), free(wl);
+    }
+    rf_device_close(cpu);
+}
+
+static void cpu_backward_matches_finite_differences(void **state) {
+    (void)state;
+    attn_check_fd(rf_local_attention_forward, rf_local_attention_backward, &LOCAL(2, 12, 2, 4, 4, 1, 0, true, true),
+                  41);
+    /* look-ahead too; query 0 sees only masked keys (uniform attention, §5.4) */
+    attn_check_fd(rf_local_attention_forward, rf_local_attention_backward, &LOCAL(1, 12, 1, 6, 4, 1, 1, true, true),
+                  51);
+}
+
+static void opencl_matches_cpu(void **state) {
+    (void)state;
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    rf_device *cpu = th_cpu();
+    /* A modest sample of L ∈ {32, 128, 512}, d ∈ {16, 64, 128}, m_loc ∈ {16, 64},
+     * H, B ∈ {1, 2}, causal or not, padded or not, and the look-around variants. */
+    const attn_case cases[] = {
+        LOCAL(1, 32, 1, 16, 16, 1, 0, true, false),  LOCAL(2, 128, 2, 64, 16, 1, 0, false, true),
+        LOCAL(1, 512, 2, 128, 64, 1, 0, true, true), LOCAL(2, 128, 1, 128, 64, 1, 0, false, false),
+        LOCAL(2, 32, 2, 64, 64, 1, 0, true, true),   LOCAL(1, 128, 2, 16, 16, 0, 0, false, false),
+        LOCAL(1, 128, 1, 16, 16, 1, 1, false, true), LOCAL(2, 64, 1, 16, 32, 1, 1, true, false),
+        LOCAL(1, 96, 1, 16, 24, 1, 0, false, true), /* chunk not a multiple of any work-group size */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
+        attn_check_opencl(cl, cpu, rf_local_attention_forward, rf_local_attention_backward, &cases[ci],
+                          100 + 7 * ci);
+    rf_device_close(cpu);
+    rf_device_close(cl);
+}
+
+/* Outputs at positions ≤ t must not change when inputs after t do (causal),
+ * including through the cyclic look-back of chunk 0 — on every backend. */
+static void causal_outputs_ignore_the_future(void **state) {
+    (void)state;
+    rf_device *devs[2] = {th_cpu(), th_cl()};
+    attn_case c = LOCAL(2, 64, 2, 16, 16, 1, 0, true, false);
+    size_t n = attn_numel(&c), t = 37, row = (size_t)c.cfg.n_heads * c.cfg.head_dim;
+    for (int di = 0; di < 2 && devs[di]; di++) {
+        float *q = th_random(n, 61, 1.5f), *k = th_random(n, 62, 1.5f), *v = th_random(n, 63, 1.0f);
+        float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+        attn_run_forward(devs[di], rf_local_attention_forward, &c, q, k, v, NULL, a, NULL);
+        for (int bb = 0; bb < c.B; bb++)
+            for (size_t i = ((size_t)bb * c.L + t + 1) * row; i < (size_t)(bb + 1) * c.L * row; i++)
+                q[i] += 3.0f, k[i] -= 2.0f, v[i] *= -4.0f;
+        attn_run_forward(devs[di], rf_local_attention_forward, &c, q, k, v, NULL, b, NULL);
+        for (int bb = 0; bb < c.B; bb++)
+            for (size_t i = (size_t)bb * c.L * row; i < ((size_t)bb * c.L + t + 1) * row; i++)
+                if (a[i] != b[i])
+                    fail_msg("%s: output %zu (position ≤ %zu) changed: %g → %g", di ? "opencl" : "cpu", i, t,
+                             a[i], b[i]);
+        free(q), free(k), free(v), free(a), free(b);
+        rf_device_close(devs[di]);
+    }
+}
+
+/* With chunk_len ≥ L local attention is full attention (§6, HF). */
+static void one_chunk_equals_full_attention(void **state) {
+    (void)state;
+    rf_device *devs[2] = {th_cpu(), th_cl()};
+    attn_case loc = LOCAL(2, 48, 2, 16, 64, 1, 0, true, true), full = loc;
+    full.local = false;
+    size_t n = attn_numel(&loc), nl = (size_t)loc.B * loc.L * loc.cfg.n_heads;
+    for (int di = 0; di < 2 && devs[di]; di++) {
+        float *q = th_random(n, 71, 1.5f), *k = th_random(n, 72, 1.5f), *v = th_random(n, 73, 1.0f);
+        int32_t *mask = attn_mask(&loc);
+        float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *la = malloc(nl * 4), *lb = malloc(nl * 4);
+        attn_run_forward(devs[di], rf_local_attention_forward, &loc, q, k, v, mask, a, la);
+        attn_run_forward(devs[di], rf_full_attention_forward, &full, q, k, v, mask, b, lb);
+        th_assert_close(a, b, n, 1e-6, "local (one chunk) vs full: out");
+        th_assert_close(la, lb, nl, 1e-6, "local (one chunk) vs full: lse");
+        free(q), free(k), free(v), free(mask), free(a), free(b), free(la), free(lb);
+        rf_device_close(devs[di]);
+    }
+}
+
+static void rejects_bad_arguments(void **state) {
+    (void)state;
+    rf_device *cpu = th_cpu();
+    rf_attention_config cfg = {.n_heads = 2, .head_dim = 8, .chunk_len = 32, .chunks_before = 1};
+    rf_tensor q = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16), k = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16);
+    rf_tensor v = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16), out = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16);
+    rf_tensor lse = TH_TENSOR(cpu, RF_F32, NULL, 1, 2, 48), bad = TH_TENSOR(cpu, RF_F32, NULL, 1, 47, 16);
+    rf_tensor fmask = TH_TENSOR(cpu, RF_F32, NULL, 1, 48);
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG,
+             "L = 48 is not a multiple of chunk_len = 32");
+    cfg.chunk_len = 16;
+    TH_OK(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &cfg));
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &bad, &v, NULL, &cfg), RF_ERR_INVALID_ARG,
+             "k has shape [1, 47, 16], expected [1, 48, 16]");
+    TH_FAILS(rf_local_attention_forward(&out, &bad, &q, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG, "lse has shape");
+    TH_FAILS(rf_local_attention_forward(NULL, &lse, &q, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG, "out is NULL");
+    TH_FAILS(rf_local_attention_forward(&out, &lse, NULL, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG, "q is NULL");
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, NULL, NULL, &cfg), RF_ERR_INVALID_ARG, "v is NULL");
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, NULL), RF_ERR_INVALID_ARG, "cfg is NULL");
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, &fmask, &cfg), RF_ERR_INVALID_ARG,
+             "mask has dtype f32, expected i32");
+    TH_FAILS(rf_local_attention_forward(&q, &lse, &q, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG, "out overlaps an input");
+    rf_attention_config wide = cfg;
+    wide.n_heads = 4;
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &wide), RF_ERR_INVALID_ARG,
+             "q has shape [1, 48, 16], expected [*, *, 32]");
+    wide = (rf_attention_config){.n_heads = 1, .head_dim = 256, .chunk_len = 16};
+    rf_tensor big = TH_TENSOR(cpu, RF_F32, NULL, 1, 16, 256);
+    TH_FAILS(rf_local_attention_forward(&big, NULL, &big, &big, &big, NULL, &wide), RF_ERR_UNSUPPORTED,
+             "head_dim = 256 exceeds the supported maximum 128");
+    wide = cfg;
+    wide.shared_qk = true;
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &wide), RF_ERR_INVALID_ARG,
+             "shared_qk is for full attention only");
+    wide = cfg;
+    wide.chunks_before = -1;
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &wide), RF_ERR_INVALID_ARG,
+             "chunks_before = -1");
+    wide = cfg;
+    wide.chunks_after = 4;
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &wide), RF_ERR_UNSUPPORTED,
+             "exceed the 3 chunks of L = 48");
+    rf_tensor dq = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16), dk = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16);
+    rf_tensor dv = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16);
+    TH_OK(rf_local_attention_backward(&dq, &dk, &dv, &out, &out, &lse, &q, &k, &v, NULL, &cfg));
+    TH_FAILS(rf_local_attention_backward(&dq, NULL, &dv, &out, &out, &lse, &q, &k, &v, NULL, &cfg),
+             RF_ERR_INVALID_ARG, "dk is NULL");
+    TH_FAILS(rf_local_attention_backward(&dq, &dk, &dv, &out, &out, NULL, &q, &k, &v, NULL, &cfg),
+             RF_ERR_INVALID_ARG, "lse is NULL");
+    TH_FAILS(rf_local_attention_backward(&dq, &dk, &k, &out, &out, &lse, &q, &k, &v, NULL, &cfg),
+             RF_ERR_INVALID_ARG, "dv overlaps an input");
+    rf_tensor *all[] = {&q, &k, &v, &out, &lse, &bad, &fmask, &big, &dq, &dk, &dv};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) rf_tensor_free(all[i]);
+    rf_device_close(cpu);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cpu_forward_matches_naive),
+        cmocka_unit_test(cpu_backward_matches_finite_differences),
+        cmocka_unit_test(opencl_matches_cpu),
+        cmocka_unit_test(causal_outputs_ignore_the_future),
+        cmocka_unit_test(one_chunk_equals_full_attention),
+        cmocka_unit_test(rejects_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,575 @@
+/* LSH self-attention, forward (SPEC §3–§5, §10).
+ *
+ * - Every stage, OpenCL against cpu, over a sample of the grid
+ *   L ∈ {64, 256, 1024, 4096}, d ∈ {32, 64, 128}, m ∈ {32, 64, 128},
+ *   R ∈ {1, 2, 4, 8}, H ∈ {1, 4}, B ∈ {1, 2}, causal or not: hashing by
+ *   agreement rate (≥ 99.9%), then both backends are fed the cpu's buckets
+ *   and perm/undo must be identical, o/lse and the output within 1e-4 (§10).
+ *   The full grid (1152 points, long) runs with RF_TEST_FULL_GRID=1.
+ * - Properties: perm is a permutation sorted by (round, bucket, position)
+ *   and equals a qsort on that key; undo inverts it; L ≤ m equals full
+ *   shared-QK attention computed naively here; R identical rotation sets give
+ *   one set's output; causality; a token that sees only itself gets its own
+ *   v; padding; the factorised-bucket layout; automatic nb.
+ * - Every rejected input. */
+#include "harness.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t B, L;
+    int H, d, m, R;
+    int nb, f1, f2; /* nb = 0 and f1 = 0: automatic */
+    bool causal;
+    bool masked;    /* a padding mask: row B−1 loses its last L/8 tokens */
+} point;
+
+static rf_lsh_config config_of(const point *p) {
+    rf_lsh_config c = {.n_heads = p->H, .head_dim = p->d, .n_hashes = p->R, .n_buckets = p->nb,
+                       .bucket_factors = {p->f1, p->f2}, .chunk_len = p->m, .causal = p->causal,
+                       .seed = 0x5eed + (uint64_t)p->L, .layer = 1, .step = 3};
+    return c;
+}
+
+static size_t row_elems(const point *p) { return (size_t)p->B * p->L * p->H * p->d; }
+
+static int32_t *make_mask(const point *p) {
+    int32_t *mask = malloc((size_t)p->B * p->L * sizeof *mask);
+    for (int64_t b = 0; b < p->B; b++)
+        for (int64_t t = 0; t < p->L; t++) mask[b * p->L + t] = !(b == p->B - 1 && t >= p->L - p->L / 8);
+    return mask;
+}
+
+/* §4 properties of one state's perm and undo against its buckets: a
+ * permutation, sorted by (round, bucket, position), equal to a qsort on that
+ * composite key, undo = perm⁻¹. */
+typedef struct { int32_t round, bucket, pos, item; } sort_key;
+static int cmp_key(const void *a, const void *b) {
+    const sort_key *x = a, *y = b;
+    if (x->round != y->round) return x->round < y->round ? -1 : 1;
+    if (x->bucket != y->bucket) return x->bucket < y->bucket ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void check_sorted(const rf_lsh_state *st, const int32_t *bk, const int32_t *perm, const int32_t *undo) {
+    const int64_t N = (int64_t)st->n_rounds * st->seq_len, L = st->seq_len;
+    sort_key *keys = malloc((size_t)N * sizeof *keys);
+    char *seen = malloc((size_t)N);
+    for (int64_t bh = 0; bh < st->batch * st->n_heads; bh++) {
+        const int32_t *b = bk + bh * N, *p = perm + bh * N, *u = undo + bh * N;
+        memset(seen, 0, (size_t)N);
+        for (int64_t i = 0; i < N; i++) {
+            int32_t r = (int32_t)(i / L);
+            keys[i] = (sort_key){r, b[i] - r * st->bucket_stride, (int32_t)(i % L), (int32_t)i};
+            assert_true(keys[i].bucket >= 0 && keys[i].bucket < st->bucket_stride);
+        }
+        qsort(keys, (size_t)N, sizeof *keys, cmp_key);
+        for (int64_t s = 0; s < N; s++) {
+            assert_true(p[s] >= 0 && p[s] < N);
+            assert_false(seen[p[s]]);
+            seen[p[s]] = 1;
+            assert_int_equal(u[p[s]], s);
+            if (p[s] != keys[s].item) fail_msg("(b·H + h) %lld, slot %lld: perm %d, qsort %d", (long long)bh, (long long)s, p[s], keys[s].item);
+        }
+    }
+    free(keys), free(seen);
+}
+
+static double agreement(const int32_t *a, const int32_t *b, size_t n) {
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) same += a[i] == b[i];
+    return (double)same / (double)n;
+}
+
+static void compare_f32(const rf_tensor *got, const rf_tensor *ref, double tol, const char *what) {
+    float *g = th_download_f32(got), *r = th_download_f32(ref);
+    th_assert_close(g, r, rf_tensor_numel(ref), tol, what);
+    free(g), free(r);
+}
+
+static void compare_i32(const rf_tensor *got, const rf_tensor *ref, const char *what) {
+    int32_t *g = th_download_i32(got), *r = th_download_i32(ref);
+    size_t n = rf_tensor_numel(ref);
+    for (size_t i = 0; i < n; i++)
+        if (g[i] != r[i]) fail_msg("%s: element %zu is %d, the cpu has %d", what, i, g[i], r[i]);
+    free(g), free(r);
+}
+
+/* One grid point: every stage on both devices (§10). */
+static void compare_point(rf_device *cpu, rf_device *cl, const point *p) {
+    char what[160];
+    snprintf(what, sizeof what, "B %lld L %lld H %d d %d m %d R %d nb %d/%dx%d%s%s", (long long)p->B, (long long)p->L,
+             p->H, p->d, p->m, p->R, p->nb, p->f1, p->f2, p->causal ? " causal" : "", p->masked ? " masked" : "");
+    const int64_t D = (int64_t)p->H * p->d;
+    const size_t n = row_elems(p);
+    float *qk = th_random(n, (uint64_t)p->L * 31 + p->d, 1.5f), *v = th_random(n, (uint64_t)p->L * 37 + p->m, 1.0f);
+    int32_t *maskh = p->masked ? make_mask(p) : NULL;
+    rf_lsh_config cfg = config_of(p);
+    /* cpu inputs plain; OpenCL inputs and output at offsets inside guarded buffers */
+    rf_tensor cqk = TH_TENSOR(cpu, RF_F32, qk, p->B, p->L, D), cv = TH_TENSOR(cpu, RF_F32, v, p->B, p->L, D);
+    rf_tensor cout = TH_TENSOR(cpu, RF_F32, NULL, p->B, p->L, D);
+    th_guarded gqk = th_guarded_alloc(cl, RF_F32, 3, (int64_t[]){p->B, p->L, D});
+    th_guarded gv = th_guarded_alloc(cl, RF_F32, 3, (int64_t[]){p->B, p->L, D});
+    th_guarded gout = th_guarded_alloc(cl, RF_F32, 3, (int64_t[]){p->B, p->L, D});
+    TH_OK(rf_tensor_upload(&gqk.t, qk, n * 4));
+    TH_OK(rf_tensor_upload(&gv.t, v, n * 4));
+    rf_tensor cmask = {0}, gmask = {0};
+    if (maskh) {
+        cmask = TH_TENSOR(cpu, RF_I32, maskh, p->B, p->L);
+        gmask = TH_TENSOR(cl, RF_I32, maskh, p->B, p->L);
+    }
+    const rf_tensor *cm = maskh ? &cmask : NULL, *gm = maskh ? &gmask : NULL;
+    rf_lsh_state cs, gs;
+    TH_OK(rf_lsh_state_init(&cs, cpu, &cfg, p->B, p->L));
+    TH_OK(rf_lsh_state_init(&gs, cl, &cfg, p->B, p->L));
+    assert_int_equal(cs.n_buckets, gs.n_buckets);
+    TH_OK(rf_lsh_rotations_draw(&cs, cfg.seed, cfg.layer, cfg.step));
+    TH_OK(rf_lsh_rotations_draw(&gs, cfg.seed, cfg.layer, cfg.step));
+    if (!cs.full) compare_f32(&gs.rotations, &cs.rotations, 0.0, "rotations (host normals, bit-identical)");
+
+    /* hash: agreement rate (matmul rounding may move a near-tie) */
+    TH_OK(rf_lsh_hash(&cs, &cqk, cm));
+    TH_OK(rf_lsh_hash(&gs, &gqk.t, gm));
+    assert_int_equal(cs.bucket_stride, gs.bucket_stride);
+    int32_t *cb = th_download_i32(&cs.buckets), *gb = th_download_i32(&gs.buckets);
+    double agree = agreement(cb, gb, rf_tensor_numel(&cs.buckets));
+    if (agree < 0.999) fail_msg("%s: buckets agree on %.4f%% of items (< 99.9%%)", what, 100 * agree);
+    /* then every later stage from the cpu's buckets */
+    TH_OK(rf_tensor_upload(&gs.buckets, cb, rf_tensor_numel(&cs.buckets) * 4));
+
+    TH_OK(rf_lsh_sort(&cs));
+    TH_OK(rf_lsh_sort(&gs));
+    int32_t *cp = th_download_i32(&cs.perm), *cu = th_download_i32(&cs.undo);
+    check_sorted(&cs, cb, cp, cu);
+    compare_i32(&gs.perm, &cs.perm, "perm opencl vs cpu");
+    compare_i32(&gs.undo, &cs.undo, "undo opencl vs cpu");
+
+    TH_OK(rf_lsh_attend(&cs, &cqk, &cv, cm));
+    TH_OK(rf_lsh_attend(&gs, &gqk.t, &gv.t, gm));
+    compare_f32(&gs.o_sorted, &cs.o_sorted, 1e-4, "o per sorted item, opencl vs cpu");
+    compare_f32(&gs.lse_sorted, &cs.lse_sorted, 1e-4, "lse per sorted item, opencl vs cpu");
+
+    TH_OK(rf_lsh_combine(&cout, &cs));
+    TH_OK(rf_lsh_combine(&gout.t, &gs));
+    compare_f32(&gout.t, &cout, 1e-4, what);
+    th_guard_check(&gout, "rf_lsh_combine opencl");
+    th_guard_check(&gqk, "qk (read only)");
+
+    free(qk), free(v), free(maskh), free(cb), free(gb), free(cp), free(cu);
+    rf_lsh_state_free(&cs);
+    rf_lsh_state_free(&gs);
+    rf_tensor_free(&cqk), rf_tensor_free(&cv), rf_tensor_free(&cout);
+    if (cm) rf_tensor_free(&cmask), rf_tensor_free(&gmask);
+    th_guarded_free(&gqk), th_guarded_free(&gv), th_guarded_free(&gout);
+}
+
+/* A diverse CI sample of the grid, plus factorised, automatic and padded
+ * points; RF_TEST_FULL_GRID=1 runs every point of the grid instead. */
+static void opencl_matches_cpu_stage_by_stage(void **state) {
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    rf_device *cpu = th_cpu();
+    const char *full = getenv("RF_TEST_FULL_GRID");
+    if (full && !strcmp(full, "1")) {
+        static const int64_t Ls[] = {64, 256, 1024, 4096};
+        static const int ds[] = {32, 64, 128}, ms[] = {32, 64, 128}, Rs[] = {1, 2, 4, 8}, Hs[] = {1, 4}, Bs[] = {1, 2};
+        for (int a = 0; a < 4; a++) for (int b = 0; b < 3; b++) for (int c = 0; c < 3; c++) for (int e = 0; e < 4; e++)
+            for (int f = 0; f < 2; f++) for (int g = 0; g < 2; g++) for (int causal = 0; causal < 2; causal++) {
+                point p = {.B = Bs[g], .L = Ls[a], .H = Hs[f], .d = ds[b], .m = ms[c], .R = Rs[e], .causal = causal};
+                compare_point(cpu, cl, &p);
+            }
+    } else {
+        static const point sample[] = {
+            {.B = 1, .L = 64, .H = 1, .d = 32, .m = 32, .R = 1, .nb = 4, .causal = true},
+            {.B = 2, .L = 256, .H = 4, .d = 64, .m = 32, .R = 2, .causal = false},
+            {.B = 1, .L = 256, .H = 1, .d = 128, .m = 64, .R = 4, .nb = 8, .causal = true},
+            {.B = 1, .L = 1024, .H = 1, .d = 32, .m = 128, .R = 8, .causal = false},
+            {.B = 2, .L = 1024, .H = 4, .d = 64, .m = 64, .R = 2, .causal = true, .masked = true},
+            {.B = 2, .L = 4096, .H = 1, .d = 32, .m = 64, .R = 1, .causal = false},
+            {.B = 1, .L = 4096, .H = 1, .d = 128, .m = 128, .R = 4, .causal = true},
+            {.B = 1, .L = 64, .H = 4, .d = 128, .m = 128, .R = 2, .causal = true},  /* L ≤ m: full path */
+            {.B = 2, .L = 256, .H = 1, .d = 64, .m = 32, .R = 2, .f1 = 4, .f2 = 8, .causal = false, .masked = true},
+            {.B = 1, .L = 512, .H = 4, .d = 32, .m = 32, .R = 4, .f1 = 2, .f2 = 16, .causal = true},
+        };
+        for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) compare_point(cpu, cl, &sample[i]);
+    }
+    rf_device_close(cpu);
+    rf_device_close(cl);
+}
+
+/* ---- naive references and helpers for the property tests ---------------- */
+
+/* Full shared-QK attention (§5.2, §5.4, §6) in double, directly. */
+static void naive_full(float *out, const float *qk, const float *v, const int32_t *mask, const point *p) {
+    const int64_t L = p->L;
+    const int H = p->H, d = p->d;
+    const size_t row = (size_t)H * d;
+    double *s = malloc((size_t)L * sizeof *s);
+    for (int64_t b = 0; b < p->B; b++)
+        for (int h = 0; h < H; h++)
+            for (int64_t i = 0; i < L; i++) {
+                const float *q = qk + (b * L + i) * row + h * d;
+                double mx = -INFINITY;
+                for (int64_t j = 0; j < L; j++) {
+                    const float *k = qk + (b * L + j) * row + h * d;
+                    double ss = 0, dot = 0;
+                    for (int e = 0; e < d; e++) ss += (double)k[e] * k[e], dot += (double)q[e] * k[e];
+                    dot /= sqrt(ss / d + 1e-6) * sqrt((double)d);
+                    if ((p->causal && j > i) || (mask && !mask[b * L + j])) dot = -1e9;
+                    if (j == i) dot = -1e5;
+                    s[j] = dot;
+                    mx = fmax(mx, dot);
+                }
+                double sum = 0;
+                for (int64_t j = 0; j < L; j++) sum += exp(s[j] - mx);
+                for (int e = 0; e < d; e++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j < L; j++) acc += exp(s[j] - mx) / sum * v[(b * L + j) * row + h * d + e];
+                    out[(b * L + i) * row + h * d + e] = (float)acc;
+                }
+            }
+    free(s);
+}
+
+/* The forward pass on `dev` from host data; returns the output (malloc'd).
+ * rot: explicit rotations or NULL (Philox). */
+static float *forward(rf_device *dev, const point *p, const float *qk, const float *v, const int32_t *mask,
+                      const float *rot) {
+    const int64_t D = (int64_t)p->H * p->d;
+    rf_lsh_config cfg = config_of(p);
+    rf_lsh_state st;
+    TH_OK(rf_lsh_state_init(&st, dev, &cfg, p->B, p->L));
+    rf_tensor tq = TH_TENSOR(dev, RF_F32, qk, p->B, p->L, D), tv = TH_TENSOR(dev, RF_F32, v, p->B, p->L, D);
+    rf_tensor to = TH_TENSOR(dev, RF_F32, NULL, p->B, p->L, D), tm = {0}, tr = {0};
+    if (mask) tm = TH_TENSOR(dev, RF_I32, mask, p->B, p->L);
+    if (rot) tr = TH_TENSOR(dev, RF_F32, rot, p->H, p->d, p->R, st.rot_cols);
+    TH_OK(rf_lsh_attention_forward(&to, &st, &tq, &tv, mask ? &tm : NULL, rot ? &tr : NULL, &cfg));
+    float *out = th_download_f32(&to);
+    rf_lsh_state_free(&st);
+    rf_tensor_free(&tq), rf_tensor_free(&tv), rf_tensor_free(&to);
+    if (mask) rf_tensor_free(&tm);
+    if (rot) rf_tensor_free(&tr);
+    return out;
+}
+
+/* The devices a property is checked on: cpu, and OpenCL when there is one. */
+static int open_devices(rf_device *devs[2]) {
+    devs[0] = th_cpu();
+    devs[1] = th_cl();
+    return devs[1] ? 2 : 1;
+}
+static void close_devices(rf_device *devs[2], int n) {
+    for (int i = 0; i < n; i++) rf_device_close(devs[i]);
+}
+
+/* §5.7: L ≤ m is full shared-QK attention (one round, same masks). */
+static void short_sequence_equals_full_attention(void **state) {
+    rf_device *devs[2];
+    int nd = open_devices(devs);
+    for (int causal = 0; causal < 2; causal++)
+        for (int masked = 0; masked < 2; masked++) {
+            point p = {.B = 2, .L = 48, .H = 2, .d = 32, .m = 64, .R = 4, .causal = causal, .masked = masked};
+            size_t n = row_elems(&p);
+            float *qk = th_random(n, 11, 2.0f), *v = th_random(n, 12, 1.0f), *want = malloc(n * 4);
+            int32_t *mask = masked ? make_mask(&p) : NULL;
+            naive_full(want, qk, v, mask, &p);
+            for (int i = 0; i < nd; i++) {
+                float *got = forward(devs[i], &p, qk, v, mask, NULL);
+                th_assert_close(got, want, n, 1e-4, i ? "L ≤ m, opencl vs naive" : "L ≤ m, cpu vs naive");
+                free(got);
+            }
+            free(qk), free(v), free(want), free(mask);
+        }
+    close_devices(devs, nd);
+}
+
+/* R copies of one rotation set hash every round alike, so every round gives
+ * the same result and their combination equals the one-round output. */
+static void identical_rotation_sets_equal_one(void **state) {
+    rf_device *devs[2];
+    int nd = open_devices(devs);
+    point p1 = {.B = 1, .L = 256, .H = 2, .d = 32, .m = 32, .R = 1, .nb = 8, .causal = true};
+    point p4 = p1;
+    p4.R = 4;
+    const int rc = 4;
+    size_t n = row_elems(&p1);
+    float *qk = th_random(n, 21, 1.5f), *v = th_random(n, 22, 1.0f);
+    float *rot1 = th_random((size_t)p1.H * p1.d * rc, 23, 1.0f);
+    float *rot4 = malloc((size_t)p1.H * p1.d * 4 * rc * sizeof *rot4);
+    for (int hd = 0; hd < p1.H * p1.d; hd++)
+        for (int r = 0; r < 4; r++) memcpy(rot4 + ((size_t)hd * 4 + r) * rc, rot1 + (size_t)hd * rc, rc * sizeof *rot4);
+    for (int i = 0; i < nd; i++) {
+        float *o1 = forward(devs[i], &p1, qk, v, NULL, rot1), *o4 = forward(devs[i], &p4, qk, v, NULL, rot4);
+        th_assert_close(o4, o1, n, 1e-5, "R identical rotation sets vs one");
+        free(o1), free(o4);
+    }
+    free(qk), free(v), free(rot1), free(rot4);
+    close_devices(devs, nd);
+}
+
+/* Causality. With L ≤ m (no hashing) changing any token after t leaves every
+ * output at or before t unchanged. With hashing, chunk membership depends on
+ * every token's bucket — a later token's hash can move a chunk boundary — so
+ * the guarantee the masks give is: with the buckets fixed (the stages run
+ * from the same hash, as the backward pass does), no later token's key or
+ * value reaches an earlier query. */
+static void causal_outputs_ignore_the_future(void **state) {
+    rf_device *devs[2];
+    int nd = open_devices(devs);
+    const int64_t t_cut = 40;
+    /* full path */
+    {
+        point p = {.B = 1, .L = 64, .H = 2, .d = 32, .m = 64, .R = 1, .causal = true};
+        size_t n = row_elems(&p), keep = (size_t)(t_cut + 1) * p.H * p.d;
+        float *qk = th_random(n, 31, 1.5f), *v = th_random(n, 32, 1.0f);
+        for (int i = 0; i < nd; i++) {
+            float *a = forward(devs[i], &p, qk, v, NULL, NULL);
+            float *qk2 = th_random(n, 33, 1.5f), *v2 = th_random(n, 34, 1.0f);
+            memcpy(qk2, qk, keep * 4), memcpy(v2, v, keep * 4);
+            float *b = forward(devs[i], &p, qk2, v2, NULL, NULL);
+            th_assert_close(b, a, keep, 1e-6, "full path: outputs up to t after changing the future");
+            free(a), free(b), free(qk2), free(v2);
+        }
+        free(qk), free(v);
+    }
+    /* LSH path, buckets fixed */
+    point p = {.B = 2, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true};
+    const int64_t D = (int64_t)p.H * p.d;
+    size_t n = row_elems(&p);
+    float *qk = th_random(n, 35, 1.5f), *v = th_random(n, 36, 1.0f);
+    float *qk2 = th_random(n, 37, 1.5f), *v2 = th_random(n, 38, 1.0f);
+    for (int64_t b = 0; b < p.B; b++) { /* same tokens up to t_cut in every row */
+        memcpy(qk2 + b * p.L * D, qk + b * p.L * D, (size_t)(t_cut + 1) * D * 4);
+        memcpy(v2 + b * p.L * D, v + b * p.L * D, (size_t)(t_cut + 1) * D * 4);
+    }
+    rf_lsh_config cfg = config_of(&p);
+    for (int i = 0; i < nd; i++) {
+        rf_device *dev = devs[i];
+        rf_lsh_state st;
+        TH_OK(rf_lsh_state_init(&st, dev, &cfg, p.B, p.L));
+        rf_tensor tq = TH_TENSOR(dev, RF_F32, qk, p.B, p.L, D), tv = TH_TENSOR(dev, RF_F32, v, p.B, p.L, D);
+        rf_tensor tq2 = TH_TENSOR(dev, RF_F32, qk2, p.B, p.L, D), tv2 = TH_TENSOR(dev, RF_F32, v2, p.B, p.L, D);
+        rf_tensor o1 = TH_TENSOR(dev, RF_F32, NULL, p.B, p.L, D), o2 = TH_TENSOR(dev, RF_F32, NULL, p.B, p.L, D);
+        TH_OK(rf_lsh_attention_forward(&o1, &st, &tq, &tv, NULL, NULL, &cfg));
+        TH_OK(rf_lsh_attend(&st, &tq2, &tv2, NULL)); /* same buckets and perm */
+        TH_OK(rf_lsh_combine(&o2, &st));
+        float *a = th_download_f32(&o1), *b = th_download_f32(&o2);
+        for (int64_t bb = 0; bb < p.B; bb++)
+            th_assert_close(b + bb * p.L * D, a + bb * p.L * D, (size_t)(t_cut + 1) * D, 1e-6,
+                            "LSH, fixed buckets: outputs up to t after changing the future");
+        /* §5.4: position 0 sees only itself (the self mask −1e5 beats the
+         * causal −1e9), so it gets its own v. */
+        for (int64_t bb = 0; bb < p.B; bb++) th_assert_close(a + bb * p.L * D, v + bb * p.L * D, (size_t)D, 1e-6, "position 0 = its own v");
+        free(a), free(b);
+        rf_lsh_state_free(&st);
+        rf_tensor_free(&tq), rf_tensor_free(&tv), rf_tensor_free(&tq2), rf_tensor_free(&tv2);
+        rf_tensor_free(&o1), rf_tensor_free(&o2);
+    }
+    free(qk), free(v), free(qk2), free(v2);
+    close_devices(devs, nd);
+}
+
+/* §3 padding: padded items take bucket nb with round offsets nb + 1, and
+ * what padded tokens hold never reaches an unpadded output; a token whose
+ * every other key is padding gets its own v. */
+static void padding_mask(void **state) {
+    rf_device *devs[2];
+    int nd = open_devices(devs);
+    point p = {.B = 2, .L = 256, .H = 2, .d = 32, .m = 32, .R = 3, .nb = 8, .causal = false, .masked = true};
+    const int64_t D = (int64_t)p.H * p.d;
+    size_t n = row_elems(&p);
+    int32_t *mask = make_mask(&p);
+    float *qk = th_random(n, 41, 1.5f), *v = th_random(n, 42, 1.0f);
+    float *qk2 = malloc(n * 4), *v2 = malloc(n * 4);
+    memcpy(qk2, qk, n * 4), memcpy(v2, v, n * 4);
+    for (int64_t t = 0; t < p.L; t++)
+        if (!mask[(p.B - 1) * p.L + t])
+            for (int64_t e = 0; e < D; e++) qk2[((p.B - 1) * p.L + t) * D + e] = 7.0f, v2[((p.B - 1) * p.L + t) * D + e] = -9.0f;
+    rf_lsh_config cfg = config_of(&p);
+    for (int i = 0; i < nd; i++) {
+        rf_device *dev = devs[i];
+        float *a = forward(dev, &p, qk, v, mask, NULL), *b = forward(dev, &p, qk2, v2, mask, NULL);
+        for (int64_t bb = 0; bb < p.B; bb++)
+            for (int64_t t = 0; t < p.L; t++)
+                if (mask[bb * p.L + t])
+                    th_assert_close(b + (bb * p.L + t) * D, a + (bb * p.L + t) * D, (size_t)D, 1e-6,
+                                    "unpadded outputs ignore padded tokens");
+        free(a), free(b);
+        /* the buckets of padded items */
+        rf_lsh_state st;
+        TH_OK(rf_lsh_state_init(&st, dev, &cfg, p.B, p.L));
+        rf_tensor tq = TH_TENSOR(dev, RF_F32, qk, p.B, p.L, D), tm = TH_TENSOR(dev, RF_I32, mask, p.B, p.L);
+        TH_OK(rf_lsh_rotations_draw(&st, cfg.seed, cfg.layer, cfg.step));
+        TH_OK(rf_lsh_hash(&st, &tq, &tm));
+        assert_int_equal(st.bucket_stride, 9);
+        int32_t *bk = th_download_i32(&st.buckets);
+        for (int64_t bb = 0; bb < p.B; bb++)
+            for (int h = 0; h < p.H; h++)
+                for (int r = 0; r < p.R; r++)
+                    for (int64_t t = 0; t < p.L; t++) {
+                        int32_t id = bk[((bb * p.H + h) * p.R + r) * p.L + t];
+                        if (!mask[bb * p.L + t]) assert_int_equal(id, 8 + r * 9);
+                        else assert_true(id >= r * 9 && id < r * 9 + 8);
+                    }
+        free(bk);
+        rf_lsh_state_free(&st);
+        rf_tensor_free(&tq), rf_tensor_free(&tm);
+    }
+    /* Non-causal, one token among padding: it sees only itself. */
+    point q = {.B = 1, .L = 32, .H = 1, .d = 32, .m = 32, .R = 1};
+    int32_t one[32] = {0};
+    one[5] = 1;
+    float *qk3 = th_random(32 * 32, 43, 1.0f), *v3 = th_random(32 * 32, 44, 1.0f);
+    for (int i = 0; i < nd; i++) {
+        float *o = forward(devs[i], &q, qk3, v3, one, NULL);
+        th_assert_close(o + 5 * 32, v3 + 5 * 32, 32, 1e-6, "the only token attends to itself");
+        free(o);
+    }
+    free(qk3), free(v3);
+    free(mask), free(qk), free(v), free(qk2), free(v2);
+    close_devices(devs, nd);
+}
+
+/* §3 hashing, computed here from the rotations in HF's layout (factorised:
+ * factor 1 uses columns [0, f1/2), factor 2 [f1/2, f1/2 + f2/2) of each
+ * round; bucket = a1 + f1·a2), matches the cpu's on ≥ 99.9% of items. */
+static int naive_argmax_pm(const double *r, int half) {
+    int best = 0;
+    double bv = r[0];
+    for (int j = 1; j < 2 * half; j++) {
+        double x = j < half ? r[j] : -r[j - half];
+        if (x > bv) bv = x, best = j;
+    }
+    return best;
+}
+
+static void hashing_follows_the_hf_layout(void **state) {
+    rf_device *cpu = th_cpu();
+    for (int fact = 0; fact < 2; fact++) {
+        point p = {.B = 2, .L = 512, .H = 2, .d = 32, .m = 32, .R = 2, .nb = fact ? 0 : 16, .f1 = fact ? 4 : 0,
+                   .f2 = fact ? 8 : 0};
+        const int64_t D = (int64_t)p.H * p.d;
+        rf_lsh_config cfg = config_of(&p);
+        rf_lsh_state st;
+        TH_OK(rf_lsh_state_init(&st, cpu, &cfg, p.B, p.L));
+        assert_int_equal(st.rot_cols, fact ? 6 : 8);
+        assert_int_equal(st.n_buckets, fact ? 32 : 16);
+        size_t n = row_elems(&p);
+        float *qk = th_random(n, 51, 1.0f);
+        rf_tensor tq = TH_TENSOR(cpu, RF_F32, qk, p.B, p.L, D);
+        TH_OK(rf_lsh_rotations_draw(&st, cfg.seed, cfg.layer, cfg.step));
+        TH_OK(rf_lsh_hash(&st, &tq, NULL));
+        float *rot = th_download_f32(&st.rotations);
+        int32_t *bk = th_download_i32(&st.buckets);
+        const int rc = st.rot_cols;
+        size_t same = 0, total = 0;
+        double *x = malloc((size_t)rc * sizeof *x);
+        for (int64_t b = 0; b < p.B; b++)
+            for (int h = 0; h < p.H; h++)
+                for (int r = 0; r < p.R; r++)
+                    for (int64_t t = 0; t < p.L; t++) {
+                        for (int j = 0; j < rc; j++) {
+                            x[j] = 0;
+                            for (int e = 0; e < p.d; e++)
+                                x[j] += (double)qk[(b * p.L + t) * D + h * p.d + e] * rot[((size_t)(h * p.d + e) * p.R + r) * rc + j];
+                        }
+                        int want = fact ? naive_argmax_pm(x, 2) + 4 * naive_argmax_pm(x + 2, 4) : naive_argmax_pm(x, 8);
+                        same += bk[((b * p.H + h) * p.R + r) * p.L + t] == want + r * st.n_buckets;
+                        total++;
+                    }
+        if ((double)same / total < 0.999) fail_msg("hashing (%s) agrees on %zu of %zu items", fact ? "factorised" : "plain", same, total);
+        free(x), free(rot), free(bk), free(qk);
+        rf_tensor_free(&tq);
+        rf_lsh_state_free(&st);
+    }
+    rf_device_close(cpu);
+}
+
+/* §3's automatic nb, as HF's _set_num_buckets. */
+static void automatic_bucket_count(void **state) {
+    int f[2];
+    TH_OK(rf_lsh_auto_buckets(f, 1024, 64, 1024)); /* p = 5 → 32 ≤ 2·max(4, 64) */
+    assert_int_equal(f[0], 32), assert_int_equal(f[1], 0);
+    TH_OK(rf_lsh_auto_buckets(f, 65536, 64, 65536)); /* p = 11 → 2048 > 128: [32, 64] */
+    assert_int_equal(f[0], 32), assert_int_equal(f[1], 64);
+    TH_OK(rf_lsh_auto_buckets(f, 56, 4, 64)); /* the HF golden hf_padded model resolved [4, 4] */
+    assert_int_equal(f[0], 4), assert_int_equal(f[1], 4);
+    TH_OK(rf_lsh_auto_buckets(f, 100, 32, 0)); /* ⌊100/32⌋ = 3 → p = 2 */
+    assert_int_equal(f[0], 4), assert_int_equal(f[1], 0);
+    rf_device *cpu = th_cpu();
+    rf_lsh_config cfg = {.n_heads = 1, .head_dim = 32, .n_hashes = 1, .chunk_len = 64, .max_position = 65536};
+    rf_lsh_state st;
+    TH_OK(rf_lsh_state_init(&st, cpu, &cfg, 1, 65536));
+    assert_int_equal(st.n_buckets, 2048), assert_int_equal(st.rot_cols, 48);
+    rf_lsh_state_free(&st);
+    rf_device_close(cpu);
+}
+
+static void rejects_bad_arguments(void **state) {
+    rf_device *cpu = th_cpu();
+    rf_lsh_config cfg = {.n_heads = 2, .head_dim = 32, .n_hashes = 2, .n_buckets = 8, .chunk_len = 32};
+    rf_lsh_state st;
+    rf_lsh_config bad = cfg;
+    bad.n_buckets = 7;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 128), RF_ERR_INVALID_ARG, "n_buckets = 7 must be even");
+    bad = cfg, bad.n_buckets = 0, bad.bucket_factors[0] = 3, bad.bucket_factors[1] = 4;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 128), RF_ERR_INVALID_ARG, "bucket_factors = {3, 4}");
+    bad = cfg, bad.bucket_factors[0] = 4, bad.bucket_factors[1] = 4;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 128), RF_ERR_INVALID_ARG, "disagrees with bucket_factors");
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &cfg, 1, 100), RF_ERR_INVALID_ARG, "L = 100 is not a multiple of the chunk length chunk_len = 32");
+    bad = cfg, bad.n_hashes = 0;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 128), RF_ERR_INVALID_ARG, "n_hashes = 0");
+    TH_FAILS(rf_lsh_state_init(&st, cpu, NULL, 1, 128), RF_ERR_INVALID_ARG, "cfg is NULL");
+    TH_FAILS(rf_lsh_state_init(&st, NULL, &cfg, 1, 128), RF_ERR_INVALID_ARG, "device is NULL");
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &cfg, 0, 128), RF_ERR_INVALID_ARG, "batch = 0");
+
+    TH_OK(rf_lsh_state_init(&st, cpu, &cfg, 2, 128));
+    rf_tensor qk = TH_TENSOR(cpu, RF_F32, NULL, 2, 128, 64), v = TH_TENSOR(cpu, RF_F32, NULL, 2, 128, 64);
+    rf_tensor out = TH_TENSOR(cpu, RF_F32, NULL, 2, 128, 64), wrong = TH_TENSOR(cpu, RF_F32, NULL, 2, 128, 32);
+    rf_tensor mask_f = TH_TENSOR(cpu, RF_F32, NULL, 2, 128), rot = TH_TENSOR(cpu, RF_F32, NULL, 2, 32, 2, 3);
+    TH_OK(rf_tensor_fill_f32(&qk, 0.5f));
+    TH_OK(rf_tensor_fill_f32(&v, 0.5f));
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, NULL, &v, NULL, NULL, &cfg), RF_ERR_INVALID_ARG, "qk is NULL");
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, &qk, NULL, NULL, NULL, &cfg), RF_ERR_INVALID_ARG, "v is NULL");
+    TH_FAILS(rf_lsh_attention_forward(NULL, &st, &qk, &v, NULL, NULL, &cfg), RF_ERR_INVALID_ARG, "out is NULL");
+    TH_FAILS(rf_lsh_attention_forward(&out, NULL, &qk, &v, NULL, NULL, &cfg), RF_ERR_INVALID_ARG, "not initialised");
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, &qk, &wrong, NULL, NULL, &cfg), RF_ERR_INVALID_ARG,
+             "v has shape [2, 128, 32], expected [2, 128, 64]");
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, &qk, &v, &mask_f, NULL, &cfg), RF_ERR_INVALID_ARG,
+             "mask has dtype f32, expected i32");
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, &qk, &v, NULL, &rot, &cfg), RF_ERR_INVALID_ARG,
+             "rotations has shape [2, 32, 2, 3], expected [2, 32, 2, 4]");
+    bad = cfg, bad.n_heads = 4;
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, &qk, &v, NULL, NULL, &bad), RF_ERR_INVALID_ARG, "differs from the state's");
+    TH_FAILS(rf_lsh_sort(NULL), RF_ERR_INVALID_ARG, "not initialised");
+    TH_OK(rf_lsh_attention_forward(&out, &st, &qk, &v, NULL, NULL, &cfg));
+    rf_lsh_state_free(&st);
+    rf_tensor_free(&qk), rf_tensor_free(&v), rf_tensor_free(&out), rf_tensor_free(&wrong), rf_tensor_free(&mask_f);
+    rf_tensor_free(&rot);
+
+    rf_device *cl = th_cl();
+    if (cl) { /* device limits, checked when the state is made */
+        bad = cfg, bad.head_dim = 256;
+        TH_FAILS(rf_lsh_state_init(&st, cl, &bad, 1, 128), RF_ERR_UNSUPPORTED, "head_dim = 256 exceeds the 128");
+        bad = cfg, bad.chunk_len = 512;
+        TH_FAILS(rf_lsh_state_init(&st, cl, &bad, 1, 1024), RF_ERR_UNSUPPORTED, "chunk length 512 exceeds the 256");
+        rf_device_close(cl);
+    }
+    rf_device_close(cpu);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rejects_bad_arguments),
+        cmocka_unit_test(automatic_bucket_count),
+        cmocka_unit_test(hashing_follows_the_hf_layout),
+        cmocka_unit_test(short_sequence_equals_full_attention),
+        cmocka_unit_test(identical_rotation_sets_equal_one),
+        cmocka_unit_test(causal_outputs_ignore_the_future),
+        cmocka_unit_test(padding_mask),
+        cmocka_unit_test(opencl_matches_cpu_stage_by_stage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Build and run the libFuzzer targets of the file readers (SPEC §11: readers
+# must refuse any malformed input without crashing):
+#   fuzz_safetensors  rf_safetensors_open_memory, then write back and reopen
+#   fuzz_config       rf_config_parse_json, then save and reparse
+# Not part of the CMake build: the targets are compiled here with clang
+# -fsanitize=fuzzer,address,undefined straight from the (device-free) sources
+# they need.
+#
+# usage: tools/fuzz.sh [SECONDS] [TARGET...]     (default: 60 s each, both)
+# env:   CC (default clang), RF_FUZZ_DIR (default build-fuzz), RF_FUZZ_JOBS
+# Seeds: tests/fuzz/corpus_<name>/ (read only; new inputs go to the build
+# folder). A crash leaves its input as RF_FUZZ_DIR/crash-*; replay it with
+#   build-fuzz/fuzz_<name> build-fuzz/crash-...
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-60}
+[ $# -gt 0 ] && shift
+targets=${*:-"safetensors config"}
+CC=${CC:-clang}
+out=${RF_FUZZ_DIR:-$root/build-fuzz}
+mkdir -p "$out"
+
+# libFuzzer ships with clang's compiler-rt; Debian splits it into a package.
+probe() {
+    printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+        > "$out/probe.c"
+    "$CC" -fsanitize=fuzzer "$out/probe.c" -o "$out/probe" >/dev/null 2>&1
+}
+if ! probe; then
+    ver=$("$CC" -dumpversion | cut -d. -f1)
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "fuzz.sh: installing libFuzzer for clang $ver" >&2
+        apt-get install -y "libclang-rt-$ver-dev" >/dev/null 2>&1 ||
+            apt-get install -y "libclang-common-$ver-dev" >/dev/null 2>&1 || true
+    fi
+    probe || { echo "fuzz.sh: $CC cannot link -fsanitize=fuzzer (install libclang-rt-$ver-dev)" >&2; exit 1; }
+fi
+rm -f "$out/probe" "$out/probe.c"
+
+jsonc_cflags=$(pkg-config --cflags json-c 2>/dev/null || echo "-I/usr/include/json-c")
+jsonc_libs=$(pkg-config --libs json-c 2>/dev/null || echo "-ljson-c")
+flags="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined
+       -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+       -I$root/include -I$root/src $jsonc_cflags"
+common="$root/src/core/status.c $root/src/core/log.c $root/src/core/util.c $root/src/io/io_util.c"
+
+for t in $targets; do
+    case $t in
+        safetensors) srcs="$root/src/io/safetensors.c" ;;
+        config) srcs="$root/src/io/config_json.c $root/src/model/config.c" ;;
+        *) echo "fuzz.sh: unknown target '$t' (safetensors, config)" >&2; exit 2 ;;
+    esac
+    bin="$out/fuzz_$t"
+    # shellcheck disable=SC2086  # flag lists split on purpose
+    "$CC" $flags "$root/tests/fuzz/fuzz_$t.c" $common $srcs $jsonc_libs -lm -o "$bin"
+    mkdir -p "$out/corpus_$t"
+    echo "fuzz.sh: running fuzz_$t for $secs s" >&2
+    (cd "$out" && "$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+        -dict="$root/tests/fuzz/$t.dict" -print_final_stats=1 ${RF_FUZZ_JOBS:+-jobs=$RF_FUZZ_JOBS} \
+        "$out/corpus_$t" "$root/tests/fuzz/corpus_$t")
+done
