@@ -24,6 +24,7 @@ typedef struct {
     int heads, head_dim, chunk, runs;
     int64_t full_max; /* full attention only up to this L (O(L²) time) */
     bool causal;
+    bool profile;     /* print each case's per-kernel device times */
     FILE *csv;
 } bench_opts;
 
@@ -33,10 +34,11 @@ typedef struct {
 } bench_result;
 
 static void help(void) {
-    printf("usage: reformer bench attention [--device NAME]... [--all] [--csv FILE] [--tokens N]\n"
+    printf("usage: reformer bench attention|model ...  ('reformer bench model --help' for the model)\n\n"
+           "usage: reformer bench attention [--device NAME]... [--all] [--csv FILE] [--tokens N]\n"
            "                                [--lengths L1,L2,...] [--hashes R1,R2,...] [--heads H]\n"
            "                                [--head-dim D] [--chunk M] [--runs N] [--full-max L]\n"
-           "                                [--no-causal]\n\n"
+           "                                [--no-causal] [--profile]\n\n"
            "LSH self-attention (forward) against full attention, as the Reformer paper's\n"
            "Fig. 5: B·L = --tokens is fixed (default 65536) while L grows (default 1024 ...\n"
            "65536, powers of two up to --tokens); LSH with --hashes rounds (default\n"
@@ -46,7 +48,8 @@ static void help(void) {
            "warm-up, then the median of --runs (default and minimum 5) runs.\n\n"
            "  --device NAME   a device (repeatable; default $RF_DEVICE or auto)\n"
            "  --all           every OpenCL device\n"
-           "  --csv FILE      also write the rows as CSV\n\n"
+           "  --csv FILE      also write the rows as CSV\n"
+           "  --profile       print each case's time per kernel / op (device profile)\n\n"
            "Prints one row per case (device, op, B, L, time, tokens/s, GFLOP/s, peak device\n"
            "memory), then per device the LSH time per token at the longest L over the\n"
            "shortest, and full attention's time over LSH's (R = 4) at each L with both.\n");
@@ -91,7 +94,9 @@ typedef rf_status (*bench_fn)(void *ctx);
 static rf_status measure(rf_device *dev, const bench_opts *o, bench_fn fn, void *ctx, bench_result *res) {
     double times[64];
     rf_status s;
-    if ((s = rf_device_reset_peak(dev)) || (s = fn(ctx)) || (s = rf_device_sync(dev))) return s;
+    if ((s = rf_device_reset_peak(dev)) || (s = fn(ctx)) || (s = rf_device_sync(dev)) ||
+        (s = rf_device_profile_reset(dev)))
+        return s;
     for (int i = 0; i < o->runs; i++) {
         double t0 = now_ms();
         if ((s = fn(ctx)) || (s = rf_device_sync(dev))) return s;
@@ -102,6 +107,14 @@ static rf_status measure(rf_device *dev, const bench_opts *o, bench_fn fn, void 
     rf_memory_stats m;
     if ((s = rf_device_memory(dev, &m))) return s;
     res->peak_bytes = m.peak_bytes;
+    if (o->profile) {
+        rf_profile_entry e[16];
+        int count = 0;
+        if ((s = rf_device_profile(dev, e, 16, &count))) return s;
+        for (int i = 0; i < count && i < 16; i++)
+            printf("    profile: %-24s %6llu calls %10.2f ms per run\n", e[i].op, (unsigned long long)e[i].calls,
+                   e[i].total_ms / o->runs);
+    }
     return RF_OK;
 }
 
@@ -247,6 +260,10 @@ static int bench_attention(int argc, char **argv) {
             o.causal = false;
             continue;
         }
+        if (!strcmp(a, "--profile")) {
+            o.profile = true;
+            continue;
+        }
         if (!val) {
             fprintf(stderr, "reformer bench: unknown option or missing value '%s' (see --help)\n", a);
             return RF_EXIT_USAGE;
@@ -346,6 +363,7 @@ int cmd_bench(int argc, char **argv) {
         }
         return bench_attention(argc - 1, argv + 1);
     }
-    fprintf(stderr, "reformer bench: unknown benchmark '%s' (known: attention)\n", argv[1]);
+    if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
+    fprintf(stderr, "reformer bench: unknown benchmark '%s' (known: attention, model)\n", argv[1]);
     return RF_EXIT_USAGE;
 }

@@ -12,7 +12,8 @@ static void help(void) {
            "                       [--tolerance-scale X]\n\n"
            "Runs every op on each chosen device and on the cpu reference with the same\n"
            "inputs and compares them with the tolerances of SPEC §10 (elementwise 1e-5,\n"
-           "matrix products and attention 1e-4, times max(1, max|ref|)); LSH hashing by\n"
+           "matrix products and attention 1e-4, gradients 1e-3, times max(1, max|ref|));\n"
+           "LSH hashing by "
            "agreement rate (>= 99.9%%). Device outputs carry sentinel words around them:\n"
            "an out-of-bounds write, or a NaN/Inf where the cpu has none, is a FAIL.\n\n"
            "  --device NAME         a device (default $RF_DEVICE or auto)\n"
@@ -118,6 +119,7 @@ static void verify_device(vf_ctx *c) {
         fprintf(c->out, "%-8s %-24s %-34s %10s %10s %10s  %s\n", "device", "op", "shape", "max abs", "max rel", "tol",
                 "result");
     vf_cases_core(c);
+    vf_cases_ops(c);
 }
 
 int cmd_verify(int argc, char **argv) {

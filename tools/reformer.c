@@ -12,6 +12,8 @@ typedef struct {
 static const subcommand commands[] = {
     {"devices", cmd_devices, "list the cpu reference and every OpenCL device"},
     {"verify", cmd_verify, "check a device against the cpu reference, op by op"},
+    {"eval", cmd_eval, "bits per byte of a model on a text file"},
+    {"sample", cmd_sample, "generate text from a model"},
     {"bench", cmd_bench, "benchmarks: 'bench attention' = LSH vs full attention (paper Fig. 5)"},
 };
 

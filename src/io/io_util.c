@@ -5,6 +5,25 @@
 #include "core/core.h"
 #include "io/io_util.h"
 
+size_t rf_io_utf8_check(const char *text, size_t n) {
+    const unsigned char *s = (const unsigned char *)text;
+    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        if (len == 0 || len > n - i) return i;
+        unsigned cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        i += len;
+    }
+    return n;
+}
+
 static int is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 rf_status rf_json_parse(const char *text, size_t len, const char *where, json_object **out) {
@@ -15,6 +34,8 @@ rf_status rf_json_parse(const char *text, size_t len, const char *where, json_ob
     if (len > (size_t)0x7fffffff) return rf_error(RF_ERR_FORMAT, "%s: JSON text of %zu bytes is too large", where, len);
     const char *nul = len ? memchr(text, '\0', len) : NULL;
     if (nul) return rf_error(RF_ERR_FORMAT, "%s: not valid JSON: NUL byte at offset %zu", where, (size_t)(nul - text));
+    size_t good = len ? rf_io_utf8_check(text, len) : 0;
+    if (good != len) return rf_error(RF_ERR_FORMAT, "%s: not valid JSON: invalid UTF-8 at byte %zu", where, good);
     json_tokener *tok = json_tokener_new();
     if (!tok) return rf_error(RF_ERR_OUT_OF_MEMORY, "%s: cannot allocate a JSON parser", where);
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS | JSON_TOKENER_VALIDATE_UTF8);

@@ -14,6 +14,11 @@
  * (caller puts it). Failures are RF_ERR_FORMAT naming `where` and the byte. */
 rf_status rf_json_parse(const char *text, size_t len, const char *where, json_object **out);
 
+/* The length of the longest valid UTF-8 prefix of s[0..n) (n when all of it
+ * is valid): strict, refusing overlong forms, surrogates and code points
+ * above U+10FFFF, so what the readers accept the writers can write. */
+size_t rf_io_utf8_check(const char *s, size_t n);
+
 /* The shortest "%.*g" text that reads back as exactly `x` (finite), with
  * ".0" appended when it would otherwise read as an integer. */
 void rf_json_format_double(double x, char *buf, size_t n);

@@ -63,24 +63,6 @@ static const char *const other_dtypes[] = {
     "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2",
 };
 
-static int utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-        if (len == 0 || i + len > n) return 0;
-        unsigned cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-        i += len;
-    }
-    return 1;
-}
-
 static char *dup_str(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (d) {
@@ -108,12 +90,11 @@ void rf_safetensors_close(rf_safetensors *st) {
 
 /* ---- header validation -------------------------------------------------- */
 
-/* A JSON string without NUL bytes (json-c allows "\u0000"), copied. */
-static rf_status get_string(const rf_safetensors *st, json_object *v, const char *what, char **out) {
-    const char *s = json_object_get_string(v);
-    size_t n = (size_t)json_object_get_string_len(v);
-    if (memchr(s, '\0', n))
-        return rf_error(RF_ERR_FORMAT, "safetensors '%s': %s contains a NUL character", st->label, what);
+/* Text from the header, copied: no NUL (json-c decodes "\u0000") and strict
+ * UTF-8 (json-c decodes a lone "\ud800"), so the writer can write it back. */
+static rf_status copy_text(const rf_safetensors *st, const char *s, size_t n, const char *what, char **out) {
+    if (memchr(s, '\0', n) || rf_io_utf8_check(s, n) != n)
+        return rf_error(RF_ERR_FORMAT, "safetensors '%s': %s '%.200s' contains NUL or invalid UTF-8", st->label, what, s);
     *out = dup_str(s, n);
     return *out ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory", st->label);
 }
@@ -132,11 +113,10 @@ static rf_status parse_metadata(rf_safetensors *st, json_object *meta) {
         if (!json_object_is_type(val, json_type_string))
             return rf_error(RF_ERR_FORMAT, "safetensors '%s': __metadata__ value of '%.200s' is %s, not a string",
                             st->label, key, rf_json_type_name(val));
-        size_t i = st->meta_count;
-        st->meta_keys[i] = dup_str(key, strlen(key));
-        if (!st->meta_keys[i]) return rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory", st->label);
-        st->meta_count++;
-        RF_TRY(get_string(st, val, "a __metadata__ value", &st->meta_values[i]));
+        size_t i = st->meta_count++;
+        RF_TRY(copy_text(st, key, strlen(key), "__metadata__ key", &st->meta_keys[i]));
+        RF_TRY(copy_text(st, json_object_get_string(val), (size_t)json_object_get_string_len(val),
+                         "__metadata__ value", &st->meta_values[i]));
     }
     return RF_OK;
 }
@@ -299,13 +279,10 @@ static rf_status parse_header(rf_safetensors *st, const char *hdr, size_t n) {
             if ((s = parse_metadata(st, val)) != RF_OK) goto done;
             continue;
         }
-        st_entry *e = &st->entries[st->count];
-        if (!(e->name = dup_str(key, strlen(key)))) {
-            s = rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory", st->label);
+        st_entry *e = &st->entries[st->count++];
+        if ((s = copy_text(st, key, strlen(key), "tensor name", &e->name)) != RF_OK ||
+            (s = parse_entry(st, e, val)) != RF_OK)
             goto done;
-        }
-        st->count++;
-        if ((s = parse_entry(st, e, val)) != RF_OK) goto done;
     }
     /* Names are unique: json-c keeps the last of duplicate keys (as the
      * reference reader does), and the bytes of the dropped entry then fail
@@ -535,7 +512,7 @@ rf_status rf_safetensors_writer_add(rf_safetensors_writer *w, const char *name, 
                                     const int64_t *shape, const void *data) {
     const char *fn = "rf_safetensors_writer_add";
     if (!w || !name || (ndim > 0 && !shape)) return rf_error(RF_ERR_INVALID_ARG, "%s: null argument", fn);
-    if (strcmp(name, "__metadata__") == 0 || !utf8_valid((const unsigned char *)name, strlen(name)))
+    if (strcmp(name, "__metadata__") == 0 || rf_io_utf8_check(name, strlen(name)) != strlen(name))
         return rf_error(RF_ERR_INVALID_ARG, "%s: '%.200s' is not a usable tensor name (reserved or not UTF-8)", fn, name);
     if (rf_st_dtype_size(dtype) == 0) return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': unknown dtype %d", fn, name, (int)dtype);
     if (ndim < 0 || ndim > RF_ST_MAX_DIMS)
@@ -571,7 +548,7 @@ rf_status rf_safetensors_writer_add(rf_safetensors_writer *w, const char *name, 
 
 rf_status rf_safetensors_writer_set_metadata(rf_safetensors_writer *w, const char *key, const char *value) {
     if (!w || !key || !value) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_set_metadata: null argument");
-    if (!utf8_valid((const unsigned char *)key, strlen(key)) || !utf8_valid((const unsigned char *)value, strlen(value)))
+    if (rf_io_utf8_check(key, strlen(key)) != strlen(key) || rf_io_utf8_check(value, strlen(value)) != strlen(value))
         return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_set_metadata: '%.200s' is not UTF-8 text", key);
     char *v = dup_str(value, strlen(value));
     if (!v) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_set_metadata: no memory");
