@@ -113,7 +113,7 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
 __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
                          __global const int *mask, const ulong mask_off, const int has_mask,
                          __global const int *perm, __global float *o, __global float *lse, const int L, const int H,
-                         const int N, const int m, const int causal, const int T, __local float *kt,
+                         const int N, const int m, const int causal, const int hf, const int T, __local float *kt,
                          __local float *vt, __local float *ks, __local int *kp, __local int *km) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
     const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
@@ -176,9 +176,12 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
         }
         if (active) {
             __global float *out = o + ((size_t)bh * N + qslot) * HEAD_DIM;
-            float inv = 1.0f / l;
-            for (int e = 0; e < HEAD_DIM; e++) out[e] = acc[e] * inv;
-            lse[(size_t)bh * N + qslot] = mx + log(l);
+            // With hf: the HF model's float32 semantics (docs/hf-compat.md §8),
+            // p = exp(s − lse) with lse a float, not renormalised: acc·exp(mx − lse).
+            float lse_f = mx + log(l);
+            float scale = hf ? exp(mx - lse_f) : 1.0f / l;
+            for (int e = 0; e < HEAD_DIM; e++) out[e] = acc[e] * scale;
+            lse[(size_t)bh * N + qslot] = lse_f;
         }
     }
 }
@@ -187,7 +190,7 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
 // weighted by softmax over their lse, found through undo.
 __kernel void lsh_combine(__global float *out, const ulong out_off, __global const float *o,
                           __global const float *lse, __global const int *undo, const int B, const int L,
-                          const int H, const int R) {
+                          const int H, const int R, const int hf) {
     size_t gid = get_global_id(0);
     if (gid >= (size_t)B * L * H * HEAD_DIM) return;
     int e = (int)(gid % HEAD_DIM);
@@ -200,11 +203,11 @@ __kernel void lsh_combine(__global float *out, const ulong out_off, __global con
     float mx = RUNNING_MAX_INIT;
     for (int r = 0; r < R; r++) mx = fmax(mx, LSE[U[r * L + t]]);
     float sum = 0.0f, acc = 0.0f;
+    for (int r = 0; r < R; r++) sum += exp(LSE[U[r * L + t]] - mx);
+    float total = mx + log(sum); // with hf a float32 value, as in HF (docs/hf-compat.md §8)
     for (int r = 0; r < R; r++) {
         int slot = U[r * L + t];
-        float w = exp(LSE[slot] - mx);
-        sum += w;
-        acc += w * o[(bh * N + slot) * HEAD_DIM + e];
+        acc += exp(LSE[slot] - (hf ? total : mx)) * o[(bh * N + slot) * HEAD_DIM + e];
     }
-    out[out_off + gid] = acc / sum; // gid = ((b·L + t)·H + h)·d + e: the [B, L, H·d] layout
+    out[out_off + gid] = hf ? acc : acc / sum; // gid = ((b·L + t)·H + h)·d + e: the [B, L, H·d] layout
 }

@@ -211,6 +211,10 @@ typedef struct rf_lsh_config {
     uint64_t seed;         /* rotations: Philox key (§2) */
     uint32_t layer;        /* rotations use stream layer·16 + 0 (src/core/philox.h) */
     uint32_t step;         /* forward call / training step: fresh rotations each */
+    bool hf_rounding;      /* false: the exact softmax of §5.5–5.6; true: the HF
+                              model's float32 semantics (lse rounded to float,
+                              p = exp(s − lse) not renormalised; docs/hf-compat.md
+                              §8), which §12 compatibility needs */
 } rf_lsh_config;
 
 /* Caller-owned: resolved geometry and every intermediate result, kept for
@@ -224,6 +228,7 @@ typedef struct rf_lsh_state {
     int chunk_len;            /* m, or L on the full path */
     bool full;                /* L ≤ m: full attention (§5.7) */
     bool causal;
+    bool hf_rounding;         /* see rf_lsh_config */
     int n_buckets;            /* nb (= f1·f2 when factorised; 1 on the full path) */
     int factors[2];           /* {f1, f2}, or {nb, 0} when not factorised */
     int rot_cols;             /* last dim of rotations: nb/2 or (f1 + f2)/2 */

@@ -94,6 +94,7 @@ rf_status rf_lsh_state_init(rf_lsh_state *st, rf_device *dev, const rf_lsh_confi
     st->batch = batch, st->seq_len = seq_len;
     st->n_heads = cfg->n_heads, st->head_dim = cfg->head_dim;
     st->causal = cfg->causal;
+    st->hf_rounding = cfg->hf_rounding;
     if (st->full) {
         /* §5.7: one round, one chunk of L, every item in bucket 0. */
         st->n_rounds = 1, st->chunk_len = (int)seq_len;

@@ -107,15 +107,20 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
                 }
                 double sum = 0;
                 for (int j = 0; j < nkeys; j++) sum += exp(s[j] - mx);
-                double lse = mx + log(sum);
-                for (int j = 0; j < nkeys; j++) s[j] = exp(s[j] - lse); /* now the probabilities */
+                /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
+                 * p = exp(s − lse) is not renormalised, so a query that sees only copies
+                 * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
+                 * slightly less than 1 (docs/hf-compat.md §8). */
+                float lse = (float)(mx + log(sum));
+                double norm = st->hf_rounding ? (double)lse : mx + log(sum);
+                for (int j = 0; j < nkeys; j++) s[j] = exp(s[j] - norm); /* now the probabilities */
                 float *o = O + qslot * d;
                 for (int e = 0; e < d; e++) {
                     double acc = 0;
                     for (int j = 0; j < nkeys; j++) acc += s[j] * V[(size_t)(b * L + kpos[j]) * row + (size_t)h * d + e];
                     o[e] = (float)acc;
                 }
-                LSE[qslot] = (float)lse;
+                LSE[qslot] = lse;
             }
         }
     }
@@ -138,12 +143,15 @@ rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
             double mx = -INFINITY, sum = 0;
             for (int r = 0; r < R; r++) mx = fmax(mx, LSE[undo[r * L + t]]);
             for (int r = 0; r < R; r++) sum += exp(LSE[undo[r * L + t]] - mx);
+            /* The rounds' total; with hf_rounding a float32 value as in HF
+             * (docs/hf-compat.md §8). */
+            double total = st->hf_rounding ? (double)(float)(mx + log(sum)) : mx + log(sum);
             float *o = OUT + (size_t)(b * L + t) * H * d + (size_t)h * d;
             for (int e = 0; e < d; e++) {
                 double acc = 0;
                 for (int r = 0; r < R; r++) {
                     int32_t slot = undo[r * L + t];
-                    acc += exp(LSE[slot] - mx) / sum * O[(size_t)slot * d + e];
+                    acc += exp((double)LSE[slot] - total) * O[(size_t)slot * d + e];
                 }
                 o[e] = (float)acc;
             }

@@ -107,14 +107,14 @@ rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tenso
     RF_TRY(rf_cl_group_size(dev, k, (size_t)st->chunk_len, &local));
     const int d = st->head_dim, T = st->key_tile;
     cl_int L = (cl_int)st->seq_len, H = st->n_heads, N = st->n_rounds * (cl_int)st->seq_len, m = st->chunk_len;
-    cl_int causal = st->causal, tile = T, has_mask = mask != NULL;
+    cl_int causal = st->causal, hf = st->hf_rounding, tile = T, has_mask = mask != NULL;
     cl_ulong qoff = qk->offset, voff = v->offset, moff = mask ? mask->offset : 0;
     cl_mem mmem = mask ? mask->buf->mem : qk->buf->mem; /* any buffer: unread without a mask */
     size_t groups = (size_t)st->batch * st->n_heads * (size_t)(N / m), global = groups * local;
     return RF_CL_LAUNCH(dev, k, "lsh_attend", 1, &global, &local, RF_ARG(qk->buf->mem), RF_ARG(qoff),
                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(mmem), RF_ARG(moff), RF_ARG(has_mask),
                         RF_ARG(st->perm.buf->mem), RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
-                        RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(tile),
+                        RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(hf), RF_ARG(tile),
                         RF_LOCAL((size_t)T * d * sizeof(cl_float)), RF_LOCAL((size_t)T * d * sizeof(cl_float)),
                         RF_LOCAL((size_t)T * sizeof(cl_float)), RF_LOCAL((size_t)T * sizeof(cl_int)),
                         RF_LOCAL((size_t)T * sizeof(cl_int)));
@@ -126,10 +126,10 @@ rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
     RF_TRY(kernel(dev, st->head_dim, "lsh_combine", &k));
     size_t local;
     RF_TRY(rf_cl_group_size(dev, k, 256, &local));
-    cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds;
+    cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, hf = st->hf_rounding;
     cl_ulong off = out->offset;
     size_t global = rf_tensor_numel(out);
     return RF_CL_LAUNCH(dev, k, "lsh_combine", 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(off),
                         RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem), RF_ARG(st->undo.buf->mem),
-                        RF_ARG(B), RF_ARG(L), RF_ARG(H), RF_ARG(R));
+                        RF_ARG(B), RF_ARG(L), RF_ARG(H), RF_ARG(R), RF_ARG(hf));
 }

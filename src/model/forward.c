@@ -1,0 +1,321 @@
+/* The model's forward pass (SPEC §8, §9; docs/hf-compat.md §3–§7): the
+ * blocks shared by inference and training, and rf_model_forward. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/core.h"
+#include "device/device_impl.h"
+#include "model/model_impl.h"
+#include "ops/ops_impl.h"
+
+void rf_pass_free(rf_pass *s) {
+    rf_tensor *all[] = {&s->ids, &s->mask, &s->x1, &s->x2, &s->h, &s->a, &s->b, &s->c, &s->attn, &s->f, &s->ff,
+                        &s->joined, &s->lse, &s->mean, &s->rstd, &s->ff_pre};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->buf) rf_tensor_free(all[i]);
+    memset(s, 0, sizeof *s);
+}
+
+/* Least common multiple of the chunk lengths of the attention types present. */
+static int64_t chunk_lcm(const rf_config *c, int64_t *min_chunk) {
+    int64_t l = 1, mn = 0;
+    for (int i = 0; i < c->num_layers; i++) {
+        int64_t m = c->attn_layers[i] == RF_ATTN_LSH ? c->lsh_attn_chunk_length : c->local_attn_chunk_length;
+        int64_t a = l, b = m;
+        while (b) {
+            int64_t t = a % b;
+            a = b;
+            b = t;
+        }
+        l = l / a * m;
+        if (!mn || m < mn) mn = m;
+    }
+    *min_chunk = mn;
+    return l;
+}
+
+int64_t rf_model_padded_length(const rf_config *c, int64_t L) {
+    int64_t min_chunk, lcm = chunk_lcm(c, &min_chunk);
+    return L % lcm && L > min_chunk ? (L / lcm + 1) * lcm : L;
+}
+
+int64_t rf_model_max_length(const rf_config *c) {
+    return c->axial_pos_embds ? (int64_t)c->axial_pos_shape[0] * c->axial_pos_shape[1] : c->max_position_embeddings;
+}
+
+rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n, int64_t w) {
+    return rf_tensor_view(out, t->buf, t->offset + (size_t)(r0 * w), RF_F32, 2, (int64_t[]){n, w});
+}
+
+rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_t *attention_mask, int64_t B,
+                       int64_t L, bool training) {
+    const char *op = training ? "rf_model_train_step" : "rf_model_forward";
+    const rf_config *c = &m->cfg;
+    memset(s, 0, sizeof *s);
+    int64_t V = c->vocab_size, D = c->hidden_size, HD = (int64_t)c->num_attention_heads * c->attention_head_size;
+    if (B <= 0 || L <= 0)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: batch %lld and length %lld must be positive", op, (long long)B, (long long)L);
+    for (int64_t i = 0; i < B * L; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return rf_error(RF_ERR_INVALID_ARG, "%s: token id %d at position %lld is outside the vocabulary [0, %lld)", op,
+                            ids[i], (long long)i, (long long)V);
+    /* Pad to a multiple of the chunk lengths as the HF model does at
+     * inference (docs/hf-compat.md §7); training takes whole chunks. */
+    int64_t Lp = rf_model_padded_length(c, L);
+    if (training && Lp != L)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: training length %lld is not a multiple of the chunk lengths (%lld would be)",
+                        op, (long long)L, (long long)Lp);
+    int64_t max_len = rf_model_max_length(c);
+    if (Lp > max_len)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: length %lld (padded to %lld) exceeds the %lld positions of the model", op,
+                        (long long)L, (long long)Lp, (long long)max_len);
+    int has_zero = 0;
+    for (int64_t i = 0; attention_mask && i < B * L; i++) has_zero |= attention_mask[i] == 0;
+    s->B = B, s->L = L, s->Lp = Lp, s->padded = Lp != L || has_zero;
+    int32_t *host_ids = calloc((size_t)(B * Lp), sizeof *host_ids), *host_mask = calloc((size_t)(B * Lp), sizeof *host_mask);
+    rf_status r = host_ids && host_mask ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "%s: no host memory", op);
+    int pad_id = c->pad_token_id >= 0 ? c->pad_token_id : 0;
+    for (int64_t b = 0; r == RF_OK && b < B; b++)
+        for (int64_t t = 0; t < Lp; t++) {
+            host_ids[b * Lp + t] = t < L ? ids[b * L + t] : pad_id;
+            host_mask[b * Lp + t] = t < L ? (attention_mask ? attention_mask[b * L + t] != 0 : 1) : 0;
+        }
+    int64_t rows = B * Lp, ff_rows = c->chunk_size_feed_forward > 0 ? c->chunk_size_feed_forward : rows;
+    if (ff_rows > rows) ff_rows = rows;
+    rf_device *dev = m->dev;
+    if (r == RF_OK) r = rf_tensor_alloc(dev, &s->ids, RF_I32, 2, (int64_t[]){B, Lp});
+    if (r == RF_OK) r = rf_tensor_upload(&s->ids, host_ids, (size_t)(B * Lp) * 4);
+    if (r == RF_OK && s->padded) r = rf_tensor_alloc(dev, &s->mask, RF_I32, 2, (int64_t[]){B, Lp});
+    if (r == RF_OK && s->padded) r = rf_tensor_upload(&s->mask, host_mask, (size_t)(B * Lp) * 4);
+    rf_tensor *d_wide[] = {&s->x1, &s->x2, &s->h, &s->f};
+    for (size_t i = 0; r == RF_OK && i < 4; i++) r = rf_tensor_alloc(dev, d_wide[i], RF_F32, 3, (int64_t[]){B, Lp, D});
+    rf_tensor *hd_wide[] = {&s->a, &s->b, &s->c, &s->attn};
+    for (size_t i = 0; r == RF_OK && i < 4; i++) r = rf_tensor_alloc(dev, hd_wide[i], RF_F32, 3, (int64_t[]){B, Lp, HD});
+    if (r == RF_OK) r = rf_tensor_alloc(dev, &s->ff, RF_F32, 2, (int64_t[]){ff_rows, c->feed_forward_size});
+    if (r == RF_OK) r = rf_tensor_alloc(dev, &s->joined, RF_F32, 3, (int64_t[]){B, Lp, 2 * D});
+    if (training) {
+        /* What the backward pass recomputes and differentiates through. */
+        if (r == RF_OK) r = rf_tensor_alloc(dev, &s->ff_pre, RF_F32, 2, (int64_t[]){ff_rows, c->feed_forward_size});
+        if (r == RF_OK) r = rf_tensor_alloc(dev, &s->lse, RF_F32, 3, (int64_t[]){B, c->num_attention_heads, Lp});
+        if (r == RF_OK) r = rf_tensor_alloc(dev, &s->mean, RF_F32, 1, (int64_t[]){rows});
+        if (r == RF_OK) r = rf_tensor_alloc(dev, &s->rstd, RF_F32, 1, (int64_t[]){rows});
+    }
+    free(host_ids);
+    free(host_mask);
+    if (r != RF_OK) rf_pass_free(s);
+    return r;
+}
+
+rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, rf_lsh_config *lc) {
+    const rf_config *c = &m->cfg;
+    layer *l = &m->layers[li];
+    memset(lc, 0, sizeof *lc);
+    lc->n_heads = c->num_attention_heads;
+    lc->head_dim = c->attention_head_size;
+    lc->n_hashes = c->num_hashes;
+    lc->chunk_len = c->lsh_attn_chunk_length;
+    lc->causal = c->is_decoder;
+    lc->max_position = c->max_position_embeddings;
+    lc->seed = m->seed;
+    lc->layer = (uint32_t)li;
+    lc->step = m->step;
+    lc->hf_rounding = true; /* §12: the HF model's float32 semantics */
+    if (Lp <= c->lsh_attn_chunk_length) return RF_OK; /* §5.7: no hashing */
+    /* The bucket count: configured, or HF's automatic rule at the first length
+     * this layer hashes, then frozen on the layer (as HF does). */
+    if (c->num_bucket_factors == 2) {
+        lc->bucket_factors[0] = c->num_buckets[0];
+        lc->bucket_factors[1] = c->num_buckets[1];
+    } else if (c->num_bucket_factors == 1) {
+        lc->n_buckets = c->num_buckets[0];
+    } else {
+        if (!l->frozen_buckets[0])
+            RF_TRY(rf_lsh_auto_buckets(l->frozen_buckets, Lp, c->lsh_attn_chunk_length, c->max_position_embeddings));
+        if (l->frozen_buckets[1]) {
+            lc->bucket_factors[0] = l->frozen_buckets[0];
+            lc->bucket_factors[1] = l->frozen_buckets[1];
+        } else {
+            lc->n_buckets = l->frozen_buckets[0];
+        }
+    }
+    return RF_OK;
+}
+
+/* LSH attention of layer li on s->a (qk) and s->b (v) into s->attn. With
+ * `buckets` NULL: hash (explicit rotations if the layer has them). With
+ * `buckets` and `reuse` false: hash, then keep the buckets there (training).
+ * With `reuse`: take those buckets, never re-hash (§3, §8 backward). The
+ * state is handed to the caller in *keep (else freed). */
+rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep) {
+    layer *l = &m->layers[li];
+    const rf_tensor *mask = s->padded ? &s->mask : NULL;
+    rf_lsh_config lc;
+    RF_TRY(rf_model_lsh_config(m, li, s->Lp, &lc));
+    rf_lsh_state st;
+    RF_TRY(rf_lsh_state_init(&st, m->dev, &lc, s->B, s->Lp));
+    rf_status r = RF_OK;
+    if (reuse) {
+        r = rf_buffer_copy(st.buckets.buf, st.buckets.offset * 4, buckets->buf, buckets->offset * 4,
+                           rf_tensor_numel(&st.buckets) * 4);
+        if (r == RF_OK) r = rf_lsh_sort(&st);
+        if (r == RF_OK) r = rf_lsh_attend(&st, &s->a, &s->b, mask);
+        if (r == RF_OK) r = rf_lsh_combine(&s->attn, &st);
+    } else {
+        rf_tensor rot = {0};
+        if (l->rotations && !st.full) {
+            size_t want = rf_tensor_numel(&st.rotations);
+            if (want != l->rotations_count)
+                r = rf_error(RF_ERR_INVALID_ARG, "layer %d: %zu explicit rotations given, the layer needs %zu", li,
+                             l->rotations_count, want);
+            else
+                r = rf_tensor_alloc(m->dev, &rot, RF_F32, st.rotations.ndim, st.rotations.shape);
+            if (r == RF_OK) r = rf_tensor_upload(&rot, l->rotations, want * sizeof(float));
+        }
+        if (r == RF_OK) r = rf_lsh_attention_forward(&s->attn, &st, &s->a, &s->b, mask, rot.buf ? &rot : NULL, &lc);
+        if (rot.buf) rf_tensor_free(&rot);
+        if (r == RF_OK && buckets)
+            r = rf_buffer_copy(buckets->buf, buckets->offset * 4, st.buckets.buf, st.buckets.offset * 4,
+                               rf_tensor_numel(&st.buckets) * 4);
+    }
+    if (r == RF_OK && keep) *keep = st;
+    else rf_lsh_state_free(&st);
+    return r;
+}
+
+rf_attention_config rf_model_local_config(const rf_model *m) {
+    const rf_config *c = &m->cfg;
+    rf_attention_config ac = {.n_heads = c->num_attention_heads, .head_dim = c->attention_head_size,
+                              .chunk_len = c->local_attn_chunk_length, .chunks_before = c->local_num_chunks_before,
+                              .chunks_after = c->local_num_chunks_after, .causal = c->is_decoder};
+    return ac;
+}
+
+/* The attention block: s->f = W_o · Attn(LN(s->x2)) (§5, §6). Leaves LN's
+ * output in s->h (and, training, its mean/rstd), the projections in s->a
+ * (qk or q), s->b (v), s->c (k), the attention output in s->attn and, for
+ * local layers in training, its lse in s->lse. */
+rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep) {
+    const rf_config *c = &m->cfg;
+    layer *l = &m->layers[li];
+    bool train = s->mean.buf != NULL;
+    RF_TRY(rf_layer_norm_forward(&s->h, train ? &s->mean : NULL, train ? &s->rstd : NULL, &s->x2, l->ln_a_w, l->ln_a_b,
+                                 (float)c->layer_norm_eps));
+    RF_TRY(rf_linear_forward(&s->b, &s->h, l->v, NULL));
+    if (l->type == RF_ATTN_LSH) {
+        RF_TRY(rf_linear_forward(&s->a, &s->h, l->qk, NULL));
+        RF_TRY(rf_model_lsh(m, li, s, buckets, reuse, keep));
+    } else {
+        RF_TRY(rf_linear_forward(&s->a, &s->h, l->q, NULL));
+        RF_TRY(rf_linear_forward(&s->c, &s->h, l->k, NULL));
+        rf_attention_config ac = rf_model_local_config(m);
+        RF_TRY(rf_local_attention_forward(&s->attn, train ? &s->lse : NULL, &s->a, &s->c, &s->b,
+                                          s->padded ? &s->mask : NULL, &ac));
+    }
+    return rf_linear_forward(&s->f, &s->attn, l->o, NULL);
+}
+
+/* One feed-forward chunk (§7): g = W2·act(W1·LN(x) + b1) + b2 into `g`,
+ * with `h`, `pre` (W1·LN(x) + b1, training only) and `ff` (the activation)
+ * as scratch views of the chunk's rows. mean/rstd: NULL or the chunk's rows. */
+rf_status rf_model_ff_chunk(rf_model *m, int li, rf_tensor *g, rf_tensor *h, rf_tensor *pre, rf_tensor *ff,
+                            const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd) {
+    const rf_config *c = &m->cfg;
+    layer *l = &m->layers[li];
+    RF_TRY(rf_layer_norm_forward(h, mean, rstd, x, l->ln_f_w, l->ln_f_b, (float)c->layer_norm_eps));
+    rf_tensor *a = pre ? pre : ff;
+    RF_TRY(rf_linear_forward(a, h, l->w1, l->b1));
+    RF_TRY(rf_activation_forward(ff, a, c->hidden_act));
+    return rf_linear_forward(g, ff, l->w2, l->b2);
+}
+
+/* x2 += FF(x1), in chunks of rows bounding the F-wide intermediate (§7). */
+static rf_status feed_forward_block(rf_model *m, int li, rf_pass *s) {
+    int64_t D = m->cfg.hidden_size, F = m->cfg.feed_forward_size, rows = s->B * s->Lp, chunk = s->ff.shape[0];
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
+        rf_tensor x1, x2, h, f, ff;
+        RF_TRY(rf_rows_view(&x1, &s->x1, r0, n, D));
+        RF_TRY(rf_rows_view(&x2, &s->x2, r0, n, D));
+        RF_TRY(rf_rows_view(&h, &s->h, r0, n, D));
+        RF_TRY(rf_rows_view(&f, &s->f, r0, n, D));
+        RF_TRY(rf_rows_view(&ff, &s->ff, 0, n, F));
+        RF_TRY(rf_model_ff_chunk(m, li, &f, &h, NULL, &ff, &x1, NULL, NULL));
+        RF_TRY(rf_add(&x2, &x2, &f, 1.0f));
+    }
+    return RF_OK;
+}
+
+rf_status rf_model_embed(rf_model *m, rf_pass *s) {
+    RF_TRY(rf_embedding_forward(&s->x1, &s->ids, m->word));
+    if (m->pos0) RF_TRY(rf_axial_position_forward(&s->x1, &m->pos0_2d, &m->pos1_2d));
+    else RF_TRY(rf_position_embedding_forward(&s->x1, m->pos));
+    return rf_buffer_copy(s->x2.buf, s->x2.offset * 4, s->x1.buf, s->x1.offset * 4, rf_tensor_numel(&s->x1) * 4);
+}
+
+rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets) {
+    for (int i = 0; i < m->cfg.num_layers; i++) {
+        /* §8: Y1 = X1 + Attn(LN(X2)); Y2 = X2 + FF(Y1). */
+        RF_TRY(rf_model_attention_block(m, i, s, keep_buckets ? keep_buckets[i] : NULL, false, NULL));
+        RF_TRY(rf_add(&s->x1, &s->x1, &s->f, 1.0f));
+        RF_TRY(feed_forward_block(m, i, s));
+    }
+    return RF_OK;
+}
+
+rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd) {
+    /* §9: LayerNorm over [Y1, Y2] (Y1 first), then the decoder. */
+    RF_TRY(rf_concat(&s->joined, &s->x1, &s->x2));
+    RF_TRY(rf_layer_norm_forward(&s->joined, mean, rstd, &s->joined, m->ln_w, m->ln_b, (float)m->cfg.layer_norm_eps));
+    return rf_linear_forward(logits, &s->joined, m->head_w, m->head_b);
+}
+
+rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L) {
+    int32_t *t = malloc((size_t)(B * L) * sizeof *t);
+    if (!t) return rf_error(RF_ERR_OUT_OF_MEMORY, "no host memory for targets");
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < L; i++) t[b * L + i] = i + 1 < L ? ids[b * L + i + 1] : -1;
+    rf_status s = rf_tensor_alloc(dev, out, RF_I32, 2, (int64_t[]){B, L});
+    if (s == RF_OK) s = rf_tensor_upload(out, t, (size_t)(B * L) * sizeof *t);
+    free(t);
+    return s;
+}
+
+/* Mean cross-entropy of logits at t against ids[t+1] (§9). */
+static rf_status lm_loss(rf_model *m, const rf_tensor *logits, const int32_t *ids, int64_t B, int64_t L, float *loss) {
+    rf_tensor tt = {0}, lt = {0}, lse = {0};
+    rf_status s = rf_model_targets(&tt, m->dev, ids, B, L);
+    if (s == RF_OK) s = rf_tensor_alloc(m->dev, &lt, RF_F32, 1, (int64_t[]){1});
+    if (s == RF_OK) s = rf_tensor_alloc(m->dev, &lse, RF_F32, 2, (int64_t[]){B, L});
+    if (s == RF_OK) s = rf_cross_entropy_forward(&lt, &lse, logits, &tt);
+    if (s == RF_OK) s = rf_tensor_download(&lt, loss, sizeof *loss);
+    if (tt.buf) rf_tensor_free(&tt);
+    if (lt.buf) rf_tensor_free(&lt);
+    if (lse.buf) rf_tensor_free(&lse);
+    return s;
+}
+
+rf_status rf_model_forward(rf_model *m, rf_tensor *logits, const int32_t *ids, const int32_t *attention_mask,
+                           int64_t B, int64_t L, float *loss) {
+    const char *op = "rf_model_forward";
+    if (!m || !logits || !ids) return rf_error(RF_ERR_INVALID_ARG, "%s: null argument", op);
+    RF_TRY(rf_check_tensor(op, "logits", logits, RF_F32, 3, (const int64_t[]){B, L, m->cfg.vocab_size}));
+    RF_TRY(rf_check_device(op, "logits", logits, m->dev));
+    rf_pass s;
+    RF_TRY(rf_pass_init(&s, m, ids, attention_mask, B, L, false));
+    int64_t V = m->cfg.vocab_size, Lp = s.Lp;
+    rf_tensor full = {0};
+    rf_status r = RF_OK;
+    if (Lp != L) r = rf_tensor_alloc(m->dev, &full, RF_F32, 3, (int64_t[]){B, Lp, V});
+    if (r == RF_OK) r = rf_model_embed(m, &s);
+    if (r == RF_OK) r = rf_model_stack(m, &s, NULL);
+    if (r == RF_OK) r = rf_model_head(m, &s, Lp != L ? &full : logits, NULL, NULL);
+    /* Return the first L positions of each sequence. */
+    for (int64_t b = 0; r == RF_OK && Lp != L && b < B; b++)
+        r = rf_buffer_copy(logits->buf, (logits->offset + (size_t)(b * L * V)) * 4, full.buf, (size_t)(b * Lp * V) * 4,
+                           (size_t)(L * V) * 4);
+    if (full.buf) rf_tensor_free(&full);
+    rf_pass_free(&s);
+    m->step++;
+    if (r == RF_OK && loss) r = lm_loss(m, logits, ids, B, L, loss);
+    return r;
+}

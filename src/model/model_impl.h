@@ -1,0 +1,93 @@
+/* Internal: the model's layout, shared by the forward pass (model.c), the
+ * training step (train.c) and checkpoints (checkpoint.c). */
+#ifndef RF_MODEL_IMPL_H
+#define RF_MODEL_IMPL_H
+
+#include "reformer/model.h"
+
+#define MAX_PARAMS (16 * RF_CONFIG_MAX_LAYERS + 16)
+
+typedef enum { INIT_NORMAL, INIT_AXIAL, INIT_ONES, INIT_ZEROS } init_kind;
+
+typedef struct param {
+    char name[128];
+    rf_tensor t;
+    init_kind init;
+} param;
+
+/* One layer's parameters (pointers into the model's table; unused ones NULL). */
+typedef struct layer {
+    rf_attn_type type;
+    rf_tensor *ln_a_w, *ln_a_b;     /* attention.layer_norm */
+    rf_tensor *qk, *q, *k, *v;      /* self_attention.{query_key | query, key}, value: [H·d, D] */
+    rf_tensor *o;                   /* attention.output.dense: [D, H·d] */
+    rf_tensor *ln_f_w, *ln_f_b;     /* feed_forward.layer_norm */
+    rf_tensor *w1, *b1, *w2, *b2;   /* feed_forward.dense.dense, feed_forward.output.dense */
+    float *rotations;               /* explicit rotations (host), or NULL */
+    size_t rotations_count;
+    int frozen_buckets[2];          /* automatic nb, fixed at the first hashing call (as HF) */
+} layer;
+
+struct rf_model {
+    rf_config cfg;
+    rf_device *dev;
+    int nparams;
+    param params[MAX_PARAMS];
+    rf_tensor *word, *pos0, *pos1, *pos;   /* pos0/pos1 axial, pos plain */
+    rf_tensor pos0_2d, pos1_2d;            /* [s0, d0] and [s1, d1] views of HF's 3-D weights */
+    rf_tensor *ln_w, *ln_b, *head_w, *head_b;
+    layer layers[RF_CONFIG_MAX_LAYERS];
+    uint64_t seed;
+    uint32_t step;                         /* forward calls: fresh rotations each (§2) */
+    struct rf_train_state *train;          /* gradients and optimiser moments, or NULL */
+};
+
+/* Training state, allocated at the first backward pass. */
+typedef struct rf_train_state {
+    rf_tensor grads[MAX_PARAMS];     /* same order as params */
+    rf_tensor adam_m[MAX_PARAMS], adam_v[MAX_PARAMS];
+    int64_t steps;                   /* optimiser steps taken */
+} rf_train_state;
+
+/* ---- one pass over a batch (forward.c) ------------------------------------
+ * Device buffers sized for [B, Lp] and reused by every layer, so memory is
+ * the same for 2 layers or 200 (§8). */
+typedef struct rf_pass {
+    int64_t B, L, Lp;               /* batch, length, padded length */
+    bool padded;                    /* a key mask is in use */
+    rf_tensor ids, mask;            /* [B, Lp] i32 (mask only when padded) */
+    rf_tensor x1, x2;               /* the reversible halves [B, Lp, D] */
+    rf_tensor h;                    /* a LayerNorm's output [B, Lp, D] */
+    rf_tensor a, b, c;              /* projections [B, Lp, H·d]: qk or q, v, k */
+    rf_tensor attn;                 /* attention output [B, Lp, H·d] */
+    rf_tensor f;                    /* [B, Lp, D]: W_o·attn, then FF outputs */
+    rf_tensor ff;                   /* FF activation [chunk rows, F] */
+    rf_tensor joined;               /* [B, Lp, 2D] */
+    /* training only */
+    rf_tensor ff_pre;               /* FF pre-activation [chunk rows, F] */
+    rf_tensor lse;                  /* local attention lse [B, H, Lp] */
+    rf_tensor mean, rstd;           /* a LayerNorm's statistics [B·Lp] */
+} rf_pass;
+
+rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_t *attention_mask, int64_t B,
+                       int64_t L, bool training);
+void rf_pass_free(rf_pass *s);
+int64_t rf_model_padded_length(const rf_config *c, int64_t L);
+int64_t rf_model_max_length(const rf_config *c);
+/* Rows [r0, r0 + n) of a [rows, w] tensor. */
+rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n, int64_t w);
+rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, rf_lsh_config *lc);
+rf_attention_config rf_model_local_config(const rf_model *m);
+rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
+rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
+rf_status rf_model_ff_chunk(rf_model *m, int li, rf_tensor *g, rf_tensor *h, rf_tensor *pre, rf_tensor *ff,
+                            const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
+rf_status rf_model_embed(rf_model *m, rf_pass *s);
+/* The reversible stack; keep_buckets[i] (NULL or per layer) receives LSH
+ * layer i's buckets for the backward pass. */
+rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets);
+rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd);
+/* targets[b, t] = ids[b, t+1], the last −1 (§9), on `dev`. */
+rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L);
+
+#endif
