@@ -11,6 +11,16 @@
 #define MASK_SELF (-1e5f)
 #define RUNNING_MAX_INIT (-1e30f)
 
+// §5.4: the logit of a query at qpos for a key at kpos, masks applied:
+// causal or padded key → −1e9, then self → −1e5. *masked: the logit is a
+// mask constant (which carries no gradient).
+inline float masked_logit(float s, int qpos, int kpos, int causal, int key_padded, int *masked) {
+    *masked = 0;
+    if ((causal && kpos > qpos) || key_padded) { s = MASK_CAUSAL; *masked = 1; }
+    if (kpos == qpos) { s = MASK_SELF; *masked = 1; }
+    return s;
+}
+
 // §3: argmax over [r, −r] (2·n values) with ties to the lowest index.
 int argmax_pm(__global const float *r, int n) {
     int best = 0;
@@ -159,9 +169,8 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
                 for (int j = 0; j < nt; j++) {
                     float dot = 0.0f;
                     for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * kt[j * HEAD_DIM + e];
-                    float s = dot * ks[j];
-                    if ((causal && kp[j] > qpos) || km[j]) s = MASK_CAUSAL;
-                    if (kp[j] == qpos) s = MASK_SELF;
+                    int masked;
+                    float s = masked_logit(dot * ks[j], qpos, kp[j], causal, km[j], &masked);
                     if (s > mx) { // rescale what was accumulated under the old maximum
                         float corr = exp(mx - s);
                         l *= corr;
@@ -210,4 +219,230 @@ __kernel void lsh_combine(__global float *out, const ulong out_off, __global con
         acc += exp(LSE[slot] - (hf ? total : mx)) * o[(bh * N + slot) * HEAD_DIM + e];
     }
     out[out_off + gid] = hf ? acc : acc / sum; // gid = ((b·L + t)·H + h)·d + e: the [B, L, H·d] layout
+}
+
+// ---- backward (§5.6, §3, §4) ------------------------------------------------
+// From the forward's state, with no float atomics: every output row has one
+// writer. The rounds' combination sends d o_tr = w_tr·dout_t and
+// d lse_tr = w_tr·dout_t·(o_tr − out_t); inside a round, with p = exp(s − lse)
+// (the stored lse, the forward's own normaliser) the logit gradient is
+// ds_ij = p_ij·(g_i·v_j − c_i), g_i = w_i·dout_t, c_i = w_i·(dout_t·out_t).
+//   lsh_backward_weights  per position: w and c of its R sorted items
+//   lsh_backward_query    per sorted query (groups by chunk, as the forward):
+//                         its qk's query-path gradient Σ_j ds_ij·k_j → gqk
+//   lsh_backward_key      per sorted key (groups by chunk): the queries that
+//                         see it — its own chunk's and the next chunk's
+//                         (cyclic) — give dv and dk, which goes back through
+//                         the §5.2 normalisation and is added to gqk
+//   lsh_backward_gather   per output element: the R sorted items of each
+//                         position summed through undo (§4: the sort's
+//                         gradient is the inverse permutation)
+// Scratch: w, c [B, H, R·L]; gqk, gv [B, H, R·L, d].
+
+// One work-item per (b, h, t): w_tr = exp(lse_tr − logsumexp_r lse_tr) and
+// c_tr = w_tr·Σ_r' w_tr'·(dout_t·o_tr') (= w_tr·dout_t·out_t).
+__kernel void lsh_backward_weights(__global const float *dout, const ulong dout_off, __global const float *o,
+                                   __global const float *lse, __global const int *undo, __global float *w,
+                                   __global float *cw, const int B, const int L, const int H, const int R) {
+    size_t gid = get_global_id(0);
+    if (gid >= (size_t)B * H * L) return;
+    const int t = (int)(gid % L), bh = (int)(gid / L), h = bh % H, b = bh / H;
+    const size_t N = (size_t)R * L;
+    __global const int *U = undo + bh * N;
+    __global const float *LSE = lse + bh * N;
+    __global const float *g = dout + dout_off + ((size_t)b * L + t) * H * HEAD_DIM + (size_t)h * HEAD_DIM;
+    float mx = RUNNING_MAX_INIT, sum = 0.0f, delta = 0.0f;
+    for (int r = 0; r < R; r++) mx = fmax(mx, LSE[U[r * L + t]]);
+    for (int r = 0; r < R; r++) sum += exp(LSE[U[r * L + t]] - mx);
+    for (int r = 0; r < R; r++) {
+        const int slot = U[r * L + t];
+        __global const float *os = o + (bh * N + slot) * HEAD_DIM;
+        float dot = 0.0f;
+        for (int e = 0; e < HEAD_DIM; e++) dot += g[e] * os[e];
+        delta += exp(LSE[slot] - mx) / sum * dot;
+    }
+    for (int r = 0; r < R; r++) {
+        const int slot = U[r * L + t];
+        const float wr = exp(LSE[slot] - mx) / sum;
+        w[bh * N + slot] = wr;
+        cw[bh * N + slot] = wr * delta;
+    }
+}
+
+// One work-group per (batch, head, chunk c), a work-item per query (looping
+// when m > G), keys streamed through local memory exactly as lsh_attend.
+__kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, __global const float *v,
+                                 const ulong v_off, __global const float *dout, const ulong dout_off,
+                                 __global const int *mask, const ulong mask_off, const int has_mask,
+                                 __global const int *perm, __global const float *lse, __global const float *w,
+                                 __global const float *cw, __global float *gqk, const int L, const int H, const int N,
+                                 const int m, const int causal, const int T, __local float *kt, __local float *vt,
+                                 __local float *ks, __local int *kp, __local int *km) {
+    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
+    const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
+    __global const int *P = perm + (size_t)bh * N;
+    const size_t row = (size_t)H * HEAD_DIM;
+    const size_t qk0 = qk_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const size_t g0 = dout_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const int nkeys = nc > 1 ? 2 * m : m, prev = (c + nc - 1) % nc;
+    const float inv_sqrt_d = rsqrt((float)HEAD_DIM);
+    for (int q0 = 0; q0 < m; q0 += G) {
+        const int qi = q0 + lid, active = qi < m;
+        const int qslot = c * m + qi, qpos = active ? P[qslot] % L : 0;
+        const float wi = active ? w[(size_t)bh * N + qslot] : 0.0f, ci = active ? cw[(size_t)bh * N + qslot] : 0.0f;
+        const float lsei = active ? lse[(size_t)bh * N + qslot] : 0.0f;
+        float q[HEAD_DIM], g[HEAD_DIM], acc[HEAD_DIM];
+        for (int e = 0; e < HEAD_DIM; e++) {
+            q[e] = active ? qk[qk0 + (size_t)qpos * row + e] : 0.0f;
+            g[e] = active ? wi * dout[g0 + (size_t)qpos * row + e] : 0.0f;
+            acc[e] = 0.0f;
+        }
+        for (int k0 = 0; k0 < nkeys; k0 += T) {
+            const int nt = min(T, nkeys - k0);
+            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
+            for (int j = lid; j < nt; j += G) {
+                int kidx = k0 + j;
+                int slot = nc > 1 ? (kidx < m ? prev * m + kidx : c * m + kidx - m) : c * m + kidx;
+                int t = P[slot] % L;
+                kp[j] = t;
+                km[j] = has_mask && mask[mask_off + (size_t)b * L + t] == 0;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int x = lid; x < nt * HEAD_DIM; x += G) {
+                int j = x / HEAD_DIM, e = x % HEAD_DIM;
+                kt[x] = qk[qk0 + (size_t)kp[j] * row + e];
+                vt[x] = v[v0 + (size_t)kp[j] * row + e];
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int j = lid; j < nt; j += G) {
+                float ss = 0.0f;
+                for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
+                ks[j] = rsqrt(ss / HEAD_DIM + 1e-6f) * inv_sqrt_d; // §5.2
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (active) {
+                for (int j = 0; j < nt; j++) {
+                    float dot = 0.0f;
+                    for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * kt[j * HEAD_DIM + e];
+                    int masked;
+                    float s = masked_logit(dot * ks[j], qpos, kp[j], causal, km[j], &masked);
+                    if (masked) continue;
+                    float gv = 0.0f;
+                    for (int e = 0; e < HEAD_DIM; e++) gv += g[e] * vt[j * HEAD_DIM + e];
+                    float ds = exp(s - lsei) * (gv - ci) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
+                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * kt[j * HEAD_DIM + e];
+                }
+            }
+        }
+        if (active) {
+            __global float *out = gqk + ((size_t)bh * N + qslot) * HEAD_DIM;
+            for (int e = 0; e < HEAD_DIM; e++) out[e] = acc[e];
+        }
+    }
+}
+
+// One work-group per (batch, head, chunk c), a work-item per key slot of the
+// chunk (looping when m > G). The queries that see chunk c's keys are chunk
+// c's (for which it is the current chunk) and chunk c+1's (for which it is
+// the previous one), cyclic; with one chunk only its own. They stream
+// through local memory T at a time: raw qk, g = w·dout, lse, c, position.
+// Runs after lsh_backward_query, whose gqk row of this slot it completes.
+__kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __global const float *v,
+                               const ulong v_off, __global const float *dout, const ulong dout_off,
+                               __global const int *mask, const ulong mask_off, const int has_mask,
+                               __global const int *perm, __global const float *lse, __global const float *w,
+                               __global const float *cw, __global float *gqk, __global float *gv, const int L,
+                               const int H, const int N, const int m, const int causal, const int T,
+                               __local float *qt, __local float *gt, __local float *ql, __local float *qc,
+                               __local int *qp) {
+    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
+    const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
+    __global const int *P = perm + (size_t)bh * N;
+    const size_t row = (size_t)H * HEAD_DIM;
+    const size_t qk0 = qk_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const size_t g0 = dout_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
+    const int nq = nc > 1 ? 2 * m : m, next = (c + 1) % nc;
+    for (int k0 = 0; k0 < m; k0 += G) {
+        const int ki = k0 + lid, active = ki < m;
+        const int kslot = c * m + ki, kpos = active ? P[kslot] % L : 0;
+        const int kpad = active && has_mask && mask[mask_off + (size_t)b * L + kpos] == 0;
+        float x[HEAD_DIM], vv[HEAD_DIM], dk[HEAD_DIM], dvv[HEAD_DIM], ss = 0.0f;
+        for (int e = 0; e < HEAD_DIM; e++) {
+            x[e] = active ? qk[qk0 + (size_t)kpos * row + e] : 0.0f;
+            vv[e] = active ? v[v0 + (size_t)kpos * row + e] : 0.0f;
+            dk[e] = dvv[e] = 0.0f;
+            ss += x[e] * x[e];
+        }
+        const float a = rsqrt(ss / HEAD_DIM + 1e-6f) * rsqrt((float)HEAD_DIM); // §5.2: k = x·a
+        for (int i0 = 0; i0 < nq; i0 += T) {
+            const int nt = min(T, nq - i0);
+            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
+            for (int i = lid; i < nt; i += G) {
+                int qidx = i0 + i, slot = qidx < m ? c * m + qidx : next * m + qidx - m;
+                qp[i] = P[slot] % L;
+                ql[i] = lse[(size_t)bh * N + slot];
+                qc[i] = cw[(size_t)bh * N + slot];
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int y = lid; y < nt * HEAD_DIM; y += G) {
+                int i = y / HEAD_DIM, e = y % HEAD_DIM, qidx = i0 + i;
+                int slot = qidx < m ? c * m + qidx : next * m + qidx - m;
+                qt[y] = qk[qk0 + (size_t)qp[i] * row + e];
+                gt[y] = w[(size_t)bh * N + slot] * dout[g0 + (size_t)qp[i] * row + e];
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (active) {
+                for (int i = 0; i < nt; i++) {
+                    float dot = 0.0f;
+                    for (int e = 0; e < HEAD_DIM; e++) dot += qt[i * HEAD_DIM + e] * x[e];
+                    int masked;
+                    float s = masked_logit(dot * a, qp[i], kpos, causal, kpad, &masked);
+                    float p = exp(s - ql[i]), gdv = 0.0f;
+                    for (int e = 0; e < HEAD_DIM; e++) {
+                        dvv[e] += p * gt[i * HEAD_DIM + e]; // values are used under masks too
+                        gdv += gt[i * HEAD_DIM + e] * vv[e];
+                    }
+                    if (masked) continue;
+                    float ds = p * (gdv - qc[i]);
+                    for (int e = 0; e < HEAD_DIM; e++) dk[e] += ds * qt[i * HEAD_DIM + e];
+                }
+            }
+        }
+        if (active) {
+            // §5.2 backward: ∂a/∂x = −a³·x, so dx = a·dk − a³·(dk·x)·x.
+            float dkx = 0.0f;
+            for (int e = 0; e < HEAD_DIM; e++) dkx += dk[e] * x[e];
+            __global float *gq = gqk + ((size_t)bh * N + kslot) * HEAD_DIM;
+            __global float *gvo = gv + ((size_t)bh * N + kslot) * HEAD_DIM;
+            for (int e = 0; e < HEAD_DIM; e++) {
+                gq[e] += a * dk[e] - a * a * a * dkx * x[e];
+                gvo[e] = dvv[e];
+            }
+        }
+    }
+}
+
+// One work-item per output element (b, t, h, e): the position's R sorted
+// items summed through undo; written, not accumulated.
+__kernel void lsh_backward_gather(__global float *dqk, const ulong dqk_off, __global float *dv, const ulong dv_off,
+                                  __global const float *gqk, __global const float *gv, __global const int *undo,
+                                  const int B, const int L, const int H, const int R) {
+    size_t gid = get_global_id(0);
+    if (gid >= (size_t)B * L * H * HEAD_DIM) return;
+    int e = (int)(gid % HEAD_DIM);
+    int h = (int)(gid / HEAD_DIM % H);
+    int t = (int)(gid / ((size_t)HEAD_DIM * H) % L);
+    int b = (int)(gid / ((size_t)HEAD_DIM * H * L));
+    size_t bh = (size_t)b * H + h, N = (size_t)R * L;
+    __global const int *U = undo + bh * N;
+    float aq = 0.0f, av = 0.0f;
+    for (int r = 0; r < R; r++) {
+        size_t at = (bh * N + U[r * L + t]) * HEAD_DIM + e;
+        aq += gqk[at];
+        av += gv[at];
+    }
+    dqk[dqk_off + gid] = aq; // gid = ((b·L + t)·H + h)·d + e: the [B, L, H·d] layout
+    dv[dv_off + gid] = av;
 }

@@ -87,12 +87,43 @@ static void verify_catches_out_of_bounds_writes(void **state) {
     assert_non_null(strstr(buf, "out-of-bounds write"));
 }
 
+/* `reformer bench`: argument handling only (timings are never asserted). */
+static void bench_arguments(void **state) {
+    assert_int_equal(run(NULL, "bench --help", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "gemm"));
+    assert_non_null(strstr(buf, "--profile-csv"));
+    assert_int_equal(run(NULL, "bench", buf, sizeof buf), 2);
+    assert_int_equal(run(NULL, "bench nothing", buf, sizeof buf), 2);
+    assert_non_null(strstr(buf, "unknown benchmark 'nothing'"));
+    assert_int_equal(run(NULL, "bench gemm --bogus", buf, sizeof buf), 2);
+    assert_non_null(strstr(buf, "'--bogus'"));
+    assert_int_equal(run(NULL, "bench attention --runs 3", buf, sizeof buf), 2);
+    assert_non_null(strstr(buf, "--runs '3'"));
+    assert_int_equal(run(NULL, "bench gemm --sizes 4x4", buf, sizeof buf), 2);
+    assert_int_equal(run(NULL, "bench model --length 100", buf, sizeof buf), 2);
+    char dir[256], args[700];
+    th_tmpdir(dir, sizeof dir);
+    snprintf(args, sizeof args, "bench gemm --device cpu --sizes 8,4x8x2 --csv '%s/g.csv' --json '%s/g.json'", dir,
+             dir);
+    assert_int_equal(run(NULL, args, buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "m=4 n=8 k=2"));
+    snprintf(args, sizeof args, "%s/g.csv", dir);
+    FILE *f = fopen(args, "r");
+    assert_non_null(f);
+    char line[256] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,"
+                              "peak_bytes\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(help_explains_itself),
         cmocka_unit_test(devices_lists_cpu_and_opencl),
         cmocka_unit_test(verify_passes_and_catches_wrong_devices),
         cmocka_unit_test(verify_catches_out_of_bounds_writes),
+        cmocka_unit_test(bench_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

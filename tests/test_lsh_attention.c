@@ -1,4 +1,4 @@
-/* LSH self-attention, forward (SPEC §3–§5, §10).
+/* LSH self-attention, forward and backward (SPEC §3–§5, §10).
  *
  * - Every stage, OpenCL against cpu, over a sample of the grid
  *   L ∈ {64, 256, 1024, 4096}, d ∈ {32, 64, 128}, m ∈ {32, 64, 128},
@@ -11,6 +11,13 @@
  *   shared-QK attention computed naively here; R identical rotation sets give
  *   one set's output; causality; a token that sees only itself gets its own
  *   v; padding; the factorised-bucket layout; automatic nb.
+ * - Backward (§5.6, §3, §4, §10): the cpu's gradients against central
+ *   finite differences of the cpu forward with the buckets held fixed
+ *   (≤ 1e-2) for R ∈ {1, 2, 4}, causal or not, padded or not, and the
+ *   L ≤ m path, which must also equal shared-QK full attention's backward
+ *   (LSH's oracle); OpenCL against cpu (≤ 1e-3, inputs at offsets, outputs
+ *   sentinel-guarded) fed the same buckets; rejected inputs (NULL and
+ *   misshapen tensors, an hf_rounding state).
  * - Every rejected input. */
 #include "harness.h"
 #include <math.h>
@@ -560,6 +567,236 @@ static void rejects_bad_arguments(void **state) {
     rf_device_close(cpu);
 }
 
+/* ---- backward ------------------------------------------------------------ */
+
+/* Σ dout·out in double: the scalar whose gradient the backward computes. */
+static double loss_of(const float *out, const float *dout, size_t n) {
+    double J = 0;
+    for (size_t i = 0; i < n; i++) J += (double)dout[i] * out[i];
+    return J;
+}
+
+/* attend + combine on the cpu with the state's buckets, then the loss. */
+static double fixed_bucket_loss(rf_lsh_state *st, rf_tensor *tq, rf_tensor *tv, const rf_tensor *tm, rf_tensor *to,
+                                const float *qk, const float *v, const float *dout, size_t n) {
+    TH_OK(rf_tensor_upload(tq, qk, n * 4));
+    TH_OK(rf_tensor_upload(tv, v, n * 4));
+    TH_OK(rf_lsh_attend(st, tq, tv, tm));
+    TH_OK(rf_lsh_combine(to, st));
+    float *out = th_download_f32(to);
+    double J = loss_of(out, dout, n);
+    free(out);
+    return J;
+}
+
+/* The cpu backward against central differences of the cpu forward, buckets
+ * fixed (hashes carry no gradient, §3), on every element of qk and v. */
+static void fd_point(rf_device *cpu, const point *p) {
+    char what[128];
+    snprintf(what, sizeof what, "R %d%s%s%s", p->R, p->causal ? " causal" : "", p->masked ? " masked" : "",
+             p->L <= p->m ? " (L ≤ m)" : "");
+    const int64_t D = (int64_t)p->H * p->d;
+    const size_t n = row_elems(p);
+    float *qk = th_random(n, 100 + (uint64_t)p->R * 4 + p->causal * 2 + p->masked, 1.0f);
+    float *v = th_random(n, 200 + (uint64_t)p->R, 1.0f), *dout = th_random(n, 300, 1.0f);
+    int32_t *maskh = p->masked ? make_mask(p) : NULL;
+    rf_lsh_config cfg = config_of(p);
+    rf_lsh_state st;
+    TH_OK(rf_lsh_state_init(&st, cpu, &cfg, p->B, p->L));
+    rf_tensor tq = TH_TENSOR(cpu, RF_F32, qk, p->B, p->L, D), tv = TH_TENSOR(cpu, RF_F32, v, p->B, p->L, D);
+    rf_tensor to = TH_TENSOR(cpu, RF_F32, NULL, p->B, p->L, D), tg = TH_TENSOR(cpu, RF_F32, dout, p->B, p->L, D);
+    rf_tensor dq = TH_TENSOR(cpu, RF_F32, NULL, p->B, p->L, D), dv = TH_TENSOR(cpu, RF_F32, NULL, p->B, p->L, D);
+    rf_tensor tm = {0};
+    if (maskh) tm = TH_TENSOR(cpu, RF_I32, maskh, p->B, p->L);
+    const rf_tensor *m = maskh ? &tm : NULL;
+    TH_OK(rf_lsh_attention_forward(&to, &st, &tq, &tv, m, NULL, &cfg));
+    TH_OK(rf_lsh_attention_backward(&dq, &dv, &tg, &st, &tq, &tv, m));
+    float *gq = th_download_f32(&dq), *gv = th_download_f32(&dv);
+    float *fq = malloc(n * 4), *fv = malloc(n * 4);
+    const float h = 1e-2f;
+    for (int which = 0; which < 2; which++) {
+        float *x = which ? v : qk, *fd = which ? fv : fq;
+        for (size_t i = 0; i < n; i++) {
+            const float x0 = x[i];
+            x[i] = x0 + h;
+            const double hi = (double)x[i] - x0, Jp = fixed_bucket_loss(&st, &tq, &tv, m, &to, qk, v, dout, n);
+            x[i] = x0 - h;
+            const double lo = (double)x[i] - x0, Jm = fixed_bucket_loss(&st, &tq, &tv, m, &to, qk, v, dout, n);
+            x[i] = x0;
+            fd[i] = (float)((Jp - Jm) / (hi - lo));
+        }
+    }
+    char w2[160];
+    snprintf(w2, sizeof w2, "dqk vs finite differences, %s", what);
+    th_assert_close(gq, fq, n, 1e-2, w2);
+    snprintf(w2, sizeof w2, "dv vs finite differences, %s", what);
+    th_assert_close(gv, fv, n, 1e-2, w2);
+    free(qk), free(v), free(dout), free(maskh), free(gq), free(gv), free(fq), free(fv);
+    rf_lsh_state_free(&st);
+    rf_tensor_free(&tq), rf_tensor_free(&tv), rf_tensor_free(&to), rf_tensor_free(&tg);
+    rf_tensor_free(&dq), rf_tensor_free(&dv);
+    if (maskh) rf_tensor_free(&tm);
+}
+
+static void backward_matches_finite_differences(void **state) {
+    rf_device *cpu = th_cpu();
+    static const int Rs[] = {1, 2, 4};
+    for (int r = 0; r < 3; r++)
+        for (int causal = 0; causal < 2; causal++)
+            for (int masked = 0; masked < 2; masked++) {
+                point p = {.B = 2, .L = 32, .H = 2, .d = 8, .m = 8, .R = Rs[r], .nb = 4, .causal = causal,
+                           .masked = masked};
+                fd_point(cpu, &p);
+            }
+    for (int causal = 0; causal < 2; causal++) { /* §5.7: L ≤ m */
+        point p = {.B = 2, .L = 16, .H = 2, .d = 8, .m = 16, .R = 2, .causal = causal, .masked = true};
+        fd_point(cpu, &p);
+    }
+    rf_device_close(cpu);
+}
+
+/* §5.7, §6: with L ≤ m the LSH backward is shared-QK full attention's. */
+static void short_sequence_backward_equals_full_attention(void **state) {
+    rf_device *cpu = th_cpu();
+    point p = {.B = 2, .L = 40, .H = 2, .d = 16, .m = 64, .R = 1, .causal = true, .masked = true};
+    const int64_t D = (int64_t)p.H * p.d;
+    const size_t n = row_elems(&p);
+    float *qk = th_random(n, 61, 1.5f), *v = th_random(n, 62, 1.0f), *dout = th_random(n, 63, 1.0f);
+    int32_t *maskh = make_mask(&p);
+    rf_lsh_config cfg = config_of(&p);
+    rf_attention_config acfg = {.n_heads = p.H, .head_dim = p.d, .causal = true, .shared_qk = true};
+    rf_lsh_state st;
+    TH_OK(rf_lsh_state_init(&st, cpu, &cfg, p.B, p.L));
+    rf_tensor tq = TH_TENSOR(cpu, RF_F32, qk, p.B, p.L, D), tv = TH_TENSOR(cpu, RF_F32, v, p.B, p.L, D);
+    rf_tensor tg = TH_TENSOR(cpu, RF_F32, dout, p.B, p.L, D), tm = TH_TENSOR(cpu, RF_I32, maskh, p.B, p.L);
+    rf_tensor o1 = TH_TENSOR(cpu, RF_F32, NULL, p.B, p.L, D), o2 = TH_TENSOR(cpu, RF_F32, NULL, p.B, p.L, D);
+    rf_tensor lse = TH_TENSOR(cpu, RF_F32, NULL, p.B, p.H, p.L);
+    rf_tensor dq1 = TH_TENSOR(cpu, RF_F32, NULL, p.B, p.L, D), dv1 = TH_TENSOR(cpu, RF_F32, NULL, p.B, p.L, D);
+    rf_tensor dq2 = TH_TENSOR(cpu, RF_F32, NULL, p.B, p.L, D), dv2 = TH_TENSOR(cpu, RF_F32, NULL, p.B, p.L, D);
+    TH_OK(rf_lsh_attention_forward(&o1, &st, &tq, &tv, &tm, NULL, &cfg));
+    TH_OK(rf_lsh_attention_backward(&dq1, &dv1, &tg, &st, &tq, &tv, &tm));
+    TH_OK(rf_full_attention_forward(&o2, &lse, &tq, NULL, &tv, &tm, &acfg));
+    TH_OK(rf_full_attention_backward(&dq2, NULL, &dv2, &tg, &o2, &lse, &tq, NULL, &tv, &tm, &acfg));
+    compare_f32(&dq1, &dq2, 1e-4, "L ≤ m: dqk = full attention's dq (shared QK)");
+    compare_f32(&dv1, &dv2, 1e-4, "L ≤ m: dv = full attention's dv");
+    free(qk), free(v), free(dout), free(maskh);
+    rf_lsh_state_free(&st);
+    rf_tensor *ts[] = {&tq, &tv, &tg, &tm, &o1, &o2, &lse, &dq1, &dv1, &dq2, &dv2};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) rf_tensor_free(ts[i]);
+    rf_device_close(cpu);
+}
+
+/* OpenCL backward vs cpu from the same buckets (§10: gradients ≤ 1e-3). */
+static void backward_point(rf_device *cpu, rf_device *cl, const point *p) {
+    char what[160];
+    snprintf(what, sizeof what, "backward B %lld L %lld H %d d %d m %d R %d%s%s", (long long)p->B, (long long)p->L,
+             p->H, p->d, p->m, p->R, p->causal ? " causal" : "", p->masked ? " masked" : "");
+    const int64_t D = (int64_t)p->H * p->d;
+    const int64_t shape[] = {p->B, p->L, D};
+    const size_t n = row_elems(p);
+    float *qk = th_random(n, (uint64_t)p->L * 41 + p->d, 1.5f), *v = th_random(n, (uint64_t)p->L * 43 + p->m, 1.0f);
+    float *dout = th_random(n, (uint64_t)p->L * 47 + p->R, 1.0f);
+    int32_t *maskh = p->masked ? make_mask(p) : NULL;
+    rf_lsh_config cfg = config_of(p);
+    rf_tensor cqk = TH_TENSOR(cpu, RF_F32, qk, p->B, p->L, D), cv = TH_TENSOR(cpu, RF_F32, v, p->B, p->L, D);
+    rf_tensor cg = TH_TENSOR(cpu, RF_F32, dout, p->B, p->L, D);
+    rf_tensor cdq = TH_TENSOR(cpu, RF_F32, NULL, p->B, p->L, D), cdv = TH_TENSOR(cpu, RF_F32, NULL, p->B, p->L, D);
+    th_guarded gqk = th_guarded_alloc(cl, RF_F32, 3, shape), gv = th_guarded_alloc(cl, RF_F32, 3, shape);
+    th_guarded gg = th_guarded_alloc(cl, RF_F32, 3, shape);
+    th_guarded gdq = th_guarded_alloc(cl, RF_F32, 3, shape), gdv = th_guarded_alloc(cl, RF_F32, 3, shape);
+    TH_OK(rf_tensor_upload(&gqk.t, qk, n * 4));
+    TH_OK(rf_tensor_upload(&gv.t, v, n * 4));
+    TH_OK(rf_tensor_upload(&gg.t, dout, n * 4));
+    rf_tensor cmask = {0}, gmask = {0};
+    if (maskh) {
+        cmask = TH_TENSOR(cpu, RF_I32, maskh, p->B, p->L);
+        gmask = TH_TENSOR(cl, RF_I32, maskh, p->B, p->L);
+    }
+    const rf_tensor *cm = maskh ? &cmask : NULL, *gm = maskh ? &gmask : NULL;
+    rf_lsh_state cs, gs;
+    TH_OK(rf_lsh_state_init(&cs, cpu, &cfg, p->B, p->L));
+    TH_OK(rf_lsh_state_init(&gs, cl, &cfg, p->B, p->L));
+    TH_OK(rf_lsh_rotations_draw(&cs, cfg.seed, cfg.layer, cfg.step));
+    TH_OK(rf_lsh_hash(&cs, &cqk, cm));
+    int32_t *cb = th_download_i32(&cs.buckets);
+    TH_OK(rf_tensor_upload(&gs.buckets, cb, rf_tensor_numel(&cs.buckets) * 4)); /* §10: the same buckets */
+    gs.bucket_stride = cs.bucket_stride;
+    TH_OK(rf_lsh_sort(&cs));
+    TH_OK(rf_lsh_sort(&gs));
+    TH_OK(rf_lsh_attend(&cs, &cqk, &cv, cm));
+    TH_OK(rf_lsh_attend(&gs, &gqk.t, &gv.t, gm));
+    TH_OK(rf_lsh_attention_backward(&cdq, &cdv, &cg, &cs, &cqk, &cv, cm));
+    TH_OK(rf_lsh_attention_backward(&gdq.t, &gdv.t, &gg.t, &gs, &gqk.t, &gv.t, gm));
+    char w2[200];
+    snprintf(w2, sizeof w2, "%s: dqk", what);
+    compare_f32(&gdq.t, &cdq, 1e-3, w2);
+    snprintf(w2, sizeof w2, "%s: dv", what);
+    compare_f32(&gdv.t, &cdv, 1e-3, w2);
+    th_guard_check(&gdq, "dqk (opencl)");
+    th_guard_check(&gdv, "dv (opencl)");
+    free(qk), free(v), free(dout), free(maskh), free(cb);
+    rf_lsh_state_free(&cs);
+    rf_lsh_state_free(&gs);
+    rf_tensor_free(&cqk), rf_tensor_free(&cv), rf_tensor_free(&cg), rf_tensor_free(&cdq), rf_tensor_free(&cdv);
+    if (maskh) rf_tensor_free(&cmask), rf_tensor_free(&gmask);
+    th_guarded_free(&gqk), th_guarded_free(&gv), th_guarded_free(&gg), th_guarded_free(&gdq), th_guarded_free(&gdv);
+}
+
+static void backward_opencl_matches_cpu(void **state) {
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    rf_device *cpu = th_cpu();
+    static const point sample[] = {
+        {.B = 1, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true},
+        {.B = 2, .L = 128, .H = 1, .d = 128, .m = 32, .R = 2, .causal = false},
+        {.B = 1, .L = 512, .H = 1, .d = 32, .m = 64, .R = 4, .nb = 8, .causal = true},
+        {.B = 1, .L = 256, .H = 1, .d = 32, .m = 128, .R = 1, .causal = false}, /* two chunks: next = previous */
+        {.B = 2, .L = 48, .H = 2, .d = 32, .m = 64, .R = 2, .causal = true, .masked = true}, /* L ≤ m */
+    };
+    for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) backward_point(cpu, cl, &sample[i]);
+    rf_device_close(cpu);
+    rf_device_close(cl);
+}
+
+static void backward_rejects_bad_arguments(void **state) {
+    rf_device *cpu = th_cpu();
+    rf_lsh_config cfg = {.n_heads = 2, .head_dim = 16, .n_hashes = 2, .n_buckets = 4, .chunk_len = 16};
+    rf_lsh_state st;
+    TH_OK(rf_lsh_state_init(&st, cpu, &cfg, 1, 64));
+    rf_tensor qk = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32), v = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32);
+    rf_tensor out = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32), g = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32);
+    rf_tensor dq = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32), dv = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32);
+    rf_tensor wrong = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 16), mask_f = TH_TENSOR(cpu, RF_F32, NULL, 1, 64);
+    TH_OK(rf_tensor_fill_f32(&qk, 0.5f));
+    TH_OK(rf_tensor_fill_f32(&v, 0.5f));
+    TH_OK(rf_tensor_fill_f32(&g, 1.0f));
+    TH_OK(rf_lsh_attention_forward(&out, &st, &qk, &v, NULL, NULL, &cfg));
+    TH_FAILS(rf_lsh_attention_backward(NULL, &dv, &g, &st, &qk, &v, NULL), RF_ERR_INVALID_ARG, "dqk is NULL");
+    TH_FAILS(rf_lsh_attention_backward(&dq, NULL, &g, &st, &qk, &v, NULL), RF_ERR_INVALID_ARG, "dv is NULL");
+    TH_FAILS(rf_lsh_attention_backward(&dq, &dv, NULL, &st, &qk, &v, NULL), RF_ERR_INVALID_ARG, "dout is NULL");
+    TH_FAILS(rf_lsh_attention_backward(&dq, &dv, &g, &st, NULL, &v, NULL), RF_ERR_INVALID_ARG, "qk is NULL");
+    TH_FAILS(rf_lsh_attention_backward(&dq, &dv, &g, &st, &qk, NULL, NULL), RF_ERR_INVALID_ARG, "v is NULL");
+    TH_FAILS(rf_lsh_attention_backward(&dq, &dv, &g, NULL, &qk, &v, NULL), RF_ERR_INVALID_ARG, "not initialised");
+    TH_FAILS(rf_lsh_attention_backward(&dq, &dv, &wrong, &st, &qk, &v, NULL), RF_ERR_INVALID_ARG,
+             "dout has shape [1, 64, 16], expected [1, 64, 32]");
+    TH_FAILS(rf_lsh_attention_backward(&dq, &wrong, &g, &st, &qk, &v, NULL), RF_ERR_INVALID_ARG,
+             "dv has shape [1, 64, 16], expected [1, 64, 32]");
+    TH_FAILS(rf_lsh_attention_backward(&dq, &dv, &g, &st, &qk, &v, &mask_f), RF_ERR_INVALID_ARG,
+             "mask has dtype f32, expected i32");
+    TH_OK(rf_lsh_attention_backward(&dq, &dv, &g, &st, &qk, &v, NULL));
+    rf_lsh_state_free(&st);
+    /* HF's float32 semantics are for inference only */
+    rf_lsh_config hf = cfg;
+    hf.hf_rounding = true;
+    TH_OK(rf_lsh_state_init(&st, cpu, &hf, 1, 64));
+    TH_OK(rf_lsh_attention_forward(&out, &st, &qk, &v, NULL, NULL, &hf));
+    TH_FAILS(rf_lsh_attention_backward(&dq, &dv, &g, &st, &qk, &v, NULL), RF_ERR_UNSUPPORTED, "hf_rounding");
+    rf_lsh_state_free(&st);
+    rf_tensor *ts[] = {&qk, &v, &out, &g, &dq, &dv, &wrong, &mask_f};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) rf_tensor_free(ts[i]);
+    rf_device_close(cpu);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rejects_bad_arguments),
@@ -570,6 +807,10 @@ int main(void) {
         cmocka_unit_test(causal_outputs_ignore_the_future),
         cmocka_unit_test(padding_mask),
         cmocka_unit_test(opencl_matches_cpu_stage_by_stage),
+        cmocka_unit_test(backward_rejects_bad_arguments),
+        cmocka_unit_test(backward_matches_finite_differences),
+        cmocka_unit_test(short_sequence_backward_equals_full_attention),
+        cmocka_unit_test(backward_opencl_matches_cpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,8 +11,7 @@ int cmd_devices(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
-/* `reformer bench model` (bench_model.c). */
-int bench_model(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 /* Print "reformer <cmd>: <message>" for a failed library call; returns 1

@@ -1,124 +1,59 @@
-/* `reformer bench attention`: LSH self-attention against full attention
- * following the paper's Fig. 5 protocol (SPEC §13): the number of tokens
- * B·L is fixed, L grows, LSH with R = 1, 2, 4, 8 hash rounds, forward only.
- * Each case warms up once, then takes the median of at least 5 runs (wall
- * clock, device synchronised). One row per case: device, op, shape, time,
- * tokens/s, GFLOP/s (estimated), peak device memory; ratios at the end. */
-#include <errno.h>
+/* `reformer bench`: the dispatcher, and `bench attention`, LSH
+ * self-attention against full attention following the paper's Fig. 5
+ * protocol (SPEC §13): the number of tokens B·L is fixed, L grows, LSH with
+ * R = 1, 2, 4, 8 hash rounds, forward only. Timing, rows, profile and
+ * ratios are bench.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include "cli.h"
+#include "bench.h"
 
 #define MAX_LIST 32
-#define MAX_DEVICES 16
-#define MIN_RUNS 5
 
 typedef struct {
+    bench_common c;
     int64_t tokens;
     int64_t lengths[MAX_LIST];
     int nlengths;
     int hashes[MAX_LIST];
     int nhashes;
-    int heads, head_dim, chunk, runs;
+    int heads, head_dim, chunk;
     int64_t full_max; /* full attention only up to this L (O(L²) time) */
     bool causal;
-    bool profile;     /* print each case's per-kernel device times */
-    FILE *csv;
-} bench_opts;
-
-typedef struct {
-    double ms;          /* median */
-    size_t peak_bytes;
-} bench_result;
+} attn_opts;
 
 static void help(void) {
-    printf("usage: reformer bench attention|model ...  ('reformer bench model --help' for the model)\n\n"
-           "usage: reformer bench attention [--device NAME]... [--all] [--csv FILE] [--tokens N]\n"
-           "                                [--lengths L1,L2,...] [--hashes R1,R2,...] [--heads H]\n"
-           "                                [--head-dim D] [--chunk M] [--runs N] [--full-max L]\n"
-           "                                [--no-causal] [--profile]\n\n"
+    printf("usage: reformer bench attention|gemm|model [options]   ('reformer bench NAME --help')\n\n"
+           "  attention  LSH vs full self-attention, forward, as the Reformer paper's Fig. 5\n"
+           "  gemm       rf_gemm: CLBlast on OpenCL devices vs OpenBLAS on cpu, GFLOP/s\n"
+           "  model      the model's forward pass: tokens/s and peak memory vs layers\n\n"
+           "Every benchmark warms up once, then reports the median of --runs (at least 5)\n"
+           "timed runs, one row per case: device, op, shape, time, tokens/s, achieved\n"
+           "GFLOP/s (where the work is known), peak device memory. Ratios (LSH vs full,\n"
+           "device vs cpu) are computed from rows of the same run and printed at the end.\n\n"
+           "Options every benchmark takes:\n%s",
+           bench_common_help);
+}
+
+static void help_attention(void) {
+    printf("usage: reformer bench attention [--device NAME]... [--all] [--runs N] [--csv FILE]\n"
+           "                                [--json FILE] [--profile] [--profile-csv FILE]\n"
+           "                                [--tokens N] [--lengths L1,L2,...] [--hashes R1,R2,...]\n"
+           "                                [--heads H] [--head-dim D] [--chunk M] [--full-max L]\n"
+           "                                [--no-causal]\n\n"
            "LSH self-attention (forward) against full attention, as the Reformer paper's\n"
            "Fig. 5: B·L = --tokens is fixed (default 65536) while L grows (default 1024 ...\n"
            "65536, powers of two up to --tokens); LSH with --hashes rounds (default\n"
            "1,2,4,8), chunk M (default 64), automatic bucket count; full shared-QK\n"
            "attention up to --full-max (default 16384; its time grows as L²). H heads of\n"
-           "width D (defaults 1 and 64), causal unless --no-causal. Each case: one\n"
-           "warm-up, then the median of --runs (default and minimum 5) runs.\n\n"
-           "  --device NAME   a device (repeatable; default $RF_DEVICE or auto)\n"
-           "  --all           every OpenCL device\n"
-           "  --csv FILE      also write the rows as CSV\n"
-           "  --profile       print each case's time per kernel / op (device profile)\n\n"
-           "Prints one row per case (device, op, B, L, time, tokens/s, GFLOP/s, peak device\n"
-           "memory), then per device the LSH time per token at the longest L over the\n"
-           "shortest, and full attention's time over LSH's (R = 4) at each L with both.\n");
+           "width D (defaults 1 and 64), causal unless --no-causal.\n\n%s\n"
+           "GFLOP/s counts the dense work: LSH 2·B·L·H·d·R·nb/2 (rotations) + 4·B·H·R·L·2m·d\n"
+           "(each query against its chunk and the previous one), full 4·B·H·L²·d (the causal\n"
+           "mask's skipped half included). The summary gives per device the LSH time per\n"
+           "token at the longest L over the shortest, full attention's time over LSH's (R=4)\n"
+           "at each L with both, and every device's speed over the cpu reference.\n",
+           bench_common_help);
 }
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int parse_list(const char *s, int64_t *out, int cap) {
-    int n = 0;
-    while (*s) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || errno || v <= 0 || n == cap) return -1;
-        out[n++] = v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
-    }
-    return n;
-}
-
-static int parse_int(const char *s, int64_t *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end || errno || x <= 0) return -1;
-    *v = x;
-    return 0;
-}
-
-/* Warm-up, then the median of o->runs runs of fn(ctx). */
-typedef rf_status (*bench_fn)(void *ctx);
-static rf_status measure(rf_device *dev, const bench_opts *o, bench_fn fn, void *ctx, bench_result *res) {
-    double times[64];
-    rf_status s;
-    if ((s = rf_device_reset_peak(dev)) || (s = fn(ctx)) || (s = rf_device_sync(dev)) ||
-        (s = rf_device_profile_reset(dev)))
-        return s;
-    for (int i = 0; i < o->runs; i++) {
-        double t0 = now_ms();
-        if ((s = fn(ctx)) || (s = rf_device_sync(dev))) return s;
-        times[i] = now_ms() - t0;
-    }
-    qsort(times, (size_t)o->runs, sizeof times[0], cmp_double);
-    res->ms = o->runs % 2 ? times[o->runs / 2] : 0.5 * (times[o->runs / 2 - 1] + times[o->runs / 2]);
-    rf_memory_stats m;
-    if ((s = rf_device_memory(dev, &m))) return s;
-    res->peak_bytes = m.peak_bytes;
-    if (o->profile) {
-        rf_profile_entry e[16];
-        int count = 0;
-        if ((s = rf_device_profile(dev, e, 16, &count))) return s;
-        for (int i = 0; i < count && i < 16; i++)
-            printf("    profile: %-24s %6llu calls %10.2f ms per run\n", e[i].op, (unsigned long long)e[i].calls,
-                   e[i].total_ms / o->runs);
-    }
-    return RF_OK;
-}
-
-/* ---- cases -------------------------------------------------------------- */
 
 typedef struct {
     rf_tensor *out, *qk, *v;
@@ -137,40 +72,69 @@ static rf_status run_full(void *p) {
     return rf_full_attention_forward(c->out, NULL, c->qk, NULL, c->v, NULL, &c->acfg);
 }
 
-typedef struct {
-    char device[32];
-    int hashes;          /* 0: full attention */
-    int64_t length;
-    double ms_per_token;
-} summary_row;
-
-static void print_row(const bench_opts *o, const rf_device_info *info, const char *op, int64_t B, int64_t L,
-                      int R, int nb, double flops, const bench_result *r) {
-    double tok_s = (double)(B * L) / (r->ms / 1e3), gflops = flops / (r->ms / 1e3) / 1e9;
-    printf("%-8s %-10s %6lld %7lld %3d %4d %4d %3d %6d %11.2f %12.0f %9.2f %10.1f\n", info->id, op, (long long)B,
-           (long long)L, o->heads, o->head_dim, o->chunk, R, nb, r->ms, tok_s, gflops,
-           r->peak_bytes / 1048576.0);
-    if (o->csv)
-        fprintf(o->csv, "%s,\"%s\",%s,%lld,%lld,%d,%d,%d,%d,%d,%.4f,%.1f,%.4f,%zu\n", info->id, info->name, op,
-                (long long)B, (long long)L, o->heads, o->head_dim, o->chunk, R, nb, r->ms, tok_s, gflops,
-                r->peak_bytes);
+/* One LSH case: the row and the work of each stage per run (bench.h). */
+static rf_status lsh_case(bench_out *out, rf_device *dev, const rf_device_info *info, const attn_opts *o, attn_case *c,
+                          int R, int64_t B, int64_t L) {
+    c->cfg = (rf_lsh_config){.n_heads = o->heads, .head_dim = o->head_dim, .n_hashes = R, .chunk_len = o->chunk,
+                             .causal = o->causal, .seed = 1, .layer = 0};
+    rf_status s = rf_lsh_state_init(&c->st, dev, &c->cfg, B, L);
+    if (s) return s;
+    bench_result r;
+    s = bench_measure(dev, o->c.runs, run_lsh, c, &r);
+    const rf_lsh_state *st = &c->st;
+    const double H = o->heads, d = o->head_dim, BL = (double)(B * L), rounds = st->n_rounds;
+    const double rc = st->full ? 0 : st->rot_cols, keys = st->full ? (double)L : 2.0 * st->chunk_len;
+    const double items = B * H * rounds * (double)L; /* hashed copies: [B, H, R·L] */
+    const double rot_flops = 2.0 * BL * H * d * rounds * rc, attend_flops = 4.0 * items * keys * d;
+    const bench_work work[] = {
+        {"gemm", rot_flops, 4 * (BL * H * d + H * d * rounds * rc + H * BL * rounds * rc)},
+        {"upload", 0, 4 * H * d * rounds * rc}, /* the rotations, drawn on the host (§2) */
+        {"lsh_buckets", 0, 4 * (H * BL * rounds * rc + items)},
+        {"lsh_sort", 0, 4 * 3 * items},
+        {"lsh_attend", attend_flops, 4 * items * (3 * d + 2)}, /* qk, v gathered per round, perm; o, lse */
+        {"lsh_combine", 2 * items * d, 4 * (items * (d + 2) + BL * H * d)},
+    };
+    bench_row row = {.batch = B, .length = L, .flops = rot_flops + attend_flops};
+    snprintf(row.op, sizeof row.op, "lsh R=%d", R);
+    snprintf(row.shape, sizeof row.shape, "B=%lld L=%lld H=%d d=%d m=%d nb=%d", (long long)B, (long long)L, o->heads,
+             o->head_dim, st->chunk_len, st->n_buckets);
+    if (s == RF_OK) s = bench_report(out, dev, info, &row, &r, work, (int)(sizeof work / sizeof work[0]));
+    rf_lsh_state_free(&c->st);
+    return s;
 }
 
-/* Every case on one device; appends to rows. Returns an exit status. */
-static int bench_device(rf_device *dev, const bench_opts *o, summary_row *rows, int *nrows, int cap) {
-    rf_device_info info;
-    rf_status s = rf_device_get_info(dev, &info);
-    if (s) return cli_fail("bench", s);
+static rf_status full_case(bench_out *out, rf_device *dev, const rf_device_info *info, const attn_opts *o,
+                           attn_case *c, int64_t B, int64_t L) {
+    c->acfg = (rf_attention_config){.n_heads = o->heads, .head_dim = o->head_dim, .causal = o->causal,
+                                    .shared_qk = true};
+    bench_result r;
+    rf_status s = bench_measure(dev, o->c.runs, run_full, c, &r);
+    if (s) return s;
+    const double H = o->heads, d = o->head_dim, BLHd = (double)(B * L) * H * d;
+    const double flops = 4.0 * B * H * (double)L * (double)L * d;
+    const bench_work work[] = {
+        {"full_attention_forward", flops, 4 * 3 * BLHd}, /* cpu: the whole op */
+        {"attention_forward", flops, 4 * 4 * BLHd},      /* OpenCL: q, normalised k, v; out */
+        {"attention_normalise_keys", 3 * BLHd, 4 * 2 * BLHd},
+    };
+    bench_row row = {.batch = B, .length = L, .flops = flops};
+    snprintf(row.op, sizeof row.op, "full");
+    snprintf(row.shape, sizeof row.shape, "B=%lld L=%lld H=%d d=%d", (long long)B, (long long)L, o->heads,
+             o->head_dim);
+    return bench_report(out, dev, info, &row, &r, work, (int)(sizeof work / sizeof work[0]));
+}
+
+/* Every case on one device. */
+static rf_status attention_device(bench_out *out, rf_device *dev, const rf_device_info *info, void *ctx) {
+    const attn_opts *o = ctx;
     const int64_t D = (int64_t)o->heads * o->head_dim;
-    for (int li = 0; li < o->nlengths; li++) {
+    rf_status s = RF_OK;
+    for (int li = 0; li < o->nlengths && s == RF_OK; li++) {
         const int64_t L = o->lengths[li], B = o->tokens / L > 0 ? o->tokens / L : 1;
         const size_t n = (size_t)(B * L * D);
         float *host = malloc(n * sizeof *host);
-        if (!host) {
-            fprintf(stderr, "reformer bench: no host memory for %zu inputs\n", n);
-            return RF_EXIT_FAIL;
-        }
-        rf_tensor qk = {0}, v = {0}, out = {0};
+        if (!host) return RF_ERR_OUT_OF_MEMORY;
+        rf_tensor qk = {0}, v = {0}, res = {0};
         const int64_t shape[3] = {B, L, D};
         uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)L;
         for (size_t i = 0; i < n; i++) {
@@ -178,123 +142,95 @@ static int bench_device(rf_device *dev, const bench_opts *o, summary_row *rows, 
             host[i] = (float)(x >> 40) / 16777216.0f * 2 - 1;
         }
         if (!(s = rf_tensor_alloc(dev, &qk, RF_F32, 3, shape)) && !(s = rf_tensor_alloc(dev, &v, RF_F32, 3, shape)) &&
-            !(s = rf_tensor_alloc(dev, &out, RF_F32, 3, shape)) && !(s = rf_tensor_upload(&qk, host, n * 4)))
+            !(s = rf_tensor_alloc(dev, &res, RF_F32, 3, shape)) && !(s = rf_tensor_upload(&qk, host, n * 4)))
             s = rf_tensor_upload(&v, host, n * 4);
         free(host);
-        for (int hi = 0; s == RF_OK && hi <= o->nhashes; hi++) {
-            attn_case c = {.out = &out, .qk = &qk, .v = &v};
-            bench_result r;
-            if (hi == o->nhashes) { /* full attention last: the O(L²) baseline (§6) */
-                if (L > o->full_max) break;
-                c.acfg = (rf_attention_config){.n_heads = o->heads, .head_dim = o->head_dim, .causal = o->causal,
-                                               .shared_qk = true};
-                if ((s = measure(dev, o, run_full, &c, &r))) break;
-                print_row(o, &info, "full", B, L, 0, 0, 4.0 * B * o->heads * (double)L * L * o->head_dim, &r);
-            } else {
-                const int R = o->hashes[hi];
-                c.cfg = (rf_lsh_config){.n_heads = o->heads, .head_dim = o->head_dim, .n_hashes = R,
-                                        .chunk_len = o->chunk, .causal = o->causal, .seed = 1, .layer = 0};
-                if ((s = rf_lsh_state_init(&c.st, dev, &c.cfg, B, L))) break;
-                s = measure(dev, o, run_lsh, &c, &r);
-                const int nb = c.st.n_buckets, rc = c.st.rot_cols, m = c.st.chunk_len;
-                const double keys = c.st.full ? (double)L : 2.0 * m;
-                const double flops = 2.0 * B * L * D * c.st.n_rounds * rc + 4.0 * B * D * c.st.n_rounds * L * keys;
-                rf_lsh_state_free(&c.st);
-                if (s) break;
-                char op[16];
-                snprintf(op, sizeof op, "lsh R=%d", R);
-                print_row(o, &info, op, B, L, R, nb, flops, &r);
-            }
-            fflush(stdout);
-            if (*nrows < cap) {
-                summary_row *row = &rows[(*nrows)++];
-                snprintf(row->device, sizeof row->device, "%s", info.id);
-                row->hashes = hi == o->nhashes ? 0 : o->hashes[hi];
-                row->length = L;
-                row->ms_per_token = r.ms / (double)(B * L);
-            }
-        }
-        rf_tensor_free(&qk), rf_tensor_free(&v), rf_tensor_free(&out);
-        if (s) return cli_fail("bench", s);
+        attn_case c = {.out = &res, .qk = &qk, .v = &v};
+        for (int hi = 0; s == RF_OK && hi < o->nhashes; hi++) s = lsh_case(out, dev, info, o, &c, o->hashes[hi], B, L);
+        if (s == RF_OK && L <= o->full_max) s = full_case(out, dev, info, o, &c, B, L); /* the O(L²) baseline (§6) */
+        rf_tensor_free(&qk), rf_tensor_free(&v), rf_tensor_free(&res);
     }
-    return RF_EXIT_OK;
+    return s;
 }
 
-static const summary_row *find(const summary_row *rows, int n, const char *dev, int hashes, int64_t L) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(rows[i].device, dev) && rows[i].hashes == hashes && rows[i].length == L) return &rows[i];
-    return NULL;
-}
-
-static void summarise(const bench_opts *o, const summary_row *rows, int n, const char *dev) {
+static void attention_summary(bench_out *out, const attn_opts *o, const char *dev) {
     const int64_t lo = o->lengths[0], hi = o->lengths[o->nlengths - 1];
-    printf("\n%s: LSH time per token at L = %lld over L = %lld:", dev, (long long)hi, (long long)lo);
+    char what[160], op[32];
+    printf("\n%s: LSH time per token at L = %lld over L = %lld (Fig. 5: flat for LSH):\n", dev, (long long)hi,
+           (long long)lo);
     for (int i = 0; i < o->nhashes; i++) {
-        const summary_row *a = find(rows, n, dev, o->hashes[i], lo), *b = find(rows, n, dev, o->hashes[i], hi);
-        if (a && b) printf("  R=%d %.2fx", o->hashes[i], b->ms_per_token / a->ms_per_token);
+        snprintf(op, sizeof op, "lsh R=%d", o->hashes[i]);
+        const bench_row *a = bench_find(out, dev, op, lo), *b = bench_find(out, dev, op, hi);
+        if (!a || !b || a == b) continue;
+        snprintf(what, sizeof what, "%s %s per-token time L=%lld / L=%lld", dev, op, (long long)hi, (long long)lo);
+        bench_ratio(out, what, (b->ms / (double)(b->batch * b->length)) / (a->ms / (double)(a->batch * a->length)),
+                    "%.2fx");
     }
-    printf("\n%s: full attention time over LSH (R=4):", dev);
+    int ref = o->hashes[0];
+    for (int i = 0; i < o->nhashes; i++)
+        if (o->hashes[i] == 4) ref = 4;
+    snprintf(op, sizeof op, "lsh R=%d", ref);
+    printf("%s: full attention time over LSH (R=%d):\n", dev, ref);
     for (int li = 0; li < o->nlengths; li++) {
-        const summary_row *f = find(rows, n, dev, 0, o->lengths[li]), *l = find(rows, n, dev, 4, o->lengths[li]);
-        if (f && l) printf("  L=%lld %.2fx", (long long)o->lengths[li], f->ms_per_token / l->ms_per_token);
+        const bench_row *f = bench_find(out, dev, "full", o->lengths[li]), *l = bench_find(out, dev, op, o->lengths[li]);
+        if (!f || !l) continue;
+        snprintf(what, sizeof what, "%s full / %s at L=%lld", dev, op, (long long)o->lengths[li]);
+        bench_ratio(out, what, f->ms / l->ms, "%.2fx");
     }
-    printf("\n");
 }
 
-static int bench_attention(int argc, char **argv) {
-    bench_opts o = {.tokens = 65536, .heads = 1, .head_dim = 64, .chunk = 64, .runs = MIN_RUNS, .full_max = 16384,
-                    .causal = true};
-    const char *devices[MAX_DEVICES], *csv = NULL;
-    int ndevices = 0, all = 0, have_lengths = 0;
+int bench_attention(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        help_attention();
+        return RF_EXIT_OK;
+    }
+    attn_opts o = {.tokens = 65536, .heads = 1, .head_dim = 64, .chunk = 64, .full_max = 16384, .causal = true};
+    bench_common_init(&o.c);
+    int have_lengths = 0;
     o.nhashes = 4;
     for (int i = 0; i < 4; i++) o.hashes[i] = 1 << i;
     for (int i = 1; i < argc; i++) {
+        int taken = bench_common_arg(&o.c, argc, argv, &i);
+        if (taken < 0) return RF_EXIT_USAGE;
+        if (taken) continue;
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t tmp[MAX_LIST], v = 0;
-        int bad = 0;
-        if (!strcmp(a, "--all")) {
-            all = 1;
-            continue;
-        }
         if (!strcmp(a, "--no-causal")) {
             o.causal = false;
             continue;
         }
-        if (!strcmp(a, "--profile")) {
-            o.profile = true;
-            continue;
-        }
-        if (!val) {
-            fprintf(stderr, "reformer bench: unknown option or missing value '%s' (see --help)\n", a);
-            return RF_EXIT_USAGE;
-        }
+        if (!val) return bench_usage_error("attention", a);
         i++;
-        if (!strcmp(a, "--device")) {
-            if (ndevices == MAX_DEVICES) bad = 1;
-            else devices[ndevices++] = val;
-        } else if (!strcmp(a, "--csv")) {
-            csv = val;
-        } else if (!strcmp(a, "--lengths")) {
-            bad = (o.nlengths = parse_list(val, o.lengths, MAX_LIST)) <= 0;
+        int64_t tmp[MAX_LIST], v = 0;
+        int bad = 0;
+        if (!strcmp(a, "--lengths")) {
+            bad = (o.nlengths = bench_parse_list(val, o.lengths, MAX_LIST)) <= 0;
             have_lengths = 1;
         } else if (!strcmp(a, "--hashes")) {
-            int n = parse_list(val, tmp, MAX_LIST);
+            int n = bench_parse_list(val, tmp, MAX_LIST);
             bad = n <= 0;
             for (int k = 0; k < n; k++) bad |= tmp[k] > 64, o.hashes[k] = (int)tmp[k];
             o.nhashes = bad ? 0 : n;
-        } else if (!parse_int(val, &v) && v <= (1ll << 40)) {
-            if (!strcmp(a, "--tokens")) o.tokens = v;
-            else if (!strcmp(a, "--heads") && v <= 1024) o.heads = (int)v;
-            else if (!strcmp(a, "--head-dim") && v <= 4096) o.head_dim = (int)v;
-            else if (!strcmp(a, "--chunk") && v <= 65536) o.chunk = (int)v;
-            else if (!strcmp(a, "--runs") && v >= MIN_RUNS && v <= 64) o.runs = (int)v;
-            else if (!strcmp(a, "--full-max")) o.full_max = v;
-            else bad = 1;
         } else {
-            bad = 1;
+            /* Integer options and their upper bounds. */
+            static const struct {
+                const char *name;
+                int64_t max;
+            } ints[] = {{"--tokens", 1ll << 40}, {"--heads", 1024}, {"--head-dim", 4096}, {"--chunk", 65536},
+                        {"--full-max", 1ll << 40}};
+            int k = 0;
+            while (k < 5 && strcmp(a, ints[k].name)) k++;
+            if (k == 5) return bench_usage_error("attention", a);
+            bad = bench_parse_int(val, &v) || v > ints[k].max;
+            if (!bad) switch (k) {
+                case 0: o.tokens = v; break;
+                case 1: o.heads = (int)v; break;
+                case 2: o.head_dim = (int)v; break;
+                case 3: o.chunk = (int)v; break;
+                default: o.full_max = v; break;
+                }
         }
         if (bad) {
-            fprintf(stderr, "reformer bench: bad value '%s' for %s (see --help; --runs is %d to 64)\n", val, a, MIN_RUNS);
+            fprintf(stderr, "reformer bench attention: bad value '%s' for %s (see --help)\n", val, a);
             return RF_EXIT_USAGE;
         }
     }
@@ -303,52 +239,16 @@ static int bench_attention(int argc, char **argv) {
         for (int64_t L = 1024; L <= 65536 && L <= o.tokens && o.nlengths < MAX_LIST; L *= 2) o.lengths[o.nlengths++] = L;
         if (!o.nlengths) o.lengths[o.nlengths++] = o.tokens;
     }
-    rf_status s;
-    int n = 0;
-    if ((s = rf_device_count(&n))) return cli_fail("bench", s);
-    char ids[MAX_DEVICES][32];
-    if (all) {
-        ndevices = 0;
-        for (int i = 1; i < n && ndevices < MAX_DEVICES; i++) {
-            rf_device_info info;
-            if ((s = rf_device_info_at(i, &info))) return cli_fail("bench", s);
-            snprintf(ids[ndevices], sizeof ids[0], "%s", info.id);
-            devices[ndevices] = ids[ndevices];
-            ndevices++;
-        }
-        if (!ndevices) {
-            fprintf(stderr, "reformer bench: no OpenCL device (--all)\n");
-            return RF_EXIT_FAIL;
-        }
-    } else if (!ndevices) {
-        devices[ndevices++] = NULL; /* $RF_DEVICE or auto */
+    bench_out *out;
+    char done[BENCH_MAX_DEVICES][32];
+    int ndone = 0, rc = bench_out_open(&out, &o.c, "attention");
+    if (rc) return rc;
+    rc = bench_each_device(out, &o.c, attention_device, &o, done, &ndone);
+    if (rc == RF_EXIT_OK) {
+        for (int i = 0; i < ndone; i++) attention_summary(out, &o, done[i]);
+        bench_device_ratios(out);
     }
-    if (csv && !(o.csv = fopen(csv, "w"))) {
-        fprintf(stderr, "reformer bench: cannot write '%s': %s\n", csv, strerror(errno));
-        return RF_EXIT_FAIL;
-    }
-    if (o.csv) fprintf(o.csv, "device,device_name,op,batch,length,heads,head_dim,chunk,hashes,buckets,time_ms,"
-                              "tokens_per_s,gflops,peak_bytes\n");
-    printf("%-8s %-10s %6s %7s %3s %4s %4s %3s %6s %11s %12s %9s %10s\n", "device", "op", "B", "L", "H", "d", "m", "R",
-           "nb", "median ms", "tokens/s", "GFLOP/s", "peak MiB");
-    enum { CAP = 1024 };
-    summary_row *rows = calloc(CAP, sizeof *rows);
-    int nrows = 0, rc = RF_EXIT_OK;
-    for (int i = 0; i < ndevices && rc == RF_EXIT_OK && rows; i++) {
-        rf_device *dev;
-        if ((s = rf_device_open(&dev, devices[i]))) {
-            rc = cli_fail("bench", s);
-            break;
-        }
-        rf_device_info info;
-        rf_device_get_info(dev, &info);
-        if ((rc = bench_device(dev, &o, rows, &nrows, CAP)) == RF_EXIT_OK) summarise(&o, rows, nrows, info.id);
-        rf_device_close(dev);
-    }
-    if (!rows) rc = RF_EXIT_FAIL;
-    free(rows);
-    if (o.csv && fclose(o.csv)) rc = RF_EXIT_FAIL;
-    return rc;
+    return bench_out_close(out, rc);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -356,14 +256,9 @@ int cmd_bench(int argc, char **argv) {
         help();
         return argc < 2 ? RF_EXIT_USAGE : RF_EXIT_OK;
     }
-    if (!strcmp(argv[1], "attention")) {
-        if (cli_wants_help(argc - 1, argv + 1)) {
-            help();
-            return RF_EXIT_OK;
-        }
-        return bench_attention(argc - 1, argv + 1);
-    }
+    if (!strcmp(argv[1], "attention")) return bench_attention(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "gemm")) return bench_gemm(argc - 1, argv + 1);
     if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
-    fprintf(stderr, "reformer bench: unknown benchmark '%s' (known: attention, model)\n", argv[1]);
+    fprintf(stderr, "reformer bench: unknown benchmark '%s' (known: attention, gemm, model)\n", argv[1]);
     return RF_EXIT_USAGE;
 }

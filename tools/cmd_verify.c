@@ -120,6 +120,7 @@ static void verify_device(vf_ctx *c) {
                 "result");
     vf_cases_core(c);
     vf_cases_ops(c);
+    vf_cases_lsh(c);
 }
 
 int cmd_verify(int argc, char **argv) {

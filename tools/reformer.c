@@ -14,6 +14,7 @@ static const subcommand commands[] = {
     {"verify", cmd_verify, "check a device against the cpu reference, op by op"},
     {"eval", cmd_eval, "bits per byte of a model on a text file"},
     {"sample", cmd_sample, "generate text from a model"},
+    {"train", cmd_train, "train on the copy task or a text file, with checkpoints"},
     {"bench", cmd_bench, "benchmarks: 'bench attention' = LSH vs full attention (paper Fig. 5)"},
 };
 

@@ -38,5 +38,6 @@ rf_status vf_tensor(rf_device *dev, rf_tensor *t, int ndim, const int64_t *shape
 /* The families' case lists. */
 void vf_cases_core(vf_ctx *c);
 void vf_cases_ops(vf_ctx *c);
+void vf_cases_lsh(vf_ctx *c);
 
 #endif

@@ -1,11 +1,12 @@
 /* verify cases for the model's ops (SPEC §6–§9): LayerNorm, activations,
- * linear layers, embeddings, cross-entropy, Adam and Σx², local and full
+ * dropout, linear layers, embeddings, cross-entropy, Adam and Σx², local and full
  * attention, each forward then backward. A case is a list of tensors and a
  * function that runs the op(s) on one device's copies; the runner gives both
  * devices the same host inputs, runs, and compares every named output.
  * (LSH attention's cases belong to its own family.) */
 #include <stdio.h>
 #include <stdlib.h>
+#include "core/philox.h"
 #include "verify.h"
 
 /* SPEC §10 tolerances (relative: vf_check scales them by max(1, max|ref|)). */
@@ -173,6 +174,28 @@ static void act_case(vf_ctx *c, rf_activation a, int64_t n) {
     in_f32(&k, 1, &n, 21, -1, 1);
     out(&k, "dx", TOL_GRAD, 1, &n);
     run_case(c, &k, act_run, &a);
+}
+
+/* ---- dropout (§2): forward, then backward on another gradient; the masks
+ * are bit-identical across devices, so TOL_ELEM is slack ---- */
+enum { DROP_X, DROP_Y, DROP_DY, DROP_DX };
+
+static rf_status drop_run(rf_tensor *t, const void *opt) {
+    float p = *(const float *)opt;
+    const uint64_t seed = 0x5eed;
+    const uint32_t stream = rf_philox_stream(7, RF_PHILOX_DROPOUT_HIDDEN), step = 11;
+    rf_status s = rf_dropout_forward(&t[DROP_Y], &t[DROP_X], p, seed, stream, step);
+    return s ? s : rf_dropout_backward(&t[DROP_DX], &t[DROP_DY], p, seed, stream, step);
+}
+
+static void drop_case(vf_ctx *c, int64_t n, float p) {
+    vf_case k = {.op = "dropout"};
+    snprintf(k.shape, sizeof k.shape, "n%lld p%g", (long long)n, (double)p);
+    in_f32(&k, 1, &n, 22, -4, 4);
+    out(&k, "y", TOL_ELEM, 1, &n);
+    in_f32(&k, 1, &n, 23, -1, 1);
+    out(&k, "dx", TOL_ELEM, 1, &n);
+    run_case(c, &k, drop_run, &p);
 }
 
 /* ---- linear layers (§1) ---- */
@@ -377,6 +400,8 @@ void vf_cases_ops(vf_ctx *c) {
     act_case(c, RF_ACT_RELU, 4097);
     act_case(c, RF_ACT_GELU, 1);
     act_case(c, RF_ACT_GELU, 4097);
+    drop_case(c, 1, 0.1f);
+    drop_case(c, 4097, 0.5f);
     lin_case(c, 1, 37, 300, 1);
     lin_case(c, 65, 128, 37, 0);
     emb_case(c, 1, 1, 300, 37);
@@ -401,6 +426,7 @@ void vf_cases_ops(vf_ctx *c) {
         ln_case(c, 4096, 37);
         act_case(c, RF_ACT_RELU, 1 << 20);
         act_case(c, RF_ACT_GELU, 1 << 20);
+        drop_case(c, (1 << 20) + 3, 0.05f);
         lin_case(c, 2048, 256, 512, 1);
         lin_case(c, 3, 1000, 1, 1);
         emb_case(c, 8, 512, 320, 256);

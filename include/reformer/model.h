@@ -123,6 +123,10 @@ rf_device *rf_model_device(const rf_model *model);
  * reproduce another implementation (§2, §12). NULL clears them. */
 rf_status rf_model_set_rotations(rf_model *model, int layer, const float *rotations, size_t count);
 
+/* Change the number of LSH hash rounds (e.g. evaluate with more rounds than
+ * the model was trained with, as the paper's Table 2). */
+rf_status rf_model_set_num_hashes(rf_model *model, int num_hashes);
+
 /* Inference (§9): logits [B, L, V] (a tensor on the model's device) for
  * host token ids [B·L]. A length that is not a multiple of the chunk lengths
  * is padded and masked as the HF model does; `attention_mask` (host [B·L],
@@ -132,6 +136,66 @@ rf_status rf_model_set_rotations(rf_model *model, int layer, const float *rotati
  * layer's scratch are alive at a time: memory does not grow with the layers. */
 rf_status rf_model_forward(rf_model *model, rf_tensor *logits, const int32_t *ids, const int32_t *attention_mask,
                            int64_t batch, int64_t len, float *loss);
+
+/* ---- training (§8, §9) ------------------------------------------------------ */
+typedef enum rf_schedule {
+    RF_SCHEDULE_CONSTANT = 0,   /* lr after warm-up */
+    RF_SCHEDULE_INV_SQRT = 1,   /* lr · √(warmup / step) after warm-up */
+    RF_SCHEDULE_COSINE = 2      /* cosine from lr to 0 over total_steps */
+} rf_schedule;
+
+typedef struct rf_train_config {
+    float lr, beta1, beta2, eps, weight_decay;  /* AdamW (§9) */
+    float clip_norm;                            /* global gradient norm; 0 = no clipping */
+    int64_t warmup_steps;                       /* linear warm-up from 0 */
+    rf_schedule schedule;
+    int64_t total_steps;                        /* for the cosine schedule */
+} rf_train_config;
+
+/* lr 1e-3, β 0.9/0.999, ε 1e-8, no weight decay, clip 1.0, 100 warm-up steps, inverse √. */
+rf_status rf_train_config_default(rf_train_config *tc);
+/* The learning rate of optimiser step `step` (1-based). */
+float rf_train_lr(const rf_train_config *tc, int64_t step);
+
+/* Forward and backward of one micro-batch (§8): the reversible stack keeps only
+ * the final halves and each LSH layer's buckets, and rebuilds every layer's
+ * input on the way down. Gradients ACCUMULATE into the model's gradient
+ * buffers (allocated at the first call). targets: host [B·L] token ids or −1
+ * (not counted); NULL = next-token prediction (target t = ids[t+1]). L must be
+ * a multiple of the chunk lengths. *loss = the mean cross-entropy over the
+ * counted targets (nats). A non-finite loss returns RF_ERR_NUMERIC and
+ * accumulates nothing. */
+rf_status rf_model_backward(rf_model *model, const int32_t *ids, const int32_t *targets, int64_t batch, int64_t len,
+                            float *loss);
+rf_status rf_model_zero_grad(rf_model *model);
+/* One AdamW step from the gradients accumulated over `micro_batches` calls of
+ * rf_model_backward (averaged), clipped to tc->clip_norm by global norm, then
+ * the gradients are zeroed. *grad_norm (may be NULL) = the averaged gradient's
+ * norm before clipping. A non-finite gradient returns RF_ERR_NUMERIC and
+ * leaves every weight unchanged. */
+rf_status rf_model_step(rf_model *model, const rf_train_config *tc, int micro_batches, float *grad_norm);
+/* Optimiser steps taken so far. */
+int64_t rf_model_steps(const rf_model *model);
+/* A gradient buffer (same shape as the parameter), by HF name, for tests and
+ * tools; NULL if unknown or before the first backward pass. */
+const rf_tensor *rf_model_grad(const rf_model *model, const char *name);
+/* A parameter by HF name, or NULL. */
+rf_tensor *rf_model_param(rf_model *model, const char *name);
+/* The names of the parameters: index 0 .. count-1. */
+int rf_model_param_count(const rf_model *model);
+const char *rf_model_param_name(const rf_model *model, int index);
+
+/* ---- checkpoints (§11) -------------------------------------------------------
+ * ROOT/ckpt-<step>/ holds config.json, model.safetensors (loadable by
+ * rf_model_load and by HF) and training_state.safetensors (AdamW moments; the
+ * step, seed, forward-call counter and `data_position` as metadata).
+ * Each checkpoint is written into a temporary folder, flushed and renamed,
+ * then ROOT/latest is replaced atomically: a crash at any moment leaves the
+ * previous checkpoint loadable. Older checkpoints beyond the last two are
+ * removed. */
+rf_status rf_checkpoint_save(const rf_model *model, const char *root, uint64_t data_position);
+/* Load ROOT/latest: the model with its optimiser state, and data_position. */
+rf_status rf_checkpoint_load(rf_model **model, rf_device *dev, const char *root, uint64_t *data_position);
 
 #ifdef __cplusplus
 }

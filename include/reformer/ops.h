@@ -181,7 +181,7 @@ rf_status rf_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv
  * (which layer and use): src/core/philox.h. */
 rf_status rf_philox_fill(rf_tensor *out, uint64_t seed, uint32_t stream, uint32_t step, uint64_t first_block);
 
-/* ---- LSH self-attention, forward (lsh_attention.c; §3–§5) ------------------
+/* ---- LSH self-attention, forward and backward (lsh_attention.c; §3–§5) ----
  * Layout: qk, v and out are [B, L, H·d] f32 — the projections' layout; head
  * h is the slice [h·d, (h+1)·d) of the last dimension. mask: NULL or [B, L]
  * i32 (1 = token, 0 = padding, §3). L must be a multiple of chunk_len unless
@@ -265,10 +265,41 @@ rf_status rf_lsh_sort(rf_lsh_state *st);
 rf_status rf_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask);
 rf_status rf_lsh_combine(rf_tensor *out, const rf_lsh_state *st);
 
+/* Gradients of out = LSH-attention(qk, v) (§5) with respect to qk and v, from
+ * the state a forward pass left (buckets, perm, undo, o_sorted, lse_sorted:
+ * it never re-hashes; the backward of a reversible layer refills them by
+ * copying stored buckets into st->buckets then rf_lsh_sort + rf_lsh_attend,
+ * §8). Gradients flow through the rounds' weights into each round's lse as
+ * well as into its o (§5.6), through the key normalisation (§5.2), and back
+ * through the sort as its inverse (§4); mask constants and hashes carry
+ * none (§3, §5.4). dqk, dv [B, L, H·d] are written (not accumulated). The
+ * exact softmax only: a state made with hf_rounding is RF_ERR_UNSUPPORTED. */
+rf_status rf_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
+                                    const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask);
+
 /* §3's automatic bucket count for length L, chunk m and max_position (0 = L):
  * nb = 2^p, p = ⌊log2(2·⌊L/m⌋)⌋; factorised into {2^⌊p/2⌋, 2^(p−⌊p/2⌋)} when
  * nb > 2·max(⌊√(max_pos/m)⌋, m) (then factors[1] > 0, else factors = {nb, 0}). */
 rf_status rf_lsh_auto_buckets(int factors[2], int64_t seq_len, int chunk_len, int64_t max_position);
+
+/* ---- dropout (dropout.c; §2) -------------------------------------------------
+ * out = in · keep / (1 − p), elementwise over tensors of the same shape,
+ * where element i (0-based over the tensor's numel, whatever its offset)
+ * uses word i of the Philox stream (seed, stream, step) — lane i % 4 of
+ * block i / 4, the words rf_philox_fill(…, first_block = 0) writes — and
+ * keep = (word ≥ round(p · 2³²)). scale = 1/(1 − p) is computed in float and
+ * multiplied in: a dropped element is ±0 (NaN for a non-finite input, as
+ * torch's multiply), a kept one in · scale, bit-identical on every device
+ * (up to a device that flushes subnormals). p ∈ [0, 1): p = 0 copies; p ≥ 1
+ * and NaN are refused (RF_ERR_INVALID_ARG), as the config refuses a dropout
+ * probability of 1. No mask is stored: the backward regenerates it from the
+ * same (seed, stream, step), din = dout · keep / (1 − p) — the same op
+ * applied to the gradient. out may alias in (din may alias dout). Stream
+ * numbering: src/core/philox.h (RF_PHILOX_DROPOUT_*). */
+rf_status rf_dropout_forward(rf_tensor *out, const rf_tensor *in, float p, uint64_t seed, uint32_t stream,
+                             uint32_t step);
+rf_status rf_dropout_backward(rf_tensor *din, const rf_tensor *dout, float p, uint64_t seed, uint32_t stream,
+                              uint32_t step);
 
 #ifdef __cplusplus
 }

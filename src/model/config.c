@@ -143,13 +143,6 @@ rf_status rf_config_validate(const rf_config *c) {
     return RF_OK;
 }
 
-static int64_t isqrt64(int64_t n) {
-    int64_t r = (int64_t)sqrt((double)n);
-    while (r > 0 && r * r > n) r--;
-    while ((r + 1) * (r + 1) <= n) r++;
-    return r;
-}
-
 rf_status rf_config_num_buckets(const rf_config *c, int64_t seq_len, int factors[2], int *n_factors) {
     if (!c || !factors || !n_factors) return rf_error(RF_ERR_INVALID_ARG, "rf_config_num_buckets: null argument");
     if (seq_len < 1) return rf_error(RF_ERR_INVALID_ARG, "rf_config_num_buckets: seq_len = %lld must be positive", (long long)seq_len);
@@ -159,27 +152,11 @@ rf_status rf_config_num_buckets(const rf_config *c, int64_t seq_len, int factors
         *n_factors = c->num_bucket_factors;
         return RF_OK;
     }
-    int64_t m = c->lsh_attn_chunk_length;
-    if (m < 1) return rf_error(RF_ERR_FORMAT, "config: lsh_attn_chunk_length = %lld must be positive", (long long)m);
-    /* p = bit_length(2·⌊L/m⌋) − 1, as HF's _set_num_buckets; at least 1
-     * (L < m means full attention, §5.7, where the count does not matter). */
-    int64_t q = 2 * (seq_len / m);
-    int p = 0;
-    while (q > 1) {
-        q >>= 1;
-        p++;
-    }
-    if (p < 1) p = 1;
-    if (p > 30) return rf_error(RF_ERR_UNSUPPORTED, "config: sequence length %lld needs 2^%d buckets", (long long)seq_len, p);
-    int64_t limit = 2 * (isqrt64(c->max_position_embeddings / m) > m ? isqrt64(c->max_position_embeddings / m) : m);
-    if (((int64_t)1 << p) > limit) {
-        factors[0] = 1 << (p / 2);
-        factors[1] = 1 << (p - p / 2);
-        *n_factors = 2;
-    } else {
-        factors[0] = 1 << p;
-        factors[1] = 1;
-        *n_factors = 1;
-    }
+    if (c->lsh_attn_chunk_length < 1)
+        return rf_error(RF_ERR_FORMAT, "config: lsh_attn_chunk_length = %d must be positive", c->lsh_attn_chunk_length);
+    /* §3's rule lives with the op (it needs no configuration beyond these). */
+    RF_TRY(rf_lsh_auto_buckets(factors, seq_len, c->lsh_attn_chunk_length, c->max_position_embeddings));
+    *n_factors = factors[1] ? 2 : 1;
+    if (!factors[1]) factors[1] = 1;
     return RF_OK;
 }

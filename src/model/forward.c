@@ -71,7 +71,7 @@ rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_
                         (long long)L, (long long)Lp, (long long)max_len);
     int has_zero = 0;
     for (int64_t i = 0; attention_mask && i < B * L; i++) has_zero |= attention_mask[i] == 0;
-    s->B = B, s->L = L, s->Lp = Lp, s->padded = Lp != L || has_zero;
+    s->B = B, s->L = L, s->Lp = Lp, s->padded = Lp != L || has_zero, s->training = training;
     int32_t *host_ids = calloc((size_t)(B * Lp), sizeof *host_ids), *host_mask = calloc((size_t)(B * Lp), sizeof *host_mask);
     rf_status r = host_ids && host_mask ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "%s: no host memory", op);
     int pad_id = c->pad_token_id >= 0 ? c->pad_token_id : 0;
@@ -106,7 +106,7 @@ rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_
     return r;
 }
 
-rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, rf_lsh_config *lc) {
+rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, bool training, rf_lsh_config *lc) {
     const rf_config *c = &m->cfg;
     layer *l = &m->layers[li];
     memset(lc, 0, sizeof *lc);
@@ -119,24 +119,18 @@ rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, rf_lsh_config *lc
     lc->seed = m->seed;
     lc->layer = (uint32_t)li;
     lc->step = m->step;
-    lc->hf_rounding = true; /* §12: the HF model's float32 semantics */
+    /* Inference reproduces the HF model's float32 semantics (§12); training
+     * differentiates the exact softmax (the backward needs it). */
+    lc->hf_rounding = !training;
     if (Lp <= c->lsh_attn_chunk_length) return RF_OK; /* §5.7: no hashing */
     /* The bucket count: configured, or HF's automatic rule at the first length
      * this layer hashes, then frozen on the layer (as HF does). */
-    if (c->num_bucket_factors == 2) {
-        lc->bucket_factors[0] = c->num_buckets[0];
-        lc->bucket_factors[1] = c->num_buckets[1];
-    } else if (c->num_bucket_factors == 1) {
-        lc->n_buckets = c->num_buckets[0];
+    if (!l->n_frozen) RF_TRY(rf_config_num_buckets(c, Lp, l->frozen_buckets, &l->n_frozen));
+    if (l->n_frozen == 2) {
+        lc->bucket_factors[0] = l->frozen_buckets[0];
+        lc->bucket_factors[1] = l->frozen_buckets[1];
     } else {
-        if (!l->frozen_buckets[0])
-            RF_TRY(rf_lsh_auto_buckets(l->frozen_buckets, Lp, c->lsh_attn_chunk_length, c->max_position_embeddings));
-        if (l->frozen_buckets[1]) {
-            lc->bucket_factors[0] = l->frozen_buckets[0];
-            lc->bucket_factors[1] = l->frozen_buckets[1];
-        } else {
-            lc->n_buckets = l->frozen_buckets[0];
-        }
+        lc->n_buckets = l->frozen_buckets[0];
     }
     return RF_OK;
 }
@@ -150,7 +144,7 @@ rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool
     layer *l = &m->layers[li];
     const rf_tensor *mask = s->padded ? &s->mask : NULL;
     rf_lsh_config lc;
-    RF_TRY(rf_model_lsh_config(m, li, s->Lp, &lc));
+    RF_TRY(rf_model_lsh_config(m, li, s->Lp, s->training, &lc));
     rf_lsh_state st;
     RF_TRY(rf_lsh_state_init(&st, m->dev, &lc, s->B, s->Lp));
     rf_status r = RF_OK;
@@ -197,7 +191,7 @@ rf_attention_config rf_model_local_config(const rf_model *m) {
 rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep) {
     const rf_config *c = &m->cfg;
     layer *l = &m->layers[li];
-    bool train = s->mean.buf != NULL;
+    bool train = s->training;
     RF_TRY(rf_layer_norm_forward(&s->h, train ? &s->mean : NULL, train ? &s->rstd : NULL, &s->x2, l->ln_a_w, l->ln_a_b,
                                  (float)c->layer_norm_eps));
     RF_TRY(rf_linear_forward(&s->b, &s->h, l->v, NULL));
@@ -252,8 +246,13 @@ rf_status rf_model_embed(rf_model *m, rf_pass *s) {
     return rf_buffer_copy(s->x2.buf, s->x2.offset * 4, s->x1.buf, s->x1.offset * 4, rf_tensor_numel(&s->x1) * 4);
 }
 
-rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets) {
+rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets, rf_tensor *saved) {
+    size_t bytes = rf_tensor_numel(&s->x1) * 4;
     for (int i = 0; i < m->cfg.num_layers; i++) {
+        if (saved) {
+            RF_TRY(rf_buffer_copy(saved[2 * i].buf, 0, s->x1.buf, s->x1.offset * 4, bytes));
+            RF_TRY(rf_buffer_copy(saved[2 * i + 1].buf, 0, s->x2.buf, s->x2.offset * 4, bytes));
+        }
         /* §8: Y1 = X1 + Attn(LN(X2)); Y2 = X2 + FF(Y1). */
         RF_TRY(rf_model_attention_block(m, i, s, keep_buckets ? keep_buckets[i] : NULL, false, NULL));
         RF_TRY(rf_add(&s->x1, &s->x1, &s->f, 1.0f));
@@ -307,7 +306,7 @@ rf_status rf_model_forward(rf_model *m, rf_tensor *logits, const int32_t *ids, c
     rf_status r = RF_OK;
     if (Lp != L) r = rf_tensor_alloc(m->dev, &full, RF_F32, 3, (int64_t[]){B, Lp, V});
     if (r == RF_OK) r = rf_model_embed(m, &s);
-    if (r == RF_OK) r = rf_model_stack(m, &s, NULL);
+    if (r == RF_OK) r = rf_model_stack(m, &s, NULL, NULL);
     if (r == RF_OK) r = rf_model_head(m, &s, Lp != L ? &full : logits, NULL, NULL);
     /* Return the first L positions of each sequence. */
     for (int64_t b = 0; r == RF_OK && Lp != L && b < B; b++)

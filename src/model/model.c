@@ -113,8 +113,21 @@ static rf_status model_new(rf_model **out, rf_device *dev, const rf_config *cfg)
     return RF_OK;
 }
 
+void rf_train_state_free(rf_model *m) {
+    rf_train_state *ts = m->train;
+    if (!ts) return;
+    for (int i = 0; i < m->nparams; i++) {
+        rf_tensor *all[] = {&ts->grads[i], &ts->adam_m[i], &ts->adam_v[i]};
+        for (int k = 0; k < 3; k++)
+            if (all[k]->buf) rf_tensor_free(all[k]);
+    }
+    free(ts);
+    m->train = NULL;
+}
+
 void rf_model_free(rf_model *model) {
     if (!model) return;
+    rf_train_state_free(model);
     for (int i = 0; i < model->nparams; i++)
         if (model->params[i].t.buf) rf_tensor_free(&model->params[i].t);
     for (int i = 0; i < model->cfg.num_layers; i++) free(model->layers[i].rotations);
@@ -222,5 +235,17 @@ rf_status rf_model_set_rotations(rf_model *model, int layer_index, const float *
     if (!l->rotations) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_model_set_rotations: no host memory");
     memcpy(l->rotations, rotations, count * sizeof *rotations);
     l->rotations_count = count;
+    return RF_OK;
+}
+
+rf_status rf_model_set_num_hashes(rf_model *model, int num_hashes) {
+    if (!model) return rf_error(RF_ERR_INVALID_ARG, "rf_model_set_num_hashes: model is NULL");
+    if (num_hashes < 1)
+        return rf_error(RF_ERR_INVALID_ARG, "rf_model_set_num_hashes: num_hashes = %d must be >= 1", num_hashes);
+    for (int i = 0; i < model->cfg.num_layers; i++)
+        if (model->layers[i].rotations)
+            return rf_error(RF_ERR_INVALID_ARG, "rf_model_set_num_hashes: layer %d has explicit rotations for %d rounds",
+                            i, model->cfg.num_hashes);
+    model->cfg.num_hashes = num_hashes;
     return RF_OK;
 }

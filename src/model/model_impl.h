@@ -25,7 +25,8 @@ typedef struct layer {
     rf_tensor *w1, *b1, *w2, *b2;   /* feed_forward.dense.dense, feed_forward.output.dense */
     float *rotations;               /* explicit rotations (host), or NULL */
     size_t rotations_count;
-    int frozen_buckets[2];          /* automatic nb, fixed at the first hashing call (as HF) */
+    int frozen_buckets[2];          /* nb or its factors: configured, or automatic at the */
+    int n_frozen;                   /* first hashing call and then fixed (as HF); 0 = not yet */
 } layer;
 
 struct rf_model {
@@ -40,6 +41,10 @@ struct rf_model {
     uint64_t seed;
     uint32_t step;                         /* forward calls: fresh rotations each (§2) */
     struct rf_train_state *train;          /* gradients and optimiser moments, or NULL */
+    /* Verification mode: keep every layer's input halves in the forward pass
+     * and use them in the backward instead of rebuilding them (§8): the plain,
+     * non-reversible computation the reversible one is checked against. */
+    bool store_activations;
 };
 
 /* Training state, allocated at the first backward pass. */
@@ -49,12 +54,17 @@ typedef struct rf_train_state {
     int64_t steps;                   /* optimiser steps taken */
 } rf_train_state;
 
+/* Allocate (zeroed) / free the gradients and AdamW moments. */
+rf_status rf_train_state_ensure(rf_model *m);
+void rf_train_state_free(rf_model *m);
+
 /* ---- one pass over a batch (forward.c) ------------------------------------
  * Device buffers sized for [B, Lp] and reused by every layer, so memory is
  * the same for 2 layers or 200 (§8). */
 typedef struct rf_pass {
     int64_t B, L, Lp;               /* batch, length, padded length */
     bool padded;                    /* a key mask is in use */
+    bool training;                  /* keeps what the backward pass needs */
     rf_tensor ids, mask;            /* [B, Lp] i32 (mask only when padded) */
     rf_tensor x1, x2;               /* the reversible halves [B, Lp, D] */
     rf_tensor h;                    /* a LayerNorm's output [B, Lp, D] */
@@ -76,7 +86,7 @@ int64_t rf_model_padded_length(const rf_config *c, int64_t L);
 int64_t rf_model_max_length(const rf_config *c);
 /* Rows [r0, r0 + n) of a [rows, w] tensor. */
 rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n, int64_t w);
-rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, rf_lsh_config *lc);
+rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, bool training, rf_lsh_config *lc);
 rf_attention_config rf_model_local_config(const rf_model *m);
 rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
 rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
@@ -84,8 +94,9 @@ rf_status rf_model_ff_chunk(rf_model *m, int li, rf_tensor *g, rf_tensor *h, rf_
                             const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
 rf_status rf_model_embed(rf_model *m, rf_pass *s);
 /* The reversible stack; keep_buckets[i] (NULL or per layer) receives LSH
- * layer i's buckets for the backward pass. */
-rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets);
+ * layer i's buckets for the backward pass; saved (NULL, or 2 per layer)
+ * receives each layer's input halves (the stored-activations check). */
+rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets, rf_tensor *saved);
 rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd);
 /* targets[b, t] = ids[b, t+1], the last −1 (§9), on `dev`. */
 rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L);

@@ -260,3 +260,28 @@ rf_status rf_lsh_attention_forward(rf_tensor *out, rf_lsh_state *st, const rf_te
     RF_TRY(rf_lsh_attend(st, qk, v, mask));
     return rf_lsh_combine(out, st);
 }
+
+rf_status rf_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
+                                    const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+    const char *op = "rf_lsh_attention_backward";
+    RF_TRY(check_state(op, st));
+    /* HF's float32 semantics (unnormalised weights) exist to reproduce its
+     * inference outputs (§12); training differentiates the exact softmax. */
+    if (st->hf_rounding)
+        return rf_error(RF_ERR_UNSUPPORTED,
+                        "%s: the state was made with hf_rounding (HF's float32 inference semantics); the backward "
+                        "pass needs the exact softmax (hf_rounding = false)",
+                        op);
+    RF_TRY(check_input(op, "dqk", dqk, st));
+    RF_TRY(check_input(op, "dv", dv, st));
+    RF_TRY(check_input(op, "dout", dout, st));
+    RF_TRY(check_input(op, "qk", qk, st));
+    RF_TRY(check_input(op, "v", v, st));
+    RF_TRY(check_mask(op, mask, st));
+    rf_device *dev = st->device;
+    uint64_t t0 = rf_op_begin();
+    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_lsh_attention_backward(dqk, dv, dout, st, qk, v, mask)
+                                             : rf_cl_lsh_attention_backward(dqk, dv, dout, st, qk, v, mask);
+    rf_op_end(dev, "lsh_attention_backward", t0);
+    return s;
+}

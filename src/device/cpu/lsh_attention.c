@@ -60,6 +60,30 @@ rf_status rf_cpu_lsh_sort(rf_lsh_state *st) {
     return RF_OK;
 }
 
+/* §5.3: the sorted slot of key j (of 2m, or m with one chunk) in chunk c's
+ * window: chunk c−1 (cyclic) then chunk c; a single chunk (the full path,
+ * §5.7) sees only itself. */
+static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
+    return nc > 1 ? (j < m ? ((c + nc - 1) % nc) * m + j : c * m + j - m) : c * m + j;
+}
+
+/* §5.2: the key of a shared query/key x is x·key_scale(x). */
+static double key_scale(const float *x, int d) {
+    double ss = 0;
+    for (int e = 0; e < d; e++) ss += (double)x[e] * x[e];
+    return 1.0 / sqrt(ss / d + 1e-6) / sqrt((double)d);
+}
+
+/* §5.4: masks replace logits, causal/padding first (−1e9), then self
+ * (−1e5). *masked (when non-NULL): whether the logit is such a constant. */
+static double masked_logit(double s, int64_t qpos, int64_t kpos, bool causal, bool key_padded, bool *masked) {
+    bool replaced = (causal && kpos > qpos) || key_padded;
+    if (replaced) s = -1e9;
+    if (kpos == qpos) s = -1e5, replaced = true;
+    if (masked) *masked = replaced;
+    return s;
+}
+
 rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len;
@@ -84,12 +108,9 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
         for (int64_t c = 0; c < nc; c++) {
             /* §5.2: the keys are the normalised queries, gathered in sorted order. */
             for (int j = 0; j < nkeys; j++) {
-                int64_t slot = nc > 1 ? (j < m ? ((c + nc - 1) % nc) * m + j : c * m + j - m) : c * m + j;
-                kpos[j] = perm[slot] % L;
+                kpos[j] = perm[key_slot(c, j, m, nc)] % L;
                 const float *x = QK + (size_t)(b * L + kpos[j]) * row + (size_t)h * d;
-                double ss = 0;
-                for (int e = 0; e < d; e++) ss += (double)x[e] * x[e];
-                double scale = 1.0 / sqrt(ss / d + 1e-6) / sqrt((double)d);
+                double scale = key_scale(x, d);
                 for (int e = 0; e < d; e++) k[(size_t)j * d + e] = x[e] * scale;
             }
             for (int i = 0; i < m; i++) {
@@ -99,11 +120,8 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
                 for (int j = 0; j < nkeys; j++) {
                     double dot = 0;
                     for (int e = 0; e < d; e++) dot += q[e] * k[(size_t)j * d + e];
-                    /* §5.4: masks replace logits, causal/padding first, then self. */
-                    if ((st->causal && kpos[j] > qpos) || (pad && pad[b * L + kpos[j]] == 0)) dot = -1e9;
-                    if (kpos[j] == qpos) dot = -1e5;
-                    s[j] = dot;
-                    if (dot > mx) mx = dot;
+                    s[j] = masked_logit(dot, qpos, kpos[j], st->causal, pad && pad[b * L + kpos[j]] == 0, NULL);
+                    if (s[j] > mx) mx = s[j];
                 }
                 double sum = 0;
                 for (int j = 0; j < nkeys; j++) sum += exp(s[j] - mx);
@@ -158,4 +176,111 @@ rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
         }
     }
     return RF_OK;
+}
+
+/* The backward pass (§5.6, §3, §4), from the forward's state. The rounds'
+ * combination out_t = Σ_r w_tr·o_tr, w_tr = softmax_r(lse_tr), sends
+ * d o_tr = w_tr·dout_t and d lse_tr = w_tr·dout_t·(o_tr − out_t); inside a
+ * round, with p_ij = exp(s_ij − lse_i) and g_i = d o_i,
+ *   dv_j  += p_ij·g_i
+ *   ds_ij  = p_ij·(g_i·v_j − g_i·o_i + d lse_i) = p_ij·(g_i·v_j − w_i·dout_t·out_t)
+ * for logits that are not mask constants (those carry no gradient). Then
+ * s_ij = q_i·k_j sends ds_ij·k_j to the query's qk and ds_ij·q_i to the key,
+ * which goes back through k = x·a(x) (§5.2). Everything is summed by
+ * position: the sort's gradient is the inverse permutation (§4). */
+rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
+                                        const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+    const int64_t B = st->batch, L = st->seq_len;
+    const int H = st->n_heads, d = st->head_dim, m = st->chunk_len, R = st->n_rounds;
+    const int64_t N = (int64_t)R * L, nc = N / m;
+    const int nkeys = nc > 1 ? 2 * m : m;
+    const size_t row = (size_t)H * d;
+    const float *QK = rf_cpu_f32(qk), *V = rf_cpu_f32(v), *DOUT = rf_cpu_f32(dout);
+    const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
+    float *DQK = rf_cpu_f32(dqk), *DV = rf_cpu_f32(dv);
+    /* per (batch, head): the round weight w and c = w·dout·out of each sorted
+     * item; per position: the three gradients (query path, key path before
+     * the normalisation, value) */
+    double *w = malloc((size_t)N * sizeof *w), *cw = malloc((size_t)N * sizeof *cw);
+    double *gq = malloc((size_t)L * d * sizeof *gq), *gk = malloc((size_t)L * d * sizeof *gk);
+    double *gv = malloc((size_t)L * d * sizeof *gv), *k = malloc((size_t)nkeys * d * sizeof *k);
+    int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
+    rf_status status = RF_OK;
+    if (!w || !cw || !gq || !gk || !gv || !k || !kpos) {
+        status = rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
+        goto done;
+    }
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        const int64_t b = bh / H;
+        const int h = (int)(bh % H);
+        const int32_t *perm = rf_cpu_i32(&st->perm) + bh * N, *undo = rf_cpu_i32(&st->undo) + bh * N;
+        const float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
+        /* §5.6: w_tr and dout_t·out_t = Σ_r w_tr·(dout_t·o_tr). */
+        for (int64_t t = 0; t < L; t++) {
+            const float *g = DOUT + (size_t)(b * L + t) * row + (size_t)h * d;
+            double mx = -INFINITY, sum = 0, delta = 0;
+            for (int r = 0; r < R; r++) mx = fmax(mx, LSE[undo[r * L + t]]);
+            for (int r = 0; r < R; r++) sum += exp(LSE[undo[r * L + t]] - mx);
+            for (int r = 0; r < R; r++) {
+                int32_t slot = undo[r * L + t];
+                double dot = 0;
+                for (int e = 0; e < d; e++) dot += (double)g[e] * O[(size_t)slot * d + e];
+                w[slot] = exp(LSE[slot] - mx) / sum;
+                delta += w[slot] * dot;
+            }
+            for (int r = 0; r < R; r++) cw[undo[r * L + t]] = w[undo[r * L + t]] * delta;
+        }
+        for (size_t x = 0; x < (size_t)L * d; x++) gq[x] = gk[x] = gv[x] = 0;
+        for (int64_t c = 0; c < nc; c++) {
+            for (int j = 0; j < nkeys; j++) { /* the window's keys, as the forward */
+                kpos[j] = perm[key_slot(c, j, m, nc)] % L;
+                const float *x = QK + (size_t)(b * L + kpos[j]) * row + (size_t)h * d;
+                double scale = key_scale(x, d);
+                for (int e = 0; e < d; e++) k[(size_t)j * d + e] = x[e] * scale;
+            }
+            for (int i = 0; i < m; i++) {
+                const int64_t qslot = c * m + i, qpos = perm[qslot] % L;
+                const float *q = QK + (size_t)(b * L + qpos) * row + (size_t)h * d;
+                const float *g = DOUT + (size_t)(b * L + qpos) * row + (size_t)h * d; /* g_i = w_i·g */
+                for (int j = 0; j < nkeys; j++) {
+                    const float *vj = V + (size_t)(b * L + kpos[j]) * row + (size_t)h * d;
+                    double dot = 0;
+                    for (int e = 0; e < d; e++) dot += q[e] * k[(size_t)j * d + e];
+                    bool masked;
+                    double s = masked_logit(dot, qpos, kpos[j], st->causal, pad && pad[b * L + kpos[j]] == 0, &masked);
+                    /* §5.5 from the stored lse, the forward's own normaliser. It is a
+                     * float: for a query that sees only copies of itself (two at a
+                     * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
+                     * there is off by up to 0.4% (as on every device). */
+                    double p = exp(s - LSE[qslot]), gvj = 0;
+                    for (int e = 0; e < d; e++) {
+                        gv[kpos[j] * d + e] += p * w[qslot] * g[e];
+                        gvj += w[qslot] * g[e] * vj[e];
+                    }
+                    if (masked) continue;
+                    double ds = p * (gvj - cw[qslot]);
+                    for (int e = 0; e < d; e++) {
+                        gq[qpos * d + e] += ds * k[(size_t)j * d + e];
+                        gk[kpos[j] * d + e] += ds * q[e];
+                    }
+                }
+            }
+        }
+        /* §5.2 backward: k = x·a with a = (mean(x²) + 1e-6)^(−1/2)/√d has
+         * ∂a/∂x = −a³·x, so dx = a·dk − a³·(dk·x)·x. */
+        for (int64_t t = 0; t < L; t++) {
+            const size_t at = (size_t)(b * L + t) * row + (size_t)h * d;
+            const float *x = QK + at;
+            float *dq = DQK + at, *dvt = DV + at;
+            double a = key_scale(x, d), dkx = 0;
+            for (int e = 0; e < d; e++) dkx += gk[t * d + e] * x[e];
+            for (int e = 0; e < d; e++) {
+                dq[e] = (float)(gq[t * d + e] + a * gk[t * d + e] - a * a * a * dkx * x[e]);
+                dvt[e] = (float)gv[t * d + e];
+            }
+        }
+    }
+done:
+    free(w), free(cw), free(gq), free(gk), free(gv), free(k), free(kpos);
+    return status;
 }

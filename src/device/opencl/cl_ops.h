@@ -85,5 +85,13 @@ rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask);
 rf_status rf_cl_lsh_sort(rf_lsh_state *st);
 rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask);
 rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st);
+/* rf_lsh_attention_backward (§5.6, §3, §4), from the forward's state. */
+rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
+                                       const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask);
+
+/* dropout.c (§2): forward and backward alike; keep and scale from the front door. */
+#include "core/philox.h"
+rf_status rf_cl_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_threshold keep, float scale, uint64_t seed,
+                        uint32_t stream, uint32_t step);
 
 #endif

@@ -133,3 +133,70 @@ rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
                         RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem), RF_ARG(st->undo.buf->mem),
                         RF_ARG(B), RF_ARG(L), RF_ARG(H), RF_ARG(R), RF_ARG(hf));
 }
+
+/* The backward pass in four launches (see cl/lsh_attention.cl): round
+ * weights, the query path per sorted query, the key and value paths per
+ * sorted key, then the gather back to positions through undo. Every scratch
+ * row has one writer, so no float atomics. The query and key kernels stage
+ * as many bytes per tile row as lsh_attend (attend_local_bytes), so the
+ * state's key_tile fits them too. Scratch: w, c [B, H, R·L] and gqk, gv
+ * [B, H, R·L, d], released once enqueued (the runtime frees them after the
+ * kernels). */
+rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
+                                       const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+    rf_device *dev = st->device;
+    const int d = st->head_dim, T = st->key_tile;
+    const int64_t B = st->batch, H = st->n_heads, N = (int64_t)st->n_rounds * st->seq_len;
+    cl_kernel kw, kq, kk, kg;
+    RF_TRY(kernel(dev, d, "lsh_backward_weights", &kw));
+    RF_TRY(kernel(dev, d, "lsh_backward_query", &kq));
+    RF_TRY(kernel(dev, d, "lsh_backward_key", &kk));
+    RF_TRY(kernel(dev, d, "lsh_backward_gather", &kg));
+    size_t lw, lq, lk, lg;
+    RF_TRY(rf_cl_group_size(dev, kw, 256, &lw));
+    RF_TRY(rf_cl_group_size(dev, kq, (size_t)st->chunk_len, &lq));
+    RF_TRY(rf_cl_group_size(dev, kk, (size_t)st->chunk_len, &lk));
+    RF_TRY(rf_cl_group_size(dev, kg, 256, &lg));
+    rf_tensor w = {0}, cw = {0}, gqk = {0}, gv = {0};
+    rf_status s = rf_tensor_alloc(dev, &w, RF_F32, 3, (int64_t[]){B, H, N});
+    if (!s) s = rf_tensor_alloc(dev, &cw, RF_F32, 3, (int64_t[]){B, H, N});
+    if (!s) s = rf_tensor_alloc(dev, &gqk, RF_F32, 4, (int64_t[]){B, H, N, d});
+    if (!s) s = rf_tensor_alloc(dev, &gv, RF_F32, 4, (int64_t[]){B, H, N, d});
+    cl_int cB = (cl_int)B, L = (cl_int)st->seq_len, cH = (cl_int)H, R = st->n_rounds, cN = (cl_int)N;
+    cl_int m = st->chunk_len, causal = st->causal, tile = T, has_mask = mask != NULL;
+    cl_ulong qoff = qk->offset, voff = v->offset, goff = dout->offset, moff = mask ? mask->offset : 0;
+    cl_ulong dqoff = dqk->offset, dvoff = dv->offset;
+    cl_mem mmem = mask ? mask->buf->mem : qk->buf->mem; /* any buffer: unread without a mask */
+    size_t global = (size_t)(B * H * st->seq_len);
+    if (!s)
+        s = RF_CL_LAUNCH(dev, kw, "lsh_backward_weights", 1, &global, &lw, RF_ARG(dout->buf->mem), RF_ARG(goff),
+                         RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem), RF_ARG(st->undo.buf->mem),
+                         RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
+    const size_t block = (size_t)T * d * sizeof(cl_float), word = (size_t)T * sizeof(cl_int);
+    const size_t groups = (size_t)(B * H * (N / m));
+    global = groups * lq;
+    if (!s)
+        s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query", 1, &global, &lq, RF_ARG(qk->buf->mem), RF_ARG(qoff),
+                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff), RF_ARG(mmem),
+                         RF_ARG(moff), RF_ARG(has_mask), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
+                         RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(L), RF_ARG(cH),
+                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_ARG(tile), RF_LOCAL(block), RF_LOCAL(block),
+                         RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
+    global = groups * lk;
+    if (!s)
+        s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_ARG(qk->buf->mem), RF_ARG(qoff),
+                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff), RF_ARG(mmem),
+                         RF_ARG(moff), RF_ARG(has_mask), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
+                         RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(gv.buf->mem),
+                         RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_ARG(tile), RF_LOCAL(block),
+                         RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
+    global = rf_tensor_numel(dqk);
+    if (!s)
+        s = RF_CL_LAUNCH(dev, kg, "lsh_backward_gather", 1, &global, &lg, RF_ARG(dqk->buf->mem), RF_ARG(dqoff),
+                         RF_ARG(dv->buf->mem), RF_ARG(dvoff), RF_ARG(gqk.buf->mem), RF_ARG(gv.buf->mem),
+                         RF_ARG(st->undo.buf->mem), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
+    rf_tensor *scratch[] = {&w, &cw, &gqk, &gv};
+    for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
+        if (scratch[i]->buf) rf_tensor_free(scratch[i]);
+    return s;
+}
