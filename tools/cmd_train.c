@@ -11,10 +11,12 @@
 #include "text.h"
 
 typedef struct opts {
-    const char *device, *text, *out, *resume;
+    const char *device, *text, *out, *resume, *attn;
     int copy;
     int64_t steps, batch, length, eval_every, save_every, eval_batches;
-    int hashes, eval_hashes, layers, hidden, heads, vocab, chunk;
+    int hashes, layers, hidden, heads, vocab, chunk;
+    int eval_hashes[8], n_eval_hashes;
+    rf_attn_type types[RF_CONFIG_MAX_LAYERS];
     double lr;
     unsigned long long seed;
 } opts;
@@ -28,8 +30,11 @@ static void help(void) {
            "  --batch B            sequences per step (default 16)\n"
            "  --length L           sequence length (copy default 64; text default 256)\n"
            "  --hashes R           LSH hash rounds in training (default 2)\n"
-           "  --eval-hashes R      hash rounds at evaluation (default: as training)\n"
-           "  --layers N           layers, all LSH (default 2); --hidden D (64), --heads H (2)\n"
+           "  --eval-hashes R,...  also evaluate with these numbers of hash rounds at the end\n"
+           "                       (the paper's Table 2: train with one R, evaluate with others)\n"
+           "  --attn LIST          the layers' attention, e.g. local,lsh (default): a local layer can\n"
+           "                       carry each token's predecessor, the LSH layer finds the match\n"
+           "  --hidden D           model width (default 64); --heads H (default 2)\n"
            "  --vocab V            copy-task vocabulary (default 16)\n"
            "  --chunk M            LSH chunk length (default 16)\n"
            "  --lr X               peak learning rate (default 2e-3; warm-up 50 steps, inverse sqrt)\n"
@@ -122,7 +127,7 @@ static double now_s(void) {
 
 static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.steps = 600, .batch = 16, .eval_every = 100, .save_every = 200, .eval_batches = 4, .hashes = 2,
-                .layers = 2, .hidden = 64, .heads = 2, .vocab = 16, .chunk = 16, .lr = 2e-3, .seed = 1};
+                .attn = "local,lsh", .hidden = 64, .heads = 2, .vocab = 16, .chunk = 16, .lr = 2e-3, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -133,6 +138,18 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--device") && v) o->device = v, i++;
         else if (!strcmp(a, "--out") && v) o->out = v, i++;
         else if (!strcmp(a, "--resume") && v) o->resume = v, i++;
+        else if (!strcmp(a, "--attn") && v) o->attn = v, i++;
+        else if (!strcmp(a, "--eval-hashes") && v) {
+            o->n_eval_hashes = 0;
+            for (const char *p = v; *p && o->n_eval_hashes < 8;) {
+                char *e;
+                long r = strtol(p, &e, 10);
+                if (e == p || r < 1 || r > 64 || (*e && *e != ',')) goto bad;
+                o->eval_hashes[o->n_eval_hashes++] = (int)r;
+                p = *e ? e + 1 : e;
+            }
+            i++;
+        }
         else if (!strcmp(a, "--lr") && v) o->lr = strtod(v, NULL), i++;
         else if (!strcmp(a, "--seed") && num) o->seed = (unsigned long long)x, i++;
         else if (num && x > 0) {
@@ -141,8 +158,6 @@ static int parse(int argc, char **argv, opts *o) {
             else if (!strcmp(a, "--batch")) o->batch = x;
             else if (!strcmp(a, "--length")) o->length = x;
             else if (!strcmp(a, "--hashes")) o->hashes = (int)x;
-            else if (!strcmp(a, "--eval-hashes")) o->eval_hashes = (int)x;
-            else if (!strcmp(a, "--layers")) o->layers = (int)x;
             else if (!strcmp(a, "--hidden")) o->hidden = (int)x;
             else if (!strcmp(a, "--heads")) o->heads = (int)x;
             else if (!strcmp(a, "--vocab")) o->vocab = (int)x;
@@ -162,25 +177,34 @@ static int parse(int argc, char **argv, opts *o) {
         return 0;
     }
     if (!o->length) o->length = o->copy ? 64 : 256;
-    if (!o->eval_hashes) o->eval_hashes = o->hashes;
     if (o->copy && (o->vocab < 3 || o->length < 4 || o->length % 2)) {
         fprintf(stderr, "reformer train: the copy task needs --vocab >= 3 and an even --length >= 4\n");
         return 0;
     }
-    if (o->lr <= 0 || o->hidden % (2 * o->heads) || o->layers > RF_CONFIG_MAX_LAYERS) {
-        fprintf(stderr, "reformer train: --lr must be > 0, --hidden a multiple of 2*heads, --layers <= %d\n",
-                RF_CONFIG_MAX_LAYERS);
+    o->layers = 0;
+    for (const char *p = o->attn; *p && o->layers < RF_CONFIG_MAX_LAYERS;) {
+        size_t n = strcspn(p, ",");
+        if (n == 3 && !strncmp(p, "lsh", 3)) o->types[o->layers++] = RF_ATTN_LSH;
+        else if (n == 5 && !strncmp(p, "local", 5)) o->types[o->layers++] = RF_ATTN_LOCAL;
+        else {
+            fprintf(stderr, "reformer train: --attn takes a comma list of 'local' and 'lsh', not '%s'\n", o->attn);
+            return 0;
+        }
+        p += n + (p[n] == ',');
+    }
+    if (o->lr <= 0 || o->hidden % (2 * o->heads) || o->layers == 0) {
+        fprintf(stderr, "reformer train: --lr must be > 0, --hidden a multiple of 2*heads, --attn non-empty\n");
         return 0;
     }
     return 1;
 }
 
-/* A fresh model for the task: all-LSH causal layers, axial positions. */
+/* A fresh model for the task: causal layers as --attn lists, axial positions. */
 static rf_config task_config(const opts *o) {
     rf_config c;
     rf_config_default(&c);
     c.num_layers = o->layers;
-    for (int i = 0; i < c.num_layers; i++) c.attn_layers[i] = RF_ATTN_LSH;
+    for (int i = 0; i < c.num_layers; i++) c.attn_layers[i] = o->types[i];
     c.hidden_size = o->hidden;
     c.num_attention_heads = o->heads;
     c.attention_head_size = o->hidden / o->heads;
@@ -201,6 +225,10 @@ static rf_config task_config(const opts *o) {
     c.axial_pos_embds_dim[1] = o->hidden - o->hidden / 2;
     c.max_position_embeddings = c.axial_pos_shape[0] * c.axial_pos_shape[1];
     c.pad_token_id = 0;
+    /* Tokens must not drown under positions: HF's defaults (word 0.02, axial
+     * 1.0) are made for long pre-training, not a few hundred steps. */
+    c.initializer_range = 0.1;
+    c.axial_norm_std = 0.1;
     return c;
 }
 
@@ -297,11 +325,15 @@ int cmd_train(int argc, char **argv) {
         if (o.out && (step % o.save_every == 0 || step == o.steps)) s = rf_checkpoint_save(m, o.out, position);
         fflush(stdout);
     }
-    if (s == RF_OK && o.copy && o.eval_hashes != c->num_hashes) {
-        /* The paper's Table 2: evaluate with another number of hash rounds. */
-        s = rf_model_set_num_hashes(m, o.eval_hashes);
-        if (s == RF_OK) s = evaluate(m, &o, NULL, 0, &ev);
-        if (s == RF_OK) printf("evaluated with %d hash rounds: ", o.eval_hashes);
+    int trained = c->num_hashes;
+    for (int k = 0; s == RF_OK && k < o.n_eval_hashes; k++) {
+        /* The paper's Table 2: evaluate with other numbers of hash rounds. */
+        eval_result other;
+        s = rf_model_set_num_hashes(m, o.eval_hashes[k]);
+        if (s == RF_OK) s = evaluate(m, &o, bytes + ntrain, nbytes - ntrain, &other);
+        if (s == RF_OK)
+            printf("evaluated with %d hash rounds (trained with %d): %s %.4f\n", o.eval_hashes[k], trained,
+                   o.copy ? "accuracy" : "bits per byte", o.copy ? other.accuracy : other.loss / log(2.0));
     }
     if (s == RF_OK) {
         if (o.copy) printf("held-out accuracy: %.4f (loss %.4f)\n", ev.accuracy, ev.loss);
