@@ -58,11 +58,14 @@ def profile(args):
     rows = [r for r in rows if r["op"] == op and r["shape"] == shape]
     if not rows:
         sys.exit(f"{args.csv}: no rows for op '{op}' shape '{shape}'")
+    # "gemm (clblast)" and the cpu's "gemm" are one op: the bracket names the backend.
+    for r in rows:
+        r["kernel"] = r["kernel"].split(" (")[0]
     devices = list(dict.fromkeys(r["device"] for r in rows))
     kernels = list(dict.fromkeys(r["kernel"] for r in rows))
     ms = {(r["device"], r["kernel"]): float(r["ms_per_run"]) for r in rows}
     height = 0.8 / len(devices)
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(kernels) * len(devices) + 1.5))
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(kernels) + 1.5))
     for i, device in enumerate(devices):
         ys = [k + i * height for k in range(len(kernels))]
         ax.barh(ys, [ms.get((device, k), 0.0) for k in kernels], height, label=device)

@@ -164,7 +164,9 @@ float rf_train_lr(const rf_train_config *tc, int64_t step);
  * (not counted); NULL = next-token prediction (target t = ids[t+1]). L must be
  * a multiple of the chunk lengths. *loss = the mean cross-entropy over the
  * counted targets (nats). A non-finite loss returns RF_ERR_NUMERIC and
- * accumulates nothing. */
+ * accumulates nothing. Any other failure part-way (e.g. RF_ERR_OUT_OF_MEMORY)
+ * frees what the call allocated and zeroes the gradients (a partial sum is
+ * never kept): redo the step's micro-batches. The weights never change here. */
 rf_status rf_model_backward(rf_model *model, const int32_t *ids, const int32_t *targets, int64_t batch, int64_t len,
                             float *loss);
 rf_status rf_model_zero_grad(rf_model *model);

@@ -75,7 +75,7 @@ static rf_status write_state(const rf_model *m, const char *dir, uint64_t data_p
 }
 
 /* Keep the newest KEEP_CHECKPOINTS checkpoints (and `keep`); remove the rest
- * and any temporary folder a killed save left behind. */
+ * and any temporary folder or `latest` a killed save left behind. */
 static void prune(const char *root, const char *keep) {
     DIR *d = opendir(root);
     if (!d) return;
@@ -86,6 +86,10 @@ static void prune(const char *root, const char *keep) {
     while ((e = readdir(d))) {
         long long st;
         char tail[8];
+        if (!strncmp(e->d_name, "latest.tmp.", 11)) { /* rf_write_file_atomic's temporary */
+            snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+            unlink(path);
+        }
         if (strncmp(e->d_name, "ckpt-", 5)) continue;
         if (strstr(e->d_name, ".tmp")) {
             snprintf(path, sizeof path, "%s/%s", root, e->d_name);

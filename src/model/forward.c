@@ -47,28 +47,38 @@ rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n
     return rf_tensor_view(out, t->buf, t->offset + (size_t)(r0 * w), RF_F32, 2, (int64_t[]){n, w});
 }
 
+rf_status rf_model_check_batch(const rf_model *m, int64_t B, int64_t L, bool training, int64_t *padded) {
+    const char *op = training ? "rf_model_train_step" : "rf_model_forward";
+    const rf_config *c = &m->cfg;
+    if (B <= 0 || L <= 0)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: batch %lld and length %lld must be positive", op, (long long)B, (long long)L);
+    /* Pad to a multiple of the chunk lengths as the HF model does at
+     * inference (docs/hf-compat.md §7); training takes whole chunks. */
+    int64_t max_len = rf_model_max_length(c), Lp = L <= max_len ? rf_model_padded_length(c, L) : L;
+    if (training && Lp != L)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: training length %lld is not a multiple of the chunk lengths (%lld would be)",
+                        op, (long long)L, (long long)Lp);
+    if (Lp > max_len)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: length %lld (padded to %lld) exceeds the %lld positions of the model", op,
+                        (long long)L, (long long)Lp, (long long)max_len);
+    /* B·Lp token ids (and B·Lp·4-byte host copies) must be countable. */
+    if (B > INT64_MAX / 8 / Lp)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: batch %lld × length %lld overflows", op, (long long)B, (long long)Lp);
+    *padded = Lp;
+    return RF_OK;
+}
+
 rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_t *attention_mask, int64_t B,
                        int64_t L, bool training) {
     const char *op = training ? "rf_model_train_step" : "rf_model_forward";
     const rf_config *c = &m->cfg;
     memset(s, 0, sizeof *s);
-    int64_t V = c->vocab_size, D = c->hidden_size, HD = (int64_t)c->num_attention_heads * c->attention_head_size;
-    if (B <= 0 || L <= 0)
-        return rf_error(RF_ERR_INVALID_ARG, "%s: batch %lld and length %lld must be positive", op, (long long)B, (long long)L);
+    int64_t V = c->vocab_size, D = c->hidden_size, HD = (int64_t)c->num_attention_heads * c->attention_head_size, Lp;
+    RF_TRY(rf_model_check_batch(m, B, L, training, &Lp));
     for (int64_t i = 0; i < B * L; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return rf_error(RF_ERR_INVALID_ARG, "%s: token id %d at position %lld is outside the vocabulary [0, %lld)", op,
                             ids[i], (long long)i, (long long)V);
-    /* Pad to a multiple of the chunk lengths as the HF model does at
-     * inference (docs/hf-compat.md §7); training takes whole chunks. */
-    int64_t Lp = rf_model_padded_length(c, L);
-    if (training && Lp != L)
-        return rf_error(RF_ERR_INVALID_ARG, "%s: training length %lld is not a multiple of the chunk lengths (%lld would be)",
-                        op, (long long)L, (long long)Lp);
-    int64_t max_len = rf_model_max_length(c);
-    if (Lp > max_len)
-        return rf_error(RF_ERR_INVALID_ARG, "%s: length %lld (padded to %lld) exceeds the %lld positions of the model", op,
-                        (long long)L, (long long)Lp, (long long)max_len);
     int has_zero = 0;
     for (int64_t i = 0; attention_mask && i < B * L; i++) has_zero |= attention_mask[i] == 0;
     s->B = B, s->L = L, s->Lp = Lp, s->padded = Lp != L || has_zero, s->training = training;

@@ -79,6 +79,9 @@ typedef struct rf_pass {
     rf_tensor mean, rstd;           /* a LayerNorm's statistics [B·Lp] */
 } rf_pass;
 
+/* Check a batch's shape (positive, within the positions, whole chunks in
+ * training, B·L countable) and give its padded length. */
+rf_status rf_model_check_batch(const rf_model *m, int64_t B, int64_t L, bool training, int64_t *padded);
 rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_t *attention_mask, int64_t B,
                        int64_t L, bool training);
 void rf_pass_free(rf_pass *s);

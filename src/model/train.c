@@ -98,6 +98,7 @@ typedef struct grads {
     rf_tensor logits, lse, targets, loss, dhead, head_mean, head_rstd;
     rf_tensor buckets[RF_CONFIG_MAX_LAYERS];
     rf_tensor saved[2 * RF_CONFIG_MAX_LAYERS];   /* store_activations only */
+    bool accumulating;           /* gradients of the model have been added to */
 } grads;
 
 static void grads_free(grads *g) {
@@ -223,6 +224,7 @@ static rf_status backward(rf_model *m, rf_pass *s, grads *g, const int32_t *ids,
     if (!isfinite(*loss))
         return rf_error(RF_ERR_NUMERIC, "rf_model_backward: the loss is %g; no gradient was accumulated", (double)*loss);
     /* Head backward (§9). */
+    g->accumulating = true;
     RF_TRY(rf_cross_entropy_backward(&g->logits, &g->logits, &g->lse, &g->targets, 1.0f));
     RF_TRY(rf_linear_backward(&g->dhead, grad_of(m, m->head_w), grad_of(m, m->head_b), &g->logits, &s->joined, m->head_w));
     RF_TRY(rf_concat(&s->joined, &s->x1, &s->x2)); /* LayerNorm's input again */
@@ -255,20 +257,31 @@ static rf_status backward(rf_model *m, rf_pass *s, grads *g, const int32_t *ids,
 rf_status rf_model_backward(rf_model *m, const int32_t *ids, const int32_t *targets, int64_t B, int64_t L, float *loss) {
     const char *op = "rf_model_backward";
     if (!m || !ids || !loss) return rf_error(RF_ERR_INVALID_ARG, "%s: null argument", op);
+    int64_t Lp;
+    RF_TRY(rf_model_check_batch(m, B, L, true, &Lp)); /* B·L is countable from here */
     for (int64_t i = 0; targets && i < B * L; i++)
         if (targets[i] < -1 || targets[i] >= m->cfg.vocab_size)
             return rf_error(RF_ERR_INVALID_ARG, "%s: target %d at position %lld is outside [-1, %d)", op, targets[i],
                             (long long)i, m->cfg.vocab_size);
+    bool fresh = !m->train;
     RF_TRY(rf_train_state_ensure(m));
     rf_pass s;
-    RF_TRY(rf_pass_init(&s, m, ids, NULL, B, L, true));
     grads g;
     memset(&g, 0, sizeof g);
-    rf_status r = grads_init(&g, m, &s);
-    if (r == RF_OK) r = backward(m, &s, &g, ids, targets, loss);
-    grads_free(&g);
-    rf_pass_free(&s);
-    m->step++;
+    rf_status r = rf_pass_init(&s, m, ids, NULL, B, L, true);
+    if (r == RF_OK) {
+        r = grads_init(&g, m, &s);
+        if (r == RF_OK) r = backward(m, &s, &g, ids, targets, loss);
+        grads_free(&g);
+        rf_pass_free(&s);
+        m->step++;
+    }
+    /* A failure (e.g. out of memory) part-way may have added to some
+     * gradients: never leave a partial sum to a later rf_model_step. State
+     * made by this call goes; otherwise every gradient is zeroed. */
+    if (r != RF_OK && fresh) rf_train_state_free(m);
+    else if (r != RF_OK && g.accumulating && rf_model_zero_grad(m) != RF_OK)
+        rf_log(RF_LOG_ERROR, "%s: could not zero the gradients after a failure", op);
     return r;
 }
 
