@@ -140,12 +140,13 @@ rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_
     rf_memory_stats m;
     rf_status s;
     if (runs < 1 || runs > BENCH_MAX_RUNS) runs = BENCH_MIN_RUNS;
-    if ((s = rf_device_sync(dev)) || (s = rf_device_memory(dev, &m))) return s;
-    r->base_bytes = m.in_use_bytes;
-    /* The warm-up builds kernels (and CLBlast's routines) outside the timing. */
+    /* The warm-up builds kernels (and CLBlast's routines) outside the timing,
+     * and makes what a phase keeps between calls (a training step's
+     * gradients and moments) part of the base, not of the phase's own peak. */
     if ((s = fn(ctx)) || (s = rf_device_sync(dev)) || (s = rf_device_profile_reset(dev)) ||
-        (s = rf_device_reset_peak(dev)))
+        (s = rf_device_reset_peak(dev)) || (s = rf_device_memory(dev, &m)))
         return s;
+    r->base_bytes = m.in_use_bytes;
     r->total_ms = 0;
     for (int i = 0; i < runs; i++) {
         double t0 = now_ms();

@@ -1,5 +1,5 @@
 /* `reformer bench model`: tokens/s and peak device memory of each phase of
- * a training step (the forward pass today) against the number of layers at
+ * a training step (inference forward, forward + backward, optimiser) against the number of layers at
  * a fixed length. §8: the reversible stack keeps the activation memory flat
  * as layers grow; the memory report shows by how much it grows. */
 #include <stdio.h>
@@ -23,12 +23,27 @@ static rf_status run_forward(void *p) {
     return rf_model_forward(c->m, &c->logits, c->ids, NULL, 1, c->L, NULL);
 }
 
-/* The phases measured, in step order; backward and the optimiser join here
- * with training, and the memory report then shows each. */
+/* A training step's forward and backward pass (gradients accumulate). */
+static rf_status run_backward(void *p) {
+    model_case *c = p;
+    float loss;
+    return rf_model_backward(c->m, c->ids, NULL, 1, c->L, &loss);
+}
+
+static rf_status run_optimiser(void *p) {
+    model_case *c = p;
+    rf_train_config tc;
+    rf_train_config_default(&tc);
+    return rf_model_step(c->m, &tc, 1, NULL);
+}
+
+/* The phases measured, in step order (the optimiser needs gradients); the
+ * memory report shows each. "backward" is a whole forward + backward pass of
+ * training (§8: it keeps only the final halves and the LSH buckets). */
 static const struct {
     const char *name;
     bench_fn run;
-} phases[] = {{"forward", run_forward}};
+} phases[] = {{"forward", run_forward}, {"backward", run_backward}, {"optimiser", run_optimiser}};
 enum { NPHASES = sizeof phases / sizeof phases[0] };
 
 typedef struct {
@@ -50,10 +65,12 @@ static void help(void) {
            "                            [--profile] [--profile-csv FILE] [--length L] [--layers N,N,...]\n\n"
            "For each layer count (default 2,6,12): a random model (D 64, 2 heads of 32, F 128,\n"
            "local/LSH layers alternating, chunks of 64, 2 hash rounds), batch 1 at length L\n"
-           "(default 4096, a multiple of 64). Each phase of the step (today: forward) is\n"
+           "(default 4096, a multiple of 64). Each phase (inference forward; a training\n"
+           "forward + backward; the AdamW step) is\n"
            "warmed up, then timed as the median of --runs; rows give tokens/s and the peak\n"
            "device bytes (GFLOP/s is not modelled: '-'). The memory report gives per phase\n"
-           "the peak over what was alive before it (weights, inputs, logits) and its growth\n"
+           "the bytes kept between calls (weights; in training also gradients and AdamW\n"
+           "moments), the peak, the peak over what was alive before the phase, and its growth\n"
            "from the fewest layers to the most.\n\n%s",
            bench_common_help);
 }
@@ -110,7 +127,7 @@ static rf_status model_device(bench_out *out, rf_device *dev, const rf_device_in
  * activations it keeps and its scratch) against layers, and its growth. */
 static void memory_report(bench_out *out, const model_opts *o, const char *dev) {
     printf("\n%s: memory per phase, batch 1, L = %lld (MiB)\n", dev, (long long)o->L);
-    printf("  %-10s %6s %10s %12s %14s %9s\n", "phase", "layers", "weights", "peak", "phase's own", "growth");
+    printf("  %-10s %6s %10s %12s %14s %9s\n", "phase", "layers", "kept", "peak", "phase's own", "growth");
     for (int p = 0; p < NPHASES; p++) {
         const mem_row *first = NULL;
         for (int i = 0; i < o->nmem; i++) {
