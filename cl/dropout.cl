@@ -1,22 +1,20 @@
 // Dropout (SPEC §2), forward and backward alike (the backward applies the
 // same mask to the gradient): out[i] = in[i] * (keep ? scale : 0), where
-// element i uses word i of the Philox stream (seed, stream, step) — lane
-// i % 4 of block i / 4, as src/device/cpu/dropout.c — and keep iff the word
-// ≥ threshold = round(p · 2³²) (computed on the host, as is scale = 1/(1−p)
-// in float, so the product matches the cpu's bit for bit).
+// element i uses word first + i of the Philox stream (seed, stream, step) —
+// lane (first + i) % 4 of block (first + i) / 4, as src/device/cpu/dropout.c
+// — and keep iff the word ≥ threshold = round(p · 2³²) (computed on the host,
+// as is scale = 1/(1−p) in float, so the product matches the cpu's bit for
+// bit).
 #include "philox.cl"
 
-// One work-item per Philox block: elements 4·blk .. 4·blk + 3, the tail
-// guarded. out may alias in: each element is read then written by one
-// work-item.
+// One work-item per element, the tail guarded. out may alias in: each
+// element is read then written by one work-item.
 __kernel void dropout(__global float *out, const ulong out_off, __global const float *in, const ulong in_off,
-                      const ulong n, const uint key_lo, const uint key_hi, const uint stream, const uint step,
-                      const uint threshold, const int drop_all, const float scale) {
-    ulong blk = get_global_id(0);
+                      const ulong n, const ulong first, const uint key_lo, const uint key_hi, const uint stream,
+                      const uint step, const uint threshold, const int drop_all, const float scale) {
+    ulong i = get_global_id(0);
+    if (i >= n) return;
+    ulong word = first + i, blk = word / 4;
     uint4 w = philox4x32_10((uint4)((uint)blk, (uint)(blk >> 32), stream, step), (uint2)(key_lo, key_hi));
-    for (uint lane = 0; lane < 4; lane++) {
-        ulong i = blk * 4 + lane;
-        if (i >= n) return;
-        out[out_off + i] = in[in_off + i] * (philox_keep(philox_lane(w, lane), threshold, drop_all) ? scale : 0.0f);
-    }
+    out[out_off + i] = in[in_off + i] * (philox_keep(philox_lane(w, (uint)(word % 4)), threshold, drop_all) ? scale : 0.0f);
 }

@@ -46,7 +46,7 @@ static void cpu_matches_direct_mask(void **state) {
     const uint32_t stream = rf_philox_stream(2, RF_PHILOX_DROPOUT_HIDDEN), step = 9;
     float *x = th_random(n, 1, 2.0f), *want = direct_dropout(x, n, 0.3f, stream, step);
     th_guarded in = guarded_input(cpu, x, n), out = th_guarded_alloc(cpu, RF_F32, 1, (int64_t[]){1037});
-    TH_OK(rf_dropout_forward(&out.t, &in.t, 0.3f, SEED, stream, step));
+    TH_OK(rf_dropout_forward(&out.t, &in.t, 0.3f, SEED, stream, step, 0));
     float *got = th_download_f32(&out.t);
     assert_bits_equal(got, want, n, "rf_dropout_forward cpu");
     th_guard_check(&out, "rf_dropout_forward cpu");
@@ -71,22 +71,22 @@ static void opencl_bit_identical_to_cpu(void **state) {
         float *want = direct_dropout(x, n, p, stream, step);
         th_guarded cin = guarded_input(cpu, x, n), cout = th_guarded_alloc(cpu, RF_F32, 1, shape);
         th_guarded gin = guarded_input(cl, x, n), gout = th_guarded_alloc(cl, RF_F32, 1, shape);
-        TH_OK(rf_dropout_forward(&cout.t, &cin.t, p, SEED, stream, step));
-        TH_OK(rf_dropout_forward(&gout.t, &gin.t, p, SEED, stream, step));
+        TH_OK(rf_dropout_forward(&cout.t, &cin.t, p, SEED, stream, step, 0));
+        TH_OK(rf_dropout_forward(&gout.t, &gin.t, p, SEED, stream, step, 0));
         float *c = th_download_f32(&cout.t), *g = th_download_f32(&gout.t);
         assert_bits_equal(c, want, n, "forward cpu");
         assert_bits_equal(g, c, n, "forward opencl vs cpu");
         th_guard_check(&gout, "rf_dropout_forward opencl");
         free(c), free(g);
-        TH_OK(rf_dropout_backward(&cout.t, &cin.t, p, SEED, stream, step));
-        TH_OK(rf_dropout_backward(&gout.t, &gin.t, p, SEED, stream, step));
+        TH_OK(rf_dropout_backward(&cout.t, &cin.t, p, SEED, stream, step, 0));
+        TH_OK(rf_dropout_backward(&gout.t, &gin.t, p, SEED, stream, step, 0));
         c = th_download_f32(&cout.t), g = th_download_f32(&gout.t);
         assert_bits_equal(g, c, n, "backward opencl vs cpu");
         assert_bits_equal(c, want, n, "backward cpu");
         th_guard_check(&gout, "rf_dropout_backward opencl");
         free(c), free(g);
         /* out aliasing in */
-        TH_OK(rf_dropout_forward(&gin.t, &gin.t, p, SEED, stream, step));
+        TH_OK(rf_dropout_forward(&gin.t, &gin.t, p, SEED, stream, step, 0));
         g = th_download_f32(&gin.t);
         assert_bits_equal(g, want, n, "forward opencl in place");
         th_guard_check(&gin, "rf_dropout_forward opencl in place");
@@ -108,7 +108,7 @@ static void kept_fraction_and_scale(void **state) {
     const float ps[] = {0.1f, 0.5f, 0.9f};
     for (int k = 0; k < 3; k++) {
         float p = ps[k], scale = 1.0f / (1.0f - p);
-        TH_OK(rf_dropout_forward(&y, &x, p, SEED, rf_philox_stream(0, RF_PHILOX_DROPOUT_FF), 3));
+        TH_OK(rf_dropout_forward(&y, &x, p, SEED, rf_philox_stream(0, RF_PHILOX_DROPOUT_FF), 3, 0));
         float *got = th_download_f32(&y);
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {
@@ -137,9 +137,9 @@ static void backward_is_the_forward_mask(rf_device *dev) {
     rf_tensor tx = TH_TENSOR(dev, RF_F32, x, 4099), tdy = TH_TENSOR(dev, RF_F32, dy, 4099);
     rf_tensor tones = TH_TENSOR(dev, RF_F32, ones, 4099), y = TH_TENSOR(dev, RF_F32, NULL, 4099);
     rf_tensor dx = TH_TENSOR(dev, RF_F32, NULL, 4099), mask = TH_TENSOR(dev, RF_F32, NULL, 4099);
-    TH_OK(rf_dropout_forward(&mask, &tones, p, SEED, stream, step));
-    TH_OK(rf_dropout_forward(&y, &tx, p, SEED, stream, step));
-    TH_OK(rf_dropout_backward(&dx, &tdy, p, SEED, stream, step));
+    TH_OK(rf_dropout_forward(&mask, &tones, p, SEED, stream, step, 0));
+    TH_OK(rf_dropout_forward(&y, &tx, p, SEED, stream, step, 0));
+    TH_OK(rf_dropout_backward(&dx, &tdy, p, SEED, stream, step, 0));
     float *m = th_download_f32(&mask), *fy = th_download_f32(&y), *gx = th_download_f32(&dx);
     float *want = malloc(n * sizeof *want);
     for (size_t i = 0; i < n; i++) want[i] = dy[i] * m[i];
@@ -177,8 +177,8 @@ static size_t mask_differences(rf_device *dev, uint64_t s0, uint32_t st0, uint32
     for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
     rf_tensor x = TH_TENSOR(dev, RF_F32, ones, 1037), a = TH_TENSOR(dev, RF_F32, NULL, 1037);
     rf_tensor b = TH_TENSOR(dev, RF_F32, NULL, 1037);
-    TH_OK(rf_dropout_forward(&a, &x, 0.5f, s0, st0, sp0));
-    TH_OK(rf_dropout_forward(&b, &x, 0.5f, s1, st1, sp1));
+    TH_OK(rf_dropout_forward(&a, &x, 0.5f, s0, st0, sp0, 0));
+    TH_OK(rf_dropout_forward(&b, &x, 0.5f, s1, st1, sp1, 0));
     float *ma = th_download_f32(&a), *mb = th_download_f32(&b);
     size_t diff = 0;
     for (size_t i = 0; i < n; i++) diff += ma[i] != mb[i];
@@ -207,11 +207,11 @@ static void p_zero_is_identity(rf_device *dev) {
     float *x = th_random(n, 30, 5.0f);
     x[3] = -0.0f;
     rf_tensor tx = TH_TENSOR(dev, RF_F32, x, 1037), y = TH_TENSOR(dev, RF_F32, NULL, 1037);
-    TH_OK(rf_dropout_forward(&y, &tx, 0.0f, SEED, 0, 0));
+    TH_OK(rf_dropout_forward(&y, &tx, 0.0f, SEED, 0, 0, 0));
     float *got = th_download_f32(&y);
     assert_bits_equal(got, x, n, "p = 0 forward");
     free(got);
-    TH_OK(rf_dropout_backward(&tx, &tx, 0.0f, SEED, 0, 0));
+    TH_OK(rf_dropout_backward(&tx, &tx, 0.0f, SEED, 0, 0, 0));
     got = th_download_f32(&tx);
     assert_bits_equal(got, x, n, "p = 0 backward in place");
     free(got), free(x);
@@ -236,23 +236,57 @@ static void rejects_bad_arguments(void **state) {
     rf_tensor a = TH_TENSOR(cpu, RF_F32, NULL, 4, 6), b = TH_TENSOR(cpu, RF_F32, NULL, 6, 4);
     rf_tensor c = TH_TENSOR(cpu, RF_F32, NULL, 24), d = TH_TENSOR(cpu, RF_F32, NULL, 4, 5);
     rf_tensor ids = TH_TENSOR(cpu, RF_I32, NULL, 4, 6);
-    TH_FAILS(rf_dropout_forward(&a, &a, -0.1f, SEED, 0, 0), RF_ERR_INVALID_ARG, "p = -0.1 must lie in [0, 1)");
-    TH_FAILS(rf_dropout_forward(&a, &a, 1.0f, SEED, 0, 0), RF_ERR_INVALID_ARG, "p = 1 must lie in [0, 1)");
-    TH_FAILS(rf_dropout_forward(&a, &a, 2.0f, SEED, 0, 0), RF_ERR_INVALID_ARG, "p = 2 must lie in [0, 1)");
-    TH_FAILS(rf_dropout_backward(&a, &a, NAN, SEED, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_backward: p = nan");
-    TH_FAILS(rf_dropout_forward(&b, &a, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG,
+    TH_FAILS(rf_dropout_forward(&a, &a, -0.1f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "p = -0.1 must lie in [0, 1)");
+    TH_FAILS(rf_dropout_forward(&a, &a, 1.0f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "p = 1 must lie in [0, 1)");
+    TH_FAILS(rf_dropout_forward(&a, &a, 2.0f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "p = 2 must lie in [0, 1)");
+    TH_FAILS(rf_dropout_backward(&a, &a, NAN, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_backward: p = nan");
+    TH_FAILS(rf_dropout_forward(&b, &a, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG,
              "out has shape [6, 4], expected [4, 6]");
-    TH_FAILS(rf_dropout_forward(&c, &a, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG,
+    TH_FAILS(rf_dropout_forward(&c, &a, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG,
              "out has shape [24] (1 dims), expected 2 dims");
-    TH_FAILS(rf_dropout_backward(&d, &a, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG, "din has shape [4, 5], expected [4, 6]");
-    TH_FAILS(rf_dropout_forward(NULL, &a, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_forward: out is NULL");
-    TH_FAILS(rf_dropout_forward(&a, NULL, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_forward: in is NULL");
-    TH_FAILS(rf_dropout_backward(NULL, &a, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_backward: din is NULL");
-    TH_FAILS(rf_dropout_backward(&a, NULL, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_backward: dout is NULL");
-    TH_FAILS(rf_dropout_forward(&a, &ids, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG, "in must be f32");
-    TH_FAILS(rf_dropout_forward(&ids, &a, 0.5f, SEED, 0, 0), RF_ERR_INVALID_ARG, "out has dtype i32, expected f32");
+    TH_FAILS(rf_dropout_backward(&d, &a, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "din has shape [4, 5], expected [4, 6]");
+    TH_FAILS(rf_dropout_forward(NULL, &a, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_forward: out is NULL");
+    TH_FAILS(rf_dropout_forward(&a, NULL, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_forward: in is NULL");
+    TH_FAILS(rf_dropout_backward(NULL, &a, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_backward: din is NULL");
+    TH_FAILS(rf_dropout_backward(&a, NULL, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "rf_dropout_backward: dout is NULL");
+    TH_FAILS(rf_dropout_forward(&a, &ids, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "in must be f32");
+    TH_FAILS(rf_dropout_forward(&ids, &a, 0.5f, SEED, 0, 0, 0), RF_ERR_INVALID_ARG, "out has dtype i32, expected f32");
     rf_tensor_free(&a), rf_tensor_free(&b), rf_tensor_free(&c), rf_tensor_free(&d), rf_tensor_free(&ids);
     rf_device_close(cpu);
+}
+
+/* Dropping a tensor chunk by chunk, each chunk starting at its word offset
+ * (as the chunked feed-forward does), equals dropping it whole, on both
+ * backends; offsets that are not multiples of 4 split Philox blocks. */
+static void chunks_with_offsets_equal_the_whole(rf_device *dev) {
+    size_t n = 1037, cut = 37;
+    float *x = th_random(n, 9, 1.0f);
+    rf_tensor whole = TH_TENSOR(dev, RF_F32, x, 1037), in = TH_TENSOR(dev, RF_F32, x, 1037);
+    rf_tensor out = TH_TENSOR(dev, RF_F32, NULL, 1037), head, tail, ihead, itail;
+    TH_OK(rf_dropout_forward(&whole, &in, 0.4f, SEED, 5, 2, 0));
+    TH_OK(rf_tensor_view(&head, out.buf, 0, RF_F32, 1, (int64_t[]){(int64_t)cut}));
+    TH_OK(rf_tensor_view(&tail, out.buf, cut, RF_F32, 1, (int64_t[]){(int64_t)(n - cut)}));
+    TH_OK(rf_tensor_view(&ihead, in.buf, 0, RF_F32, 1, (int64_t[]){(int64_t)cut}));
+    TH_OK(rf_tensor_view(&itail, in.buf, cut, RF_F32, 1, (int64_t[]){(int64_t)(n - cut)}));
+    TH_OK(rf_dropout_forward(&tail, &itail, 0.4f, SEED, 5, 2, cut));
+    TH_OK(rf_dropout_forward(&head, &ihead, 0.4f, SEED, 5, 2, 0));
+    float *a = th_download_f32(&whole), *b = th_download_f32(&out);
+    assert_bits_equal(b, a, n, "dropout in two chunks vs whole");
+    free(x), free(a), free(b);
+    rf_tensor_free(&whole), rf_tensor_free(&in), rf_tensor_free(&out);
+}
+
+static void chunk_offsets_cpu(void **state) {
+    rf_device *dev = th_cpu();
+    chunks_with_offsets_equal_the_whole(dev);
+    rf_device_close(dev);
+}
+
+static void chunk_offsets_opencl(void **state) {
+    rf_device *dev;
+    TH_CL_OR_SKIP(dev);
+    chunks_with_offsets_equal_the_whole(dev);
+    rf_device_close(dev);
 }
 
 int main(void) {
@@ -266,6 +300,8 @@ int main(void) {
         cmocka_unit_test(p_zero_cpu),
         cmocka_unit_test(p_zero_opencl),
         cmocka_unit_test(rejects_bad_arguments),
+        cmocka_unit_test(chunk_offsets_cpu),
+        cmocka_unit_test(chunk_offsets_opencl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

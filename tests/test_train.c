@@ -11,11 +11,14 @@
 #include "reformer/model.h"
 
 /* A small causal model: local and LSH layers (several chunks, 2 rounds). */
+static double hidden_dropout = 0; /* the tests below run with and without */
+static int only_local = 0;         /* no LSH layer: a loss without hash boundaries */
+
 static rf_config tiny_config(int layers) {
     rf_config c;
     TH_OK(rf_config_default(&c));
     c.num_layers = layers;
-    for (int i = 0; i < layers; i++) c.attn_layers[i] = i % 2 ? RF_ATTN_LSH : RF_ATTN_LOCAL;
+    for (int i = 0; i < layers; i++) c.attn_layers[i] = i % 2 && !only_local ? RF_ATTN_LSH : RF_ATTN_LOCAL;
     c.hidden_size = 16;
     c.num_attention_heads = 2;
     c.attention_head_size = 8;
@@ -32,7 +35,8 @@ static rf_config tiny_config(int layers) {
     c.hidden_act = RF_ACT_GELU;
     c.axial_norm_std = 0.5;
     c.initializer_range = 0.3; /* large enough weights that every path carries gradient */
-    c.hidden_dropout_prob = c.lsh_attention_probs_dropout_prob = c.local_attention_probs_dropout_prob = 0;
+    c.lsh_attention_probs_dropout_prob = c.local_attention_probs_dropout_prob = 0;
+    c.hidden_dropout_prob = hidden_dropout;
     return c;
 }
 
@@ -57,8 +61,11 @@ static rf_model *tiny_model(rf_device *dev, int layers) {
     return m;
 }
 
+/* Every evaluation at forward call 0: the same dropout masks (§2) and, with
+ * the fixed rotations, the same hashing. */
 static double loss_of(rf_model *m) {
     float loss;
+    m->step = 0;
     TH_OK(rf_model_backward(m, ids, NULL, B, L, &loss));
     TH_OK(rf_model_zero_grad(m));
     return loss;
@@ -68,6 +75,7 @@ static double loss_of(rf_model *m) {
 static float **gradients(rf_model *m) {
     float loss;
     TH_OK(rf_model_zero_grad(m));
+    m->step = 0;
     TH_OK(rf_model_backward(m, ids, NULL, B, L, &loss));
     int n = rf_model_param_count(m);
     float **g = calloc((size_t)n, sizeof *g);
@@ -105,12 +113,12 @@ static double central(rf_model *m, rf_tensor *t, float *w, size_t n, size_t at, 
 }
 
 /* SPEC §10: the cpu gradients of every parameter group against central
- * differences of the loss, on the 6 elements of each tensor with the largest
- * gradients (where float32 differences are meaningful). The loss is only
- * piecewise smooth: a step can move an LSH bucket. Where the differences
+ * differences of the loss, on up to 6 of the elements of each tensor with the
+ * largest gradients (where float32 differences are meaningful). The loss is
+ * only piecewise smooth: a step can move an LSH bucket. Where the differences
  * with steps h and h/2 disagree (they agree to O(h²) where the loss is
- * smooth), the element sits on such a boundary and is not used; every
- * tensor must keep at least 3 usable elements. */
+ * smooth), the element sits on such a boundary and is not used; of the 12
+ * largest, every tensor must keep at least 3 usable elements. */
 static void cpu_gradients_match_finite_differences(void **state) {
     rf_device *dev = th_cpu();
     rf_model *m = tiny_model(dev, 2);
@@ -123,7 +131,7 @@ static void cpu_gradients_match_finite_differences(void **state) {
         float *w = th_download_f32(t);
         double num = 0, den = 0;
         int used = 0, tried = 0;
-        for (; tried < 6; tried++) {
+        for (; tried < 12 && used < 6; tried++) {
             size_t at = 0; /* the largest |gradient| not yet tried */
             for (size_t i = 1; i < n; i++)
                 if (fabsf(g[p][i]) > fabsf(g[p][at])) at = i;
@@ -186,6 +194,39 @@ static void reversible_backward_matches_stored_activations(void **state) {
     }
     print_message("reversible vs stored: worst relative difference %.3g\n", worst);
     free_gradients(rev, np), free_gradients(stored, np);
+    rf_model_free(m);
+    rf_device_close(dev);
+}
+
+/* The same three checks with HF's hidden-state dropout (p = 0.2) in every
+ * place the HF model applies it: the backward regenerates the masks. The
+ * finite differences use local layers only: dropout moves the LSH layer's
+ * inputs onto hash boundaries often enough to leave too few usable points,
+ * and the hashing path is checked without dropout above. */
+static void with_dropout(void (*test)(void **), void **state) {
+    hidden_dropout = 0.2;
+    test(state);
+    hidden_dropout = 0;
+}
+static void dropout_cpu_gradients_match_finite_differences(void **state) {
+    only_local = 1;
+    with_dropout(cpu_gradients_match_finite_differences, state);
+    only_local = 0;
+}
+static void dropout_opencl_gradients_match_cpu(void **state) { with_dropout(opencl_gradients_match_cpu, state); }
+static void dropout_reversible_matches_stored(void **state) {
+    with_dropout(reversible_backward_matches_stored_activations, state);
+}
+
+/* Attention-probability dropout is refused in training, naming the key. */
+static void attention_dropout_is_refused(void **state) {
+    rf_device *dev = th_cpu();
+    rf_config c = tiny_config(2);
+    c.local_attention_probs_dropout_prob = 0.05;
+    rf_model *m;
+    TH_OK(rf_model_create(&m, dev, &c, 1));
+    float loss;
+    TH_FAILS(rf_model_backward(m, ids, NULL, B, L, &loss), RF_ERR_UNSUPPORTED, "local_attention_probs_dropout_prob = 0.05");
     rf_model_free(m);
     rf_device_close(dev);
 }
@@ -291,6 +332,10 @@ int main(void) {
         cmocka_unit_test(cpu_gradients_match_finite_differences),
         cmocka_unit_test(opencl_gradients_match_cpu),
         cmocka_unit_test(reversible_backward_matches_stored_activations),
+        cmocka_unit_test(dropout_cpu_gradients_match_finite_differences),
+        cmocka_unit_test(dropout_opencl_gradients_match_cpu),
+        cmocka_unit_test(dropout_reversible_matches_stored),
+        cmocka_unit_test(attention_dropout_is_refused),
         cmocka_unit_test(non_finite_gradient_leaves_weights),
         cmocka_unit_test(loss_falls_cpu),
         cmocka_unit_test(loss_falls_opencl),

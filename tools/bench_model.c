@@ -88,6 +88,9 @@ static void model_config(rf_config *c, int layers, int64_t L) {
     c->axial_pos_embds_dim[0] = 32, c->axial_pos_embds_dim[1] = 32;
     c->max_position_embeddings = c->axial_pos_shape[0] * c->axial_pos_shape[1];
     c->is_decoder = true;
+    /* The deterministic path: no dropout (and attention-probability dropout
+     * is not implemented in training). */
+    c->hidden_dropout_prob = c->lsh_attention_probs_dropout_prob = c->local_attention_probs_dropout_prob = 0;
 }
 
 static rf_status model_device(bench_out *out, rf_device *dev, const rf_device_info *info, void *ctx) {

@@ -184,8 +184,8 @@ static rf_status drop_run(rf_tensor *t, const void *opt) {
     float p = *(const float *)opt;
     const uint64_t seed = 0x5eed;
     const uint32_t stream = rf_philox_stream(7, RF_PHILOX_DROPOUT_HIDDEN), step = 11;
-    rf_status s = rf_dropout_forward(&t[DROP_Y], &t[DROP_X], p, seed, stream, step);
-    return s ? s : rf_dropout_backward(&t[DROP_DX], &t[DROP_DY], p, seed, stream, step);
+    rf_status s = rf_dropout_forward(&t[DROP_Y], &t[DROP_X], p, seed, stream, step, 0);
+    return s ? s : rf_dropout_backward(&t[DROP_DX], &t[DROP_DY], p, seed, stream, step, 0);
 }
 
 static void drop_case(vf_ctx *c, int64_t n, float p) {

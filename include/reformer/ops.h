@@ -285,8 +285,10 @@ rf_status rf_lsh_auto_buckets(int factors[2], int64_t seq_len, int chunk_len, in
 /* ---- dropout (dropout.c; §2) -------------------------------------------------
  * out = in · keep / (1 − p), elementwise over tensors of the same shape,
  * where element i (0-based over the tensor's numel, whatever its offset)
- * uses word i of the Philox stream (seed, stream, step) — lane i % 4 of
- * block i / 4, the words rf_philox_fill(…, first_block = 0) writes — and
+ * uses word first + i of the Philox stream (seed, stream, step) — lane
+ * (first + i) % 4 of block (first + i) / 4, the words rf_philox_fill writes;
+ * `first` lets a caller that drops out a tensor chunk by chunk (the chunked
+ * feed-forward of §7) give each chunk its own words — and
  * keep = (word ≥ round(p · 2³²)). scale = 1/(1 − p) is computed in float and
  * multiplied in: a dropped element is ±0 (NaN for a non-finite input, as
  * torch's multiply), a kept one in · scale, bit-identical on every device
@@ -297,9 +299,9 @@ rf_status rf_lsh_auto_buckets(int factors[2], int64_t seq_len, int chunk_len, in
  * applied to the gradient. out may alias in (din may alias dout). Stream
  * numbering: src/core/philox.h (RF_PHILOX_DROPOUT_*). */
 rf_status rf_dropout_forward(rf_tensor *out, const rf_tensor *in, float p, uint64_t seed, uint32_t stream,
-                             uint32_t step);
+                             uint32_t step, uint64_t first);
 rf_status rf_dropout_backward(rf_tensor *din, const rf_tensor *dout, float p, uint64_t seed, uint32_t stream,
-                              uint32_t step);
+                              uint32_t step, uint64_t first);
 
 #ifdef __cplusplus
 }

@@ -15,10 +15,15 @@
  *                           normals; step = the forward call / training step
  *   RF_PHILOX_DROPOUT_ATTN  attention-probability dropout of layer i
  *   RF_PHILOX_DROPOUT_HIDDEN hidden-state dropout after the attention of layer i
- *   RF_PHILOX_DROPOUT_FF    dropout inside the feed-forward of layer i
+ *   RF_PHILOX_DROPOUT_FF    dropout after the feed-forward's first dense layer
  *   RF_PHILOX_INIT          weight initialisation (host normals); `layer` is
  *                           then the parameter tensor's index, step 0
- * Uses 5..15 are free for later needs. */
+ *   RF_PHILOX_DROPOUT_FF_OUT dropout after the feed-forward's output layer
+ *   RF_PHILOX_DROPOUT_EMBED  (layer 0) dropout after the embeddings
+ *   RF_PHILOX_DROPOUT_FINAL  (layer 0) dropout after the final LayerNorm
+ * Hidden-state dropouts (HF's hidden_dropout_prob) use step = the model's
+ * forward-call counter, so a backward pass regenerates the forward's masks.
+ * Uses 8..15 are free for later needs. */
 #ifndef RF_PHILOX_H
 #define RF_PHILOX_H
 
@@ -30,7 +35,10 @@ typedef enum rf_philox_use {
     RF_PHILOX_DROPOUT_ATTN = 1,
     RF_PHILOX_DROPOUT_HIDDEN = 2,
     RF_PHILOX_DROPOUT_FF = 3,
-    RF_PHILOX_INIT = 4
+    RF_PHILOX_INIT = 4,
+    RF_PHILOX_DROPOUT_FF_OUT = 5,
+    RF_PHILOX_DROPOUT_EMBED = 6,
+    RF_PHILOX_DROPOUT_FINAL = 7
 } rf_philox_use;
 
 static inline uint32_t rf_philox_stream(uint32_t layer, rf_philox_use use) { return layer * 16u + (uint32_t)use; }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/core.h"
+#include "core/philox.h"
 #include "device/device_impl.h"
 #include "model/model_impl.h"
 #include "ops/ops_impl.h"
@@ -66,6 +67,18 @@ rf_status rf_model_check_batch(const rf_model *m, int64_t B, int64_t L, bool tra
         return rf_error(RF_ERR_INVALID_ARG, "%s: batch %lld × length %lld overflows", op, (long long)B, (long long)Lp);
     *padded = Lp;
     return RF_OK;
+}
+
+/* HF's hidden-state dropout (hidden_dropout_prob) in training, none at
+ * inference (§2: the mask is a pure function of seed, stream and step, so
+ * the backward pass regenerates it). `first` is the word of element 0. */
+rf_status rf_model_dropout(rf_model *m, const rf_pass *s, rf_tensor *t, int layer_index, int use, uint64_t first,
+                           bool backward) {
+    float p = (float)m->cfg.hidden_dropout_prob;
+    if (!s->training || p <= 0) return RF_OK;
+    uint32_t stream = rf_philox_stream((uint32_t)layer_index, (rf_philox_use)use);
+    return backward ? rf_dropout_backward(t, t, p, m->seed, stream, m->step, first)
+                    : rf_dropout_forward(t, t, p, m->seed, stream, m->step, first);
 }
 
 rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_t *attention_mask, int64_t B,
@@ -215,21 +228,26 @@ rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *b
         RF_TRY(rf_local_attention_forward(&s->attn, train ? &s->lse : NULL, &s->a, &s->c, &s->b,
                                           s->padded ? &s->mask : NULL, &ac));
     }
-    return rf_linear_forward(&s->f, &s->attn, l->o, NULL);
+    RF_TRY(rf_linear_forward(&s->f, &s->attn, l->o, NULL));
+    return rf_model_dropout(m, s, &s->f, li, RF_PHILOX_DROPOUT_HIDDEN, 0, false);
 }
 
-/* One feed-forward chunk (§7): g = W2·act(W1·LN(x) + b1) + b2 into `g`,
- * with `h`, `pre` (W1·LN(x) + b1, training only) and `ff` (the activation)
- * as scratch views of the chunk's rows. mean/rstd: NULL or the chunk's rows. */
-rf_status rf_model_ff_chunk(rf_model *m, int li, rf_tensor *g, rf_tensor *h, rf_tensor *pre, rf_tensor *ff,
-                            const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd) {
+/* One feed-forward chunk (§7), rows r0.. of the pass: g = drop(W2·act(
+ * drop(W1·LN(x) + b1)) + b2) into `g` (the dropouts as HF's, training only),
+ * with `h`, `pre` (the dropped W1·LN(x) + b1, training only) and `ff` (the
+ * activation) as scratch views of the chunk's rows. mean/rstd: NULL or the
+ * chunk's rows. */
+rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
+                            rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd) {
     const rf_config *c = &m->cfg;
     layer *l = &m->layers[li];
     RF_TRY(rf_layer_norm_forward(h, mean, rstd, x, l->ln_f_w, l->ln_f_b, (float)c->layer_norm_eps));
     rf_tensor *a = pre ? pre : ff;
     RF_TRY(rf_linear_forward(a, h, l->w1, l->b1));
+    RF_TRY(rf_model_dropout(m, s, a, li, RF_PHILOX_DROPOUT_FF, (uint64_t)r0 * (uint64_t)c->feed_forward_size, false));
     RF_TRY(rf_activation_forward(ff, a, c->hidden_act));
-    return rf_linear_forward(g, ff, l->w2, l->b2);
+    RF_TRY(rf_linear_forward(g, ff, l->w2, l->b2));
+    return rf_model_dropout(m, s, g, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)c->hidden_size, false);
 }
 
 /* x2 += FF(x1), in chunks of rows bounding the F-wide intermediate (§7). */
@@ -243,7 +261,7 @@ static rf_status feed_forward_block(rf_model *m, int li, rf_pass *s) {
         RF_TRY(rf_rows_view(&h, &s->h, r0, n, D));
         RF_TRY(rf_rows_view(&f, &s->f, r0, n, D));
         RF_TRY(rf_rows_view(&ff, &s->ff, 0, n, F));
-        RF_TRY(rf_model_ff_chunk(m, li, &f, &h, NULL, &ff, &x1, NULL, NULL));
+        RF_TRY(rf_model_ff_chunk(m, s, li, r0, &f, &h, NULL, &ff, &x1, NULL, NULL));
         RF_TRY(rf_add(&x2, &x2, &f, 1.0f));
     }
     return RF_OK;
@@ -253,6 +271,7 @@ rf_status rf_model_embed(rf_model *m, rf_pass *s) {
     RF_TRY(rf_embedding_forward(&s->x1, &s->ids, m->word));
     if (m->pos0) RF_TRY(rf_axial_position_forward(&s->x1, &m->pos0_2d, &m->pos1_2d));
     else RF_TRY(rf_position_embedding_forward(&s->x1, m->pos));
+    RF_TRY(rf_model_dropout(m, s, &s->x1, 0, RF_PHILOX_DROPOUT_EMBED, 0, false));
     return rf_buffer_copy(s->x2.buf, s->x2.offset * 4, s->x1.buf, s->x1.offset * 4, rf_tensor_numel(&s->x1) * 4);
 }
 
@@ -275,6 +294,7 @@ rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *m
     /* §9: LayerNorm over [Y1, Y2] (Y1 first), then the decoder. */
     RF_TRY(rf_concat(&s->joined, &s->x1, &s->x2));
     RF_TRY(rf_layer_norm_forward(&s->joined, mean, rstd, &s->joined, m->ln_w, m->ln_b, (float)m->cfg.layer_norm_eps));
+    RF_TRY(rf_model_dropout(m, s, &s->joined, 0, RF_PHILOX_DROPOUT_FINAL, 0, false));
     return rf_linear_forward(logits, &s->joined, m->head_w, m->head_b);
 }
 

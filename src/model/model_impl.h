@@ -93,8 +93,12 @@ rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, bool training, rf
 rf_attention_config rf_model_local_config(const rf_model *m);
 rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
 rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
-rf_status rf_model_ff_chunk(rf_model *m, int li, rf_tensor *g, rf_tensor *h, rf_tensor *pre, rf_tensor *ff,
-                            const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
+rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
+                            rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
+/* Hidden-state dropout of `t` in place (training only; `use` a
+ * rf_philox_use, `first` the word of element 0), or its backward. */
+rf_status rf_model_dropout(rf_model *m, const rf_pass *s, rf_tensor *t, int layer_index, int use, uint64_t first,
+                           bool backward);
 rf_status rf_model_embed(rf_model *m, rf_pass *s);
 /* The reversible stack; keep_buckets[i] (NULL or per layer) receives LSH
  * layer i's buckets for the backward pass; saved (NULL, or 2 per layer)

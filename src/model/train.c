@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/core.h"
+#include "core/philox.h"
 #include "device/device_impl.h"
 #include "model/model_impl.h"
 #include "ops/ops_impl.h"
@@ -160,9 +161,13 @@ static rf_status feed_forward_backward(rf_model *m, int li, rf_pass *s, grads *g
         RF_TRY(rf_rows_view(&dh, &g->dh, r0, n, D));
         RF_TRY(rf_tensor_view(&mean, s->mean.buf, (size_t)r0, RF_F32, 1, (int64_t[]){n}));
         RF_TRY(rf_tensor_view(&rstd, s->rstd.buf, (size_t)r0, RF_F32, 1, (int64_t[]){n}));
-        RF_TRY(rf_model_ff_chunk(m, li, &f, &h, &pre, &ff, &y1, &mean, &rstd));
-        RF_TRY(rf_linear_backward(&dff, grad_of(m, l->w2), grad_of(m, l->b2), &dy2, &ff, l->w2));
+        RF_TRY(rf_model_ff_chunk(m, s, li, r0, &f, &h, &pre, &ff, &y1, &mean, &rstd));
+        /* dY2 stays for dX2; its dropped copy goes through dh. */
+        RF_TRY(rf_buffer_copy(dh.buf, dh.offset * 4, dy2.buf, dy2.offset * 4, rf_tensor_numel(&dh) * 4));
+        RF_TRY(rf_model_dropout(m, s, &dh, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)D, true));
+        RF_TRY(rf_linear_backward(&dff, grad_of(m, l->w2), grad_of(m, l->b2), &dh, &ff, l->w2));
         RF_TRY(rf_activation_backward(&dff, &dff, &pre, c->hidden_act));
+        RF_TRY(rf_model_dropout(m, s, &dff, li, RF_PHILOX_DROPOUT_FF, (uint64_t)r0 * (uint64_t)F, true));
         RF_TRY(rf_linear_backward(&dh, grad_of(m, l->w1), grad_of(m, l->b1), &dff, &h, l->w1));
         RF_TRY(rf_layer_norm_backward(&dh, grad_of(m, l->ln_f_w), grad_of(m, l->ln_f_b), &dh, &y1, l->ln_f_w, &mean,
                                       &rstd));
@@ -180,7 +185,10 @@ static rf_status attention_backward(rf_model *m, int li, rf_pass *s, grads *g) {
     rf_lsh_state st;
     bool lsh = l->type == RF_ATTN_LSH;
     RF_TRY(rf_model_attention_block(m, li, s, lsh ? &g->buckets[li] : NULL, true, lsh ? &st : NULL));
-    rf_status r = rf_linear_backward(&g->dattn, grad_of(m, l->o), NULL, &g->dy1, &s->attn, l->o);
+    /* dY1 stays for dX1; its dropped copy goes through dh2. */
+    rf_status r = rf_buffer_copy(g->dh2.buf, 0, g->dy1.buf, 0, rf_tensor_numel(&g->dy1) * 4);
+    if (r == RF_OK) r = rf_model_dropout(m, s, &g->dh2, li, RF_PHILOX_DROPOUT_HIDDEN, 0, true);
+    if (r == RF_OK) r = rf_linear_backward(&g->dattn, grad_of(m, l->o), NULL, &g->dh2, &s->attn, l->o);
     if (r == RF_OK && lsh) {
         r = rf_lsh_attention_backward(&g->dq, &g->dv, &g->dattn, &st, &s->a, &s->b, mask);
     } else if (r == RF_OK) {
@@ -227,6 +235,7 @@ static rf_status backward(rf_model *m, rf_pass *s, grads *g, const int32_t *ids,
     g->accumulating = true;
     RF_TRY(rf_cross_entropy_backward(&g->logits, &g->logits, &g->lse, &g->targets, 1.0f));
     RF_TRY(rf_linear_backward(&g->dhead, grad_of(m, m->head_w), grad_of(m, m->head_b), &g->logits, &s->joined, m->head_w));
+    RF_TRY(rf_model_dropout(m, s, &g->dhead, 0, RF_PHILOX_DROPOUT_FINAL, 0, true));
     RF_TRY(rf_concat(&s->joined, &s->x1, &s->x2)); /* LayerNorm's input again */
     RF_TRY(rf_layer_norm_backward(&g->dhead, grad_of(m, m->ln_w), grad_of(m, m->ln_b), &g->dhead, &s->joined, m->ln_w,
                                   &g->head_mean, &g->head_rstd));
@@ -241,6 +250,7 @@ static rf_status backward(rf_model *m, rf_pass *s, grads *g, const int32_t *ids,
     }
     /* Embeddings: both halves started as the embedding. */
     RF_TRY(rf_add(&g->dy1, &g->dy1, &g->dy2, 1.0f));
+    RF_TRY(rf_model_dropout(m, s, &g->dy1, 0, RF_PHILOX_DROPOUT_EMBED, 0, true));
     RF_TRY(rf_embedding_backward(grad_of(m, m->word), &g->dy1, &s->ids));
     if (m->pos0) {
         const rf_config *cc = &m->cfg;
@@ -264,6 +274,16 @@ rf_status rf_model_backward(rf_model *m, const int32_t *ids, const int32_t *targ
             return rf_error(RF_ERR_INVALID_ARG, "%s: target %d at position %lld is outside [-1, %d)", op, targets[i],
                             (long long)i, m->cfg.vocab_size);
     bool fresh = !m->train;
+    const rf_config *c = &m->cfg;
+    for (int i = 0; i < c->num_layers; i++) {
+        double pa = c->attn_layers[i] == RF_ATTN_LSH ? c->lsh_attention_probs_dropout_prob
+                                                     : c->local_attention_probs_dropout_prob;
+        if (pa > 0)
+            return rf_error(RF_ERR_UNSUPPORTED,
+                            "%s: %s_attention_probs_dropout_prob = %g: dropout of attention probabilities is not "
+                            "implemented in training (hidden_dropout_prob is); set it to 0",
+                            op, c->attn_layers[i] == RF_ATTN_LSH ? "lsh" : "local", pa);
+    }
     RF_TRY(rf_train_state_ensure(m));
     rf_pass s;
     grads g;

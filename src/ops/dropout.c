@@ -8,7 +8,7 @@
 #include "device/opencl/cl_ops.h"
 
 static rf_status dropout(const char *op, const char *prof, const char *out_name, const char *in_name, rf_tensor *out,
-                         const rf_tensor *in, float p, uint64_t seed, uint32_t stream, uint32_t step) {
+                         const rf_tensor *in, float p, uint64_t seed, uint32_t stream, uint32_t step, uint64_t first) {
     if (!in || !in->buf) return rf_error(RF_ERR_INVALID_ARG, "%s: %s is NULL", op, in_name);
     if (in->dtype != RF_F32) return rf_error(RF_ERR_INVALID_ARG, "%s: %s must be f32", op, in_name);
     /* out has in's shape exactly (not merely its element count): dropout is
@@ -24,18 +24,18 @@ static rf_status dropout(const char *op, const char *prof, const char *out_name,
     rf_dropout_threshold keep = rf_philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
     uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_dropout(out, in, keep, scale, seed, stream, step)
-                                             : rf_cl_dropout(out, in, keep, scale, seed, stream, step);
+    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_dropout(out, in, keep, scale, seed, stream, step, first)
+                                             : rf_cl_dropout(out, in, keep, scale, seed, stream, step, first);
     rf_op_end(dev, prof, t0);
     return s;
 }
 
 rf_status rf_dropout_forward(rf_tensor *out, const rf_tensor *in, float p, uint64_t seed, uint32_t stream,
-                             uint32_t step) {
-    return dropout("rf_dropout_forward", "dropout_forward", "out", "in", out, in, p, seed, stream, step);
+                             uint32_t step, uint64_t first) {
+    return dropout("rf_dropout_forward", "dropout_forward", "out", "in", out, in, p, seed, stream, step, first);
 }
 
 rf_status rf_dropout_backward(rf_tensor *din, const rf_tensor *dout, float p, uint64_t seed, uint32_t stream,
-                              uint32_t step) {
-    return dropout("rf_dropout_backward", "dropout_backward", "din", "dout", din, dout, p, seed, stream, step);
+                              uint32_t step, uint64_t first) {
+    return dropout("rf_dropout_backward", "dropout_backward", "din", "dout", din, dout, p, seed, stream, step, first);
 }

@@ -86,6 +86,6 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
 /* dropout.c (§2): forward and backward alike; keep and scale from the front door. */
 #include "core/philox.h"
 rf_status rf_cpu_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_threshold keep, float scale, uint64_t seed,
-                         uint32_t stream, uint32_t step);
+                         uint32_t stream, uint32_t step, uint64_t first);
 
 #endif
