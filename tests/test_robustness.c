@@ -34,7 +34,8 @@ static rf_config small_config(void) {
     c.lsh_attn_chunk_length = 8;
     c.local_attn_chunk_length = 8;
     c.is_decoder = true;
-    c.hidden_dropout_prob = c.lsh_attention_probs_dropout_prob = c.local_attention_probs_dropout_prob = 0;
+    c.hidden_dropout_prob = 0.1; /* training takes the dropout paths too */
+    c.lsh_attention_probs_dropout_prob = c.local_attention_probs_dropout_prob = 0;
     return c;
 }
 
@@ -377,7 +378,7 @@ static void axial_configs_are_checked(void **state) {
     TH_FAILS(rf_model_forward(m, &logits, ids, NULL, 1, 32, &loss), RF_ERR_INVALID_ARG,
              "rf_model_forward: length 32 (padded to 32) exceeds the 16 positions of the model");
     TH_FAILS(rf_model_backward(m, ids, NULL, 1, 32, &loss), RF_ERR_INVALID_ARG,
-             "rf_model_train_step: length 32 (padded to 32) exceeds the 16 positions of the model");
+             "rf_model_backward: length 32 (padded to 32) exceeds the 16 positions of the model");
     assert_null(rf_model_grad(m, rf_model_param_name(m, 0)));
     rf_tensor_free(&logits);
     rf_model_free(m);
@@ -471,13 +472,15 @@ static void broken_checkpoints_are_refused(void **state) {
     truncate_file(ckpt, "training_state.safetensors", 100);
     broken_checkpoint(dev, root, RF_ERR_FORMAT, "training_state.safetensors': header length");
 
-    truncate_file(ckpt, "model.safetensors", 5);
-    broken_checkpoint(dev, root, RF_ERR_FORMAT, "model.safetensors': the file is 5 bytes, too short for the 8-byte header length");
     rf_config wide = c;
     wide.hidden_size = 32, wide.axial_pos_embds_dim[1] = 24;
     snprintf(path, sizeof path, "%s/config.json", ckpt);
     TH_OK(rf_config_save_json(&wide, path));
-    broken_checkpoint(dev, root, RF_ERR_FORMAT, "model.safetensors");
+    broken_checkpoint(dev, root, RF_ERR_FORMAT,
+                      "tensor 'reformer.embeddings.word_embeddings.weight' is F32 [11, 16] but the model expects F32 [11, 32]");
+    TH_OK(rf_config_save_json(&c, path));
+    truncate_file(ckpt, "model.safetensors", 5);
+    broken_checkpoint(dev, root, RF_ERR_FORMAT, "model.safetensors': the file is 5 bytes, too short for the 8-byte header length");
     write_text(ckpt, "config.json", "{\"attn_layers\": [\"lsh\"");
     broken_checkpoint(dev, root, RF_ERR_FORMAT, "config.json': not valid JSON");
     rf_device_close(dev);

@@ -1,5 +1,5 @@
 /* verify cases for the model's ops (SPEC §6–§9): LayerNorm, activations,
- * dropout, linear layers, embeddings, cross-entropy, Adam and Σx², local and full
+ * dropout, the reversible halves' concat/split, linear layers, embeddings, cross-entropy, Adam and Σx², local and full
  * attention, each forward then backward. A case is a list of tensors and a
  * function that runs the op(s) on one device's copies; the runner gives both
  * devices the same host inputs, runs, and compares every named output.
@@ -196,6 +196,28 @@ static void drop_case(vf_ctx *c, int64_t n, float p) {
     in_f32(&k, 1, &n, 23, -1, 1);
     out(&k, "dx", TOL_ELEM, 1, &n);
     run_case(c, &k, drop_run, &p);
+}
+
+/* ---- the reversible halves (§8): concat, and split as its backward ---- */
+enum { CAT_A, CAT_B, CAT_Y, CAT_DY, CAT_DA, CAT_DB };
+
+static rf_status cat_run(rf_tensor *t, const void *opt) {
+    (void)opt;
+    rf_status s = rf_concat(&t[CAT_Y], &t[CAT_A], &t[CAT_B]);
+    return s ? s : rf_split(&t[CAT_DA], &t[CAT_DB], &t[CAT_DY]);
+}
+
+static void cat_case(vf_ctx *c, int64_t rows, int64_t w) {
+    vf_case k = {.op = "concat"};
+    snprintf(k.shape, sizeof k.shape, "rows%lld w%lld", (long long)rows, (long long)w);
+    const int64_t half[] = {rows, w}, joined[] = {rows, 2 * w};
+    in_f32(&k, 2, half, 24, -1, 1);
+    in_f32(&k, 2, half, 25, -1, 1);
+    out(&k, "y", TOL_ELEM, 2, joined);
+    in_f32(&k, 2, joined, 26, -1, 1);
+    out(&k, "split a", TOL_ELEM, 2, half);
+    out(&k, "split b", TOL_ELEM, 2, half);
+    run_case(c, &k, cat_run, NULL);
 }
 
 /* ---- linear layers (§1) ---- */
@@ -402,6 +424,8 @@ void vf_cases_ops(vf_ctx *c) {
     act_case(c, RF_ACT_GELU, 4097);
     drop_case(c, 1, 0.1f);
     drop_case(c, 4097, 0.5f);
+    cat_case(c, 1, 1);
+    cat_case(c, 130, 37);
     lin_case(c, 1, 37, 300, 1);
     lin_case(c, 65, 128, 37, 0);
     emb_case(c, 1, 1, 300, 37);

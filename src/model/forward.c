@@ -49,7 +49,7 @@ rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n
 }
 
 rf_status rf_model_check_batch(const rf_model *m, int64_t B, int64_t L, bool training, int64_t *padded) {
-    const char *op = training ? "rf_model_train_step" : "rf_model_forward";
+    const char *op = training ? "rf_model_backward" : "rf_model_forward";
     const rf_config *c = &m->cfg;
     if (B <= 0 || L <= 0)
         return rf_error(RF_ERR_INVALID_ARG, "%s: batch %lld and length %lld must be positive", op, (long long)B, (long long)L);
@@ -83,7 +83,7 @@ rf_status rf_model_dropout(rf_model *m, const rf_pass *s, rf_tensor *t, int laye
 
 rf_status rf_pass_init(rf_pass *s, rf_model *m, const int32_t *ids, const int32_t *attention_mask, int64_t B,
                        int64_t L, bool training) {
-    const char *op = training ? "rf_model_train_step" : "rf_model_forward";
+    const char *op = training ? "rf_model_backward" : "rf_model_forward";
     const rf_config *c = &m->cfg;
     memset(s, 0, sizeof *s);
     int64_t V = c->vocab_size, D = c->hidden_size, HD = (int64_t)c->num_attention_heads * c->attention_head_size, Lp;
