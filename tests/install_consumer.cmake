@@ -1,0 +1,31 @@
+# Install the build into a temporary prefix, then configure, build and run a
+# consumer that finds it with find_package(reformer), and check the
+# pkg-config file. Arguments: -DBUILD=<build dir> -DSOURCE=<source dir> -DWORK=<scratch dir>
+file(REMOVE_RECURSE ${WORK})
+execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD} --prefix ${WORK}/prefix
+                RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "cmake --install failed: ${rc}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE}/tests/consumer -B ${WORK}/consumer
+                        -DCMAKE_PREFIX_PATH=${WORK}/prefix RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "configuring the consumer with find_package(reformer) failed: ${rc}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/consumer RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "building the consumer failed: ${rc}")
+endif()
+foreach(exe consumer_shared consumer_static)
+  execute_process(COMMAND ${WORK}/consumer/${exe} RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+  if(rc OR NOT out MATCHES "^ok: ")
+    message(FATAL_ERROR "${exe} failed (${rc}): ${out}")
+  endif()
+  message(STATUS "${exe}: ${out}")
+endforeach()
+find_program(PKG_CONFIG pkg-config REQUIRED)
+set(ENV{PKG_CONFIG_PATH} ${WORK}/prefix/lib/pkgconfig)
+execute_process(COMMAND ${PKG_CONFIG} --cflags --libs reformer RESULT_VARIABLE rc OUTPUT_VARIABLE flags)
+if(rc OR NOT flags MATCHES "-lreformer" OR NOT flags MATCHES "${WORK}/prefix")
+  message(FATAL_ERROR "pkg-config reformer: ${rc} '${flags}'")
+endif()
