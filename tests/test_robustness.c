@@ -523,6 +523,7 @@ static void cli_usage_errors_exit_2_failures_exit_1(void **state) {
     cli_one_line("train --task copy --length 7", 2, "the copy task needs --vocab >= 3 and an even --length >= 4");
     cli_one_line("train --task copy --attn full", 2, "--attn takes a comma list of 'local' and 'lsh', not 'full'");
     cli_one_line("train --task copy --hidden 30 --heads 4", 2, "--hidden a multiple of 2*heads");
+    cli_one_line("train --task copy --length 4000000000", 2, "bad value at '--length'");
     cli_one_line("sample --random --length 0", 2, "reformer sample: give exactly one of --model DIR or --random");
     cli_one_line("sample --random --length 5 --bogus", 2, "reformer sample: unknown option or missing value '--bogus'");
     cli_one_line("eval", 2, "reformer eval: --model DIR and --text FILE are required");
@@ -541,6 +542,18 @@ static void cli_usage_errors_exit_2_failures_exit_1(void **state) {
     cli_one_line(args, 1, "reformer eval: cannot open");
     snprintf(args, sizeof args, "sample --model '%s/none' --length 4 --device cpu", dir);
     cli_one_line(args, 1, "none/config.json");
+    /* A batch no host can hold: malloc's NULL is a failure, not a crash
+     * (ASan is told to return NULL as libc does, not to abort). */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL, opts[512];
+    snprintf(opts, sizeof opts, "%s%sallocator_may_return_null=1", asan ? asan : "", asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    assert_int_equal(run_cli("train --task copy --device cpu --batch 16777216 --length 16777216 --steps 1", out,
+                             sizeof out), 1);
+    assert_non_null(strstr(out, "reformer train: no host memory for a batch of 16777216 × 16777216 tokens"));
+    if (saved) setenv("ASAN_OPTIONS", saved, 1);
+    else unsetenv("ASAN_OPTIONS");
+    free(saved);
     /* A broken checkpoint to resume from. */
     write_text(dir, "latest", "garbage\n");
     snprintf(args, sizeof args, "train --task copy --device cpu --resume '%s'", dir);

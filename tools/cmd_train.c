@@ -81,8 +81,10 @@ static rf_status evaluate(rf_model *m, const opts *o, const unsigned char *held,
     int64_t B = o->batch, L = o->length, V = c->vocab_size;
     int32_t *ids = malloc((size_t)(B * L) * 4), *tg = malloc((size_t)(B * L) * 4);
     float *logits = malloc((size_t)(L * V) * 4);
-    rf_tensor t;
-    rf_status s = rf_tensor_alloc(rf_model_device(m), &t, RF_F32, 3, (int64_t[]){B, L, V});
+    rf_tensor t = {0};
+    rf_status s = RF_ERR_OUT_OF_MEMORY;
+    if (!ids || !tg || !logits) fprintf(stderr, "reformer train: no host memory for the evaluation batches\n");
+    else s = rf_tensor_alloc(rf_model_device(m), &t, RF_F32, 3, (int64_t[]){B, L, V});
     double nll = 0;
     int64_t counted = 0, correct = 0;
     for (int64_t e = 0; s == RF_OK && e < o->eval_batches; e++) {
@@ -154,6 +156,8 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--seed") && num) o->seed = (unsigned long long)x, i++;
         else if (num && x > 0) {
             i++;
+            /* Sizes stay small enough that their products (B·L·4 bytes, s0·s1) never overflow. */
+            if (x > (1 << 24) && strcmp(a, "--steps") && strcmp(a, "--eval-every") && strcmp(a, "--save-every")) goto bad;
             if (!strcmp(a, "--steps")) o->steps = x;
             else if (!strcmp(a, "--batch")) o->batch = x;
             else if (!strcmp(a, "--length")) o->length = x;
@@ -294,6 +298,13 @@ int cmd_train(int argc, char **argv) {
            (long long)o.length, (long long)o.batch, (long long)o.steps);
     int64_t B = o.batch, L = o.length;
     int32_t *ids = malloc((size_t)(B * L) * 4), *tg = malloc((size_t)(B * L) * 4);
+    if (!ids || !tg) {
+        fprintf(stderr, "reformer train: no host memory for a batch of %lld × %lld tokens\n", (long long)B, (long long)L);
+        free(ids), free(tg), free(bytes);
+        rf_model_free(m);
+        rf_device_close(dev);
+        return RF_EXIT_FAIL;
+    }
     double t0 = now_s(), avg = 0;
     int64_t start = rf_model_steps(m);
     eval_result ev = {0, 0};

@@ -6,5 +6,7 @@
 #include "reformer/device.h"
 #include "reformer/tensor.h"
 #include "reformer/ops.h"
+#include "reformer/model.h"
+#include "reformer/io.h"
 
 #endif
