@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 void th_fails(rf_status got, rf_status want, const char *needle, const char *expr, const char *file, int line) {
     if (got != want)
@@ -138,4 +139,17 @@ void th_guarded_free(th_guarded *g) {
 void th_tmpdir(char *out, size_t n) {
     snprintf(out, n, "/tmp/rf-test-XXXXXX");
     assert_non_null(mkdtemp(out));
+}
+
+int th_run_cli(const char *env, const char *args, char *out, size_t n) {
+    const char *cli = getenv("RF_CLI");
+    assert_non_null(cli);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s '%s' %s 2>&1", env ? env : "", cli, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

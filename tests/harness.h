@@ -47,6 +47,11 @@ th_guarded th_guarded_alloc(rf_device *dev, rf_dtype dtype, int ndim, const int6
 void th_guard_check(const th_guarded *g, const char *what);
 void th_guarded_free(th_guarded *g);
 
+/* Run the `reformer` command ($RF_CLI) with ARGS after an optional
+ * environment/shell prefix; return its exit status and up to n − 1 bytes of
+ * its combined stdout and stderr in out. */
+int th_run_cli(const char *env, const char *args, char *out, size_t n);
+
 /* A fresh empty temporary folder (a static buffer per call site is fine). */
 void th_tmpdir(char *out, size_t n);
 

@@ -4,41 +4,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-
-/* Run `reformer ARGS` (with an optional environment prefix); return its exit
- * status and up to `n` bytes of its combined output. */
-static int run(const char *env, const char *args, char *out, size_t n) {
-    const char *cli = getenv("RF_CLI");
-    assert_non_null(cli);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s '%s' %s 2>&1", env ? env : "", cli, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static char buf[1 << 16];
 
 static void help_explains_itself(void **state) {
-    assert_int_equal(run(NULL, "--help", buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, "--help", buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "devices"));
     assert_non_null(strstr(buf, "verify"));
-    assert_int_equal(run(NULL, "devices --help", buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, "devices --help", buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "usage: reformer devices"));
-    assert_int_equal(run(NULL, "verify --help", buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, "verify --help", buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "--tolerance-scale"));
-    assert_int_equal(run(NULL, "no-such-command", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "no-such-command", buf, sizeof buf), 2);
     assert_non_null(strstr(buf, "unknown command 'no-such-command'"));
-    assert_int_equal(run(NULL, "devices --bogus", buf, sizeof buf), 2);
-    assert_int_equal(run(NULL, "", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "devices --bogus", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "", buf, sizeof buf), 2);
 }
 
 static void devices_lists_cpu_and_opencl(void **state) {
-    assert_int_equal(run(NULL, "devices", buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, "devices", buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "cpu"));
     rf_device *cl = th_cl();
     if (!cl) skip();
@@ -47,7 +31,7 @@ static void devices_lists_cpu_and_opencl(void **state) {
     assert_non_null(strstr(buf, info.id));
     assert_non_null(strstr(buf, info.name));
     rf_device_close(cl);
-    assert_int_equal(run(NULL, "devices --json", buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, "devices --json", buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "\"id\": \"cl:0:0\""));
 }
 
@@ -55,14 +39,14 @@ static void verify_passes_and_catches_wrong_devices(void **state) {
     rf_device *cl = th_cl();
     if (!cl) skip();
     rf_device_close(cl);
-    assert_int_equal(run(NULL, "verify --device cl:0:0", buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, "verify --device cl:0:0", buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "PASS"));
     assert_null(strstr(buf, "FAIL"));
     /* Tolerance 0: the device's different rounding must be reported. */
-    assert_int_equal(run(NULL, "verify --device cl:0:0 --tolerance-scale 0", buf, sizeof buf), 1);
+    assert_int_equal(th_run_cli(NULL, "verify --device cl:0:0 --tolerance-scale 0", buf, sizeof buf), 1);
     assert_non_null(strstr(buf, "FAIL"));
-    assert_int_equal(run(NULL, "verify --grid medium", buf, sizeof buf), 2);
-    assert_int_equal(run(NULL, "verify --device nowhere", buf, sizeof buf), 1);
+    assert_int_equal(th_run_cli(NULL, "verify --grid medium", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "verify --device nowhere", buf, sizeof buf), 1);
     assert_non_null(strstr(buf, "unknown device 'nowhere'"));
 }
 
@@ -83,29 +67,29 @@ static void verify_catches_out_of_bounds_writes(void **state) {
     /* Other kernels come from the real cl/ folder copied beside it. */
     snprintf(env, sizeof env, "for f in '%s'/../../cl/*.cl; do [ -e \"%s/$(basename $f)\" ] || cp \"$f\" '%s'; done; RF_KERNEL_DIR='%s'",
              getenv("RF_TEST_DATA"), dir, dir, dir);
-    assert_int_equal(run(env, "verify --device cl:0:0", buf, sizeof buf), 1);
+    assert_int_equal(th_run_cli(env, "verify --device cl:0:0", buf, sizeof buf), 1);
     assert_non_null(strstr(buf, "out-of-bounds write"));
 }
 
 /* `reformer bench`: argument handling only (timings are never asserted). */
 static void bench_arguments(void **state) {
-    assert_int_equal(run(NULL, "bench --help", buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, "bench --help", buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "gemm"));
     assert_non_null(strstr(buf, "--profile-csv"));
-    assert_int_equal(run(NULL, "bench", buf, sizeof buf), 2);
-    assert_int_equal(run(NULL, "bench nothing", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "bench", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "bench nothing", buf, sizeof buf), 2);
     assert_non_null(strstr(buf, "unknown benchmark 'nothing'"));
-    assert_int_equal(run(NULL, "bench gemm --bogus", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "bench gemm --bogus", buf, sizeof buf), 2);
     assert_non_null(strstr(buf, "'--bogus'"));
-    assert_int_equal(run(NULL, "bench attention --runs 3", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "bench attention --runs 3", buf, sizeof buf), 2);
     assert_non_null(strstr(buf, "--runs '3'"));
-    assert_int_equal(run(NULL, "bench gemm --sizes 4x4", buf, sizeof buf), 2);
-    assert_int_equal(run(NULL, "bench model --length 100", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "bench gemm --sizes 4x4", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "bench model --length 100", buf, sizeof buf), 2);
     char dir[256], args[700];
     th_tmpdir(dir, sizeof dir);
     snprintf(args, sizeof args, "bench gemm --device cpu --sizes 8,4x8x2 --csv '%s/g.csv' --json '%s/g.json'", dir,
              dir);
-    assert_int_equal(run(NULL, args, buf, sizeof buf), 0);
+    assert_int_equal(th_run_cli(NULL, args, buf, sizeof buf), 0);
     assert_non_null(strstr(buf, "m=4 n=8 k=2"));
     snprintf(args, sizeof args, "%s/g.csv", dir);
     FILE *f = fopen(args, "r");

@@ -488,25 +488,11 @@ static void broken_checkpoints_are_refused(void **state) {
 
 /* ---- the command line ------------------------------------------------------- */
 
-/* Run `reformer ARGS`; return its exit status and its combined output. */
-static int run_cli(const char *args, char *out, size_t n) {
-    const char *cli = getenv("RF_CLI");
-    assert_non_null(cli);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", cli, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char out[1 << 16];
 
 /* Exit status `code`, and exactly one line of output containing `needle`. */
 static void cli_one_line(const char *args, int code, const char *needle) {
-    int got = run_cli(args, out, sizeof out);
+    int got = th_run_cli(NULL, args, out, sizeof out);
     if (got != code) fail_msg("reformer %s: exit %d, expected %d; output:\n%s", args, got, code, out);
     if (!strstr(out, needle)) fail_msg("reformer %s: output does not mention \"%s\":\n%s", args, needle, out);
     const char *nl = strchr(out, '\n');
@@ -548,7 +534,7 @@ static void cli_usage_errors_exit_2_failures_exit_1(void **state) {
     char *saved = asan ? strdup(asan) : NULL, opts[512];
     snprintf(opts, sizeof opts, "%s%sallocator_may_return_null=1", asan ? asan : "", asan ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
-    assert_int_equal(run_cli("train --task copy --device cpu --batch 16777216 --length 16777216 --steps 1", out,
+    assert_int_equal(th_run_cli(NULL, "train --task copy --device cpu --batch 16777216 --length 16777216 --steps 1", out,
                              sizeof out), 1);
     assert_non_null(strstr(out, "reformer train: no host memory for a batch of 16777216 × 16777216 tokens"));
     if (saved) setenv("ASAN_OPTIONS", saved, 1);

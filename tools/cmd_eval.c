@@ -31,8 +31,12 @@ int cmd_eval(int argc, char **argv) {
             return RF_EXIT_USAGE;
         }
     }
-    if (!dir || !text || length < 0) {
+    if (!dir || !text) {
         fprintf(stderr, "reformer eval: --model DIR and --text FILE are required\n");
+        return RF_EXIT_USAGE;
+    }
+    if (length < 0) {
+        fprintf(stderr, "reformer eval: --length %ld must be positive (or 0: the model's largest)\n", length);
         return RF_EXIT_USAGE;
     }
     FILE *f = fopen(text, "rb");
