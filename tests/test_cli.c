@@ -101,12 +101,37 @@ static void bench_arguments(void **state) {
                               "peak_bytes\n");
 }
 
+/* The model commands end to end on small inputs: sample (a random model and
+ * an HF checkpoint), eval, and train with gradient accumulation. */
+static void model_commands_run(void **state) {
+    char args[1024];
+    const char *data = getenv("RF_TEST_DATA");
+    assert_int_equal(th_run_cli(NULL, "sample --random --device cpu --prompt hi --length 3 --seed 4", buf, sizeof buf), 0);
+    assert_true(!strncmp(buf, "hi", 2));
+    snprintf(args, sizeof args, "sample --model '%s/hf_causal' --device cpu --length 4 --temperature 0.7 --top-k 5", data);
+    assert_int_equal(th_run_cli(NULL, args, buf, sizeof buf), 0);
+    assert_non_null(strchr(buf, '['));
+    snprintf(args, sizeof args, "eval --model '%s/hf_causal' --text '%s/hf_causal/config.json' --device cpu", data, data);
+    assert_int_equal(th_run_cli(NULL, args, buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "bits per byte"));
+    assert_int_equal(th_run_cli(NULL,
+                                "train --task copy --device cpu --steps 4 --eval-every 2 --accumulate 2 --batch 2 "
+                                "--length 32 --chunk 8 --hidden 16 --eval-hashes 1,4",
+                                buf, sizeof buf),
+                     0);
+    assert_non_null(strstr(buf, "evaluated with 4 hash rounds"));
+    assert_non_null(strstr(buf, "held-out accuracy: "));
+    assert_int_equal(th_run_cli(NULL, "sample --random --length 0", buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "train --task copy --eval-hashes 0", buf, sizeof buf), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(help_explains_itself),
         cmocka_unit_test(devices_lists_cpu_and_opencl),
         cmocka_unit_test(verify_passes_and_catches_wrong_devices),
         cmocka_unit_test(verify_catches_out_of_bounds_writes),
+        cmocka_unit_test(model_commands_run),
         cmocka_unit_test(bench_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

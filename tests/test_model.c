@@ -7,6 +7,7 @@
 #include <string.h>
 #include "reformer/io.h"
 #include "reformer/model.h"
+#include "model/model_impl.h"
 
 /* tests/data/<model>/<file> into a malloc'd buffer; *n bytes. */
 static void *data_file(const char *model, const char *file, size_t *n) {
@@ -179,6 +180,51 @@ static void save_and_load_round_trip(void **state) {
     rf_device_close(dev);
 }
 
+/* §8: the halves after N layers do not depend on how the layers are run —
+ * all at once, or in pieces that carry the pair of halves between calls. */
+static void layers_in_pieces_equal_all_at_once(rf_device *dev) {
+    rf_config c = small_config();
+    c.num_layers = 4;
+    c.attn_layers[2] = RF_ATTN_LOCAL, c.attn_layers[3] = RF_ATTN_LSH;
+    rf_model *m;
+    TH_OK(rf_model_create(&m, dev, &c, 9));
+    int32_t ids[64];
+    for (int i = 0; i < 64; i++) ids[i] = (i * 11 + 5) % 40;
+    rf_pass s;
+    TH_OK(rf_pass_init(&s, m, ids, NULL, 2, 32, false));
+    float *whole[2], *pieces[2];
+    m->step = 0; /* the same rotations both times */
+    TH_OK(rf_model_embed(m, &s));
+    TH_OK(rf_model_stack(m, &s, 0, 4, NULL, NULL));
+    whole[0] = th_download_f32(&s.x1), whole[1] = th_download_f32(&s.x2);
+    m->step = 0;
+    TH_OK(rf_model_embed(m, &s));
+    TH_OK(rf_model_stack(m, &s, 0, 1, NULL, NULL));
+    TH_OK(rf_model_stack(m, &s, 1, 3, NULL, NULL));
+    TH_OK(rf_model_stack(m, &s, 3, 4, NULL, NULL));
+    pieces[0] = th_download_f32(&s.x1), pieces[1] = th_download_f32(&s.x2);
+    size_t n = rf_tensor_numel(&s.x1);
+    assert_memory_equal(whole[0], pieces[0], n * 4);
+    assert_memory_equal(whole[1], pieces[1], n * 4);
+    TH_FAILS(rf_model_stack(m, &s, 3, 5, NULL, NULL), RF_ERR_INVALID_ARG, "layers [3, 5) outside [0, 4)");
+    for (int i = 0; i < 2; i++) free(whole[i]), free(pieces[i]);
+    rf_pass_free(&s);
+    rf_model_free(m);
+}
+
+static void layers_in_pieces_cpu(void **state) {
+    rf_device *dev = th_cpu();
+    layers_in_pieces_equal_all_at_once(dev);
+    rf_device_close(dev);
+}
+
+static void layers_in_pieces_opencl(void **state) {
+    rf_device *dev;
+    TH_CL_OR_SKIP(dev);
+    layers_in_pieces_equal_all_at_once(dev);
+    rf_device_close(dev);
+}
+
 static void rejects_bad_inputs(void **state) {
     rf_device *dev = th_cpu();
     rf_config c = small_config();
@@ -209,6 +255,8 @@ int main(void) {
         cmocka_unit_test(hf_golden_opencl),
         cmocka_unit_test(chunked_feed_forward_is_invisible),
         cmocka_unit_test(save_and_load_round_trip),
+        cmocka_unit_test(layers_in_pieces_cpu),
+        cmocka_unit_test(layers_in_pieces_opencl),
         cmocka_unit_test(rejects_bad_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

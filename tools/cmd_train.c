@@ -13,7 +13,7 @@
 typedef struct opts {
     const char *device, *text, *out, *resume, *attn;
     int copy;
-    int64_t steps, batch, length, eval_every, save_every, eval_batches;
+    int64_t steps, batch, length, eval_every, save_every, eval_batches, accumulate;
     int hashes, layers, hidden, heads, vocab, chunk;
     int eval_hashes[8], n_eval_hashes;
     rf_attn_type types[RF_CONFIG_MAX_LAYERS];
@@ -27,7 +27,8 @@ static void help(void) {
            "                       symbols 1..V-1; loss and accuracy on the second copy only\n"
            "  --text FILE          a byte-level language model on FILE (the last 5%% held out)\n"
            "  --steps N            optimiser steps (default 600)\n"
-           "  --batch B            sequences per step (default 16)\n"
+           "  --batch B            sequences per micro-batch (default 16)\n"
+           "  --accumulate N       micro-batches whose gradients are averaged into one step (default 1)\n"
            "  --length L           sequence length (copy default 64; text default 256)\n"
            "  --hashes R           LSH hash rounds in training (default 2)\n"
            "  --eval-hashes R,...  also evaluate with these numbers of hash rounds at the end\n"
@@ -128,7 +129,8 @@ static double now_s(void) {
 }
 
 static int parse(int argc, char **argv, opts *o) {
-    *o = (opts){.steps = 600, .batch = 16, .eval_every = 100, .save_every = 200, .eval_batches = 4, .hashes = 2,
+    *o = (opts){.steps = 600, .batch = 16, .accumulate = 1, .eval_every = 100, .save_every = 200, .eval_batches = 4,
+                .hashes = 2,
                 .attn = "local,lsh", .hidden = 64, .heads = 2, .vocab = 16, .chunk = 16, .lr = 2e-3, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -160,6 +162,7 @@ static int parse(int argc, char **argv, opts *o) {
             if (x > (1 << 24) && strcmp(a, "--steps") && strcmp(a, "--eval-every") && strcmp(a, "--save-every")) goto bad;
             if (!strcmp(a, "--steps")) o->steps = x;
             else if (!strcmp(a, "--batch")) o->batch = x;
+            else if (!strcmp(a, "--accumulate")) o->accumulate = x;
             else if (!strcmp(a, "--length")) o->length = x;
             else if (!strcmp(a, "--hashes")) o->hashes = (int)x;
             else if (!strcmp(a, "--hidden")) o->hidden = (int)x;
@@ -309,19 +312,24 @@ int cmd_train(int argc, char **argv) {
     int64_t start = rf_model_steps(m);
     eval_result ev = {0, 0};
     for (int64_t step = start + 1; s == RF_OK && step <= o.steps; step++) {
-        for (int64_t b = 0; b < B; b++, position++) {
-            if (o.copy) copy_sequence(ids + b * L, tg + b * L, L, c->vocab_size, o.seed, position);
-            else {
-                text_window(ids + b * L, bytes, ntrain, L, c->vocab_size, o.seed, position);
-                for (int64_t i = 0; i < L; i++) tg[b * L + i] = i + 1 < L ? ids[b * L + i + 1] : -1;
-            }
-        }
+        /* --accumulate micro-batches of --batch sequences make one step. */
         float loss = 0, norm = 0;
-        s = rf_model_backward(m, ids, tg, B, L, &loss);
-        if (s == RF_OK) s = rf_model_step(m, &tc, 1, &norm);
+        for (int64_t micro = 0; s == RF_OK && micro < o.accumulate; micro++) {
+            for (int64_t b = 0; b < B; b++, position++) {
+                if (o.copy) copy_sequence(ids + b * L, tg + b * L, L, c->vocab_size, o.seed, position);
+                else {
+                    text_window(ids + b * L, bytes, ntrain, L, c->vocab_size, o.seed, position);
+                    for (int64_t i = 0; i < L; i++) tg[b * L + i] = i + 1 < L ? ids[b * L + i + 1] : -1;
+                }
+            }
+            float part = 0;
+            s = rf_model_backward(m, ids, tg, B, L, &part);
+            loss += part / (float)o.accumulate;
+        }
+        if (s == RF_OK) s = rf_model_step(m, &tc, (int)o.accumulate, &norm);
         if (s) break;
         avg = step == start + 1 ? loss : 0.95 * avg + 0.05 * loss;
-        double el = now_s() - t0, tps = (double)((step - start) * B * L) / el;
+        double el = now_s() - t0, tps = (double)((step - start) * o.accumulate * B * L) / el;
         double eta = el / (double)(step - start) * (double)(o.steps - step);
         if (tty)
             printf("\r  step %5lld/%lld  loss %.4f  %s %.3f  %.0f tok/s  ETA %4.0fs ", (long long)step,

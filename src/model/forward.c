@@ -275,9 +275,13 @@ rf_status rf_model_embed(rf_model *m, rf_pass *s) {
     return rf_buffer_copy(s->x2.buf, s->x2.offset * 4, s->x1.buf, s->x1.offset * 4, rf_tensor_numel(&s->x1) * 4);
 }
 
-rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets, rf_tensor *saved) {
+rf_status rf_model_stack(rf_model *m, rf_pass *s, int first, int last, rf_tensor *const *keep_buckets,
+                         rf_tensor *saved) {
+    if (first < 0 || last > m->cfg.num_layers || first > last)
+        return rf_error(RF_ERR_INVALID_ARG, "rf_model_stack: layers [%d, %d) outside [0, %d)", first, last,
+                        m->cfg.num_layers);
     size_t bytes = rf_tensor_numel(&s->x1) * 4;
-    for (int i = 0; i < m->cfg.num_layers; i++) {
+    for (int i = first; i < last; i++) {
         if (saved) {
             RF_TRY(rf_buffer_copy(saved[2 * i].buf, 0, s->x1.buf, s->x1.offset * 4, bytes));
             RF_TRY(rf_buffer_copy(saved[2 * i + 1].buf, 0, s->x2.buf, s->x2.offset * 4, bytes));
@@ -336,7 +340,7 @@ rf_status rf_model_forward(rf_model *m, rf_tensor *logits, const int32_t *ids, c
     rf_status r = RF_OK;
     if (Lp != L) r = rf_tensor_alloc(m->dev, &full, RF_F32, 3, (int64_t[]){B, Lp, V});
     if (r == RF_OK) r = rf_model_embed(m, &s);
-    if (r == RF_OK) r = rf_model_stack(m, &s, NULL, NULL);
+    if (r == RF_OK) r = rf_model_stack(m, &s, 0, m->cfg.num_layers, NULL, NULL);
     if (r == RF_OK) r = rf_model_head(m, &s, Lp != L ? &full : logits, NULL, NULL);
     /* Return the first L positions of each sequence. */
     for (int64_t b = 0; r == RF_OK && Lp != L && b < B; b++)

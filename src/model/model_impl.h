@@ -100,10 +100,12 @@ rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, r
 rf_status rf_model_dropout(rf_model *m, const rf_pass *s, rf_tensor *t, int layer_index, int use, uint64_t first,
                            bool backward);
 rf_status rf_model_embed(rf_model *m, rf_pass *s);
-/* The reversible stack; keep_buckets[i] (NULL or per layer) receives LSH
- * layer i's buckets for the backward pass; saved (NULL, or 2 per layer)
- * receives each layer's input halves (the stored-activations check). */
-rf_status rf_model_stack(rf_model *m, rf_pass *s, rf_tensor *const *keep_buckets, rf_tensor *saved);
+/* Layers [first, last) of the reversible stack on the pass's halves;
+ * keep_buckets[i] (NULL or per layer) receives LSH layer i's buckets for the
+ * backward pass; saved (NULL, or 2 per layer) receives each layer's input
+ * halves (the stored-activations check). */
+rf_status rf_model_stack(rf_model *m, rf_pass *s, int first, int last, rf_tensor *const *keep_buckets,
+                         rf_tensor *saved);
 rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd);
 /* targets[b, t] = ids[b, t+1], the last −1 (§9), on `dev`. */
 rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L);

@@ -219,7 +219,7 @@ static rf_status backward(rf_model *m, rf_pass *s, grads *g, const int32_t *ids,
     rf_tensor *keep[RF_CONFIG_MAX_LAYERS];
     for (int i = 0; i < c->num_layers; i++) keep[i] = g->buckets[i].buf ? &g->buckets[i] : NULL;
     RF_TRY(rf_model_embed(m, s));
-    RF_TRY(rf_model_stack(m, s, keep, m->store_activations ? g->saved : NULL));
+    RF_TRY(rf_model_stack(m, s, 0, c->num_layers, keep, m->store_activations ? g->saved : NULL));
     RF_TRY(rf_model_head(m, s, &g->logits, &g->head_mean, &g->head_rstd));
     if (targets) {
         RF_TRY(rf_tensor_alloc(m->dev, &g->targets, RF_I32, 2, (int64_t[]){B, L}));
