@@ -114,6 +114,41 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
     }
 }
 
+// Stage keys [k0, k0 + nt) of chunk c's window (chunk c−1 cyclic, then c;
+// chunk c alone when there is one chunk) into local memory: each key's
+// position, padding flag, raw qk and v rows, and its §5.2 scale. Shared by
+// the forward attend and the backward query kernels; every work-item of the
+// group calls it (it holds barriers).
+void stage_keys(const int k0, const int nt, const int c, const int prev, const int nc, const int m,
+                __global const int *P, const int L, const int b, __global const float *qk, const size_t qk0,
+                __global const float *v, const size_t v0, const size_t row, __global const int *mask,
+                const ulong mask_off, const int has_mask, __local float *kt, __local float *vt, __local float *ks,
+                __local int *kp, __local int *km) {
+    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
+    const float inv_sqrt_d = rsqrt((float)HEAD_DIM);
+    barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
+    for (int j = lid; j < nt; j += G) {
+        int kidx = k0 + j;
+        int slot = nc > 1 ? (kidx < m ? prev * m + kidx : c * m + kidx - m) : c * m + kidx;
+        int t = P[slot] % L;
+        kp[j] = t;
+        km[j] = has_mask && mask[mask_off + (size_t)b * L + t] == 0;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int x = lid; x < nt * HEAD_DIM; x += G) {
+        int j = x / HEAD_DIM, e = x % HEAD_DIM;
+        kt[x] = qk[qk0 + (size_t)kp[j] * row + e];
+        vt[x] = v[v0 + (size_t)kp[j] * row + e];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int j = lid; j < nt; j += G) {
+        float ss = 0.0f;
+        for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
+        ks[j] = rsqrt(ss / HEAD_DIM + 1e-6f) * inv_sqrt_d; // §5.2
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
 // §5.2–5.5: one work-group per (batch, head, chunk c) of m sorted items.
 // Keys: chunk c−1 (cyclic) then chunk c, or chunk c alone when there is one
 // chunk (§5.7), streamed through local memory T keys at a time (raw qk, v,
@@ -132,7 +167,6 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
     const size_t qk0 = qk_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
     const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
     const int nkeys = nc > 1 ? 2 * m : m, prev = (c + nc - 1) % nc;
-    const float inv_sqrt_d = rsqrt((float)HEAD_DIM);
     for (int q0 = 0; q0 < m; q0 += G) {
         const int qi = q0 + lid, active = qi < m;
         const int qslot = c * m + qi, qpos = active ? P[qslot] % L : 0;
@@ -144,27 +178,8 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
         float mx = RUNNING_MAX_INIT, l = 0.0f;
         for (int k0 = 0; k0 < nkeys; k0 += T) {
             const int nt = min(T, nkeys - k0);
-            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
-            for (int j = lid; j < nt; j += G) {
-                int kidx = k0 + j;
-                int slot = nc > 1 ? (kidx < m ? prev * m + kidx : c * m + kidx - m) : c * m + kidx;
-                int t = P[slot] % L;
-                kp[j] = t;
-                km[j] = has_mask && mask[mask_off + (size_t)b * L + t] == 0;
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int x = lid; x < nt * HEAD_DIM; x += G) {
-                int j = x / HEAD_DIM, e = x % HEAD_DIM;
-                kt[x] = qk[qk0 + (size_t)kp[j] * row + e];
-                vt[x] = v[v0 + (size_t)kp[j] * row + e];
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int j = lid; j < nt; j += G) {
-                float ss = 0.0f;
-                for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
-                ks[j] = rsqrt(ss / HEAD_DIM + 1e-6f) * inv_sqrt_d; // §5.2
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
+            stage_keys(k0, nt, c, prev, nc, m, P, L, b, qk, qk0, v, v0, row, mask, mask_off, has_mask, kt, vt, ks, kp,
+                       km);
             if (active) {
                 for (int j = 0; j < nt; j++) {
                     float dot = 0.0f;
@@ -286,7 +301,6 @@ __kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, _
     const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
     const size_t g0 = dout_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
     const int nkeys = nc > 1 ? 2 * m : m, prev = (c + nc - 1) % nc;
-    const float inv_sqrt_d = rsqrt((float)HEAD_DIM);
     for (int q0 = 0; q0 < m; q0 += G) {
         const int qi = q0 + lid, active = qi < m;
         const int qslot = c * m + qi, qpos = active ? P[qslot] % L : 0;
@@ -300,27 +314,8 @@ __kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, _
         }
         for (int k0 = 0; k0 < nkeys; k0 += T) {
             const int nt = min(T, nkeys - k0);
-            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
-            for (int j = lid; j < nt; j += G) {
-                int kidx = k0 + j;
-                int slot = nc > 1 ? (kidx < m ? prev * m + kidx : c * m + kidx - m) : c * m + kidx;
-                int t = P[slot] % L;
-                kp[j] = t;
-                km[j] = has_mask && mask[mask_off + (size_t)b * L + t] == 0;
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int x = lid; x < nt * HEAD_DIM; x += G) {
-                int j = x / HEAD_DIM, e = x % HEAD_DIM;
-                kt[x] = qk[qk0 + (size_t)kp[j] * row + e];
-                vt[x] = v[v0 + (size_t)kp[j] * row + e];
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int j = lid; j < nt; j += G) {
-                float ss = 0.0f;
-                for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
-                ks[j] = rsqrt(ss / HEAD_DIM + 1e-6f) * inv_sqrt_d; // §5.2
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
+            stage_keys(k0, nt, c, prev, nc, m, P, L, b, qk, qk0, v, v0, row, mask, mask_off, has_mask, kt, vt, ks, kp,
+                       km);
             if (active) {
                 for (int j = 0; j < nt; j++) {
                     float dot = 0.0f;
