@@ -100,6 +100,31 @@ static inline void attn_run_forward(rf_device *dev, attn_forward_fn fwd, const a
         rf_tensor_free(&tl);
 }
 
+/* The cpu forward of each case against attn_naive (double), out and lse
+ * within 1e-5 (SPEC §10); `what` names the op in failure messages. */
+static inline void attn_check_naive(rf_device *cpu, attn_forward_fn fwd, const attn_case *cases, size_t ncases,
+                                    const char *what) {
+    for (size_t ci = 0; ci < ncases; ci++) {
+        const attn_case *c = &cases[ci];
+        size_t n = attn_numel(c), nl = (size_t)c->B * c->L * c->cfg.n_heads;
+        float *q = th_random(n, 10 + ci, 2.0f), *k = th_random(n, 20 + ci, 2.0f), *v = th_random(n, 30 + ci, 1.0f);
+        int32_t *mask = c->padded ? attn_mask(c) : NULL;
+        float *out = malloc(n * sizeof *out), *lse = malloc(nl * sizeof *lse);
+        float *want = malloc(n * sizeof *want), *want_lse = malloc(nl * sizeof *want_lse);
+        double *wd = malloc(n * sizeof *wd), *wl = malloc(nl * sizeof *wl);
+        attn_run_forward(cpu, fwd, c, q, k, v, mask, out, lse);
+        attn_naive(c, q, k, v, mask, wd, wl);
+        for (size_t i = 0; i < n; i++) want[i] = (float)wd[i];
+        for (size_t i = 0; i < nl; i++) want_lse[i] = (float)wl[i];
+        char label[96];
+        snprintf(label, sizeof label, "%s out (cpu) vs naive", what);
+        th_assert_close(out, want, n, 1e-5, label);
+        snprintf(label, sizeof label, "%s lse (cpu) vs naive", what);
+        th_assert_close(lse, want_lse, nl, 1e-5, label);
+        free(q), free(k), free(v), free(mask), free(out), free(lse), free(want), free(want_lse), free(wd), free(wl);
+    }
+}
+
 /* Σ out·w in double: the scalar the finite differences differentiate. */
 static inline double attn_loss(rf_device *cpu, attn_forward_fn fwd, const attn_case *c, const float *q,
                                const float *k, const float *v, const int32_t *mask, const float *w, float *scratch) {

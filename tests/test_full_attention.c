@@ -17,22 +17,7 @@ static void cpu_forward_matches_naive(void **state) {
         FULL(1, 33, 1, 16, true, true, false), /* query 0 sees only masked keys: uniform */
         FULL(2, 40, 2, 8, false, true, true),  FULL(1, 33, 2, 8, true, true, true),
     };
-    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
-        const attn_case *c = &cases[ci];
-        size_t n = attn_numel(c), nl = (size_t)c->B * c->L * c->cfg.n_heads;
-        float *q = th_random(n, 10 + ci, 2.0f), *k = th_random(n, 20 + ci, 2.0f), *v = th_random(n, 30 + ci, 1.0f);
-        int32_t *mask = c->padded ? attn_mask(c) : NULL;
-        float *out = malloc(n * sizeof *out), *lse = malloc(nl * sizeof *lse);
-        float *want = malloc(n * sizeof *want), *want_lse = malloc(nl * sizeof *want_lse);
-        double *wd = malloc(n * sizeof *wd), *wl = malloc(nl * sizeof *wl);
-        attn_run_forward(cpu, rf_full_attention_forward, c, q, k, v, mask, out, lse);
-        attn_naive(c, q, k, v, mask, wd, wl);
-        for (size_t i = 0; i < n; i++) want[i] = (float)wd[i];
-        for (size_t i = 0; i < nl; i++) want_lse[i] = (float)wl[i];
-        th_assert_close(out, want, n, 1e-5, "full attention out (cpu) vs naive");
-        th_assert_close(lse, want_lse, nl, 1e-5, "full attention lse (cpu) vs naive");
-        free(q), free(k), free(v), free(mask), free(out), free(lse), free(want), free(want_lse), free(wd), free(wl);
-    }
+    attn_check_naive(cpu, rf_full_attention_forward, cases, sizeof cases / sizeof *cases, "full attention");
     rf_device_close(cpu);
 }
 
