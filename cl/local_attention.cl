@@ -19,6 +19,16 @@
 // Defines: HEAD_DIM (d), TILE (rows staged per step; the host sizes it from
 // the device's local memory). Masks replace logits with large finite
 // negatives (§5.4), never −INFINITY.
+//
+// Probability dropout (§2, HF attention dropout; on when `dropout`): the
+// probability of window key j (0 ≤ j < W = (before + 1 + after)·chunk, in
+// window-slot order) of query i of (b, h) is kept iff word
+// ((b·H + h)·L + i)·W + j of the Philox stream philox = (seed lo, seed hi,
+// stream, step) is ≥ threshold, and then scaled by keep_scale = 1/(1−p)
+// (host float, as dropout.cl). The sum l and lse stay undropped; each kernel
+// regenerates the words instead of storing a mask.
+
+#include "philox.cl"
 
 #define MASK_VALUE (-1e9f)
 #define SELF_MASK_VALUE (-1e5f)
@@ -36,6 +46,17 @@ inline float masked_logit(float s, int qpos, int kpos, int key_ok, int causal, i
     if (!key_ok || (causal && kpos > qpos)) { s = MASK_VALUE; *masked = 1; }
     if (self_mask && kpos == qpos) { s = SELF_MASK_VALUE; *masked = 1; }
     return s;
+}
+
+// The dropout factor of word `word` (see above): keep_scale if kept, else 0.
+inline float drop_factor(uint4 philox, ulong word, uint threshold, float keep_scale) {
+    return philox_keep(philox_word(philox.xy, philox.z, philox.w, word), threshold, 0) ? keep_scale : 0.0f;
+}
+
+// The first dropout word of query qpos of row bh = b·H + h: its window key
+// j then uses word first + j.
+inline ulong drop_first(int bh, int qpos, int L, int chunk, int before, int after) {
+    return ((ulong)bh * (ulong)L + (ulong)qpos) * (ulong)((before + 1 + after) * chunk);
 }
 
 // This work-item's chunk and row within it.
@@ -78,6 +99,7 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
                            __global const int *mask, const ulong mask_off, const int has_mask,
                            const int L, const int H, const int chunk, const int before, const int after,
                            const int causal, const int self_mask, const float scale,
+                           const int dropout, const uint4 philox, const uint threshold, const float keep_scale,
                            __local float *ks, __local float *vs, __local int *kok) {
     int c, r;
     my_row(chunk, &c, &r);
@@ -89,6 +111,7 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
         acc[e] = 0.0f;
     }
     float m = MAX_START, l = 0.0f;
+    ulong word0 = drop_first(bh, qpos, L, chunk, before, after);
     for (int s = -before; s <= after; s++) {
         int kc = ((c + s) % nc + nc) % nc;
         for (int t = 0; t < chunk; t += TILE) {
@@ -108,9 +131,11 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
                 float mnew = fmax(m, tmax), alpha = exp(m - mnew);
                 l *= alpha;
                 for (int e = 0; e < HEAD_DIM; e++) acc[e] *= alpha;
+                ulong word = word0 + (ulong)((s + before) * chunk + t);
                 for (int j = 0; j < n; j++) {
                     float p = exp(sc[j] - mnew);
                     l += p;
+                    if (dropout) p *= drop_factor(philox, word + (ulong)j, threshold, keep_scale);
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vs[j * HEAD_DIM + e];
                 }
                 m = mnew;
@@ -137,9 +162,11 @@ __kernel void attn_delta(__global float *delta, __global const float *dout, cons
     delta[(ulong)bh * (ulong)L + (ulong)pos] = s;
 }
 
-// dq_i = scale · Σ_j ds_ij · k_j with ds_ij = p_ij·(dout_i·v_j − delta_i) for
-// unmasked logits (a replaced logit carries no gradient). Query rows are
-// owned as in the forward; keys and values stream through local memory.
+// dq_i = scale · Σ_j ds_ij · k_j with ds_ij = p_ij·(f_ij·dout_i·v_j − delta_i)
+// for unmasked logits (a replaced logit carries no gradient); f_ij is the
+// dropout factor (1 without dropout) and delta_i = dout_i·out_i of the
+// dropped output. Query rows are owned as in the forward; keys and values
+// stream through local memory.
 __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
                                __global const float *dout, const ulong dout_off,
                                __global const float *lse, const ulong lse_off,
@@ -150,7 +177,8 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
                                __global const int *mask, const ulong mask_off, const int has_mask,
                                const int L, const int H, const int chunk, const int before, const int after,
                                const int causal, const int self_mask, const float scale,
-                               __local float *ks, __local float *vs, __local int *kok) {
+                               const int dropout, const uint4 philox, const uint threshold,
+                               const float keep_scale, __local float *ks, __local float *vs, __local int *kok) {
     int c, r;
     my_row(chunk, &c, &r);
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
@@ -164,6 +192,7 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
     }
     ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos;
     float li = valid ? lse[lse_off + lrow] : 0.0f, di = valid ? delta[lrow] : 0.0f;
+    ulong word0 = drop_first(bh, qpos, L, chunk, before, after);
     for (int s = -before; s <= after; s++) {
         int kc = ((c + s) % nc + nc) % nc;
         for (int t = 0; t < chunk; t += TILE) {
@@ -181,6 +210,9 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
                     int masked;
                     float sj = masked_logit(dot * scale, qpos, first + j, kok[j], causal, self_mask, &masked);
                     if (masked) continue;
+                    if (dropout)
+                        dp *= drop_factor(philox, word0 + (ulong)((s + before) * chunk + t + j), threshold,
+                                          keep_scale);
                     float ds = exp(sj - li) * (dp - di);
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * ks[j * HEAD_DIM + e];
                 }
@@ -192,7 +224,9 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
     for (int e = 0; e < HEAD_DIM; e++) dq[dq_off + at + (ulong)e] = acc[e] * scale;
 }
 
-// dv_j = Σ_i p_ij · dout_i and dk_j = scale · Σ_i ds_ij · q_i. A work-group
+// dv_j = Σ_i f_ij·p_ij · dout_i and dk_j = scale · Σ_i ds_ij · q_i (f, ds as
+// in attn_backward_dq; key j is window key (s + before)·chunk + r of the
+// queries that see it through slot s, r its row in its chunk). A work-group
 // owns G key rows of one key chunk kc; the queries that see them are those of
 // chunks (kc − s) mod n_chunks for each window slot s (a chunk reached through
 // two slots contributes twice, as in the forward). Their q, dout, lse and
@@ -208,7 +242,8 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
                                  __global const int *mask, const ulong mask_off, const int has_mask,
                                  const int L, const int H, const int chunk, const int before, const int after,
                                  const int causal, const int self_mask, const float scale,
-                                 __local float *qs, __local float *gs, __local float *ls,
+                                 const int dropout, const uint4 philox, const uint threshold,
+                                 const float keep_scale, __local float *qs, __local float *gs, __local float *ls,
                                  __local float *dts) {
     int c, r;
     my_row(chunk, &c, &r);
@@ -245,8 +280,15 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
                     }
                     int masked;
                     float sij = masked_logit(dot * scale, first + i, kpos, key_ok, causal, self_mask, &masked);
-                    float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]);
-                    for (int e = 0; e < HEAD_DIM; e++) dva[e] += p * gs[i * HEAD_DIM + e];
+                    float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]), pd = p;
+                    if (dropout) {
+                        float f = drop_factor(philox, drop_first(bh, first + i, L, chunk, before, after) +
+                                                          (ulong)((s + before) * chunk + r),
+                                              threshold, keep_scale);
+                        pd *= f;
+                        dp *= f;
+                    }
+                    for (int e = 0; e < HEAD_DIM; e++) dva[e] += pd * gs[i * HEAD_DIM + e];
                     if (masked) continue;
                     float dsij = p * (dp - dts[i]);
                     for (int e = 0; e < HEAD_DIM; e++) dka[e] += dsij * qs[i * HEAD_DIM + e];

@@ -4,6 +4,7 @@
 // Layout: qk, v, out [B, L, H·d] (head h = columns [h·d, (h+1)·d)); the
 // state's buckets, perm, undo, lse [B, H, R·L], o [B, H, R·L, d]; item
 // i = r·L + t of a (batch, head) is position t of round r.
+#include "philox.cl"
 
 // §5.4: masks replace logits. Finite values: no infinities anywhere (the
 // running maximum starts at a large finite negative too).
@@ -19,6 +20,17 @@ inline float masked_logit(float s, int qpos, int kpos, int causal, int key_padde
     if ((causal && kpos > qpos) || key_padded) { s = MASK_CAUSAL; *masked = 1; }
     if (kpos == qpos) { s = MASK_SELF; *masked = 1; }
     return s;
+}
+
+// Attention dropout (§2): keep/(1 − p) for window key j (of W; chunk c−1
+// then c) of sorted query slot i of (batch, head) bh: word (bh·N + i)·W + j
+// of (key, stream, step), as src/device/cpu/lsh_attention.c. threshold and
+// scale = 1/(1 − p) come from the host (p < 1: never drop_all). Callers skip
+// it when there is no dropout (drop = 0), so results stay bit-identical.
+float drop_factor(const uint2 key, const uint stream, const uint step, const uint threshold, const float scale,
+                  const size_t bh, const int N, const int i, const int W, const int j) {
+    ulong word = ((ulong)bh * (ulong)N + (ulong)i) * (ulong)W + (ulong)j;
+    return philox_keep(philox_word(key, stream, step, word), threshold, 0) ? scale : 0.0f;
 }
 
 // §3: argmax over [r, −r] (2·n values) with ties to the lowest index.
@@ -158,8 +170,10 @@ void stage_keys(const int k0, const int nt, const int c, const int prev, const i
 __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
                          __global const int *mask, const ulong mask_off, const int has_mask,
                          __global const int *perm, __global float *o, __global float *lse, const int L, const int H,
-                         const int N, const int m, const int causal, const int hf, const int T, __local float *kt,
-                         __local float *vt, __local float *ks, __local int *kp, __local int *km) {
+                         const int N, const int m, const int causal, const int hf, const int drop, const uint2 dkey,
+                         const uint dstream, const uint dstep, const uint dthreshold, const float dscale,
+                         const int T, __local float *kt, __local float *vt, __local float *ks, __local int *kp,
+                         __local int *km) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
     const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
     __global const int *P = perm + (size_t)bh * N;
@@ -193,7 +207,8 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
                         mx = s;
                     }
                     float p = exp(s - mx);
-                    l += p;
+                    l += p; // lse is undropped; o gets the dropped probabilities
+                    if (drop) p *= drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, qslot, nkeys, k0 + j);
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vt[j * HEAD_DIM + e];
                 }
             }
@@ -291,8 +306,10 @@ __kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, _
                                  __global const int *mask, const ulong mask_off, const int has_mask,
                                  __global const int *perm, __global const float *lse, __global const float *w,
                                  __global const float *cw, __global float *gqk, const int L, const int H, const int N,
-                                 const int m, const int causal, const int T, __local float *kt, __local float *vt,
-                                 __local float *ks, __local int *kp, __local int *km) {
+                                 const int m, const int causal, const int drop, const uint2 dkey, const uint dstream,
+                                 const uint dstep, const uint dthreshold, const float dscale, const int T,
+                                 __local float *kt, __local float *vt, __local float *ks, __local int *kp,
+                                 __local int *km) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
     const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
     __global const int *P = perm + (size_t)bh * N;
@@ -325,6 +342,7 @@ __kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, _
                     if (masked) continue;
                     float gv = 0.0f;
                     for (int e = 0; e < HEAD_DIM; e++) gv += g[e] * vt[j * HEAD_DIM + e];
+                    if (drop) gv *= drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, qslot, nkeys, k0 + j);
                     float ds = exp(s - lsei) * (gv - ci) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * kt[j * HEAD_DIM + e];
                 }
@@ -348,7 +366,9 @@ __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __g
                                __global const int *mask, const ulong mask_off, const int has_mask,
                                __global const int *perm, __global const float *lse, __global const float *w,
                                __global const float *cw, __global float *gqk, __global float *gv, const int L,
-                               const int H, const int N, const int m, const int causal, const int T,
+                               const int H, const int N, const int m, const int causal, const int drop,
+                               const uint2 dkey, const uint dstream, const uint dstep, const uint dthreshold,
+                               const float dscale, const int T,
                                __local float *qt, __local float *gt, __local float *ql, __local float *qc,
                                __local int *qp) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
@@ -394,12 +414,22 @@ __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __g
                     for (int e = 0; e < HEAD_DIM; e++) dot += qt[i * HEAD_DIM + e] * x[e];
                     int masked;
                     float s = masked_logit(dot * a, qp[i], kpos, causal, kpad, &masked);
-                    float p = exp(s - ql[i]), gdv = 0.0f;
+                    float p = exp(s - ql[i]), pd = p, gdv = 0.0f, f = 1.0f;
+                    if (drop) {
+                        // This key's index in the query's window: the query's own
+                        // chunk (c) comes second when there are several chunks;
+                        // for chunk c+1's queries chunk c is the previous one.
+                        const int qidx = i0 + i, slot = qidx < m ? c * m + qidx : next * m + qidx - m;
+                        f = drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, slot,
+                                        nq, nc > 1 && qidx < m ? m + ki : ki);
+                        pd *= f;
+                    }
                     for (int e = 0; e < HEAD_DIM; e++) {
-                        dvv[e] += p * gt[i * HEAD_DIM + e]; // values are used under masks too
+                        dvv[e] += pd * gt[i * HEAD_DIM + e]; // values are used under masks too
                         gdv += gt[i * HEAD_DIM + e] * vv[e];
                     }
                     if (masked) continue;
+                    if (drop) gdv *= f;
                     float ds = p * (gdv - qc[i]);
                     for (int e = 0; e < HEAD_DIM; e++) dk[e] += ds * qt[i * HEAD_DIM + e];
                 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
+#include "core/philox.h"
 
 typedef rf_status (*attn_forward_fn)(rf_tensor *, rf_tensor *, const rf_tensor *, const rf_tensor *,
                                      const rf_tensor *, const rf_tensor *, const rf_attention_config *);
@@ -23,6 +24,12 @@ typedef struct attn_case {
     bool local;   /* local attention (else full) */
     bool padded;  /* with a padding mask */
 } attn_case;
+
+/* c with probability dropout p on (§2), from Philox stream (seed, 1, step). */
+static inline attn_case attn_dropout(attn_case c, float p, uint64_t seed, uint32_t step) {
+    c.cfg.dropout = p, c.cfg.seed = seed, c.cfg.stream = 1, c.cfg.step = step;
+    return c;
+}
 
 static inline size_t attn_numel(const attn_case *c) {
     return (size_t)c->B * (size_t)c->L * (size_t)c->cfg.n_heads * (size_t)c->cfg.head_dim;
@@ -42,7 +49,12 @@ static inline int32_t *attn_mask(const attn_case *c) {
 /* SPEC §6 from the definition: for each (b, h) the full L×L logit matrix,
  * each key counted as many times as it appears in the query's window (the
  * HF model concatenates chunks c−before … c+after, cyclically, so with few
- * chunks a chunk can appear twice), masks replacing logits (§5.4). */
+ * chunks a chunk can appear twice), masks replacing logits (§5.4). With
+ * dropout, each appearance's probability is kept or not by its own Philox
+ * word — window key jw = (slot + before)·chunk + offset of query i uses word
+ * ((b·H + h)·L + i)·W + jw (include/reformer/ops.h) — and kept ones scaled by
+ * 1/(1−p): wgt[j] sums those factors over key j's appearances (= its
+ * multiplicity without dropout). */
 static inline void attn_naive(const attn_case *c, const float *q, const float *k, const float *v,
                               const int32_t *mask, double *out, double *lse) {
     int L = c->L, H = c->cfg.n_heads, d = c->cfg.head_dim;
@@ -50,7 +62,11 @@ static inline void attn_naive(const attn_case *c, const float *q, const float *k
     int nc = L / chunk, before = chunk < L ? c->cfg.chunks_before : 0, after = chunk < L ? c->cfg.chunks_after : 0;
     double *s = malloc((size_t)L * sizeof *s), *kr = malloc((size_t)d * sizeof *kr);
     int *mult = malloc((size_t)L * sizeof *mult);
-    assert_true(s && kr && mult);
+    double *wgt = malloc((size_t)L * sizeof *wgt);
+    assert_true(s && kr && mult && wgt);
+    float p = c->cfg.dropout, keep_scale = 1.0f / (1.0f - p);
+    uint64_t W = (uint64_t)(before + 1 + after) * (uint64_t)chunk;
+    rf_dropout_threshold thr = rf_philox_dropout_threshold(p);
     for (int b = 0; b < c->B; b++)
         for (int h = 0; h < H; h++)
             for (int i = 0; i < L; i++) {
@@ -76,14 +92,22 @@ static inline void attn_naive(const attn_case *c, const float *q, const float *k
                 for (int j = 0; j < L; j++) sum += mult[j] * exp(s[j] - mx);
                 double l = mx + log(sum);
                 lse[((size_t)b * H + h) * L + i] = l;
+                for (int j = 0; j < L; j++) wgt[j] = p > 0 ? 0.0 : mult[j];
+                for (int sl = -before; p > 0 && sl <= after; sl++)
+                    for (int jj = 0; jj < chunk; jj++) {
+                        int j = ((i / chunk + sl) % nc + nc) % nc * chunk + jj;
+                        uint64_t word = (((uint64_t)b * H + h) * L + i) * W + (uint64_t)((sl + before) * chunk + jj);
+                        uint32_t x = rf_philox_word(c->cfg.seed, c->cfg.stream, c->cfg.step, word);
+                        wgt[j] += rf_philox_keep(x, thr) ? keep_scale : 0.0;
+                    }
                 for (int e = 0; e < d; e++) {
                     double acc = 0;
                     for (int j = 0; j < L; j++)
-                        if (mult[j]) acc += mult[j] * exp(s[j] - l) * v[(((size_t)b * L + j) * H + h) * d + e];
+                        if (mult[j]) acc += wgt[j] * exp(s[j] - l) * v[(((size_t)b * L + j) * H + h) * d + e];
                     out[(((size_t)b * L + i) * H + h) * d + e] = acc;
                 }
             }
-    free(s), free(kr), free(mult);
+    free(s), free(kr), free(mult), free(wgt);
 }
 
 /* Run the op's forward on `dev` from host data; out and lse to host. */
@@ -193,10 +217,10 @@ static inline void attn_check_opencl(rf_device *cl, rf_device *cpu, attn_forward
     int32_t *mask = c->padded ? attn_mask(c) : NULL;
     bool shared = c->cfg.shared_qk;
     char what[160];
-    snprintf(what, sizeof what, "%s B%lld L%lld H%lld d%d chunk%d(%d,%d)%s%s%s", c->local ? "local" : "full",
+    snprintf(what, sizeof what, "%s B%lld L%lld H%lld d%d chunk%d(%d,%d)%s%s%s dropout %g", c->local ? "local" : "full",
              (long long)B, (long long)L, (long long)H, c->cfg.head_dim, c->cfg.chunk_len, c->cfg.chunks_before,
              c->cfg.chunks_after, c->cfg.causal ? " causal" : "", c->padded ? " padded" : "",
-             shared ? " shared-qk" : "");
+             shared ? " shared-qk" : "", (double)c->cfg.dropout);
     rf_device *devs[2] = {cpu, cl};
     float *res[2][5] = {{0}};
     for (int di = 0; di < 2; di++) {

@@ -21,12 +21,33 @@ static void cpu_forward_matches_naive(void **state) {
     rf_device_close(cpu);
 }
 
+/* Probability dropout (§2): window key j is key position j, word
+ * ((b·H + h)·L + i)·L + j; the naive definition draws the same words. */
+static void cpu_forward_with_dropout_matches_naive(void **state) {
+    (void)state;
+    rf_device *cpu = th_cpu();
+    const attn_case cases[] = {
+        attn_dropout(FULL(2, 40, 2, 8, true, true, false), 0.3f, 31, 0),
+        attn_dropout(FULL(1, 33, 1, 16, true, true, false), 0.5f, 32, 2), /* query 0 fully masked */
+        attn_dropout(FULL(2, 40, 2, 8, false, true, true), 0.2f, 33, 1),
+        attn_dropout(FULL(1, 200, 2, 8, false, false, false), 0.25f, 34, 9),
+    };
+    attn_check_naive(cpu, rf_full_attention_forward, cases, sizeof cases / sizeof *cases,
+                     "full attention with dropout");
+    rf_device_close(cpu);
+}
+
 static void cpu_backward_matches_finite_differences(void **state) {
     (void)state;
     attn_check_fd(rf_full_attention_forward, rf_full_attention_backward, &FULL(2, 7, 2, 4, true, true, false), 41);
     /* shared QK: dq carries the path through the normalised keys (§5.2). */
     attn_check_fd(rf_full_attention_forward, rf_full_attention_backward, &FULL(2, 7, 2, 4, true, true, true), 51);
     attn_check_fd(rf_full_attention_forward, rf_full_attention_backward, &FULL(1, 9, 1, 6, false, false, true), 61);
+    /* with dropout (masks fixed by seed, stream and step) */
+    attn_case drop1 = attn_dropout(FULL(2, 7, 2, 4, true, true, false), 0.3f, 35, 1);
+    attn_check_fd(rf_full_attention_forward, rf_full_attention_backward, &drop1, 43);
+    attn_case drop2 = attn_dropout(FULL(2, 7, 2, 4, true, true, true), 0.4f, 36, 2);
+    attn_check_fd(rf_full_attention_forward, rf_full_attention_backward, &drop2, 53);
 }
 
 static void opencl_matches_cpu(void **state) {
@@ -38,6 +59,9 @@ static void opencl_matches_cpu(void **state) {
         FULL(1, 32, 1, 16, false, false, false), FULL(2, 128, 2, 64, true, true, false),
         FULL(1, 512, 1, 128, true, false, false), FULL(2, 128, 2, 64, true, true, true),
         FULL(1, 32, 2, 16, false, true, true),   FULL(1, 100, 1, 16, false, true, false), /* ragged tiles */
+        /* probability dropout (§2) */
+        attn_dropout(FULL(2, 128, 2, 64, true, true, false), 0.3f, 41, 3),
+        attn_dropout(FULL(1, 100, 1, 16, false, true, true), 0.5f, 42, 0),
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
         attn_check_opencl(cl, cpu, rf_full_attention_forward, rf_full_attention_backward, &cases[ci], 200 + 7 * ci);
@@ -132,6 +156,11 @@ static void rejects_bad_arguments(void **state) {
     cfg.head_dim = 0;
     TH_FAILS(rf_full_attention_forward(&out, &lse, &q, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG,
              "head_dim = 0 must be positive");
+    cfg = (rf_attention_config){.n_heads = 2, .head_dim = 8, .dropout = 1.0f};
+    TH_FAILS(rf_full_attention_forward(&out, &lse, &q, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG,
+             "dropout = 1 must be in [0, 1)");
+    TH_FAILS(rf_full_attention_backward(&dq, &dk, &dv, &out, &out, &lse, &q, &k, &v, NULL, &cfg), RF_ERR_INVALID_ARG,
+             "dropout = 1 must be in [0, 1)");
     cfg = (rf_attention_config){.n_heads = 1, .head_dim = 129};
     TH_FAILS(rf_full_attention_forward(&out, &lse, &q, &k, &v, NULL, &cfg), RF_ERR_UNSUPPORTED,
              "head_dim = 129 exceeds the supported maximum 128");
@@ -143,6 +172,7 @@ static void rejects_bad_arguments(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cpu_forward_matches_naive),
+        cmocka_unit_test(cpu_forward_with_dropout_matches_naive),
         cmocka_unit_test(cpu_backward_matches_finite_differences),
         cmocka_unit_test(opencl_matches_cpu),
         cmocka_unit_test(causal_outputs_ignore_the_future),

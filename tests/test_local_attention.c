@@ -23,6 +23,47 @@ static void cpu_forward_matches_naive(void **state) {
     rf_device_close(cpu);
 }
 
+/* Probability dropout (§2): the cpu op against the naive definition with the
+ * same Philox keep decisions per window key. A chunk reached through two
+ * window slots draws its keys twice, independently; the 256-query case
+ * draws ~10⁵ words, so a wrong keep rate would show in its outputs. */
+static void cpu_forward_with_dropout_matches_naive(void **state) {
+    (void)state;
+    rf_device *cpu = th_cpu();
+    const attn_case cases[] = {
+        attn_dropout(LOCAL(2, 64, 2, 8, 16, 1, 0, true, true), 0.3f, 7, 0),
+        attn_dropout(LOCAL(2, 32, 1, 8, 16, 1, 1, false, false), 0.5f, 8, 3), /* the same chunk twice */
+        attn_dropout(LOCAL(2, 24, 2, 8, 64, 1, 0, true, true), 0.1f, 9, 1),   /* one chunk */
+        attn_dropout(LOCAL(1, 64, 2, 8, 16, 1, 0, true, true), 0.2f, 10, 2),  /* query 0 fully masked */
+        attn_dropout(LOCAL(1, 256, 2, 8, 64, 1, 1, false, false), 0.25f, 11, 5),
+    };
+    attn_check_naive(cpu, rf_local_attention_forward, cases, sizeof cases / sizeof *cases,
+                     "local attention with dropout");
+    rf_device_close(cpu);
+}
+
+/* Dropout changes out but not lse, and a different step draws another mask. */
+static void dropout_changes_out_not_lse(void **state) {
+    (void)state;
+    rf_device *cpu = th_cpu();
+    attn_case c = LOCAL(1, 64, 2, 8, 16, 1, 0, true, false), d = attn_dropout(c, 0.3f, 5, 0), e = d;
+    e.cfg.step = 1;
+    size_t n = attn_numel(&c), nl = (size_t)c.L * c.cfg.n_heads;
+    float *q = th_random(n, 91, 1.5f), *k = th_random(n, 92, 1.5f), *v = th_random(n, 93, 1.0f);
+    float *o[3], *l[3];
+    const attn_case *cs[3] = {&c, &d, &e};
+    for (int i = 0; i < 3; i++) {
+        o[i] = malloc(n * sizeof(float)), l[i] = malloc(nl * sizeof(float));
+        attn_run_forward(cpu, rf_local_attention_forward, cs[i], q, k, v, NULL, o[i], l[i]);
+    }
+    assert_memory_equal(l[0], l[1], nl * sizeof(float));
+    assert_memory_not_equal(o[0], o[1], n * sizeof(float));
+    assert_memory_not_equal(o[1], o[2], n * sizeof(float));
+    for (int i = 0; i < 3; i++) free(o[i]), free(l[i]);
+    free(q), free(k), free(v);
+    rf_device_close(cpu);
+}
+
 static void cpu_backward_matches_finite_differences(void **state) {
     (void)state;
     attn_check_fd(rf_local_attention_forward, rf_local_attention_backward, &LOCAL(2, 12, 2, 4, 4, 1, 0, true, true),
@@ -30,6 +71,11 @@ static void cpu_backward_matches_finite_differences(void **state) {
     /* look-ahead too; query 0 sees only masked keys (uniform attention, §5.4) */
     attn_check_fd(rf_local_attention_forward, rf_local_attention_backward, &LOCAL(1, 12, 1, 6, 4, 1, 1, true, true),
                   51);
+    /* with dropout: the masks are fixed by (seed, stream, step), so out is smooth in q, k, v */
+    attn_case drop1 = attn_dropout(LOCAL(2, 12, 2, 4, 4, 1, 0, true, true), 0.3f, 12, 4);
+    attn_check_fd(rf_local_attention_forward, rf_local_attention_backward, &drop1, 43);
+    attn_case drop2 = attn_dropout(LOCAL(1, 12, 1, 6, 4, 1, 1, true, true), 0.5f, 13, 0);
+    attn_check_fd(rf_local_attention_forward, rf_local_attention_backward, &drop2, 53);
 }
 
 static void opencl_matches_cpu(void **state) {
@@ -45,6 +91,10 @@ static void opencl_matches_cpu(void **state) {
         LOCAL(2, 32, 2, 64, 64, 1, 0, true, true),   LOCAL(1, 128, 2, 16, 16, 0, 0, false, false),
         LOCAL(1, 128, 1, 16, 16, 1, 1, false, true), LOCAL(2, 64, 1, 16, 32, 1, 1, true, false),
         LOCAL(1, 96, 1, 16, 24, 1, 0, false, true), /* chunk not a multiple of any work-group size */
+        /* probability dropout (§2): both backends draw the same words */
+        attn_dropout(LOCAL(2, 128, 2, 64, 16, 1, 0, false, true), 0.3f, 21, 2),
+        attn_dropout(LOCAL(1, 128, 1, 16, 16, 1, 1, true, true), 0.5f, 22, 7),
+        attn_dropout(LOCAL(1, 96, 1, 16, 24, 1, 0, false, true), 0.1f, 23, 1),
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
         attn_check_opencl(cl, cpu, rf_local_attention_forward, rf_local_attention_backward, &cases[ci],
@@ -142,6 +192,13 @@ static void rejects_bad_arguments(void **state) {
     wide.chunks_after = 4;
     TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &wide), RF_ERR_UNSUPPORTED,
              "exceed the 3 chunks of L = 48");
+    wide = cfg;
+    wide.dropout = 1.0f;
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &wide), RF_ERR_INVALID_ARG,
+             "dropout = 1 must be in [0, 1)");
+    wide.dropout = -0.1f;
+    TH_FAILS(rf_local_attention_forward(&out, &lse, &q, &k, &v, NULL, &wide), RF_ERR_INVALID_ARG,
+             "dropout = -0.1 must be in [0, 1)");
     rf_tensor dq = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16), dk = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16);
     rf_tensor dv = TH_TENSOR(cpu, RF_F32, NULL, 1, 48, 16);
     TH_OK(rf_local_attention_backward(&dq, &dk, &dv, &out, &out, &lse, &q, &k, &v, NULL, &cfg));
@@ -151,6 +208,10 @@ static void rejects_bad_arguments(void **state) {
              RF_ERR_INVALID_ARG, "lse is NULL");
     TH_FAILS(rf_local_attention_backward(&dq, &dk, &k, &out, &out, &lse, &q, &k, &v, NULL, &cfg),
              RF_ERR_INVALID_ARG, "dv overlaps an input");
+    wide = cfg;
+    wide.dropout = 1.0f;
+    TH_FAILS(rf_local_attention_backward(&dq, &dk, &dv, &out, &out, &lse, &q, &k, &v, NULL, &wide),
+             RF_ERR_INVALID_ARG, "dropout = 1 must be in [0, 1)");
     rf_tensor *all[] = {&q, &k, &v, &out, &lse, &bad, &fmask, &big, &dq, &dk, &dv};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) rf_tensor_free(all[i]);
     rf_device_close(cpu);
@@ -159,6 +220,8 @@ static void rejects_bad_arguments(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cpu_forward_matches_naive),
+        cmocka_unit_test(cpu_forward_with_dropout_matches_naive),
+        cmocka_unit_test(dropout_changes_out_not_lse),
         cmocka_unit_test(cpu_backward_matches_finite_differences),
         cmocka_unit_test(opencl_matches_cpu),
         cmocka_unit_test(causal_outputs_ignore_the_future),

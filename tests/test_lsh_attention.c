@@ -18,12 +18,17 @@
  *   (LSH's oracle); OpenCL against cpu (≤ 1e-3, inputs at offsets, outputs
  *   sentinel-guarded) fed the same buckets; rejected inputs (NULL and
  *   misshapen tensors, an hf_rounding state).
+ * - Attention dropout (§2): the cpu forward against a naive computation here
+ *   with the same Philox mask (several rounds and chunks, and L ≤ m), the cpu
+ *   backward against finite differences with buckets and mask fixed, OpenCL
+ *   against cpu (forward stages and backward), and its rejected settings.
  * - Every rejected input. */
 #include "harness.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/philox.h"
 
 typedef struct {
     int64_t B, L;
@@ -31,12 +36,16 @@ typedef struct {
     int nb, f1, f2; /* nb = 0 and f1 = 0: automatic */
     bool causal;
     bool masked;    /* a padding mask: row B−1 loses its last L/8 tokens */
+    float dropout;  /* attention dropout (stream DROP_STREAM); 0 = none */
 } point;
+
+#define DROP_STREAM 17u /* rf_philox_stream(1, RF_PHILOX_DROPOUT_ATTN) */
 
 static rf_lsh_config config_of(const point *p) {
     rf_lsh_config c = {.n_heads = p->H, .head_dim = p->d, .n_hashes = p->R, .n_buckets = p->nb,
                        .bucket_factors = {p->f1, p->f2}, .chunk_len = p->m, .causal = p->causal,
-                       .seed = 0x5eed + (uint64_t)p->L, .layer = 1, .step = 3};
+                       .seed = 0x5eed + (uint64_t)p->L, .layer = 1, .step = 3, .dropout = p->dropout,
+                       .dropout_stream = DROP_STREAM};
     return c;
 }
 
@@ -107,8 +116,9 @@ static void compare_i32(const rf_tensor *got, const rf_tensor *ref, const char *
 /* One grid point: every stage on both devices (§10). */
 static void compare_point(rf_device *cpu, rf_device *cl, const point *p) {
     char what[160];
-    snprintf(what, sizeof what, "B %lld L %lld H %d d %d m %d R %d nb %d/%dx%d%s%s", (long long)p->B, (long long)p->L,
-             p->H, p->d, p->m, p->R, p->nb, p->f1, p->f2, p->causal ? " causal" : "", p->masked ? " masked" : "");
+    snprintf(what, sizeof what, "B %lld L %lld H %d d %d m %d R %d nb %d/%dx%d%s%s dropout %g", (long long)p->B,
+             (long long)p->L, p->H, p->d, p->m, p->R, p->nb, p->f1, p->f2, p->causal ? " causal" : "",
+             p->masked ? " masked" : "", (double)p->dropout);
     const int64_t D = (int64_t)p->H * p->d;
     const size_t n = row_elems(p);
     float *qk = th_random(n, (uint64_t)p->L * 31 + p->d, 1.5f), *v = th_random(n, (uint64_t)p->L * 37 + p->m, 1.0f);
@@ -199,6 +209,9 @@ static void opencl_matches_cpu_stage_by_stage(void **state) {
             {.B = 1, .L = 64, .H = 4, .d = 128, .m = 128, .R = 2, .causal = true},  /* L ≤ m: full path */
             {.B = 2, .L = 256, .H = 1, .d = 64, .m = 32, .R = 2, .f1 = 4, .f2 = 8, .causal = false, .masked = true},
             {.B = 1, .L = 512, .H = 4, .d = 32, .m = 32, .R = 4, .f1 = 2, .f2 = 16, .causal = true},
+            /* attention dropout (§2) */
+            {.B = 2, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .dropout = 0.3f},
+            {.B = 1, .L = 64, .H = 2, .d = 32, .m = 128, .R = 2, .causal = false, .dropout = 0.1f}, /* L ≤ m */
         };
         for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) compare_point(cpu, cl, &sample[i]);
     }
@@ -593,8 +606,8 @@ static double fixed_bucket_loss(rf_lsh_state *st, rf_tensor *tq, rf_tensor *tv, 
  * fixed (hashes carry no gradient, §3), on every element of qk and v. */
 static void fd_point(rf_device *cpu, const point *p) {
     char what[128];
-    snprintf(what, sizeof what, "R %d%s%s%s", p->R, p->causal ? " causal" : "", p->masked ? " masked" : "",
-             p->L <= p->m ? " (L ≤ m)" : "");
+    snprintf(what, sizeof what, "R %d%s%s%s dropout %g", p->R, p->causal ? " causal" : "", p->masked ? " masked" : "",
+             p->L <= p->m ? " (L ≤ m)" : "", (double)p->dropout);
     const int64_t D = (int64_t)p->H * p->d;
     const size_t n = row_elems(p);
     float *qk = th_random(n, 100 + (uint64_t)p->R * 4 + p->causal * 2 + p->masked, 1.0f);
@@ -689,8 +702,9 @@ static void short_sequence_backward_equals_full_attention(void **state) {
 /* OpenCL backward vs cpu from the same buckets (§10: gradients ≤ 1e-3). */
 static void backward_point(rf_device *cpu, rf_device *cl, const point *p) {
     char what[160];
-    snprintf(what, sizeof what, "backward B %lld L %lld H %d d %d m %d R %d%s%s", (long long)p->B, (long long)p->L,
-             p->H, p->d, p->m, p->R, p->causal ? " causal" : "", p->masked ? " masked" : "");
+    snprintf(what, sizeof what, "backward B %lld L %lld H %d d %d m %d R %d%s%s dropout %g", (long long)p->B,
+             (long long)p->L, p->H, p->d, p->m, p->R, p->causal ? " causal" : "", p->masked ? " masked" : "",
+             (double)p->dropout);
     const int64_t D = (int64_t)p->H * p->d;
     const int64_t shape[] = {p->B, p->L, D};
     const size_t n = row_elems(p);
@@ -752,6 +766,10 @@ static void backward_opencl_matches_cpu(void **state) {
         {.B = 1, .L = 512, .H = 1, .d = 32, .m = 64, .R = 4, .nb = 8, .causal = true},
         {.B = 1, .L = 256, .H = 1, .d = 32, .m = 128, .R = 1, .causal = false}, /* two chunks: next = previous */
         {.B = 2, .L = 48, .H = 2, .d = 32, .m = 64, .R = 2, .causal = true, .masked = true}, /* L ≤ m */
+        /* attention dropout (§2): both kernels regenerate the forward's mask */
+        {.B = 1, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .dropout = 0.3f},
+        {.B = 1, .L = 256, .H = 1, .d = 32, .m = 128, .R = 1, .causal = false, .dropout = 0.2f}, /* two chunks */
+        {.B = 2, .L = 48, .H = 2, .d = 32, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.25f},
     };
     for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) backward_point(cpu, cl, &sample[i]);
     rf_device_close(cpu);
@@ -797,6 +815,159 @@ static void backward_rejects_bad_arguments(void **state) {
     rf_device_close(cpu);
 }
 
+/* ---- attention dropout (§2) ---------------------------------------------- */
+
+/* The output of §5 with dropout, computed directly from the state's perm (the
+ * sort is checked elsewhere): per sorted query i of (b, h) the window of
+ * chunk c−1 then c (or the single chunk), p = softmax of the masked logits,
+ * o_i = Σ_j keep_ij·p_ij·v_j/(1 − dropout) with keep_ij from word
+ * ((b·H + h)·N + i)·W + j, lse undropped; the rounds combined by softmax of
+ * their lse. Also returns the fraction of kept probabilities. */
+static double naive_dropout_lsh(float *out, const int32_t *perm, const float *qk, const float *v, const int32_t *mask,
+                                const point *p, const rf_lsh_config *cfg, int R) {
+    const int64_t L = p->L, N = (int64_t)R * L, m = L <= p->m ? L : p->m, nc = N / m, W = nc > 1 ? 2 * m : m;
+    const int H = p->H, d = p->d;
+    const size_t row = (size_t)H * d;
+    const rf_dropout_threshold thr = rf_philox_dropout_threshold(cfg->dropout);
+    const double scale = 1.0f / (1.0f - cfg->dropout);
+    double *o = malloc((size_t)N * d * sizeof *o), *lse = malloc((size_t)N * sizeof *lse);
+    double *s = malloc((size_t)W * sizeof *s);
+    int64_t *kp = malloc((size_t)W * sizeof *kp);
+    size_t kept = 0, total = 0;
+    for (int64_t b = 0; b < p->B; b++)
+        for (int h = 0; h < H; h++) {
+            const int32_t *P = perm + (b * H + h) * N;
+            for (int64_t i = 0; i < N; i++) {
+                const int64_t c = i / m, qpos = P[i] % L;
+                const float *q = qk + (b * L + qpos) * row + h * d;
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < W; j++) {
+                    const int64_t slot = nc > 1 ? (j < m ? ((c + nc - 1) % nc) * m + j : c * m + j - m) : c * m + j;
+                    kp[j] = P[slot] % L;
+                    const float *k = qk + (b * L + kp[j]) * row + h * d;
+                    double ss = 0, dot = 0;
+                    for (int e = 0; e < d; e++) ss += (double)k[e] * k[e], dot += (double)q[e] * k[e];
+                    dot /= sqrt(ss / d + 1e-6) * sqrt((double)d);
+                    if ((p->causal && kp[j] > qpos) || (mask && !mask[b * L + kp[j]])) dot = -1e9;
+                    if (kp[j] == qpos) dot = -1e5;
+                    s[j] = dot, mx = fmax(mx, dot);
+                }
+                for (int64_t j = 0; j < W; j++) sum += exp(s[j] - mx);
+                lse[i] = mx + log(sum);
+                for (int e = 0; e < d; e++) o[i * d + e] = 0;
+                for (int64_t j = 0; j < W; j++) {
+                    uint64_t word = (uint64_t)((b * H + h) * N + i) * (uint64_t)W + (uint64_t)j;
+                    uint32_t lanes[4]; /* word w is lane w % 4 of block w / 4 */
+                    rf_philox_words(lanes, 4, cfg->seed, cfg->dropout_stream, cfg->step, word / 4);
+                    const int keep = rf_philox_keep(lanes[word % 4], thr);
+                    kept += keep, total++;
+                    if (!keep) continue;
+                    const double pj = exp(s[j] - lse[i]) * scale;
+                    for (int e = 0; e < d; e++) o[i * d + e] += pj * v[(b * L + kp[j]) * row + h * d + e];
+                }
+            }
+            for (int64_t t = 0; t < L; t++) { /* §5.6: rounds by softmax of lse */
+                int64_t slots[16];
+                double mx = -INFINITY, sum = 0;
+                for (int r = 0; r < R; r++) {
+                    for (int64_t i = 0; i < N; i++)
+                        if (P[i] == r * L + t) slots[r] = i;
+                    mx = fmax(mx, lse[slots[r]]);
+                }
+                for (int r = 0; r < R; r++) sum += exp(lse[slots[r]] - mx);
+                for (int e = 0; e < d; e++) {
+                    double acc = 0;
+                    for (int r = 0; r < R; r++) acc += exp(lse[slots[r]] - mx) / sum * o[slots[r] * d + e];
+                    out[(b * L + t) * row + h * d + e] = (float)acc;
+                }
+            }
+        }
+    free(o), free(lse), free(s), free(kp);
+    return (double)kept / (double)total;
+}
+
+static void dropout_forward_matches_naive(void **state) {
+    rf_device *cpu = th_cpu();
+    static const point pts[] = {
+        {.B = 2, .L = 128, .H = 2, .d = 16, .m = 16, .R = 3, .nb = 4, .causal = true, .masked = true, .dropout = 0.3f},
+        {.B = 1, .L = 64, .H = 2, .d = 16, .m = 32, .R = 2, .nb = 4, .causal = false, .dropout = 0.5f}, /* two chunks */
+        {.B = 2, .L = 40, .H = 1, .d = 16, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.2f}, /* L ≤ m */
+    };
+    for (size_t k = 0; k < sizeof pts / sizeof pts[0]; k++) {
+        const point *p = &pts[k];
+        const int64_t D = (int64_t)p->H * p->d;
+        const size_t n = row_elems(p);
+        float *qk = th_random(n, 71 + k, 1.5f), *v = th_random(n, 72 + k, 1.0f), *want = malloc(n * 4);
+        int32_t *maskh = p->masked ? make_mask(p) : NULL;
+        rf_lsh_config cfg = config_of(p), plain = cfg;
+        plain.dropout = 0.0f;
+        rf_lsh_state st;
+        TH_OK(rf_lsh_state_init(&st, cpu, &cfg, p->B, p->L));
+        rf_tensor tq = TH_TENSOR(cpu, RF_F32, qk, p->B, p->L, D), tv = TH_TENSOR(cpu, RF_F32, v, p->B, p->L, D);
+        rf_tensor to = TH_TENSOR(cpu, RF_F32, NULL, p->B, p->L, D), tm = {0};
+        if (maskh) tm = TH_TENSOR(cpu, RF_I32, maskh, p->B, p->L);
+        const rf_tensor *mk = maskh ? &tm : NULL;
+        TH_OK(rf_lsh_attention_forward(&to, &st, &tq, &tv, mk, NULL, &cfg));
+        float *got = th_download_f32(&to), *lse_drop = th_download_f32(&st.lse_sorted);
+        int32_t *perm = th_download_i32(&st.perm);
+        double kept = naive_dropout_lsh(want, perm, qk, v, maskh, p, &cfg, st.n_rounds);
+        th_assert_close(got, want, n, 1e-4, "dropout forward, cpu vs naive");
+        if (fabs(kept - (1.0 - p->dropout)) > 0.03)
+            fail_msg("kept %.3f of the probabilities, expected about %.3f", kept, 1.0 - p->dropout);
+        /* lse is the undropped logsumexp: the same as without dropout */
+        TH_OK(rf_lsh_attention_forward(&to, &st, &tq, &tv, mk, NULL, &plain));
+        float *lse_plain = th_download_f32(&st.lse_sorted);
+        th_assert_close(lse_drop, lse_plain, rf_tensor_numel(&st.lse_sorted), 0.0, "lse with dropout = without");
+        free(qk), free(v), free(want), free(maskh), free(got), free(lse_drop), free(lse_plain), free(perm);
+        rf_lsh_state_free(&st);
+        rf_tensor_free(&tq), rf_tensor_free(&tv), rf_tensor_free(&to);
+        if (maskh) rf_tensor_free(&tm);
+    }
+    rf_device_close(cpu);
+}
+
+static void dropout_backward_matches_finite_differences(void **state) {
+    rf_device *cpu = th_cpu();
+    for (int r = 1; r <= 2; r++)
+        for (int causal = 0; causal < 2; causal++) {
+            point p = {.B = 2, .L = 32, .H = 2, .d = 8, .m = 8, .R = r, .nb = 4, .causal = causal, .masked = causal,
+                       .dropout = 0.3f};
+            fd_point(cpu, &p);
+        }
+    point p = {.B = 2, .L = 16, .H = 2, .d = 8, .m = 16, .R = 2, .causal = true, .masked = true, .dropout = 0.4f};
+    fd_point(cpu, &p); /* §5.7: L ≤ m */
+    rf_device_close(cpu);
+}
+
+static void dropout_rejects_bad_settings(void **state) {
+    rf_device *cpu = th_cpu();
+    rf_lsh_config cfg = {.n_heads = 2, .head_dim = 16, .n_hashes = 2, .n_buckets = 4, .chunk_len = 16}, bad;
+    rf_lsh_state st;
+    bad = cfg, bad.dropout = 1.0f;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 64), RF_ERR_INVALID_ARG, "dropout = 1 must lie in [0, 1)");
+    bad = cfg, bad.dropout = -0.1f;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 64), RF_ERR_INVALID_ARG, "must lie in [0, 1)");
+    bad = cfg, bad.dropout = NAN;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 64), RF_ERR_INVALID_ARG, "must lie in [0, 1)");
+    bad = cfg, bad.dropout = 0.1f, bad.hf_rounding = true;
+    TH_FAILS(rf_lsh_state_init(&st, cpu, &bad, 1, 64), RF_ERR_UNSUPPORTED, "hf_rounding");
+    /* a forward call's config is checked too, against an hf_rounding state */
+    rf_tensor qk = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32), v = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32);
+    rf_tensor out = TH_TENSOR(cpu, RF_F32, NULL, 1, 64, 32);
+    TH_OK(rf_tensor_fill_f32(&qk, 0.5f));
+    TH_OK(rf_tensor_fill_f32(&v, 0.5f));
+    rf_lsh_config hf = cfg;
+    hf.hf_rounding = true;
+    TH_OK(rf_lsh_state_init(&st, cpu, &hf, 1, 64));
+    bad = cfg, bad.dropout = 0.1f;
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, &qk, &v, NULL, NULL, &bad), RF_ERR_UNSUPPORTED, "hf_rounding");
+    bad = cfg, bad.dropout = 1.5f;
+    TH_FAILS(rf_lsh_attention_forward(&out, &st, &qk, &v, NULL, NULL, &bad), RF_ERR_INVALID_ARG, "must lie in [0, 1)");
+    rf_lsh_state_free(&st);
+    rf_tensor_free(&qk), rf_tensor_free(&v), rf_tensor_free(&out);
+    rf_device_close(cpu);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rejects_bad_arguments),
@@ -811,6 +982,9 @@ int main(void) {
         cmocka_unit_test(backward_matches_finite_differences),
         cmocka_unit_test(short_sequence_backward_equals_full_attention),
         cmocka_unit_test(backward_opencl_matches_cpu),
+        cmocka_unit_test(dropout_forward_matches_naive),
+        cmocka_unit_test(dropout_backward_matches_finite_differences),
+        cmocka_unit_test(dropout_rejects_bad_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,8 +35,8 @@ static rf_config tiny_config(int layers) {
     c.hidden_act = RF_ACT_GELU;
     c.axial_norm_std = 0.5;
     c.initializer_range = 0.3; /* large enough weights that every path carries gradient */
-    c.lsh_attention_probs_dropout_prob = c.local_attention_probs_dropout_prob = 0;
     c.hidden_dropout_prob = hidden_dropout;
+    c.lsh_attention_probs_dropout_prob = c.local_attention_probs_dropout_prob = hidden_dropout / 2;
     return c;
 }
 
@@ -198,8 +198,9 @@ static void reversible_backward_matches_stored_activations(void **state) {
     rf_device_close(dev);
 }
 
-/* The same three checks with HF's hidden-state dropout (p = 0.2) in every
- * place the HF model applies it: the backward regenerates the masks. The
+/* The same three checks with HF's dropouts on: hidden states (p = 0.2) in
+ * every place the HF model applies them, and attention probabilities
+ * (p = 0.1, local and LSH): the backward regenerates the masks. The
  * finite differences use local layers only: dropout moves the LSH layer's
  * inputs onto hash boundaries often enough to leave too few usable points,
  * and the hashing path is checked without dropout above. */
@@ -216,19 +217,6 @@ static void dropout_cpu_gradients_match_finite_differences(void **state) {
 static void dropout_opencl_gradients_match_cpu(void **state) { with_dropout(opencl_gradients_match_cpu, state); }
 static void dropout_reversible_matches_stored(void **state) {
     with_dropout(reversible_backward_matches_stored_activations, state);
-}
-
-/* Attention-probability dropout is refused in training, naming the key. */
-static void attention_dropout_is_refused(void **state) {
-    rf_device *dev = th_cpu();
-    rf_config c = tiny_config(2);
-    c.local_attention_probs_dropout_prob = 0.05;
-    rf_model *m;
-    TH_OK(rf_model_create(&m, dev, &c, 1));
-    float loss;
-    TH_FAILS(rf_model_backward(m, ids, NULL, B, L, &loss), RF_ERR_UNSUPPORTED, "local_attention_probs_dropout_prob = 0.05");
-    rf_model_free(m);
-    rf_device_close(dev);
 }
 
 /* A non-finite gradient stops the step and leaves every weight as it was. */
@@ -335,7 +323,6 @@ int main(void) {
         cmocka_unit_test(dropout_cpu_gradients_match_finite_differences),
         cmocka_unit_test(dropout_opencl_gradients_match_cpu),
         cmocka_unit_test(dropout_reversible_matches_stored),
-        cmocka_unit_test(attention_dropout_is_refused),
         cmocka_unit_test(non_finite_gradient_leaves_weights),
         cmocka_unit_test(loss_falls_cpu),
         cmocka_unit_test(loss_falls_opencl),

@@ -157,6 +157,17 @@ typedef struct rf_attention_config {
     int chunks_after;  /* local look-ahead (HF local_num_chunks_after) */
     bool causal;       /* decoder mask */
     bool shared_qk;    /* full attention only: the LSH formulation (§5.2, §5.4) */
+    /* Attention-probability dropout (HF local_attention_probs_dropout_prob,
+     * §2): probs = dropout(softmax), out = probs·v; lse stays the undropped
+     * logsumexp. In [0, 1); 0 = none (results identical to no dropout). The
+     * probability of key j (0 ≤ j < W, the query's window in the order
+     * above: slots −before … after, chunk_len keys each; full: W = L, j = key
+     * position) for query i of (b, h) is kept iff word ((b·H + h)·L + i)·W + j
+     * of the Philox stream (seed, stream, step) passes the §2 threshold, and
+     * kept ones are scaled by 1/(1−dropout); the backward regenerates it. */
+    float dropout;
+    uint64_t seed;
+    uint32_t stream, step;
 } rf_attention_config;
 
 rf_status rf_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
@@ -215,6 +226,16 @@ typedef struct rf_lsh_config {
                               model's float32 semantics (lse rounded to float,
                               p = exp(s − lse) not renormalised; docs/hf-compat.md
                               §8), which §12 compatibility needs */
+    float dropout;         /* HF lsh_attention_probs_dropout_prob, in [0, 1): each
+                              round's probabilities p = exp(s − lse) are dropped
+                              (kept ones scaled by 1/(1 − dropout)) before p·v;
+                              lse is not. Query slot i ∈ [0, R·L) of (b, h) and
+                              its window key j ∈ [0, W) (W = 2m, or m with one
+                              chunk; chunk c−1 then c) use word
+                              ((b·H + h)·R·L + i)·W + j of the Philox stream
+                              (seed, dropout_stream, step) (§2). 0 = none (then
+                              bit-identical to no dropout). Not with hf_rounding. */
+    uint32_t dropout_stream; /* e.g. rf_philox_stream(layer, RF_PHILOX_DROPOUT_ATTN) */
 } rf_lsh_config;
 
 /* Caller-owned: resolved geometry and every intermediate result, kept for
@@ -229,6 +250,11 @@ typedef struct rf_lsh_state {
     bool full;                /* L ≤ m: full attention (§5.7) */
     bool causal;
     bool hf_rounding;         /* see rf_lsh_config */
+    float dropout;            /* see rf_lsh_config; with dropout_stream, seed and step */
+    float dropout_scale;      /*   refreshed by every rf_lsh_attention_forward (the backward */
+    uint32_t dropout_stream;  /*   regenerates that call's mask); dropout_scale = 1/(1 − p) */
+    uint64_t seed;            /*   in float, computed once on the host so both backends */
+    uint32_t step;            /*   multiply by the same value */
     int n_buckets;            /* nb (= f1·f2 when factorised; 1 on the full path) */
     int factors[2];           /* {f1, f2}, or {nb, 0} when not factorised */
     int rot_cols;             /* last dim of rotations: nb/2 or (f1 + f2)/2 */

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "core/philox.h"
 
 typedef struct rf_attn_window {
     int64_t batch, len, heads, head_dim; /* q, k, v, out: [batch, len, heads·head_dim] */
@@ -20,6 +21,17 @@ typedef struct rf_attn_window {
     bool causal;                         /* key position > query position → −1e9 (§6, §5.4) */
     bool self_mask;                      /* key position == query position → −1e5 (shared QK, §5.4) */
     float scale;                         /* logit = scale · q·k: 1/√d (§6), 1 for pre-normalised keys */
+    /* Probability dropout (§2; include/reformer/ops.h): when `dropout`, the
+     * probability of window key j (0 ≤ j < W = (before + 1 + after)·chunk_len,
+     * in window-slot order) of query i of (b, h) is kept iff word
+     * ((b·H + h)·L + i)·W + j of (seed, stream, step) is ≥ keep.threshold,
+     * and a kept one is multiplied by keep_scale = 1/(1−p), a float computed
+     * once on the host so both backends use the same factor. */
+    bool dropout;
+    rf_dropout_threshold keep;
+    float keep_scale;
+    uint64_t seed;
+    uint32_t stream, step;
 } rf_attn_window;
 
 /* Mask replacement values (SPEC §5.4): the logit is replaced, not added to. */

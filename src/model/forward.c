@@ -145,6 +145,12 @@ rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, bool training, rf
     /* Inference reproduces the HF model's float32 semantics (§12); training
      * differentiates the exact softmax (the backward needs it). */
     lc->hf_rounding = !training;
+    /* HF's attention-probability dropout, training only; the backward's
+     * recomputation replays the same mask (same seed, stream, forward call). */
+    if (training) {
+        lc->dropout = (float)c->lsh_attention_probs_dropout_prob;
+        lc->dropout_stream = rf_philox_stream((uint32_t)li, RF_PHILOX_DROPOUT_ATTN);
+    }
     if (Lp <= c->lsh_attn_chunk_length) return RF_OK; /* §5.7: no hashing */
     /* The bucket count: configured, or HF's automatic rule at the first length
      * this layer hashes, then frozen on the layer (as HF does). */
@@ -199,11 +205,19 @@ rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool
     return r;
 }
 
-rf_attention_config rf_model_local_config(const rf_model *m) {
+rf_attention_config rf_model_local_config(const rf_model *m, int li, bool training) {
     const rf_config *c = &m->cfg;
     rf_attention_config ac = {.n_heads = c->num_attention_heads, .head_dim = c->attention_head_size,
                               .chunk_len = c->local_attn_chunk_length, .chunks_before = c->local_num_chunks_before,
                               .chunks_after = c->local_num_chunks_after, .causal = c->is_decoder};
+    /* HF's attention-probability dropout, training only (§2: replayed by
+     * the backward from the same seed, stream and forward call). */
+    if (training) {
+        ac.dropout = (float)c->local_attention_probs_dropout_prob;
+        ac.seed = m->seed;
+        ac.stream = rf_philox_stream((uint32_t)li, RF_PHILOX_DROPOUT_ATTN);
+        ac.step = m->step;
+    }
     return ac;
 }
 
@@ -224,7 +238,7 @@ rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *b
     } else {
         RF_TRY(rf_linear_forward(&s->a, &s->h, l->q, NULL));
         RF_TRY(rf_linear_forward(&s->c, &s->h, l->k, NULL));
-        rf_attention_config ac = rf_model_local_config(m);
+        rf_attention_config ac = rf_model_local_config(m, li, s->training);
         RF_TRY(rf_local_attention_forward(&s->attn, train ? &s->lse : NULL, &s->a, &s->c, &s->b,
                                           s->padded ? &s->mask : NULL, &ac));
     }

@@ -90,7 +90,7 @@ int64_t rf_model_max_length(const rf_config *c);
 /* Rows [r0, r0 + n) of a [rows, w] tensor. */
 rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n, int64_t w);
 rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, bool training, rf_lsh_config *lc);
-rf_attention_config rf_model_local_config(const rf_model *m);
+rf_attention_config rf_model_local_config(const rf_model *m, int li, bool training);
 rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
 rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
 rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,

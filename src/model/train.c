@@ -192,7 +192,7 @@ static rf_status attention_backward(rf_model *m, int li, rf_pass *s, grads *g) {
     if (r == RF_OK && lsh) {
         r = rf_lsh_attention_backward(&g->dq, &g->dv, &g->dattn, &st, &s->a, &s->b, mask);
     } else if (r == RF_OK) {
-        rf_attention_config ac = rf_model_local_config(m);
+        rf_attention_config ac = rf_model_local_config(m, li, true);
         r = rf_local_attention_backward(&g->dq, &g->dk, &g->dv, &g->dattn, &s->attn, &s->lse, &s->a, &s->c, &s->b,
                                         mask, &ac);
     }
@@ -274,16 +274,6 @@ rf_status rf_model_backward(rf_model *m, const int32_t *ids, const int32_t *targ
             return rf_error(RF_ERR_INVALID_ARG, "%s: target %d at position %lld is outside [-1, %d)", op, targets[i],
                             (long long)i, m->cfg.vocab_size);
     bool fresh = !m->train;
-    const rf_config *c = &m->cfg;
-    for (int i = 0; i < c->num_layers; i++) {
-        double pa = c->attn_layers[i] == RF_ATTN_LSH ? c->lsh_attention_probs_dropout_prob
-                                                     : c->local_attention_probs_dropout_prob;
-        if (pa > 0)
-            return rf_error(RF_ERR_UNSUPPORTED,
-                            "%s: %s_attention_probs_dropout_prob = %g: dropout of attention probabilities is not "
-                            "implemented in training (hidden_dropout_prob is); set it to 0",
-                            op, c->attn_layers[i] == RF_ATTN_LSH ? "lsh" : "local", pa);
-    }
     RF_TRY(rf_train_state_ensure(m));
     rf_pass s;
     grads g;

@@ -23,6 +23,9 @@ rf_status rf_attention_check_inputs(const char *op, bool full, const rf_tensor *
     if (cfg->head_dim > RF_ATTN_MAX_HEAD_DIM)
         return rf_error(RF_ERR_UNSUPPORTED, "%s: head_dim = %d exceeds the supported maximum %d", op, cfg->head_dim,
                         RF_ATTN_MAX_HEAD_DIM);
+    /* !(x < 1) also refuses NaN. p = 1 would scale by 1/0 (§2). */
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return rf_error(RF_ERR_INVALID_ARG, "%s: dropout = %g must be in [0, 1)", op, (double)cfg->dropout);
     if (!q || !q->buf) return rf_error(RF_ERR_INVALID_ARG, "%s: q is NULL", op);
     int64_t hd = (int64_t)cfg->n_heads * cfg->head_dim;
     RF_CHECK_TENSOR(op, "q", q, RF_F32, 3, -1, -1, hd);
@@ -54,7 +57,11 @@ rf_status rf_attention_check_inputs(const char *op, bool full, const rf_tensor *
     *w = (rf_attn_window){.batch = b, .len = len, .heads = cfg->n_heads, .head_dim = cfg->head_dim,
                           .chunk_len = len, .causal = cfg->causal, .self_mask = shared,
                           /* §5.2: normalised keys already carry 1/√d; otherwise §6 divides k by √d. */
-                          .scale = shared ? 1.0f : (float)(1.0 / sqrt((double)cfg->head_dim))};
+                          .scale = shared ? 1.0f : (float)(1.0 / sqrt((double)cfg->head_dim)),
+                          /* §2: the threshold and the float 1/(1−p), once, for both backends. */
+                          .dropout = cfg->dropout > 0.0f, .keep = rf_philox_dropout_threshold(cfg->dropout),
+                          .keep_scale = 1.0f / (1.0f - cfg->dropout), .seed = cfg->seed, .stream = cfg->stream,
+                          .step = cfg->step};
     if (full) return RF_OK;
     if (cfg->chunk_len <= 0)
         return rf_error(RF_ERR_INVALID_ARG, "%s: chunk_len = %d must be positive", op, cfg->chunk_len);

@@ -41,7 +41,26 @@ static rf_status check_config(const rf_lsh_config *cfg) {
     }
     if (cfg->max_position < 0)
         return rf_error(RF_ERR_INVALID_ARG, "%s: max_position = %lld is negative", OP, (long long)cfg->max_position);
+    /* p = 1 (an infinite scale) and NaN are refused, as rf_dropout does. */
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return rf_error(RF_ERR_INVALID_ARG, "%s: dropout = %g must lie in [0, 1)", OP, (double)cfg->dropout);
+    /* HF's float32 semantics reproduce its inference outputs (§12), where
+     * dropout is off; training uses the exact softmax. */
+    if (cfg->dropout > 0.0f && cfg->hf_rounding)
+        return rf_error(RF_ERR_UNSUPPORTED,
+                        "%s: dropout = %g needs the exact softmax; hf_rounding (HF's float32 inference semantics) "
+                        "is for dropout = 0 only",
+                        OP, (double)cfg->dropout);
     return RF_OK;
+}
+
+/* The dropout mask's parameters for the next attend (§2); the scale is
+ * computed once, in float, so both backends multiply by the same value. */
+static void set_dropout(rf_lsh_state *st, const rf_lsh_config *cfg) {
+    st->dropout = cfg->dropout;
+    st->dropout_scale = 1.0f / (1.0f - cfg->dropout);
+    st->dropout_stream = cfg->dropout_stream;
+    st->seed = cfg->seed, st->step = cfg->step;
 }
 
 static rf_status alloc(rf_lsh_state *st, rf_tensor *t, rf_dtype dtype, int ndim, const int64_t *shape) {
@@ -70,6 +89,7 @@ rf_status rf_lsh_state_init(rf_lsh_state *st, rf_device *dev, const rf_lsh_confi
     st->n_heads = cfg->n_heads, st->head_dim = cfg->head_dim;
     st->causal = cfg->causal;
     st->hf_rounding = cfg->hf_rounding;
+    set_dropout(st, cfg);
     if (st->full) {
         /* §5.7: one round, one chunk of L, every item in bucket 0. */
         st->n_rounds = 1, st->chunk_len = (int)seq_len;
@@ -217,6 +237,9 @@ rf_status rf_lsh_attention_forward(rf_tensor *out, rf_lsh_state *st, const rf_te
                         "causal %d)",
                         op, cfg->n_heads, cfg->head_dim, cfg->n_hashes, cfg->chunk_len, cfg->causal, st->n_heads,
                         st->head_dim, st->n_rounds, st->chunk_len, st->causal);
+    if (cfg->dropout > 0.0f && st->hf_rounding)
+        return rf_error(RF_ERR_UNSUPPORTED, "%s: dropout = %g with a state made with hf_rounding", op,
+                        (double)cfg->dropout);
     if (!out) return rf_error(RF_ERR_INVALID_ARG, "%s: out is NULL", op);
     RF_TRY(check_input(op, "out", out, st));
     RF_TRY(check_input(op, "qk", qk, st));
@@ -230,6 +253,7 @@ rf_status rf_lsh_attention_forward(rf_tensor *out, rf_lsh_state *st, const rf_te
     } else {
         RF_TRY(rf_lsh_rotations_draw(st, cfg->seed, cfg->layer, cfg->step));
     }
+    set_dropout(st, cfg); /* this call's step: the backward regenerates its mask */
     RF_TRY(rf_lsh_hash(st, qk, mask));
     RF_TRY(rf_lsh_sort(st));
     RF_TRY(rf_lsh_attend(st, qk, v, mask));

@@ -25,12 +25,14 @@ static int64_t window_keys(const rf_attn_window *w, int64_t qpos, int64_t *keys)
     return n;
 }
 
-/* Scratch for one query row: its window, logits, probabilities and which
- * logits a mask replaced (those carry no gradient). */
+/* Scratch for one query row: its window, logits, probabilities, which
+ * logits a mask replaced (those carry no gradient) and each probability's
+ * dropout factor (0, or 1/(1−p) when kept; 1 without dropout). */
 typedef struct row_scratch {
     int64_t *keys;
     double *p;
     bool *masked;
+    double *drop;
 } row_scratch;
 
 static rf_status scratch_alloc(const rf_attn_window *w, row_scratch *r) {
@@ -38,16 +40,18 @@ static rf_status scratch_alloc(const rf_attn_window *w, row_scratch *r) {
     r->keys = malloc(n * sizeof *r->keys);
     r->p = malloc(n * sizeof *r->p);
     r->masked = malloc(n * sizeof *r->masked);
-    if (r->keys && r->p && r->masked) return RF_OK;
-    free(r->keys), free(r->p), free(r->masked);
+    r->drop = malloc(n * sizeof *r->drop);
+    if (r->keys && r->p && r->masked && r->drop) return RF_OK;
+    free(r->keys), free(r->p), free(r->masked), free(r->drop);
     return rf_error(RF_ERR_OUT_OF_MEMORY, "local attention (cpu): no memory for a %zu-key window", n);
 }
 
-static void scratch_free(row_scratch *r) { free(r->keys), free(r->p), free(r->masked); }
+static void scratch_free(row_scratch *r) { free(r->keys), free(r->p), free(r->masked), free(r->drop); }
 
-/* Fill r with query (b, h, qpos)'s window and softmax probabilities; return
- * the window size and set *lse. Masks replace logits (§5.4): padding and
- * causal → −1e9, then the self mask → −1e5. */
+/* Fill r with query (b, h, qpos)'s window, softmax probabilities and their
+ * dropout factors; return the window size and set *lse (undropped). Masks
+ * replace logits (§5.4): padding and causal → −1e9, then the self mask →
+ * −1e5. */
 static int64_t row_probs(const rf_attn_window *w, const float *q, const float *k, const int32_t *mask, int64_t b,
                          int64_t h, int64_t qpos, row_scratch *r, double *lse) {
     int64_t n = window_keys(w, qpos, r->keys);
@@ -70,6 +74,14 @@ static int64_t row_probs(const rf_attn_window *w, const float *q, const float *k
     for (int64_t j = 0; j < n; j++) sum += exp(r->p[j] - mx);
     *lse = mx + log(sum);
     for (int64_t j = 0; j < n; j++) r->p[j] = exp(r->p[j] - *lse);
+    /* Dropout (§2): window key j uses word ((b·H + h)·L + qpos)·n + j
+     * (64-bit, as the kernels' ulong). */
+    uint64_t first = ((uint64_t)(b * w->heads + h) * (uint64_t)w->len + (uint64_t)qpos) * (uint64_t)n;
+    for (int64_t j = 0; j < n; j++)
+        r->drop[j] = !w->dropout ? 1.0
+                     : rf_philox_keep(rf_philox_word(w->seed, w->stream, w->step, first + (uint64_t)j), w->keep)
+                         ? (double)w->keep_scale
+                         : 0.0;
     return n;
 }
 
@@ -88,7 +100,7 @@ rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, const r
                 float *oi = op + row(w, b, i, h);
                 for (int64_t e = 0; e < w->head_dim; e++) {
                     double acc = 0;
-                    for (int64_t j = 0; j < n; j++) acc += r.p[j] * vp[row(w, b, r.keys[j], h) + e];
+                    for (int64_t j = 0; j < n; j++) acc += r.p[j] * r.drop[j] * vp[row(w, b, r.keys[j], h) + e];
                     oi[e] = (float)acc;
                 }
                 if (lp) lp[(b * w->heads + h) * w->len + i] = (float)l;
@@ -97,10 +109,11 @@ rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, const r
     return RF_OK;
 }
 
-/* For each query i, with p the probabilities and dp_j = dout_i·v_j:
- * dv_j += p_ij·dout_i; ds_ij = p_ij·(dp_ij − Σ_j' p_ij'·dp_ij') for unmasked
- * logits (a replaced logit is a constant); dq_i = scale·Σ_j ds_ij·k_j and
- * dk_j += scale·ds_ij·q_i. dk and dv are summed in double over all queries. */
+/* For each query i, with p the (undropped) probabilities, f_ij the dropout
+ * factor and dp_ij = f_ij·(dout_i·v_j): dv_j += f_ij·p_ij·dout_i;
+ * ds_ij = p_ij·(dp_ij − Σ_j' p_ij'·dp_ij') for unmasked logits (a replaced
+ * logit is a constant); dq_i = scale·Σ_j ds_ij·k_j and dk_j += scale·ds_ij·q_i.
+ * dk and dv are summed in double over all queries. */
 rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
                                           const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
                                           const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
@@ -131,14 +144,15 @@ rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tenso
                     const float *vj = vp + row(w, b, r.keys[j], h);
                     double dp = 0;
                     for (int64_t e = 0; e < d; e++) dp += (double)gi[e] * vj[e];
-                    delta += r.p[j] * dp;
+                    delta += r.p[j] * (r.drop[j] * dp);
                 }
                 for (int64_t e = 0; e < d; e++) dqi[e] = 0;
                 for (int64_t j = 0; j < n; j++) {
                     size_t rj = row(w, b, r.keys[j], h);
                     double dp = 0;
                     for (int64_t e = 0; e < d; e++) dp += (double)gi[e] * vp[rj + e];
-                    for (int64_t e = 0; e < d; e++) dvd[rj + e] += r.p[j] * gi[e];
+                    dp *= r.drop[j];
+                    for (int64_t e = 0; e < d; e++) dvd[rj + e] += r.p[j] * r.drop[j] * gi[e];
                     if (r.masked[j]) continue;
                     double ds = r.p[j] * (dp - delta) * w->scale;
                     for (int64_t e = 0; e < d; e++) {

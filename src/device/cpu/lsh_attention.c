@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "device/device_impl.h"
 #include "device/cpu/cpu_ops.h"
+#include "core/philox.h"
 
 /* §3: argmax over [r, −r] (length 2·half) with ties to the lowest index. */
 static int argmax_pm(const float *r, int half) {
@@ -84,6 +85,16 @@ static double masked_logit(double s, int64_t qpos, int64_t kpos, bool causal, bo
     return s;
 }
 
+/* Attention dropout (§2): keep/(1 − p) for window key j (of W) of sorted
+ * query slot i of (batch, head) bh, from word (bh·N + i)·W + j of (seed,
+ * dropout_stream, step); 1 without dropout. */
+static double drop_factor(const rf_lsh_state *st, rf_dropout_threshold keep, int64_t bh, int64_t N, int64_t i,
+                          int W, int j) {
+    if (st->dropout == 0.0f) return 1.0;
+    uint64_t word = (uint64_t)(bh * N + i) * (uint64_t)W + (uint64_t)j;
+    return rf_philox_keep(rf_philox_word(st->seed, st->dropout_stream, st->step, word), keep) ? st->dropout_scale : 0.0;
+}
+
 rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len;
@@ -94,6 +105,7 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
     /* Chunk c attends to chunk c−1 (cyclic) and itself; a single chunk (the
      * full path, §5.7) only to itself. */
     const int nkeys = nc > 1 ? 2 * m : m;
+    const rf_dropout_threshold keep = rf_philox_dropout_threshold(st->dropout);
     double *k = malloc((size_t)nkeys * d * sizeof *k), *s = malloc((size_t)nkeys * sizeof *s);
     int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
     if (!k || !s || !kpos) {
@@ -131,7 +143,8 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
                  * slightly less than 1 (docs/hf-compat.md §8). */
                 float lse = (float)(mx + log(sum));
                 double norm = st->hf_rounding ? (double)lse : mx + log(sum);
-                for (int j = 0; j < nkeys; j++) s[j] = exp(s[j] - norm); /* now the probabilities */
+                /* now the probabilities, dropped out (lse is not) */
+                for (int j = 0; j < nkeys; j++) s[j] = exp(s[j] - norm) * drop_factor(st, keep, bh, N, qslot, nkeys, j);
                 float *o = O + qslot * d;
                 for (int e = 0; e < d; e++) {
                     double acc = 0;
@@ -181,9 +194,10 @@ rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
 /* The backward pass (§5.6, §3, §4), from the forward's state. The rounds'
  * combination out_t = Σ_r w_tr·o_tr, w_tr = softmax_r(lse_tr), sends
  * d o_tr = w_tr·dout_t and d lse_tr = w_tr·dout_t·(o_tr − out_t); inside a
- * round, with p_ij = exp(s_ij − lse_i) and g_i = d o_i,
- *   dv_j  += p_ij·g_i
- *   ds_ij  = p_ij·(g_i·v_j − g_i·o_i + d lse_i) = p_ij·(g_i·v_j − w_i·dout_t·out_t)
+ * round, with p_ij = exp(s_ij − lse_i), g_i = d o_i and the dropout factor
+ * D_ij = keep_ij/(1 − p) (1 without dropout; o_i = Σ_j D_ij·p_ij·v_j),
+ *   dv_j  += D_ij·p_ij·g_i
+ *   ds_ij  = p_ij·(D_ij·g_i·v_j − g_i·o_i + d lse_i) = p_ij·(D_ij·g_i·v_j − w_i·dout_t·out_t)
  * for logits that are not mask constants (those carry no gradient). Then
  * s_ij = q_i·k_j sends ds_ij·k_j to the query's qk and ds_ij·q_i to the key,
  * which goes back through k = x·a(x) (§5.2). Everything is summed by
@@ -194,6 +208,7 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len, R = st->n_rounds;
     const int64_t N = (int64_t)R * L, nc = N / m;
     const int nkeys = nc > 1 ? 2 * m : m;
+    const rf_dropout_threshold keep = rf_philox_dropout_threshold(st->dropout);
     const size_t row = (size_t)H * d;
     const float *QK = rf_cpu_f32(qk), *V = rf_cpu_f32(v), *DOUT = rf_cpu_f32(dout);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
@@ -252,13 +267,13 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
                      * float: for a query that sees only copies of itself (two at a
                      * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
                      * there is off by up to 0.4% (as on every device). */
-                    double p = exp(s - LSE[qslot]), gvj = 0;
+                    double p = exp(s - LSE[qslot]), gvj = 0, D = drop_factor(st, keep, bh, N, qslot, nkeys, j);
                     for (int e = 0; e < d; e++) {
-                        gv[kpos[j] * d + e] += p * w[qslot] * g[e];
+                        gv[kpos[j] * d + e] += D * p * w[qslot] * g[e];
                         gvj += w[qslot] * g[e] * vj[e];
                     }
                     if (masked) continue;
-                    double ds = p * (gvj - cw[qslot]);
+                    double ds = p * (D * gvj - cw[qslot]);
                     for (int e = 0; e < d; e++) {
                         gq[qpos * d + e] += ds * k[(size_t)j * d + e];
                         gk[kpos[j] * d + e] += ds * q[e];

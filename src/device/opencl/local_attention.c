@@ -1,5 +1,6 @@
 /* Windowed attention on OpenCL (cl/local_attention.cl; SPEC §6): a fused
- * forward with online softmax, and a flash-attention style backward in three
+ * forward with online softmax (with probability dropout regenerated from
+ * Philox words, §2), and a flash-attention style backward in three
  * launches — delta = rowsum(dout·out), dq (one work-item per query row), dk and
  * dv (one work-item per key row) — so every output row has one writer and no
  * float atomics are needed. Nothing of size L×L (or window×L) is allocated:
@@ -57,6 +58,23 @@ static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const ch
 
 static cl_mem mem_or_null(const rf_tensor *t) { return t ? t->buf->mem : NULL; }
 
+/* The window kernels' dropout arguments (§2, see the .cl): whether, the
+ * Philox (seed lo, seed hi, stream, step), the threshold and 1/(1−p). */
+typedef struct drop_args {
+    cl_int on;
+    cl_uint4 philox;
+    cl_uint threshold;
+    float scale;
+} drop_args;
+
+static drop_args dropout_args(const rf_attn_window *w) {
+    return (drop_args){.on = w->dropout,
+                       .philox = {{(cl_uint)w->seed, (cl_uint)(w->seed >> 32), w->stream, w->step}},
+                       .threshold = w->keep.threshold,
+                       .scale = w->keep_scale};
+}
+#define DROP_ARGS(d) RF_ARG((d).on), RF_ARG((d).philox), RF_ARG((d).threshold), RF_ARG((d).scale)
+
 rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
                                         const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
     rf_device *dev = out->buf->dev;
@@ -69,13 +87,14 @@ rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf
     cl_int chunk = (cl_int)w->chunk_len, before = w->before, after = w->after, causal = w->causal;
     cl_int self_mask = w->self_mask;
     float scale = w->scale;
+    drop_args drop = dropout_args(w);
     size_t block = (size_t)wl.tile * (size_t)w->head_dim * sizeof(float);
     return RF_CL_LAUNCH(dev, wl.kernel, "attention_forward", 2, wl.global, wl.local, RF_ARG(out->buf->mem),
                         RF_ARG(oo), RF_ARG(lse_mem), RF_ARG(lo), RF_ARG(write_lse), RF_ARG(q->buf->mem), RF_ARG(qo),
                         RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
                         RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
-                        RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_LOCAL(block),
-                        RF_LOCAL(block), RF_LOCAL((size_t)wl.tile * sizeof(cl_int)));
+                        RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), DROP_ARGS(drop),
+                        RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL((size_t)wl.tile * sizeof(cl_int)));
 }
 
 /* delta = rowsum(dout·out) into a fresh [B, H, L] tensor. */
@@ -114,6 +133,7 @@ rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor
     cl_int has_mask = mask != NULL, L = (cl_int)w->len, H = (cl_int)w->heads, chunk = (cl_int)w->chunk_len;
     cl_int before = w->before, after = w->after, causal = w->causal, self_mask = w->self_mask;
     float scale = w->scale;
+    drop_args drop = dropout_args(w);
     size_t block = (size_t)wq.tile * (size_t)w->head_dim * sizeof(float);
     size_t rows = (size_t)wq.tile * sizeof(float);
     rf_status s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
@@ -122,15 +142,16 @@ rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor
                                RF_ARG(qo), RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
                                RF_ARG(mask_mem), RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
                                RF_ARG(before), RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale),
-                               RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL((size_t)wq.tile * sizeof(cl_int)));
+                               DROP_ARGS(drop), RF_LOCAL(block), RF_LOCAL(block),
+                               RF_LOCAL((size_t)wq.tile * sizeof(cl_int)));
     if (s == RF_OK)
         s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_ARG(dk->buf->mem),
                          RF_ARG(dko), RF_ARG(dv->buf->mem), RF_ARG(dvo), RF_ARG(dout->buf->mem), RF_ARG(go),
                          RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem), RF_ARG(qo),
                          RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
                          RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
-                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_LOCAL(block),
-                         RF_LOCAL(block), RF_LOCAL(rows), RF_LOCAL(rows));
+                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), DROP_ARGS(drop),
+                         RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(rows), RF_LOCAL(rows));
     /* Released now, freed by the runtime once the queued kernels are done. */
     rf_tensor_free(&delta);
     return s;

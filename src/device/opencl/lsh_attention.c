@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_ops.h"
+#include "core/philox.h"
 
 /* What the attend kernel's private arrays are sized for (§5, d ≤ 128) and
  * the largest chunk it is written for. */
@@ -67,6 +68,25 @@ rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride
     return RF_OK;
 }
 
+/* The attention-dropout arguments of lsh_attend and the backward's query and
+ * key kernels (§2): on/off, Philox key, stream, step, keep threshold and the
+ * host's float scale 1/(1 − p). */
+typedef struct {
+    cl_int on;
+    cl_uint2 key;
+    cl_uint stream, step, threshold;
+    cl_float scale;
+} drop_args;
+
+static drop_args drop_of(const rf_lsh_state *st) {
+    drop_args a = {.on = st->dropout > 0.0f, .stream = st->dropout_stream, .step = st->step,
+                   .threshold = rf_philox_dropout_threshold(st->dropout).threshold, .scale = st->dropout_scale};
+    a.key.s[0] = (cl_uint)st->seed, a.key.s[1] = (cl_uint)(st->seed >> 32);
+    return a;
+}
+#define DROP_ARGS(a)                                                                                          \
+    RF_ARG((a).on), RF_ARG((a).key), RF_ARG((a).stream), RF_ARG((a).step), RF_ARG((a).threshold), RF_ARG((a).scale)
+
 rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     rf_device *dev = st->device;
     cl_kernel k;
@@ -108,16 +128,17 @@ rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tenso
     const int d = st->head_dim, T = st->key_tile;
     cl_int L = (cl_int)st->seq_len, H = st->n_heads, N = st->n_rounds * (cl_int)st->seq_len, m = st->chunk_len;
     cl_int causal = st->causal, hf = st->hf_rounding, tile = T, has_mask = mask != NULL;
+    const drop_args drop = drop_of(st);
     cl_ulong qoff = qk->offset, voff = v->offset, moff = mask ? mask->offset : 0;
     cl_mem mmem = mask ? mask->buf->mem : qk->buf->mem; /* any buffer: unread without a mask */
     size_t groups = (size_t)st->batch * st->n_heads * (size_t)(N / m), global = groups * local;
     return RF_CL_LAUNCH(dev, k, "lsh_attend", 1, &global, &local, RF_ARG(qk->buf->mem), RF_ARG(qoff),
                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(mmem), RF_ARG(moff), RF_ARG(has_mask),
                         RF_ARG(st->perm.buf->mem), RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
-                        RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(hf), RF_ARG(tile),
-                        RF_LOCAL((size_t)T * d * sizeof(cl_float)), RF_LOCAL((size_t)T * d * sizeof(cl_float)),
-                        RF_LOCAL((size_t)T * sizeof(cl_float)), RF_LOCAL((size_t)T * sizeof(cl_int)),
-                        RF_LOCAL((size_t)T * sizeof(cl_int)));
+                        RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(hf), DROP_ARGS(drop),
+                        RF_ARG(tile), RF_LOCAL((size_t)T * d * sizeof(cl_float)),
+                        RF_LOCAL((size_t)T * d * sizeof(cl_float)), RF_LOCAL((size_t)T * sizeof(cl_float)),
+                        RF_LOCAL((size_t)T * sizeof(cl_int)), RF_LOCAL((size_t)T * sizeof(cl_int)));
 }
 
 rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
@@ -164,6 +185,7 @@ rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_t
     if (!s) s = rf_tensor_alloc(dev, &gv, RF_F32, 4, (int64_t[]){B, H, N, d});
     cl_int cB = (cl_int)B, L = (cl_int)st->seq_len, cH = (cl_int)H, R = st->n_rounds, cN = (cl_int)N;
     cl_int m = st->chunk_len, causal = st->causal, tile = T, has_mask = mask != NULL;
+    const drop_args drop = drop_of(st);
     cl_ulong qoff = qk->offset, voff = v->offset, goff = dout->offset, moff = mask ? mask->offset : 0;
     cl_ulong dqoff = dqk->offset, dvoff = dv->offset;
     cl_mem mmem = mask ? mask->buf->mem : qk->buf->mem; /* any buffer: unread without a mask */
@@ -180,16 +202,16 @@ rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_t
                          RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff), RF_ARG(mmem),
                          RF_ARG(moff), RF_ARG(has_mask), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
                          RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(L), RF_ARG(cH),
-                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_ARG(tile), RF_LOCAL(block), RF_LOCAL(block),
-                         RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
+                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), DROP_ARGS(drop), RF_ARG(tile), RF_LOCAL(block),
+                         RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
     global = groups * lk;
     if (!s)
         s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_ARG(qk->buf->mem), RF_ARG(qoff),
                          RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff), RF_ARG(mmem),
                          RF_ARG(moff), RF_ARG(has_mask), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
                          RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(gv.buf->mem),
-                         RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_ARG(tile), RF_LOCAL(block),
-                         RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
+                         RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), DROP_ARGS(drop), RF_ARG(tile),
+                         RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
     global = rf_tensor_numel(dqk);
     if (!s)
         s = RF_CL_LAUNCH(dev, kg, "lsh_backward_gather", 1, &global, &lg, RF_ARG(dqk->buf->mem), RF_ARG(dqoff),
