@@ -15,6 +15,7 @@ typedef struct lsh_shape {
     int64_t B, L;
     int H, d, m, R;
     int causal, masked; /* masked: row B−1 loses its last L/8 tokens to padding */
+    float dropout;      /* attention-probability dropout (the same Philox bits on both devices) */
 } lsh_shape;
 
 /* The share of equal words of two i32 tensors (buckets, perm). */
@@ -52,12 +53,13 @@ static rf_status guarded_input(rf_device *dev, vf_out *o, rf_dtype dtype, int nd
 
 static void lsh_case(vf_ctx *c, const lsh_shape *p) {
     char shape[96];
-    snprintf(shape, sizeof shape, "B%lld L%lld H%d d%d m%d R%d%s%s", (long long)p->B, (long long)p->L, p->H, p->d,
-             p->m, p->R, p->causal ? " causal" : "", p->masked ? " mask" : "");
+    snprintf(shape, sizeof shape, "B%lld L%lld H%d d%d m%d R%d%s%s%s", (long long)p->B, (long long)p->L, p->H, p->d,
+             p->m, p->R, p->causal ? " causal" : "", p->masked ? " mask" : "", p->dropout > 0 ? " drop" : "");
     const int64_t D = (int64_t)p->H * p->d, x[] = {p->B, p->L, D}, ml[] = {p->B, p->L};
     const size_t n = (size_t)(p->B * p->L * D);
     rf_lsh_config cfg = {.n_heads = p->H, .head_dim = p->d, .n_hashes = p->R, .chunk_len = p->m,
-                         .causal = p->causal, .seed = 0x1a5c, .layer = 2, .step = 7};
+                         .causal = p->causal, .seed = 0x1a5c, .layer = 2, .step = 7, .dropout = p->dropout,
+                         .dropout_stream = 33};
     float *qk = malloc(n * 4), *v = malloc(n * 4), *g = malloc(n * 4);
     int32_t *mask = malloc((size_t)(p->B * p->L) * 4);
     rf_tensor cq = {0}, cv = {0}, cg = {0}, cm = {0}, co = {0}, cdq = {0}, cdv = {0};
@@ -120,16 +122,17 @@ done:
 
 void vf_cases_lsh(vf_ctx *c) {
     static const lsh_shape quick[] = {
-        {1, 64, 1, 32, 32, 1, 1, 0},
-        {2, 256, 2, 64, 32, 2, 0, 1},
-        {1, 64, 2, 64, 64, 2, 1, 1}, /* L ≤ m: full attention (§5.7) */
-        {1, 512, 1, 128, 64, 4, 1, 0},
+        {1, 64, 1, 32, 32, 1, 1, 0, 0},
+        {2, 256, 2, 64, 32, 2, 0, 1, 0},
+        {1, 64, 2, 64, 64, 2, 1, 1, 0}, /* L ≤ m: full attention (§5.7) */
+        {1, 512, 1, 128, 64, 4, 1, 0, 0},
+        {2, 256, 2, 64, 32, 2, 1, 1, 0.2f},
     };
     static const lsh_shape full[] = {
-        {2, 1024, 4, 64, 64, 2, 1, 1},
-        {1, 4096, 2, 128, 128, 4, 1, 0},
-        {2, 2048, 2, 32, 256, 8, 0, 0},
-        {1, 4096, 1, 64, 32, 1, 0, 1},
+        {2, 1024, 4, 64, 64, 2, 1, 1, 0},
+        {1, 4096, 2, 128, 128, 4, 1, 0, 0},
+        {2, 2048, 2, 32, 256, 8, 0, 0, 0},
+        {1, 4096, 1, 64, 32, 1, 0, 1, 0},
     };
     for (size_t i = 0; i < sizeof quick / sizeof quick[0]; i++) lsh_case(c, &quick[i]);
     if (c->full)

@@ -383,17 +383,21 @@ static rf_status attn_run(rf_tensor *t, const void *opt) {
 
 /* chunk_len < 0: full attention; otherwise local with (chunk, before, after). */
 static void attn_case(vf_ctx *c, int64_t b, int64_t l, int h, int d, int chunk, int before, int after, int causal,
-                      int shared, int masked) {
+                      int shared, int masked, float dropout) {
     int full = chunk < 0;
+    /* Attention-probability dropout: the same Philox bits on both devices. */
     attn_opt o = {{.n_heads = h, .head_dim = d, .chunk_len = full ? 0 : chunk, .chunks_before = before,
-                   .chunks_after = after, .causal = causal, .shared_qk = shared},
+                   .chunks_after = after, .causal = causal, .shared_qk = shared, .dropout = dropout,
+                   .seed = 0x5eed, .stream = rf_philox_stream(3, RF_PHILOX_DROPOUT_ATTN), .step = 7},
                   full,
                   masked};
     vf_case k = {.op = full ? "full_attention" : "local_attention"};
     char window[32] = "";
     if (!full) snprintf(window, sizeof window, " m%d %d/%d", chunk, before, after);
-    snprintf(k.shape, sizeof k.shape, "B%lld L%lld H%d d%d%s%s%s%s", (long long)b, (long long)l, h, d, window,
-             shared ? " shared" : "", causal ? " causal" : "", masked ? " mask" : "");
+    char drop[24] = "";
+    if (dropout > 0) snprintf(drop, sizeof drop, " drop%g", (double)dropout);
+    snprintf(k.shape, sizeof k.shape, "B%lld L%lld H%d d%d%s%s%s%s%s", (long long)b, (long long)l, h, d, window,
+             shared ? " shared" : "", causal ? " causal" : "", masked ? " mask" : "", drop);
     const int64_t x[] = {b, l, (int64_t)h * d}, m[] = {b, l}, lse[] = {b, h, l};
     in_f32(&k, 3, x, 90, -1, 1);
     in_f32(&k, 3, x, 91, -1, 1);
@@ -438,13 +442,15 @@ void vf_cases_ops(vf_ctx *c) {
     ce_case(c, 130, 37);
     adam_case(c, 1, 1, 0);
     adam_case(c, 4097, 1000, 0.01f);
-    attn_case(c, 1, 16, 1, 37, 64, 1, 0, 1, 0, 0);  /* L ≤ chunk_len: one chunk */
-    attn_case(c, 2, 64, 2, 37, 16, 1, 0, 0, 0, 1);
-    attn_case(c, 1, 96, 3, 64, 32, 1, 1, 1, 0, 1);
-    attn_case(c, 1, 1, 1, 37, -1, 0, 0, 0, 0, 0);
-    attn_case(c, 2, 37, 2, 37, -1, 0, 0, 1, 0, 1);
-    attn_case(c, 1, 64, 3, 64, -1, 0, 0, 1, 1, 1);
-    attn_case(c, 2, 50, 2, 16, -1, 0, 0, 0, 1, 0);
+    attn_case(c, 1, 16, 1, 37, 64, 1, 0, 1, 0, 0, 0);  /* L ≤ chunk_len: one chunk */
+    attn_case(c, 2, 64, 2, 37, 16, 1, 0, 1, 0, 1, 0.2f);
+    attn_case(c, 1, 64, 2, 16, -1, 0, 0, 1, 1, 1, 0.2f);
+    attn_case(c, 2, 64, 2, 37, 16, 1, 0, 0, 0, 1, 0);
+    attn_case(c, 1, 96, 3, 64, 32, 1, 1, 1, 0, 1, 0);
+    attn_case(c, 1, 1, 1, 37, -1, 0, 0, 0, 0, 0, 0);
+    attn_case(c, 2, 37, 2, 37, -1, 0, 0, 1, 0, 1, 0);
+    attn_case(c, 1, 64, 3, 64, -1, 0, 0, 1, 1, 1, 0);
+    attn_case(c, 2, 50, 2, 16, -1, 0, 0, 0, 1, 0, 0);
     if (c->full) {
         ln_case(c, 1000, 512);
         ln_case(c, 4096, 37);
@@ -459,9 +465,9 @@ void vf_cases_ops(vf_ctx *c) {
         ce_case(c, 2048, 320);
         ce_case(c, 16, 30000);
         adam_case(c, (1 << 20) + 3, 10, 0.1f);
-        attn_case(c, 2, 512, 4, 64, 64, 1, 0, 1, 0, 1);
-        attn_case(c, 1, 256, 2, 128, 32, 2, 1, 0, 0, 0);
-        attn_case(c, 2, 512, 4, 64, -1, 0, 0, 1, 0, 1);
-        attn_case(c, 1, 1024, 2, 128, -1, 0, 0, 1, 1, 0);
+        attn_case(c, 2, 512, 4, 64, 64, 1, 0, 1, 0, 1, 0);
+        attn_case(c, 1, 256, 2, 128, 32, 2, 1, 0, 0, 0, 0);
+        attn_case(c, 2, 512, 4, 64, -1, 0, 0, 1, 0, 1, 0);
+        attn_case(c, 1, 1024, 2, 128, -1, 0, 0, 1, 1, 0, 0);
     }
 }
