@@ -513,6 +513,7 @@ static void cli_usage_errors_exit_2_failures_exit_1(void **state) {
     cli_one_line("sample --random --length 0", 2, "reformer sample: give exactly one of --model DIR or --random");
     cli_one_line("sample --random --length 5 --bogus", 2, "reformer sample: unknown option or missing value '--bogus'");
     cli_one_line("eval", 2, "reformer eval: --model DIR and --text FILE are required");
+    cli_one_line("eval --model m --text t --length -5", 2, "reformer eval: --length -5 must be positive");
     snprintf(args, sizeof args, "eval --text '%s/text.txt'", dir);
     cli_one_line(args, 2, "--model DIR and --text FILE are required");
     /* Failures while running: exit 1. */
