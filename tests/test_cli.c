@@ -121,6 +121,12 @@ static void model_commands_run(void **state) {
                      0);
     assert_non_null(strstr(buf, "evaluated with 4 hash rounds"));
     assert_non_null(strstr(buf, "held-out accuracy: "));
+    /* Fine-tune an HF checkpoint. */
+    snprintf(args, sizeof args,
+             "train --task copy --init '%s/hf_causal' --device cpu --steps 2 --eval-every 2 --length 64 --batch 2", data);
+    assert_int_equal(th_run_cli(NULL, args, buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "4 layers"));
+    assert_int_equal(th_run_cli(NULL, "train --task copy --init a --config b", buf, sizeof buf), 2);
     assert_int_equal(th_run_cli(NULL, "sample --random --length 0", buf, sizeof buf), 2);
     assert_int_equal(th_run_cli(NULL, "train --task copy --eval-hashes 0", buf, sizeof buf), 2);
 }

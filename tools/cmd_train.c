@@ -11,7 +11,7 @@
 #include "text.h"
 
 typedef struct opts {
-    const char *device, *text, *out, *resume, *attn;
+    const char *device, *text, *out, *resume, *attn, *init, *config;
     int copy;
     int64_t steps, batch, length, eval_every, save_every, eval_batches, accumulate;
     int hashes, layers, hidden, heads, vocab, chunk;
@@ -43,6 +43,9 @@ static void help(void) {
            "  --save-every N       checkpoint every N steps (default 200) and at the end\n"
            "  --out DIR            checkpoint folder (default: none, no checkpoints)\n"
            "  --resume DIR         continue from DIR's latest checkpoint (and keep saving there)\n"
+           "  --init DIR           start from a model (config.json + model.safetensors, e.g. an HF\n"
+           "                       checkpoint) instead of a new one; its config decides the layers\n"
+           "  --config FILE        a new model from an HF config.json instead of the task's defaults\n"
            "  --seed S             the seed of data, initialisation and hashing (default 1)\n"
            "  --device NAME        cpu, cl:P:D, a name substring, or auto (default $RF_DEVICE / auto)\n\n"
            "On a terminal a progress bar shows step, loss, accuracy or bits, tokens/s and ETA;\n"
@@ -142,6 +145,8 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--device") && v) o->device = v, i++;
         else if (!strcmp(a, "--out") && v) o->out = v, i++;
         else if (!strcmp(a, "--resume") && v) o->resume = v, i++;
+        else if (!strcmp(a, "--init") && v) o->init = v, i++;
+        else if (!strcmp(a, "--config") && v) o->config = v, i++;
         else if (!strcmp(a, "--attn") && v) o->attn = v, i++;
         else if (!strcmp(a, "--eval-hashes") && v) {
             o->n_eval_hashes = 0;
@@ -178,6 +183,10 @@ static int parse(int argc, char **argv, opts *o) {
             fprintf(stderr, "reformer train: unknown option, missing or bad value at '%s' (see --help)\n", a);
             return 0;
         }
+    }
+    if (!!o->resume + !!o->init + !!o->config > 1) {
+        fprintf(stderr, "reformer train: give at most one of --resume, --init and --config\n");
+        return 0;
     }
     if (o->copy == !!o->text) {
         fprintf(stderr, "reformer train: give exactly one of --task copy or --text FILE\n");
@@ -279,6 +288,12 @@ int cmd_train(int argc, char **argv) {
     if (o.resume) {
         s = rf_checkpoint_load(&m, dev, o.resume, &position);
         if (!o.out) o.out = o.resume;
+    } else if (o.init) {
+        s = rf_model_load(&m, dev, o.init);
+    } else if (o.config) {
+        rf_config c;
+        s = rf_config_load_json(&c, o.config);
+        if (s == RF_OK) s = rf_model_create(&m, dev, &c, o.seed);
     } else {
         rf_config c = task_config(&o);
         s = rf_model_create(&m, dev, &c, o.seed);
