@@ -15,7 +15,9 @@ static void help(void) {
            "matrix products and attention 1e-4, gradients 1e-3, times max(1, max|ref|));\n"
            "LSH hashing by "
            "agreement rate (>= 99.9%%). Device outputs carry sentinel words around them:\n"
-           "an out-of-bounds write, or a NaN/Inf where the cpu has none, is a FAIL.\n\n"
+           "an out-of-bounds write, or a NaN/Inf where the cpu has none, is a FAIL.\n"
+           "Last, a whole small Reformer (same Philox weights on both): logits and every\n"
+           "parameter's gradient of a training step with dropout.\n\n"
            "  --device NAME         a device (default $RF_DEVICE or auto)\n"
            "  --all                 every OpenCL device\n"
            "  --grid quick|full     a quick sample (default) or the whole shape grid\n"
@@ -121,6 +123,7 @@ static void verify_device(vf_ctx *c) {
     vf_cases_core(c);
     vf_cases_ops(c);
     vf_cases_lsh(c);
+    vf_cases_model(c);
 }
 
 int cmd_verify(int argc, char **argv) {

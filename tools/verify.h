@@ -39,5 +39,6 @@ rf_status vf_tensor(rf_device *dev, rf_tensor *t, int ndim, const int64_t *shape
 void vf_cases_core(vf_ctx *c);
 void vf_cases_ops(vf_ctx *c);
 void vf_cases_lsh(vf_ctx *c);
+void vf_cases_model(vf_ctx *c);
 
 #endif
