@@ -225,30 +225,33 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
     }
 }
 
-// §5.6: one work-item per output element (b, t, h, e): the rounds' results
-// weighted by softmax over their lse, found through undo.
+// §5.6: one work-item per output row (b, t, h): the rounds' weights —
+// softmax over their lse, found through undo — computed once for the row's
+// d elements (not once per element: R exponentials and lookups per row).
 __kernel void lsh_combine(__global float *out, const ulong out_off, __global const float *o,
                           __global const float *lse, __global const int *undo, const int B, const int L,
                           const int H, const int R, const int hf) {
     size_t gid = get_global_id(0);
-    if (gid >= (size_t)B * L * H * HEAD_DIM) return;
-    int e = (int)(gid % HEAD_DIM);
-    int h = (int)(gid / HEAD_DIM % H);
-    int t = (int)(gid / ((size_t)HEAD_DIM * H) % L);
-    int b = (int)(gid / ((size_t)HEAD_DIM * H * L));
+    if (gid >= (size_t)B * L * H) return;
+    int h = (int)(gid % H);
+    int t = (int)(gid / H % L);
+    int b = (int)(gid / ((size_t)H * L));
     size_t bh = (size_t)b * H + h, N = (size_t)R * L;
     __global const int *U = undo + bh * N;
     __global const float *LSE = lse + bh * N;
     float mx = RUNNING_MAX_INIT;
     for (int r = 0; r < R; r++) mx = fmax(mx, LSE[U[r * L + t]]);
-    float sum = 0.0f, acc = 0.0f;
+    float sum = 0.0f;
     for (int r = 0; r < R; r++) sum += exp(LSE[U[r * L + t]] - mx);
     float total = mx + log(sum); // with hf a float32 value, as in HF (docs/hf-compat.md §8)
+    // gid·d = ((b·L + t)·H + h)·d: the row in the [B, L, H·d] layout.
+    __global float *row = out + out_off + gid * HEAD_DIM;
     for (int r = 0; r < R; r++) {
         int slot = U[r * L + t];
-        acc += exp(LSE[slot] - (hf ? total : mx)) * o[(bh * N + slot) * HEAD_DIM + e];
+        float w = hf ? exp(LSE[slot] - total) : exp(LSE[slot] - mx) / sum;
+        __global const float *os = o + (bh * N + slot) * HEAD_DIM;
+        for (int e = 0; e < HEAD_DIM; e++) row[e] = (r ? row[e] : 0.0f) + w * os[e];
     }
-    out[out_off + gid] = hf ? acc : acc / sum; // gid = ((b·L + t)·H + h)·d + e: the [B, L, H·d] layout
 }
 
 // ---- backward (§5.6, §3, §4) ------------------------------------------------

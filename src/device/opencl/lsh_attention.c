@@ -149,7 +149,7 @@ rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
     RF_TRY(rf_cl_group_size(dev, k, 256, &local));
     cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, hf = st->hf_rounding;
     cl_ulong off = out->offset;
-    size_t global = rf_tensor_numel(out);
+    size_t global = rf_tensor_numel(out) / (size_t)st->head_dim; /* a work-item per (b, t, h) */
     return RF_CL_LAUNCH(dev, k, "lsh_combine", 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(off),
                         RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem), RF_ARG(st->undo.buf->mem),
                         RF_ARG(B), RF_ARG(L), RF_ARG(H), RF_ARG(R), RF_ARG(hf));
