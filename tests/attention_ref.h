@@ -124,6 +124,25 @@ static inline void attn_run_forward(rf_device *dev, attn_forward_fn fwd, const a
         rf_tensor_free(&tl);
 }
 
+/* Causality on `dev`: outputs at positions ≤ t must not change (bit for bit)
+ * when q, k and v after t do; `what` names the case in a failure. */
+static inline void attn_check_causal(rf_device *dev, attn_forward_fn fwd, const attn_case *c, size_t t,
+                                     const char *what) {
+    size_t n = attn_numel(c), row = (size_t)c->cfg.n_heads * c->cfg.head_dim;
+    float *q = th_random(n, 61, 1.5f), *k = th_random(n, 62, 1.5f), *v = th_random(n, 63, 1.0f);
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    attn_run_forward(dev, fwd, c, q, k, v, NULL, a, NULL);
+    for (int bb = 0; bb < c->B; bb++)
+        for (size_t i = ((size_t)bb * c->L + t + 1) * row; i < (size_t)(bb + 1) * c->L * row; i++)
+            q[i] += 3.0f, k[i] -= 2.0f, v[i] *= -4.0f;
+    attn_run_forward(dev, fwd, c, q, k, v, NULL, b, NULL);
+    for (int bb = 0; bb < c->B; bb++)
+        for (size_t i = (size_t)bb * c->L * row; i < ((size_t)bb * c->L + t + 1) * row; i++)
+            if (a[i] != b[i])
+                fail_msg("%s: output %zu (position ≤ %zu) changed: %g → %g", what, i, t, a[i], b[i]);
+    free(q), free(k), free(v), free(a), free(b);
+}
+
 /* The cpu forward of each case against attn_naive (double), out and lse
  * within 1e-5 (SPEC §10); `what` names the op in failure messages. */
 static inline void attn_check_naive(rf_device *cpu, attn_forward_fn fwd, const attn_case *cases, size_t ncases,
