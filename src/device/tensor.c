@@ -47,13 +47,18 @@ rf_status rf_tensor_alloc(rf_device *device, rf_tensor *t, rf_dtype dtype, int n
     rf_buffer *buf;
     RF_TRY(rf_buffer_alloc(device, n * rf_dtype_size(dtype), &buf));
     set_header(t, buf, 0, dtype, ndim, shape);
+    t->owns = true;
     return RF_OK;
 }
 
-void rf_tensor_free(rf_tensor *t) {
-    if (!t) return;
+rf_status rf_tensor_free(rf_tensor *t) {
+    if (!t || !t->buf) return RF_OK;
+    /* Freeing through a view would pull the buffer from under its owner
+     * (and the owner's own free would then be a double free). */
+    if (!t->owns) return rf_error(RF_ERR_INVALID_ARG, "rf_tensor_free: the tensor is a view; free the tensor that owns its buffer");
     rf_buffer_free(t->buf);
     memset(t, 0, sizeof *t);
+    return RF_OK;
 }
 
 rf_status rf_tensor_view(rf_tensor *t, rf_buffer *buf, size_t offset, rf_dtype dtype, int ndim, const int64_t *shape) {
@@ -89,6 +94,26 @@ rf_status rf_tensor_fill_f32(rf_tensor *t, float value) {
     if (!t || !t->buf) return rf_error(RF_ERR_INVALID_ARG, "rf_tensor_fill_f32: null tensor");
     if (t->dtype != RF_F32) return rf_error(RF_ERR_INVALID_ARG, "rf_tensor_fill_f32: tensor is not f32");
     return rf_buffer_fill(t->buf, t->offset * 4, &value, 4, rf_tensor_numel(t) * 4);
+}
+
+static const char *dtype_name(rf_dtype dtype) { return dtype == RF_F32 ? "f32" : dtype == RF_I32 ? "i32" : "?"; }
+
+rf_status rf_tensor_copy(rf_tensor *dst, const rf_tensor *src) {
+    const char *fn = "rf_tensor_copy";
+    if (!dst || !src || !dst->buf || !src->buf) return rf_error(RF_ERR_INVALID_ARG, "%s: null argument", fn);
+    char ds[64], ss[64];
+    if (dst->dtype != src->dtype)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: dst is %s, src is %s", fn, dtype_name(dst->dtype), dtype_name(src->dtype));
+    size_t n = rf_tensor_numel(src), es = rf_dtype_size(src->dtype);
+    if (rf_tensor_numel(dst) != n)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: dst %s and src %s hold different numbers of elements", fn,
+                        rf_tensor_shape_str(dst, ds, sizeof ds), rf_tensor_shape_str(src, ss, sizeof ss));
+    if (rf_tensor_device(dst) != rf_tensor_device(src))
+        return rf_error(RF_ERR_INVALID_ARG, "%s: dst and src are on different devices", fn);
+    /* A device copy between overlapping ranges is undefined in OpenCL. */
+    if (dst->buf == src->buf && dst->offset < src->offset + n && src->offset < dst->offset + n)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: dst and src overlap in one buffer", fn);
+    return rf_buffer_copy(dst->buf, dst->offset * es, src->buf, src->offset * es, n * es);
 }
 
 const char *rf_tensor_shape_str(const rf_tensor *t, char *buf, size_t n) {

@@ -248,8 +248,7 @@ rf_status rf_lsh_attention_forward(rf_tensor *out, rf_lsh_state *st, const rf_te
     if (rotations && !st->full) {
         RF_CHECK_TENSOR(op, "rotations", rotations, RF_F32, 4, st->n_heads, st->head_dim, st->n_rounds, st->rot_cols);
         RF_TRY(rf_check_device(op, "rotations", rotations, st->device));
-        RF_TRY(rf_buffer_copy(st->rotations.buf, st->rotations.offset * sizeof(float), rotations->buf,
-                              rotations->offset * sizeof(float), rf_tensor_numel(rotations) * sizeof(float)));
+        RF_TRY(rf_tensor_copy(&st->rotations, rotations));
     } else {
         RF_TRY(rf_lsh_rotations_draw(st, cfg->seed, cfg->layer, cfg->step));
     }
