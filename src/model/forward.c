@@ -1,5 +1,7 @@
-/* The model's forward pass (SPEC §8, §9; docs/hf-compat.md §3–§7): the
- * blocks shared by inference and training, and rf_model_forward. */
+/* The model's forward pass (§9; docs/hf-compat.md §3–§7): one pass's buffers,
+ * the batch checks and padding, the attention plumbing (LSH and local
+ * configurations), the embedding and the head shared by inference and
+ * training, and rf_model_forward. The layers themselves: reversible.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,8 +180,7 @@ rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool
     RF_TRY(rf_lsh_state_init(&st, m->dev, &lc, s->B, s->Lp));
     rf_status r = RF_OK;
     if (reuse) {
-        r = rf_buffer_copy(st.buckets.buf, st.buckets.offset * 4, buckets->buf, buckets->offset * 4,
-                           rf_tensor_numel(&st.buckets) * 4);
+        r = rf_tensor_copy(&st.buckets, buckets);
         if (r == RF_OK) r = rf_lsh_sort(&st);
         if (r == RF_OK) r = rf_lsh_attend(&st, &s->a, &s->b, mask);
         if (r == RF_OK) r = rf_lsh_combine(&s->attn, &st);
@@ -197,8 +198,7 @@ rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool
         if (r == RF_OK) r = rf_lsh_attention_forward(&s->attn, &st, &s->a, &s->b, mask, rot.buf ? &rot : NULL, &lc);
         if (rot.buf) rf_tensor_free(&rot);
         if (r == RF_OK && buckets)
-            r = rf_buffer_copy(buckets->buf, buckets->offset * 4, st.buckets.buf, st.buckets.offset * 4,
-                               rf_tensor_numel(&st.buckets) * 4);
+            r = rf_tensor_copy(buckets, &st.buckets);
     }
     if (r == RF_OK && keep) *keep = st;
     else rf_lsh_state_free(&st);
@@ -221,91 +221,12 @@ rf_attention_config rf_model_local_config(const rf_model *m, int li, bool traini
     return ac;
 }
 
-/* The attention block: s->f = W_o · Attn(LN(s->x2)) (§5, §6). Leaves LN's
- * output in s->h (and, training, its mean/rstd), the projections in s->a
- * (qk or q), s->b (v), s->c (k), the attention output in s->attn and, for
- * local layers in training, its lse in s->lse. */
-rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep) {
-    const rf_config *c = &m->cfg;
-    layer *l = &m->layers[li];
-    bool train = s->training;
-    RF_TRY(rf_layer_norm_forward(&s->h, train ? &s->mean : NULL, train ? &s->rstd : NULL, &s->x2, l->ln_a_w, l->ln_a_b,
-                                 (float)c->layer_norm_eps));
-    RF_TRY(rf_linear_forward(&s->b, &s->h, l->v, NULL));
-    if (l->type == RF_ATTN_LSH) {
-        RF_TRY(rf_linear_forward(&s->a, &s->h, l->qk, NULL));
-        RF_TRY(rf_model_lsh(m, li, s, buckets, reuse, keep));
-    } else {
-        RF_TRY(rf_linear_forward(&s->a, &s->h, l->q, NULL));
-        RF_TRY(rf_linear_forward(&s->c, &s->h, l->k, NULL));
-        rf_attention_config ac = rf_model_local_config(m, li, s->training);
-        RF_TRY(rf_local_attention_forward(&s->attn, train ? &s->lse : NULL, &s->a, &s->c, &s->b,
-                                          s->padded ? &s->mask : NULL, &ac));
-    }
-    RF_TRY(rf_linear_forward(&s->f, &s->attn, l->o, NULL));
-    return rf_model_dropout(m, s, &s->f, li, RF_PHILOX_DROPOUT_HIDDEN, 0, false);
-}
-
-/* One feed-forward chunk (§7), rows r0.. of the pass: g = drop(W2·act(
- * drop(W1·LN(x) + b1)) + b2) into `g` (the dropouts as HF's, training only),
- * with `h`, `pre` (the dropped W1·LN(x) + b1, training only) and `ff` (the
- * activation) as scratch views of the chunk's rows. mean/rstd: NULL or the
- * chunk's rows. */
-rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
-                            rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd) {
-    const rf_config *c = &m->cfg;
-    layer *l = &m->layers[li];
-    RF_TRY(rf_layer_norm_forward(h, mean, rstd, x, l->ln_f_w, l->ln_f_b, (float)c->layer_norm_eps));
-    rf_tensor *a = pre ? pre : ff;
-    RF_TRY(rf_linear_forward(a, h, l->w1, l->b1));
-    RF_TRY(rf_model_dropout(m, s, a, li, RF_PHILOX_DROPOUT_FF, (uint64_t)r0 * (uint64_t)c->feed_forward_size, false));
-    RF_TRY(rf_activation_forward(ff, a, c->hidden_act));
-    RF_TRY(rf_linear_forward(g, ff, l->w2, l->b2));
-    return rf_model_dropout(m, s, g, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)c->hidden_size, false);
-}
-
-/* x2 += FF(x1), in chunks of rows bounding the F-wide intermediate (§7). */
-static rf_status feed_forward_block(rf_model *m, int li, rf_pass *s) {
-    int64_t D = m->cfg.hidden_size, F = m->cfg.feed_forward_size, rows = s->B * s->Lp, chunk = s->ff.shape[0];
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-        int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
-        rf_tensor x1, x2, h, f, ff;
-        RF_TRY(rf_rows_view(&x1, &s->x1, r0, n, D));
-        RF_TRY(rf_rows_view(&x2, &s->x2, r0, n, D));
-        RF_TRY(rf_rows_view(&h, &s->h, r0, n, D));
-        RF_TRY(rf_rows_view(&f, &s->f, r0, n, D));
-        RF_TRY(rf_rows_view(&ff, &s->ff, 0, n, F));
-        RF_TRY(rf_model_ff_chunk(m, s, li, r0, &f, &h, NULL, &ff, &x1, NULL, NULL));
-        RF_TRY(rf_add(&x2, &x2, &f, 1.0f));
-    }
-    return RF_OK;
-}
-
 rf_status rf_model_embed(rf_model *m, rf_pass *s) {
     RF_TRY(rf_embedding_forward(&s->x1, &s->ids, m->word));
     if (m->pos0) RF_TRY(rf_axial_position_forward(&s->x1, &m->pos0_2d, &m->pos1_2d));
     else RF_TRY(rf_position_embedding_forward(&s->x1, m->pos));
     RF_TRY(rf_model_dropout(m, s, &s->x1, 0, RF_PHILOX_DROPOUT_EMBED, 0, false));
-    return rf_buffer_copy(s->x2.buf, s->x2.offset * 4, s->x1.buf, s->x1.offset * 4, rf_tensor_numel(&s->x1) * 4);
-}
-
-rf_status rf_model_stack(rf_model *m, rf_pass *s, int first, int last, rf_tensor *const *keep_buckets,
-                         rf_tensor *saved) {
-    if (first < 0 || last > m->cfg.num_layers || first > last)
-        return rf_error(RF_ERR_INVALID_ARG, "rf_model_stack: layers [%d, %d) outside [0, %d)", first, last,
-                        m->cfg.num_layers);
-    size_t bytes = rf_tensor_numel(&s->x1) * 4;
-    for (int i = first; i < last; i++) {
-        if (saved) {
-            RF_TRY(rf_buffer_copy(saved[2 * i].buf, 0, s->x1.buf, s->x1.offset * 4, bytes));
-            RF_TRY(rf_buffer_copy(saved[2 * i + 1].buf, 0, s->x2.buf, s->x2.offset * 4, bytes));
-        }
-        /* §8: Y1 = X1 + Attn(LN(X2)); Y2 = X2 + FF(Y1). */
-        RF_TRY(rf_model_attention_block(m, i, s, keep_buckets ? keep_buckets[i] : NULL, false, NULL));
-        RF_TRY(rf_add(&s->x1, &s->x1, &s->f, 1.0f));
-        RF_TRY(feed_forward_block(m, i, s));
-    }
-    return RF_OK;
+    return rf_tensor_copy(&s->x2, &s->x1);
 }
 
 rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd) {
@@ -357,9 +278,12 @@ rf_status rf_model_forward(rf_model *m, rf_tensor *logits, const int32_t *ids, c
     if (r == RF_OK) r = rf_model_stack(m, &s, 0, m->cfg.num_layers, NULL, NULL);
     if (r == RF_OK) r = rf_model_head(m, &s, Lp != L ? &full : logits, NULL, NULL);
     /* Return the first L positions of each sequence. */
-    for (int64_t b = 0; r == RF_OK && Lp != L && b < B; b++)
-        r = rf_buffer_copy(logits->buf, (logits->offset + (size_t)(b * L * V)) * 4, full.buf, (size_t)(b * Lp * V) * 4,
-                           (size_t)(L * V) * 4);
+    for (int64_t b = 0; r == RF_OK && Lp != L && b < B; b++) {
+        rf_tensor to, from;
+        r = rf_rows_view(&to, logits, b * L, L, V);
+        if (r == RF_OK) r = rf_rows_view(&from, &full, b * Lp, L, V);
+        if (r == RF_OK) r = rf_tensor_copy(&to, &from);
+    }
     if (full.buf) rf_tensor_free(&full);
     rf_pass_free(&s);
     m->step++;

@@ -105,12 +105,9 @@ static rf_status model_new(rf_model **out, rf_device *dev, const rf_config *cfg)
     m->dev = dev;
     declare(m);
     rf_status s = allocate(m);
-    if (s != RF_OK) {
-        rf_model_free(m);
-        return s;
-    }
-    *out = m;
-    return RF_OK;
+    if (s == RF_OK) *out = m;
+    else rf_model_free(m);
+    return s;
 }
 
 void rf_train_state_free(rf_model *m) {
@@ -191,13 +188,13 @@ rf_status rf_model_load(rf_model **model, rf_device *dev, const char *dir) {
         s = rf_safetensors_load_tensor(st, name, &p->t);
     }
     rf_safetensors_close(st);
-    if (s != RF_OK) {
+    if (s == RF_OK) {
+        m->seed = cfg.has_hash_seed ? (uint64_t)cfg.hash_seed : 0;
+        *model = m;
+    } else {
         rf_model_free(m);
-        return s;
     }
-    m->seed = cfg.has_hash_seed ? (uint64_t)cfg.hash_seed : 0;
-    *model = m;
-    return RF_OK;
+    return s;
 }
 
 rf_status rf_model_save(const rf_model *model, const char *dir) {

@@ -1,5 +1,7 @@
-/* Internal: the model's layout, shared by the forward pass (model.c), the
- * training step (train.c) and checkpoints (checkpoint.c). */
+/* Internal: the model's layout, shared by construction (model.c), the
+ * forward pass (forward.c), the reversible layers (reversible.c), the backward
+ * pass (backward.c), the parameter table (params.c), the optimiser (optim.c)
+ * and checkpoints (checkpoint.c). */
 #ifndef RF_MODEL_IMPL_H
 #define RF_MODEL_IMPL_H
 
@@ -109,5 +111,23 @@ rf_status rf_model_stack(rf_model *m, rf_pass *s, int first, int last, rf_tensor
 rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd);
 /* targets[b, t] = ids[b, t+1], the last −1 (§9), on `dev`. */
 rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L);
+
+/* ---- one backward pass (backward.c, reversible.c) -------------------------
+ * Gradient buffers of one backward pass, besides the forward pass's. */
+typedef struct grads {
+    rf_tensor dy1, dy2;          /* gradients of the halves [B, L, D] */
+    rf_tensor dh, dh2;           /* [B, L, D] */
+    rf_tensor dattn, dq, dk, dv; /* [B, L, H·d] */
+    rf_tensor dff;               /* [chunk rows, F] */
+    rf_tensor logits, lse, targets, loss, dhead, head_mean, head_rstd;
+    rf_tensor buckets[RF_CONFIG_MAX_LAYERS];
+    rf_tensor saved[2 * RF_CONFIG_MAX_LAYERS];   /* store_activations only */
+    bool accumulating;           /* gradients of the model have been added to */
+} grads;
+
+/* The gradient tensor of parameter `p` (one of m->params[].t; params.c). */
+rf_tensor *rf_model_grad_of(rf_model *m, const rf_tensor *p);
+/* The reversible stack backward from the top (reversible.c). */
+rf_status rf_model_stack_backward(rf_model *m, rf_pass *s, grads *g);
 
 #endif
