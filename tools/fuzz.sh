@@ -48,7 +48,7 @@ common="$root/src/core/status.c $root/src/core/log.c $root/src/core/util.c $root
 
 for t in $targets; do
     case $t in
-        safetensors) srcs="$root/src/io/safetensors.c" ;;
+        safetensors) srcs="$root/src/io/safetensors_read.c $root/src/io/safetensors_write.c $root/src/io/json_emit.c" ;;
         config) srcs="$root/src/io/config_json.c $root/src/model/config.c $root/src/ops/lsh_buckets.c" ;;
         *) echo "fuzz.sh: unknown target '$t' (safetensors, config)" >&2; exit 2 ;;
     esac

@@ -1,6 +1,6 @@
-/* safetensors reader and writer (SPEC §11). The reader validates the header
- * completely against the file size before it reads a byte of tensor data;
- * the writer reproduces the Python `safetensors` library's bytes. */
+/* safetensors reader (§11): validates the header completely against the file
+ * size before it reads a byte of tensor data. Also the dtype names and sizes
+ * the writer (safetensors_write.c) shares. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +49,6 @@ size_t rf_st_dtype_size(rf_st_dtype dtype) {
     case RF_ST_I64: return 8;
     }
     return 0;
-}
-
-/* The Python library orders tensors by dtype, larger enum value first (its
- * Rust enum lists ... I32, U32, F32, C64, F64, I64, U64), then by name. */
-static int dtype_rank(rf_st_dtype dtype) {
-    return dtype == RF_ST_I64 ? 2 : dtype == RF_ST_F32 ? 1 : 0;
 }
 
 /* Dtypes of the format that this build does not handle: named as such. */
@@ -270,27 +264,26 @@ static rf_status parse_header(rf_safetensors *st, const char *hdr, size_t n) {
     size_t total = (size_t)json_object_object_length(root);
     st->entries = calloc(total ? total : 1, sizeof *st->entries);
     st->by_name = calloc(total ? total : 1, sizeof *st->by_name);
-    if (!st->entries || !st->by_name) {
+    if (!st->entries || !st->by_name)
         s = rf_error(RF_ERR_OUT_OF_MEMORY, "safetensors '%s': no memory for %zu entries", st->label, total);
-        goto done;
-    }
     json_object_object_foreach(root, key, val) {
+        if (s != RF_OK) break;
         if (strcmp(key, "__metadata__") == 0) {
-            if ((s = parse_metadata(st, val)) != RF_OK) goto done;
+            s = parse_metadata(st, val);
             continue;
         }
         st_entry *e = &st->entries[st->count++];
-        if ((s = copy_text(st, key, strlen(key), "tensor name", &e->name)) != RF_OK ||
-            (s = parse_entry(st, e, val)) != RF_OK)
-            goto done;
+        s = copy_text(st, key, strlen(key), "tensor name", &e->name);
+        if (s == RF_OK) s = parse_entry(st, e, val);
     }
     /* Names are unique: json-c keeps the last of duplicate keys (as the
      * reference reader does), and the bytes of the dropped entry then fail
      * the tiling check. */
-    for (size_t i = 0; i < st->count; i++) st->by_name[i] = &st->entries[i];
-    qsort(st->by_name, st->count, sizeof *st->by_name, cmp_name);
-    s = check_tiling(st);
-done:
+    if (s == RF_OK) {
+        for (size_t i = 0; i < st->count; i++) st->by_name[i] = &st->entries[i];
+        qsort(st->by_name, st->count, sizeof *st->by_name, cmp_name);
+        s = check_tiling(st);
+    }
     json_object_put(root);
     return s;
 }
@@ -456,254 +449,4 @@ rf_status rf_safetensors_metadata_get(const rf_safetensors *st, const char *key,
             return RF_OK;
         }
     return rf_error(RF_ERR_NOT_FOUND, "safetensors '%s': no __metadata__ entry '%.200s'", st->label, key);
-}
-
-/* ---- writer --------------------------------------------------------------- */
-
-typedef struct wr_entry {
-    char *name;
-    rf_st_dtype dtype;
-    int ndim;
-    int64_t shape[RF_ST_MAX_DIMS];
-    size_t bytes;
-    void *data;                      /* owned copy */
-} wr_entry;
-
-struct rf_safetensors_writer {
-    wr_entry *entries;
-    size_t count, cap;
-    char **meta_keys, **meta_values;
-    size_t meta_count, meta_cap;
-};
-
-rf_status rf_safetensors_writer_new(rf_safetensors_writer **w) {
-    if (!w) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_new: null argument");
-    *w = calloc(1, sizeof **w);
-    return *w ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_new: no memory");
-}
-
-void rf_safetensors_writer_free(rf_safetensors_writer *w) {
-    if (!w) return;
-    for (size_t i = 0; i < w->count; i++) {
-        free(w->entries[i].name);
-        free(w->entries[i].data);
-    }
-    for (size_t i = 0; i < w->meta_count; i++) {
-        free(w->meta_keys[i]);
-        free(w->meta_values[i]);
-    }
-    free(w->entries);
-    free(w->meta_keys);
-    free(w->meta_values);
-    free(w);
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t n = *cap ? *cap * 2 : 16;
-    void *q = realloc(*p, n * elem);
-    if (!q) return 0;
-    *p = q;
-    *cap = n;
-    return 1;
-}
-
-rf_status rf_safetensors_writer_add(rf_safetensors_writer *w, const char *name, rf_st_dtype dtype, int ndim,
-                                    const int64_t *shape, const void *data) {
-    const char *fn = "rf_safetensors_writer_add";
-    if (!w || !name || (ndim > 0 && !shape)) return rf_error(RF_ERR_INVALID_ARG, "%s: null argument", fn);
-    if (strcmp(name, "__metadata__") == 0 || rf_io_utf8_check(name, strlen(name)) != strlen(name))
-        return rf_error(RF_ERR_INVALID_ARG, "%s: '%.200s' is not a usable tensor name (reserved or not UTF-8)", fn, name);
-    if (rf_st_dtype_size(dtype) == 0) return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': unknown dtype %d", fn, name, (int)dtype);
-    if (ndim < 0 || ndim > RF_ST_MAX_DIMS)
-        return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': ndim %d not in [0, %d]", fn, name, ndim, RF_ST_MAX_DIMS);
-    size_t bytes = rf_st_dtype_size(dtype);
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || !rf_mul_size(bytes, (size_t)shape[i], &bytes))
-            return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': shape[%d] = %lld is negative or overflows", fn, name, i,
-                            (long long)shape[i]);
-    }
-    if (!data && bytes) return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s': data is NULL", fn, name);
-    for (size_t i = 0; i < w->count; i++)
-        if (strcmp(w->entries[i].name, name) == 0)
-            return rf_error(RF_ERR_INVALID_ARG, "%s: tensor '%.200s' was already added", fn, name);
-    char *nm = dup_str(name, strlen(name));
-    void *copy = malloc(bytes ? bytes : 1);
-    if (!nm || !copy || !grow((void **)&w->entries, &w->cap, w->count + 1, sizeof *w->entries)) {
-        free(nm);
-        free(copy);
-        return rf_error(RF_ERR_OUT_OF_MEMORY, "%s: no memory for %zu bytes of tensor '%.200s'", fn, bytes, name);
-    }
-    if (bytes) memcpy(copy, data, bytes);
-    wr_entry *e = &w->entries[w->count++];
-    memset(e, 0, sizeof *e);
-    e->name = nm;
-    e->dtype = dtype;
-    e->ndim = ndim;
-    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
-    e->bytes = bytes;
-    e->data = copy;
-    return RF_OK;
-}
-
-rf_status rf_safetensors_writer_set_metadata(rf_safetensors_writer *w, const char *key, const char *value) {
-    if (!w || !key || !value) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_set_metadata: null argument");
-    if (rf_io_utf8_check(key, strlen(key)) != strlen(key) || rf_io_utf8_check(value, strlen(value)) != strlen(value))
-        return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_set_metadata: '%.200s' is not UTF-8 text", key);
-    char *v = dup_str(value, strlen(value));
-    if (!v) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_set_metadata: no memory");
-    for (size_t i = 0; i < w->meta_count; i++)
-        if (strcmp(w->meta_keys[i], key) == 0) {
-            free(w->meta_values[i]);
-            w->meta_values[i] = v;
-            return RF_OK;
-        }
-    char *k = dup_str(key, strlen(key));
-    size_t cap = w->meta_cap;
-    if (!k || !grow((void **)&w->meta_keys, &cap, w->meta_count + 1, sizeof *w->meta_keys) ||
-        !grow((void **)&w->meta_values, &w->meta_cap, w->meta_count + 1, sizeof *w->meta_values)) {
-        free(k);
-        free(v);
-        return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_set_metadata: no memory");
-    }
-    w->meta_keys[w->meta_count] = k;
-    w->meta_values[w->meta_count++] = v;
-    return RF_OK;
-}
-
-/* A growing text buffer for the header; `failed` latches allocation failure. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->failed) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->failed = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-/* A JSON string escaped as serde_json does (so the bytes match the Python
- * library): \" \\ \b \f \n \r \t, other control bytes as \u00xx, the rest
- * (including '/' and non-ASCII UTF-8) verbatim. */
-static void sb_json_string(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        switch (*p) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
-        default:
-            if (*p < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", *p);
-                sb_put(b, esc, 6);
-            } else {
-                sb_put(b, (const char *)p, 1);
-            }
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
-static int cmp_write_order(const void *a, const void *b) {
-    const wr_entry *x = *(wr_entry *const *)a, *y = *(wr_entry *const *)b;
-    int rx = dtype_rank(x->dtype), ry = dtype_rank(y->dtype);
-    if (rx != ry) return ry - rx;
-    return strcmp(x->name, y->name);
-}
-
-rf_status rf_safetensors_writer_serialize(const rf_safetensors_writer *w, void **bytes, size_t *n) {
-    if (!w || !bytes || !n) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_serialize: null argument");
-    *bytes = NULL;
-    *n = 0;
-    wr_entry **order = malloc((w->count ? w->count : 1) * sizeof *order);
-    if (!order) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_serialize: no memory");
-    for (size_t i = 0; i < w->count; i++) order[i] = &w->entries[i];
-    qsort(order, w->count, sizeof *order, cmp_write_order);
-
-    sbuf hb = {0};
-    sb_str(&hb, "{");
-    if (w->meta_count) {
-        sb_str(&hb, "\"__metadata__\":{");
-        for (size_t i = 0; i < w->meta_count; i++) {
-            if (i) sb_str(&hb, ",");
-            sb_json_string(&hb, w->meta_keys[i]);
-            sb_str(&hb, ":");
-            sb_json_string(&hb, w->meta_values[i]);
-        }
-        sb_str(&hb, "}");
-    }
-    size_t offset = 0;
-    rf_status s = RF_OK;
-    for (size_t i = 0; i < w->count; i++) {
-        const wr_entry *e = order[i];
-        char num[64];
-        if (i || w->meta_count) sb_str(&hb, ",");
-        sb_json_string(&hb, e->name);
-        sb_str(&hb, ":{\"dtype\":\"");
-        sb_str(&hb, rf_st_dtype_name(e->dtype));
-        sb_str(&hb, "\",\"shape\":[");
-        for (int d = 0; d < e->ndim; d++) {
-            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)e->shape[d]);
-            sb_str(&hb, num);
-        }
-        if (offset + e->bytes < offset) {
-            s = rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_writer_serialize: total size overflows");
-            break;
-        }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", offset, offset + e->bytes);
-        sb_str(&hb, num);
-        offset += e->bytes;
-    }
-    sb_str(&hb, "}");
-    /* Pad with spaces so the data section starts 8-byte aligned (§11). */
-    while (!hb.failed && hb.len % 8) sb_str(&hb, " ");
-    size_t total = 0;
-    if (s == RF_OK && hb.failed) s = rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_serialize: no memory for the header");
-    if (s == RF_OK && (8 + hb.len + offset < offset || !(*bytes = malloc((total = 8 + hb.len + offset)))))
-        s = rf_error(RF_ERR_OUT_OF_MEMORY, "rf_safetensors_writer_serialize: cannot allocate %zu bytes", 8 + hb.len + offset);
-    if (s == RF_OK) {
-        unsigned char *out = *bytes;
-        uint64_t hl = hb.len;
-        for (int i = 0; i < 8; i++) out[i] = (unsigned char)(hl >> (8 * i));
-        memcpy(out + 8, hb.p, hb.len);
-        size_t at = 8 + hb.len;
-        for (size_t i = 0; i < w->count; i++) {
-            if (order[i]->bytes) memcpy(out + at, order[i]->data, order[i]->bytes);
-            at += order[i]->bytes;
-        }
-        *n = total;
-    }
-    free(hb.p);
-    free(order);
-    return s;
-}
-
-rf_status rf_safetensors_write(const rf_safetensors_writer *w, const char *path) {
-    if (!w || !path) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_write: null argument");
-    void *bytes;
-    size_t n;
-    RF_TRY(rf_safetensors_writer_serialize(w, &bytes, &n));
-    rf_status s = rf_write_file_atomic(path, bytes, n);
-    free(bytes);
-    return s;
 }
