@@ -17,7 +17,16 @@
  * check reads: return rf_error(RF_ERR_INVALID_ARG, "rf_gemm: m=%d", m); */
 rf_status rf_error(rf_status status, const char *fmt, ...) RF_PRINTF(2, 3);
 
-/* Propagate a failure without losing the first message. */
+/* Propagate a failure without losing the first message.
+ *
+ * Error paths, one style (src/core, src/io, src/model):
+ * - holding nothing that needs releasing: return at once (RF_TRY, or
+ *   `return rf_error(...)`);
+ * - holding something: one `rf_status s`, each later step chained as
+ *   `if (s == RF_OK) s = step(...);`, and everything released at a single
+ *   exit before `return s`. No goto: the chain reads top to bottom and the
+ *   release is written once. A tensor struct or pointer that starts zeroed
+ *   can be released unconditionally (rf_tensor_free, free accept it). */
 #define RF_TRY(expr) do { rf_status rf_try_s_ = (expr); if (rf_try_s_ != RF_OK) return rf_try_s_; } while (0)
 
 /* Logging to stderr, filtered by RF_LOG=error|warn|info|debug (default warn). */

@@ -1,22 +1,32 @@
 /* Logging to stderr, filtered by the RF_LOG environment variable. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/core.h"
 
+/* The level from RF_LOG, or -1 before the first read. Atomic because any
+ * thread may log first: every reader either sees -1 and computes the same
+ * value from the environment, or sees a stored level; never a torn int. */
+static atomic_int cached_level = -1;
+
+static int parse_level(const char *env) {
+    if (!env) return RF_LOG_WARN;
+    if (!strcmp(env, "error")) return RF_LOG_ERROR;
+    if (!strcmp(env, "warn")) return RF_LOG_WARN;
+    if (!strcmp(env, "info")) return RF_LOG_INFO;
+    if (!strcmp(env, "debug")) return RF_LOG_DEBUG;
+    return RF_LOG_WARN;
+}
+
 static int log_level(void) {
-    /* Read once: the level does not change while a program runs. */
-    static int level = -1;
+    /* Read once: the level does not change while a program runs. Two
+     * threads racing here both store the same value, so no lock is needed. */
+    int level = atomic_load_explicit(&cached_level, memory_order_relaxed);
     if (level < 0) {
-        const char *env = getenv("RF_LOG");
-        level = RF_LOG_WARN;
-        if (env) {
-            if (!strcmp(env, "error")) level = RF_LOG_ERROR;
-            else if (!strcmp(env, "warn")) level = RF_LOG_WARN;
-            else if (!strcmp(env, "info")) level = RF_LOG_INFO;
-            else if (!strcmp(env, "debug")) level = RF_LOG_DEBUG;
-        }
+        level = parse_level(getenv("RF_LOG"));
+        atomic_store_explicit(&cached_level, level, memory_order_relaxed);
     }
     return level;
 }

@@ -35,41 +35,30 @@ rf_status rf_write_file_atomic(const char *path, const void *data, size_t n) {
     if (!tmp) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_write_file_atomic: no memory for a path");
     /* The pid keeps concurrent writers (two processes sharing a cache) apart. */
     snprintf(tmp, len + 32, "%s.tmp.%ld", path, (long)getpid());
+    rf_status s = RF_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        rf_status s = rf_error(RF_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        free(tmp);
-        return s;
-    }
+    if (fd < 0) s = rf_error(RF_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
     const char *p = data;
     size_t left = n;
-    while (left > 0) {
+    while (s == RF_OK && left > 0) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-            rf_status s = rf_error(RF_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return s;
+            s = rf_error(RF_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+            break;
         }
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        rf_status s = rf_error(RF_ERR_IO, "cannot flush '%s': %s", tmp, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return s;
-    }
-    if (rename(tmp, path) != 0) {
-        rf_status s = rf_error(RF_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return s;
-    }
+    /* On the disk before the rename makes it visible. */
+    if (s == RF_OK && fsync(fd) != 0) s = rf_error(RF_ERR_IO, "cannot flush '%s': %s", tmp, strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && s == RF_OK) s = rf_error(RF_ERR_IO, "cannot flush '%s': %s", tmp, strerror(errno));
+    if (s == RF_OK && rename(tmp, path) != 0)
+        s = rf_error(RF_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    /* A failure leaves no temporary file behind (the target is untouched). */
+    if (s != RF_OK && fd >= 0) unlink(tmp);
     free(tmp);
-    return RF_OK;
+    return s;
 }
 
 rf_status rf_read_file(const char *path, void **data, size_t *n) {
@@ -77,27 +66,26 @@ rf_status rf_read_file(const char *path, void **data, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return rf_error(errno == ENOENT ? RF_ERR_NOT_FOUND : RF_ERR_IO,
                             "cannot open '%s': %s", path, strerror(errno));
+    rf_status s = RF_OK;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
-        fclose(f);
-        return rf_error(RF_ERR_IO, "cannot stat '%s'", path);
+    size_t size = 0;
+    char *buf = NULL;
+    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) s = rf_error(RF_ERR_IO, "cannot stat '%s'", path);
+    if (s == RF_OK) {
+        size = (size_t)st.st_size;
+        buf = malloc(size + 1); /* +1: callers may treat it as a string */
+        if (!buf) s = rf_error(RF_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", size, path);
     }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size + 1); /* +1: callers may treat it as a string */
-    if (!buf) {
-        fclose(f);
-        return rf_error(RF_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", size, path);
-    }
-    if (fread(buf, 1, size, f) != size) {
-        free(buf);
-        fclose(f);
-        return rf_error(RF_ERR_IO, "short read from '%s'", path);
-    }
+    if (s == RF_OK && fread(buf, 1, size, f) != size) s = rf_error(RF_ERR_IO, "short read from '%s'", path);
     fclose(f);
-    buf[size] = '\0';
-    *data = buf;
-    *n = size;
-    return RF_OK;
+    if (s == RF_OK) {
+        buf[size] = '\0';
+        *data = buf;
+        *n = size;
+    } else {
+        free(buf);
+    }
+    return s;
 }
 
 rf_status rf_mkdir_p(const char *path) {
