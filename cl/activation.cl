@@ -1,4 +1,4 @@
-// Activations (SPEC §7), one work-item per element; ACT is RF_ACT_RELU (0)
+// Activations (§7), one work-item per element; ACT is RF_ACT_RELU (0)
 // or RF_ACT_GELU (1), fixed when the program is built (-DACT=...).
 //   ReLU: y = max(x, 0), dx = dy·[x > 0] (0 at 0, as PyTorch).
 //   GELU (erf form, as HF "gelu"): y = 0.5·x·(1 + erf(x/√2)),

@@ -1,4 +1,4 @@
-// Dropout (SPEC §2), forward and backward alike (the backward applies the
+// Dropout (§2), forward and backward alike (the backward applies the
 // same mask to the gradient): out[i] = in[i] * (keep ? scale : 0), where
 // element i uses word first + i of the Philox stream (seed, stream, step) —
 // lane (first + i) % 4 of block (first + i) / 4, as src/device/cpu/dropout.c

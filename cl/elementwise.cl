@@ -1,4 +1,4 @@
-// Elementwise ops (SPEC §8 residuals): out = a + alpha * b.
+// Elementwise ops (§8 residuals): out = a + alpha * b.
 // Forward and backward sit together: the backward of out = a + alpha*b is
 // da = dout, db = alpha * dout, i.e. this same kernel with a = 0 handled by
 // the host as a scale. n is the element count; the tail is guarded because
@@ -13,7 +13,7 @@ __kernel void axpby(__global float *out, const ulong out_off,
     out[out_off + i] = a[a_off + i] + alpha * b[b_off + i];
 }
 
-// The reversible stack's halves (SPEC §8, §9): out[r] = [a[r], b[r]] for
+// The reversible stack's halves (§8, §9): out[r] = [a[r], b[r]] for
 // rows r of width w each, and its backward, the split.
 __kernel void concat_rows(__global float *out, const ulong out_off,
                           __global const float *a, const ulong a_off,

@@ -1,4 +1,4 @@
-// Embeddings (SPEC §9). Every kernel has one work-item per output element
+// Embeddings (§9). Every kernel has one work-item per output element
 // and no atomics: a gradient element is summed by the one item that owns it,
 // in a fixed order, so results are deterministic.
 

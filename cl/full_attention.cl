@@ -1,4 +1,4 @@
-// Full attention's shared-QK keys (SPEC §5.2): k = q·rsqrt(mean(q²) + 1e-6)/√d
+// Full attention's shared-QK keys (§5.2): k = q·rsqrt(mean(q²) + 1e-6)/√d
 // per head row of d, and its backward. The attention itself is
 // local_attention.cl with one chunk of L keys. One work-item per head row;
 // rows = B·L·H rows of d contiguous floats (§1).

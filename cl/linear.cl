@@ -1,4 +1,4 @@
-// The bias half of a linear layer (SPEC §1; the products are CLBlast GEMMs).
+// The bias half of a linear layer (§1; the products are CLBlast GEMMs).
 //   bias_add:  y[r, j] += b[j], one work-item per element.
 //   bias_grad: db[j] += Σ_r dy[r, j], one work-item per column summing rows
 //              in order (no atomics, deterministic).

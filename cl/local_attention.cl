@@ -1,4 +1,4 @@
-// Windowed attention (SPEC §6; local attention, and full attention as one
+// Windowed attention (§6; local attention, and full attention as one
 // chunk of L keys): fused, flash-attention style. The logits never reach
 // global memory: the forward keeps a running max, sum and weighted value per
 // query (online softmax) and stores lse; the backward recomputes the

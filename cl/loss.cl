@@ -1,4 +1,4 @@
-// Cross-entropy with ignore index −1 (SPEC §9).
+// Cross-entropy with ignore index −1 (§9).
 //   cross_entropy_lse:  one work-group per row: lse = max + log Σ exp(x − max)
 //                       (group_max, group_sum: fixed trees, deterministic).
 //   cross_entropy_mean: one work-group for the whole batch: the mean over

@@ -1,4 +1,4 @@
-// LSH self-attention, forward (SPEC §3–§5): buckets from x·R, a per-round
+// LSH self-attention, forward (§3–§5): buckets from x·R, a per-round
 // stable counting sort, fused in-chunk attention with an online softmax, and
 // the combination of the rounds. Built with -DHEAD_DIM=d (d ≤ 128).
 // Layout: qk, v, out [B, L, H·d] (head h = columns [h·d, (h+1)·d)); the

@@ -1,4 +1,4 @@
-// LayerNorm (SPEC §7, §9), as torch.nn.LayerNorm: per row of d,
+// LayerNorm (§7, §9), as torch.nn.LayerNorm: per row of d,
 //   y = (x − mean)·rstd·gamma + beta,  rstd = 1/√(var + eps), var biased.
 // Forward and the backward's dx: one work-group per row; its items stride
 // over the row and combine partial sums with group_sum (a fixed tree,

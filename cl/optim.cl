@@ -1,4 +1,4 @@
-// The optimiser (SPEC §9).
+// The optimiser (§9).
 //   adam_update: one work-item per element; AdamW as torch.optim.AdamW:
 //     g = grad_scale·grad; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
 //     p = p·(1 − lr·wd) − lr·(m/bc1)/(√(v/bc2) + ε), bc = 1 − βᵗ from the host.

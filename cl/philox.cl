@@ -1,4 +1,4 @@
-// Philox4x32-10 (SPEC §2), bit-identical to src/core/philox.c; include it
+// Philox4x32-10 (§2), bit-identical to src/core/philox.c; include it
 // from another kernel file with `#include "philox.cl"` (dropout regenerates
 // its mask from (seed, stream, step, index) this way). Counter = (block low,
 // block high, stream, step), key = the 64-bit seed, low word first; word

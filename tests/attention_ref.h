@@ -1,5 +1,5 @@
 /* Shared by tests/test_local_attention.c and tests/test_full_attention.c:
- * a naive reference of SPEC §6 (explicit L×L score matrix, double), a
+ * a naive reference of §6 (explicit L×L score matrix, double), a
  * central-finite-difference gradient check, and the OpenCL-vs-cpu runner.
  * Header-only (static inline) because each test file is its own program. */
 #ifndef RF_TEST_ATTENTION_REF_H
@@ -46,7 +46,7 @@ static inline int32_t *attn_mask(const attn_case *c) {
     return m;
 }
 
-/* SPEC §6 from the definition: for each (b, h) the full L×L logit matrix,
+/* §6 from the definition: for each (b, h) the full L×L logit matrix,
  * each key counted as many times as it appears in the query's window (the
  * HF model concatenates chunks c−before … c+after, cyclically, so with few
  * chunks a chunk can appear twice), masks replacing logits (§5.4). With
@@ -144,7 +144,7 @@ static inline void attn_check_causal(rf_device *dev, attn_forward_fn fwd, const 
 }
 
 /* The cpu forward of each case against attn_naive (double), out and lse
- * within 1e-5 (SPEC §10); `what` names the op in failure messages. */
+ * within 1e-5 (§10); `what` names the op in failure messages. */
 static inline void attn_check_naive(rf_device *cpu, attn_forward_fn fwd, const attn_case *cases, size_t ncases,
                                     const char *what) {
     for (size_t ci = 0; ci < ncases; ci++) {
@@ -178,7 +178,7 @@ static inline double attn_loss(rf_device *cpu, attn_forward_fn fwd, const attn_c
 }
 
 /* The cpu backward (dout = w) against central differences of Σ out·w for
- * every element of q, k, v: SPEC §10, ≤ 1e-2 relative to the largest
+ * every element of q, k, v: §10, ≤ 1e-2 relative to the largest
  * gradient of each group. */
 static inline void attn_check_fd(attn_forward_fn fwd, attn_backward_fn bwd, const attn_case *c, uint64_t seed) {
     rf_device *cpu = th_cpu();

@@ -1,5 +1,5 @@
 /* Test helpers shared by every tests/test_*.c: opening devices (OpenCL tests
- * skip when there is none), moving data, random inputs, SPEC §10 comparisons
+ * skip when there is none), moving data, random inputs, §10 comparisons
  * and sentinel-guarded outputs. */
 #ifndef RF_TEST_HARNESS_H
 #define RF_TEST_HARNESS_H
@@ -35,7 +35,7 @@ rf_tensor th_tensor(rf_device *dev, rf_dtype dtype, int ndim, const int64_t *sha
 float *th_download_f32(const rf_tensor *t);
 int32_t *th_download_i32(const rf_tensor *t);
 
-/* SPEC §10: max|got−ref| ≤ tol · max(1, max|ref|); also fails if got has a
+/* §10: max|got−ref| ≤ tol · max(1, max|ref|); also fails if got has a
  * NaN/Inf where ref has none. Prints the worst element on failure. */
 void th_assert_close(const float *got, const float *ref, size_t n, double tol, const char *what);
 double th_max_abs_diff(const float *a, const float *b, size_t n);

@@ -1,4 +1,4 @@
-/* config.json with HF ReformerConfig keys (SPEC §9, §11): HF files load,
+/* config.json with HF ReformerConfig keys (§9, §11): HF files load,
  * save → load → save is byte-exact, the bucket rule of §3 matches what the
  * HF model chose, and bad configs are refused naming the key and value. */
 #include "harness.h"

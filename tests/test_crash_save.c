@@ -1,4 +1,4 @@
-/* Kill during save (SPEC §11, docs/robustness.md): `reformer train` saving a
+/* Kill during save (§11, docs/robustness.md): `reformer train` saving a
  * checkpoint after every step is SIGKILLed at 100 random moments; each time
  * the folder must still load (rf_checkpoint_load, its `latest` naming a
  * complete checkpoint of that step) and `reformer train --resume` must run

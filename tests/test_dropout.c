@@ -1,4 +1,4 @@
-/* Dropout (SPEC §2): the cpu op against the mask written out from
+/* Dropout (§2): the cpu op against the mask written out from
  * rf_philox_word; OpenCL bit-identical to cpu (odd sizes, inputs and outputs
  * at a non-zero offset between sentinels, in place); the kept fraction and
  * the exact scale; the backward as the forward's mask on the gradient and the

@@ -1,4 +1,4 @@
-/* Full attention, SPEC §6 (and, with shared_qk, LSH attention's oracle,
+/* Full attention, §6 (and, with shared_qk, LSH attention's oracle,
  * §5.2/§5.4): the cpu op against the naive definition, its backward against
  * central differences (with shared_qk through the normalised keys too), the
  * OpenCL op against the cpu op, causality, O(L) scratch memory, and argument

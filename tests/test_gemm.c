@@ -97,7 +97,7 @@ static void cpu_matches_definition(void **state) {
     rf_device_close(cpu);
 }
 
-/* SPEC §10: matrix products within 1e-4 · max(1, max|ref|) of the cpu. */
+/* §10: matrix products within 1e-4 · max(1, max|ref|) of the cpu. */
 static void opencl_matches_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);

@@ -1,4 +1,4 @@
-/* Local (chunked) attention, SPEC §6: the cpu op against the naive
+/* Local (chunked) attention, §6: the cpu op against the naive
  * definition, its backward against central differences, the OpenCL op
  * against the cpu op over a shape grid, causality, agreement with full
  * attention when one chunk covers the sequence, and argument checks. */

@@ -1,4 +1,4 @@
-/* LSH self-attention, forward and backward (SPEC §3–§5, §10).
+/* LSH self-attention, forward and backward (§3–§5, §10).
  *
  * - Every stage, OpenCL against cpu, over a sample of the grid
  *   L ∈ {64, 256, 1024, 4096}, d ∈ {32, 64, 128}, m ∈ {32, 64, 128},

@@ -1,5 +1,5 @@
 /* The language model's forward pass against the Hugging Face Reformer's
- * logits (SPEC §12; tests/data/hf_* from tools/hf_golden.py), on cpu and
+ * logits (§12; tests/data/hf_* from tools/hf_golden.py), on cpu and
  * PoCL, plus chunked feed-forward, save/load and error cases. */
 #include "harness.h"
 #include <stdio.h>
@@ -50,7 +50,7 @@ static void set_rotations(rf_model *m, const char *model) {
 }
 
 /* Load a golden model on `dev`, run the recorded input, compare the logits
- * within SPEC §12 (1e-4 relative) and the loss. */
+ * within §12 (1e-4 relative) and the loss. */
 static void golden(rf_device *dev, const char *model, const char *ids_file, const char *logits_file, int64_t B,
                    int64_t L, int with_mask) {
     char dir[1024];

@@ -113,7 +113,7 @@ static void cpu_backward_matches_finite_differences(void **state) {
 }
 
 /* One shape on both devices: forward (y, mean, rstd) and backward (dx,
- * dgamma, dbeta) compared with SPEC §10 tolerances, every output guarded. */
+ * dgamma, dbeta) compared with §10 tolerances, every output guarded. */
 static void compare_shape(rf_device *cpu, rf_device *cl, int64_t rows, int64_t d, uint64_t seed) {
     size_t n = (size_t)(rows * d);
     float *x = th_random(n, seed, 2.0f), *g = th_random((size_t)d, seed + 1, 1.0f),

@@ -1,4 +1,4 @@
-/* Philox4x32-10 (SPEC §2): the Random123 known answers on the host and,
+/* Philox4x32-10 (§2): the Random123 known answers on the host and,
  * through rf_philox_fill, on cpu and OpenCL; OpenCL bit-identical to cpu;
  * the uniform, dropout-threshold and Box–Muller helpers; argument checks. */
 #include "harness.h"

@@ -1,4 +1,4 @@
-/* safetensors (SPEC §11): writer → reader → writer is byte-exact, the layout
+/* safetensors (§11): writer → reader → writer is byte-exact, the layout
  * matches the Python library's bytes, an HF-written file round-trips exactly,
  * and every malformed file fails with a clear message (no crash). */
 #include "harness.h"

@@ -112,7 +112,7 @@ static double central(rf_model *m, rf_tensor *t, float *w, size_t n, size_t at, 
     return (up - down) / (2.0 * h);
 }
 
-/* SPEC §10: the cpu gradients of every parameter group against central
+/* §10: the cpu gradients of every parameter group against central
  * differences of the loss, on up to 6 of the elements of each tensor with the
  * largest gradients (where float32 differences are meaningful). The loss is
  * only piecewise smooth: a step can move an LSH bucket. Where the differences
@@ -155,7 +155,7 @@ static void cpu_gradients_match_finite_differences(void **state) {
     rf_device_close(dev);
 }
 
-/* SPEC §10: device gradients within 1e-3 (relative, per parameter) of cpu. */
+/* §10: device gradients within 1e-3 (relative, per parameter) of cpu. */
 static void opencl_gradients_match_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);

@@ -1,4 +1,4 @@
-/* The shared half of `reformer bench` (see bench.h; SPEC §13). */
+/* The shared half of `reformer bench` (see bench.h; §13). */
 #include "bench.h"
 #include <errno.h>
 #include <math.h>
@@ -72,8 +72,8 @@ int bench_common_arg(bench_common *c, int argc, char **argv, int *i) {
         break;
     case 1:
         if (bench_parse_int(val, &v) || v < BENCH_MIN_RUNS || v > BENCH_MAX_RUNS) {
-            fprintf(stderr, "reformer bench: --runs '%s' must be %d to %d (SPEC §13: median of at least 5)\n", val,
-                    BENCH_MIN_RUNS, BENCH_MAX_RUNS);
+            fprintf(stderr, "reformer bench: --runs '%s' must be %d to %d (docs/maths.md §13: median of at least 5)\n",
+                    val, BENCH_MIN_RUNS, BENCH_MAX_RUNS);
             return -1;
         }
         c->runs = (int)v;

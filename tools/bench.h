@@ -1,4 +1,4 @@
-/* What every `reformer bench` case shares (SPEC §13): the common options,
+/* What every `reformer bench` case shares (§13): the common options,
  * the device list, warm-up + median timing, one row format written to the
  * terminal, CSV and JSON, the per-kernel profile table with its check
  * against the wall time, and ratios measured within one run. */

@@ -1,5 +1,5 @@
 /* `reformer bench gemm`: rf_gemm — CLBlast on OpenCL devices, OpenBLAS on
- * the cpu reference — in GFLOP/s over a few shapes (SPEC §13). Every matrix
+ * the cpu reference — in GFLOP/s over a few shapes (§13). Every matrix
  * multiply of the model goes through rf_gemm, so this is the ceiling the
  * other ops are measured against. */
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* `reformer bench`: the dispatcher, and `bench attention`, LSH
  * self-attention against full attention following the paper's Fig. 5
- * protocol (SPEC §13): the number of tokens B·L is fixed, L grows, LSH with
+ * protocol (§13): the number of tokens B·L is fixed, L grows, LSH with
  * R = 1, 2, 4, 8 hash rounds, forward only. Timing, rows, profile and
  * ratios are bench.c's. */
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* `reformer verify`: run every op on each chosen device and on the cpu
- * reference, compare within SPEC §10, print a table, exit non-zero on any
+ * reference, compare within §10, print a table, exit non-zero on any
  * failure. */
 #include <math.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@ static void help(void) {
     printf("usage: reformer verify [--device NAME | --all] [--grid quick|full] [--json]\n"
            "                       [--tolerance-scale X]\n\n"
            "Runs every op on each chosen device and on the cpu reference with the same\n"
-           "inputs and compares them with the tolerances of SPEC §10 (elementwise 1e-5,\n"
+           "inputs and compares them with the tolerances of docs/maths.md §10 (elementwise 1e-5,\n"
            "matrix products and attention 1e-4, gradients 1e-3, times max(1, max|ref|));\n"
            "LSH hashing by "
            "agreement rate (>= 99.9%%). Device outputs carry sentinel words around them:\n"

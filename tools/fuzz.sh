@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build and run the libFuzzer targets of the file readers (SPEC §11: readers
+# Build and run the libFuzzer targets of the file readers (§11: readers
 # must refuse any malformed input without crashing):
 #   fuzz_safetensors  rf_safetensors_open_memory, then write back and reopen
 #   fuzz_config       rf_config_parse_json, then save and reparse

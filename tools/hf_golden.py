@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden data from the Hugging Face Reformer, for SPEC §12 (HF compatibility).
+"""Golden data from the Hugging Face Reformer, for §12 (HF compatibility).
 
 Optional tool: CI never runs it; the C tests only read what it wrote under
 tests/data/. It needs Python 3 with `torch`, `transformers` (with

@@ -23,7 +23,7 @@ rf_status vf_out_alloc(rf_device *dev, vf_out *o, int ndim, const int64_t *shape
 void vf_out_free(vf_out *o);
 
 /* Compare the device output `dev_out` (guarded) against the cpu's `ref`
- * (SPEC §10: max|a-b| <= tol * max(1, max|ref|)), print a row and count it. */
+ * (§10: max|a-b| <= tol * max(1, max|ref|)), print a row and count it. */
 void vf_check(vf_ctx *c, const char *op, const char *shape, vf_out *dev_out, const rf_tensor *ref, double tol);
 /* A row for a statistic that is not an elementwise comparison (hash agreement). */
 void vf_check_rate(vf_ctx *c, const char *op, const char *shape, double rate, double min_rate);

@@ -1,4 +1,4 @@
-/* verify cases for LSH attention (SPEC §3–§5, §10): hashing by agreement
+/* verify cases for LSH attention (§3–§5, §10): hashing by agreement
  * rate (matmul rounding may move a near-tie), then every later stage fed
  * the cpu's buckets — the sort must give the cpu's permutation exactly, the
  * output agree within 1e-4 and the backward's gradients within 1e-3. Device

@@ -1,4 +1,4 @@
-/* verify cases for the whole model (SPEC §8, §9): the same random model —
+/* verify cases for the whole model (§8, §9): the same random model —
  * Philox initialisation gives identical weights on every device — run on the
  * cpu reference and on the device: inference logits (matrix-product
  * tolerance) and every parameter's gradient from one training step with

@@ -1,4 +1,4 @@
-/* verify cases for the model's ops (SPEC §6–§9): LayerNorm, activations,
+/* verify cases for the model's ops (§6–§9): LayerNorm, activations,
  * dropout, the reversible halves' concat/split, linear layers, embeddings, cross-entropy, Adam and Σx², local and full
  * attention, each forward then backward. A case is a list of tensors and a
  * function that runs the op(s) on one device's copies; the runner gives both
@@ -9,7 +9,7 @@
 #include "core/philox.h"
 #include "verify.h"
 
-/* SPEC §10 tolerances (relative: vf_check scales them by max(1, max|ref|)). */
+/* §10 tolerances (relative: vf_check scales them by max(1, max|ref|)). */
 #define TOL_ELEM 1e-5 /* elementwise, LayerNorm, softmax, gathers */
 #define TOL_MAT 1e-4  /* matrix products and attention outputs */
 #define TOL_GRAD 1e-3 /* gradients, device vs cpu */

@@ -1,4 +1,4 @@
-/* reformer-cl io: safetensors weights (SPEC §11).
+/* reformer-cl io: safetensors weights (§11).
  *
  * Format: 8-byte little-endian header length N, N bytes of JSON header, then
  * the data section. The header maps tensor names to {"dtype", "shape",

@@ -1,4 +1,4 @@
-/* reformer-cl model. Configuration (SPEC §9, §11): the Hugging Face
+/* reformer-cl model. Configuration (§9, §11): the Hugging Face
  * `ReformerConfig` keys, read from and written to config.json. */
 #ifndef REFORMER_MODEL_H
 #define REFORMER_MODEL_H
@@ -98,7 +98,7 @@ rf_status rf_config_to_json(const rf_config *cfg, char **text);
  * and *n_factors (1 or 2). */
 rf_status rf_config_num_buckets(const rf_config *cfg, int64_t seq_len, int factors[2], int *n_factors);
 
-/* ---- the language model (SPEC §8, §9) -------------------------------------
+/* ---- the language model (§8, §9) -------------------------------------
  * A Reformer LM on one device: embeddings (word + axial or plain positions),
  * a reversible stack of "lsh" / "local" layers with chunked feed-forward, a
  * LayerNorm over [Y1, Y2] and the LM head. Parameters carry the HF state-dict

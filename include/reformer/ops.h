@@ -1,7 +1,7 @@
 /* reformer-cl ops: one front door per op family. Each checks its arguments
  * and shapes once, then runs on the device its tensors live on (cpu or
  * OpenCL). Arguments: outputs first, then inputs, then options (as llm.c).
- * Maths and shapes: ../shared/SPEC.md, cited as §N. */
+ * Maths and shapes: docs/maths.md, cited as §N. */
 #ifndef REFORMER_OPS_H
 #define REFORMER_OPS_H
 

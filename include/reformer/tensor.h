@@ -1,5 +1,5 @@
 /* reformer-cl tensors: a typed, shaped window on a device buffer.
- * Dense and row-major (§1 of docs/maths.md); `offset` is in elements of
+ * Dense and row-major (§1); `offset` is in elements of
  * `dtype`. A tensor either owns its buffer (rf_tensor_alloc: freed with
  * rf_tensor_free) or is a view of a buffer someone else owns
  * (rf_tensor_view: never freed through the view). */

@@ -1,4 +1,4 @@
-/* Philox4x32-10 on the host (SPEC §2); cl/philox.cl is the same function in
+/* Philox4x32-10 on the host (§2); cl/philox.cl is the same function in
  * OpenCL C and must stay bit-identical (tests/test_philox.c checks both
  * against the Random123 known answers and against each other). */
 #include "core/philox.h"

@@ -1,5 +1,5 @@
 /* Internal: Philox4x32-10 (Salmon et al., SC'11), the project's one random
- * number generator (SPEC §2). Counter-based: a word is a pure function of
+ * number generator (§2). Counter-based: a word is a pure function of
  * (seed, stream, step, index), so the host, the cpu backend and every OpenCL
  * kernel (cl/philox.cl, bit-identical) produce the same numbers, and a
  * backward pass regenerates a dropout mask instead of storing it.

@@ -1,5 +1,5 @@
 /* Internal: the windowed attention that local and full attention share
- * (SPEC §6). Queries are cut into chunks of chunk_len positions in their own
+ * (§6). Queries are cut into chunks of chunk_len positions in their own
  * order; chunk c attends to the keys of chunks c−before … c+after, taken
  * cyclically as the HF model's _look_adjacent does (chunk 0 looks back at the
  * last chunk; a chunk reached through two window slots counts twice, as
@@ -34,7 +34,7 @@ typedef struct rf_attn_window {
     uint32_t stream, step;
 } rf_attn_window;
 
-/* Mask replacement values (SPEC §5.4): the logit is replaced, not added to. */
+/* Mask replacement values (§5.4): the logit is replaced, not added to. */
 #define RF_ATTN_MASK_VALUE (-1e9f)
 #define RF_ATTN_SELF_MASK_VALUE (-1e5f)
 

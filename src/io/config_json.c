@@ -1,4 +1,4 @@
-/* config.json with the HF ReformerConfig key names (SPEC §11): reading with
+/* config.json with the HF ReformerConfig key names (§11): reading with
  * strict type checks, writing in a form transformers reads back. */
 #include <limits.h>
 #include <stddef.h>

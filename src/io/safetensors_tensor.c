@@ -1,5 +1,5 @@
 /* Between safetensors files and device tensors: loading with dtype and shape
- * checks (SPEC §11: validate against the model before touching data), and
+ * checks (§11: validate against the model before touching data), and
  * saving. Kept apart from safetensors.c so the format code (and its fuzz
  * target) needs no device layer. */
 #include <stdlib.h>

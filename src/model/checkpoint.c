@@ -1,4 +1,4 @@
-/* Checkpoints (SPEC §11): ROOT/ckpt-<step>/ with the model (config.json,
+/* Checkpoints (§11): ROOT/ckpt-<step>/ with the model (config.json,
  * model.safetensors) and the training state (training_state.safetensors:
  * AdamW moments, with step, seed, forward-call counter and data position as
  * metadata), and ROOT/latest naming the newest complete one. A checkpoint is

@@ -1,5 +1,5 @@
 /* The model configuration: HF ReformerConfig defaults, validation and the
- * bucket-count rule (SPEC §3, §9, §11). JSON reading and writing live in
+ * bucket-count rule (§3, §9, §11). JSON reading and writing live in
  * src/io/config_json.c. */
 #include <math.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* The Reformer language model: parameters under their HF names, creation,
- * loading and saving, and the inference forward pass (SPEC §8, §9, §11, §12;
+ * loading and saving, and the inference forward pass (§8, §9, §11, §12;
  * docs/hf-compat.md for the HF details it reproduces). */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* rf_dropout_forward / rf_dropout_backward's front door (SPEC §2). The
+/* rf_dropout_forward / rf_dropout_backward's front door (§2). The
  * backward is the forward applied to the gradient: dropout is the linear map
  * x ↦ x · keep / (1 − p) with a mask regenerated from Philox, so both share
  * one check and one backend entry. */

@@ -1,4 +1,4 @@
-/* Full attention's front door (SPEC §6): every query attends to all L keys;
+/* Full attention's front door (§6): every query attends to all L keys;
  * with shared_qk, LSH attention's formulation (§5.2, §5.4) — its oracle. The
  * checks are local attention's (ops/attention_impl.h) with one chunk of L. */
 #include "ops/attention_impl.h"

@@ -1,4 +1,4 @@
-/* Local (chunked) attention's front door (SPEC §6, HF LocalSelfAttention),
+/* Local (chunked) attention's front door (§6, HF LocalSelfAttention),
  * and the argument checks full attention shares (ops/attention_impl.h). */
 #include <math.h>
 #include "ops/attention_impl.h"

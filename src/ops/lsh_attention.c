@@ -1,4 +1,4 @@
-/* LSH self-attention's front door (SPEC §3–§5): the state (resolved
+/* LSH self-attention's front door (§3–§5): the state (resolved
  * geometry and the intermediate results the backward pass reuses), the
  * argument checks, the host-side rotations (§2) and the hashing GEMM
  * (rf_gemm on either device), then the backends' stages. */

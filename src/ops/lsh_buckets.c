@@ -1,4 +1,4 @@
-/* The LSH bucket-count rule (SPEC §3), apart from the attention itself:
+/* The LSH bucket-count rule (§3), apart from the attention itself:
  * it needs no device, so the config code (rf_config_num_buckets) and the
  * device-free fuzz targets of tools/fuzz.sh link it alone. */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* rf_philox_fill's front door (SPEC §2). */
+/* rf_philox_fill's front door (§2). */
 #include "ops/ops_impl.h"
 #include "device/cpu/cpu_ops.h"
 #include "device/opencl/cl_ops.h"

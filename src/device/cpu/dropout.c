@@ -1,4 +1,4 @@
-/* Dropout on the cpu (SPEC §2), the reference: element i of the tensor uses
+/* Dropout on the cpu (§2), the reference: element i of the tensor uses
  * word first + i of the Philox stream (seed, stream, step), i.e. lane
  * (first + i) % 4 of block (first + i) / 4, and out[i] = in[i] · (keep ?
  * scale : 0). Forward and backward both call this (the backward applies the

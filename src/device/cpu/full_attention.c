@@ -1,4 +1,4 @@
-/* Full attention on the cpu (SPEC §6): local attention's window code with
+/* Full attention on the cpu (§6): local attention's window code with
  * one chunk of L keys. With shared_qk the keys are the normalised queries of
  * LSH attention (§5.2): k = q·rsqrt(mean(q²) + 1e-6)/√d per head, and the
  * backward adds the gradient through that normalisation to dq. */

@@ -1,4 +1,4 @@
-/* Windowed attention on the cpu (SPEC §6, device/attention_window.h): for
+/* Windowed attention on the cpu (§6, device/attention_window.h): for
  * each query, the logits of the keys in its window, the masks of §5.4
  * replacing them, a softmax and the weighted values — the direct maths, in
  * double, one query row at a time. Full attention (full_attention.c) is the

@@ -1,4 +1,4 @@
-/* LSH self-attention on the cpu: the reference (SPEC §3–§5), a direct
+/* LSH self-attention on the cpu: the reference (§3–§5), a direct
  * reading of the maths with double accumulation. The front door
  * (src/ops/lsh_attention.c) has checked every argument and computed the
  * hashing product x·R into st->rotated with rf_gemm. */

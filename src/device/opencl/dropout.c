@@ -1,4 +1,4 @@
-/* Dropout on OpenCL (cl/dropout.cl, SPEC §2): one work-item per element (a
+/* Dropout on OpenCL (cl/dropout.cl, §2): one work-item per element (a
  * Philox block per element: any word offset `first` lands anywhere in a
  * block). Forward and backward both call this. */
 #include "device/opencl/cl_backend.h"

@@ -1,4 +1,4 @@
-/* Full attention on OpenCL (SPEC §6): the windowed attention of
+/* Full attention on OpenCL (§6): the windowed attention of
  * local_attention.c with one chunk of L keys. With shared_qk, the keys are
  * first normalised from q (cl/full_attention.cl, §5.2) into a scratch tensor
  * of q's size, and the backward adds the gradient through that

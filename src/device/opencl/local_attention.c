@@ -1,4 +1,4 @@
-/* Windowed attention on OpenCL (cl/local_attention.cl; SPEC §6): a fused
+/* Windowed attention on OpenCL (cl/local_attention.cl; §6): a fused
  * forward with online softmax (with probability dropout regenerated from
  * Philox words, §2), and a flash-attention style backward in three
  * launches — delta = rowsum(dout·out), dq (one work-item per query row), dk and
