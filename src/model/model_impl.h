@@ -94,23 +94,27 @@ rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n
 rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, bool training, rf_lsh_config *lc);
 rf_attention_config rf_model_local_config(const rf_model *m, int li, bool training);
 rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
-rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
-rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
-                            rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
 /* Hidden-state dropout of `t` in place (training only; `use` a
  * rf_philox_use, `first` the word of element 0), or its backward. */
 rf_status rf_model_dropout(rf_model *m, const rf_pass *s, rf_tensor *t, int layer_index, int use, uint64_t first,
                            bool backward);
 rf_status rf_model_embed(rf_model *m, rf_pass *s);
+rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd);
+/* targets[b, t] = ids[b, t+1], the last −1 (§9), on `dev`. */
+rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L);
+
+/* ---- the reversible layers (reversible.c) -------------------------------- */
+/* The attention half's f = W_o·Attn(LN(x2)) into s->f (§5, §6, §8). */
+rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
+/* One row chunk of the feed-forward half g = FF(x) (§7, §8). */
+rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
+                            rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
 /* Layers [first, last) of the reversible stack on the pass's halves;
  * keep_buckets[i] (NULL or per layer) receives LSH layer i's buckets for the
  * backward pass; saved (NULL, or 2 per layer) receives each layer's input
  * halves (the stored-activations check). */
 rf_status rf_model_stack(rf_model *m, rf_pass *s, int first, int last, rf_tensor *const *keep_buckets,
                          rf_tensor *saved);
-rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *mean, rf_tensor *rstd);
-/* targets[b, t] = ids[b, t+1], the last −1 (§9), on `dev`. */
-rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L);
 
 /* ---- one backward pass (backward.c, reversible.c) -------------------------
  * Gradient buffers of one backward pass, besides the forward pass's. */
