@@ -16,47 +16,28 @@
 // other side streams through local memory TILE rows at a time. Global size
 // dim 0 = n_chunks · ceil(chunk / G) · G, dim 1 = B·H.
 //
-// Defines: HEAD_DIM (d), TILE (rows staged per step; the host sizes it from
-// the device's local memory). Masks replace logits with large finite
-// negatives (§5.4), never −INFINITY.
+// Defines: HEAD_DIM (d), MAX_HEAD_DIM, TILE (rows staged per step; the host
+// sizes it from the device's local memory). Masks (§5.4), the optional mask
+// and lse buffers and the dropout arguments: attention_common.cl.
 //
-// Probability dropout (§2, HF attention dropout; on when `dropout`): the
-// probability of window key j (0 ≤ j < W = (before + 1 + after)·chunk, in
-// window-slot order) of query i of (b, h) is kept iff word
-// ((b·H + h)·L + i)·W + j of the Philox stream philox = (seed lo, seed hi,
-// stream, step) is ≥ threshold, and then scaled by keep_scale = 1/(1−p)
-// (host float, as dropout.cl). The sum l and lse stay undropped; each kernel
-// regenerates the words instead of storing a mask.
+// Probability dropout (§2, HF attention dropout): the probability of window
+// key j (0 ≤ j < W = (before + 1 + after)·chunk, in window-slot order) of
+// query i of (b, h) is query row i of L, probability j of W in
+// attention_common.cl's layout.
 
-#include "philox.cl"
+#include "attention_common.cl"
 
-#define MASK_VALUE (-1e9f)
-#define SELF_MASK_VALUE (-1e5f)
-#define MAX_START (-1e30f)  // below any logit, even a masked one
 // A query whose every key is masked has all its logits equal to −1e9, so it
 // attends uniformly to its window. Its lse, −1e9 + log(n), is −1e9 in float
 // (the spacing there is 64), so the backward cannot recover p from it: below
 // this threshold it uses p = 1/n instead (n = the window's key count).
 #define FULLY_MASKED (-5e8f)
 
-// The logit of a query at qpos against a key at kpos, masks applied (§5.4):
-// padding or causal → −1e9, then self → −1e5. *masked: whether replaced.
-inline float masked_logit(float s, int qpos, int kpos, int key_ok, int causal, int self_mask, int *masked) {
-    *masked = 0;
-    if (!key_ok || (causal && kpos > qpos)) { s = MASK_VALUE; *masked = 1; }
-    if (self_mask && kpos == qpos) { s = SELF_MASK_VALUE; *masked = 1; }
-    return s;
-}
-
-// The dropout factor of word `word` (see above): keep_scale if kept, else 0.
-inline float drop_factor(uint4 philox, ulong word, uint threshold, float keep_scale) {
-    return philox_keep(philox_word(philox.xy, philox.z, philox.w, word), threshold, 0) ? keep_scale : 0.0f;
-}
-
-// The first dropout word of query qpos of row bh = b·H + h: its window key
-// j then uses word first + j.
-inline ulong drop_first(int bh, int qpos, int L, int chunk, int before, int after) {
-    return ((ulong)bh * (ulong)L + (ulong)qpos) * (ulong)((before + 1 + after) * chunk);
+// Window key j of query qpos of row bh = b·H + h: its dropout factor.
+inline float window_drop(uint4 philox, uint threshold, float keep_scale, int bh, int qpos, int L, int chunk,
+                         int before, int after, int j) {
+    return drop_factor(philox, threshold, keep_scale, (ulong)bh, (ulong)L, (ulong)qpos,
+                       (ulong)((before + 1 + after) * chunk), (ulong)j);
 }
 
 // This work-item's chunk and row within it.
@@ -87,12 +68,12 @@ inline void stage_rows(__local float *xs, __local float *ys, __global const floa
 inline void stage_key_mask(__local int *ok, __global const int *mask, ulong mask_off, int has_mask, int b,
                            int first, int n, int L) {
     for (int rr = (int)get_local_id(0); rr < n; rr += (int)get_local_size(0))
-        ok[rr] = has_mask ? mask[mask_off + (ulong)b * (ulong)L + (ulong)(first + rr)] != 0 : 1;
+        ok[rr] = key_is_token(mask, mask_off, has_mask, b, L, first + rr);
 }
 
-// ---- forward: out, and lse when write_lse ---------------------------------
+// ---- forward: out, and lse when has_lse -----------------------------------
 __kernel void attn_forward(__global float *out, const ulong out_off,
-                           __global float *lse, const ulong lse_off, const int write_lse,
+                           __global float *lse, const ulong lse_off, const int has_lse,
                            __global const float *q, const ulong q_off,
                            __global const float *k, const ulong k_off,
                            __global const float *v, const ulong v_off,
@@ -110,8 +91,7 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
         qv[e] = valid ? q[q_off + row_at(b, qpos, h, L, H) + (ulong)e] : 0.0f;
         acc[e] = 0.0f;
     }
-    float m = MAX_START, l = 0.0f;
-    ulong word0 = drop_first(bh, qpos, L, chunk, before, after);
+    float m = RUNNING_MAX_INIT, l = 0.0f;
     for (int s = -before; s <= after; s++) {
         int kc = ((c + s) % nc + nc) % nc;
         for (int t = 0; t < chunk; t += TILE) {
@@ -120,22 +100,22 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
             stage_key_mask(kok, mask, mask_off, has_mask, b, first, n, L);
             barrier(CLK_LOCAL_MEM_FENCE);
             if (valid) {
-                float tmax = MAX_START;
+                float tmax = RUNNING_MAX_INIT;
                 for (int j = 0; j < n; j++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += qv[e] * ks[j * HEAD_DIM + e];
                     int masked;
-                    sc[j] = masked_logit(dot * scale, qpos, first + j, kok[j], causal, self_mask, &masked);
+                    sc[j] = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
+                                         self_mask, &masked);
                     tmax = fmax(tmax, sc[j]);
                 }
                 float mnew = fmax(m, tmax), alpha = exp(m - mnew);
                 l *= alpha;
                 for (int e = 0; e < HEAD_DIM; e++) acc[e] *= alpha;
-                ulong word = word0 + (ulong)((s + before) * chunk + t);
                 for (int j = 0; j < n; j++) {
                     float p = exp(sc[j] - mnew);
                     l += p;
-                    if (dropout) p *= drop_factor(philox, word + (ulong)j, threshold, keep_scale);
+                    if (dropout)
+                        p *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                         (s + before) * chunk + t + j);
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vs[j * HEAD_DIM + e];
                 }
                 m = mnew;
@@ -146,7 +126,7 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
     if (!valid) return;
     float inv = 1.0f / l;
     for (int e = 0; e < HEAD_DIM; e++) out[out_off + row_at(b, qpos, h, L, H) + (ulong)e] = acc[e] * inv;
-    if (write_lse) lse[lse_off + (ulong)bh * (ulong)L + (ulong)qpos] = m + log(l);
+    if (has_lse) lse[lse_off + (ulong)bh * (ulong)L + (ulong)qpos] = m + log(l);
 }
 
 // ---- backward ---------------------------------------------------------------
@@ -192,7 +172,6 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
     }
     ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos;
     float li = valid ? lse[lse_off + lrow] : 0.0f, di = valid ? delta[lrow] : 0.0f;
-    ulong word0 = drop_first(bh, qpos, L, chunk, before, after);
     for (int s = -before; s <= after; s++) {
         int kc = ((c + s) % nc + nc) % nc;
         for (int t = 0; t < chunk; t += TILE) {
@@ -202,17 +181,14 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
             barrier(CLK_LOCAL_MEM_FENCE);
             if (valid) {
                 for (int j = 0; j < n; j++) {
-                    float dot = 0.0f, dp = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) {
-                        dot += qv[e] * ks[j * HEAD_DIM + e];
-                        dp += go[e] * vs[j * HEAD_DIM + e];
-                    }
                     int masked;
-                    float sj = masked_logit(dot * scale, qpos, first + j, kok[j], causal, self_mask, &masked);
+                    float sj = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j],
+                                            causal, self_mask, &masked);
                     if (masked) continue;
+                    float dp = dot_staged(go, vs + j * HEAD_DIM);
                     if (dropout)
-                        dp *= drop_factor(philox, word0 + (ulong)((s + before) * chunk + t + j), threshold,
-                                          keep_scale);
+                        dp *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                          (s + before) * chunk + t + j);
                     float ds = exp(sj - li) * (dp - di);
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * ks[j * HEAD_DIM + e];
                 }
@@ -257,7 +233,7 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
         dka[e] = 0.0f;
         dva[e] = 0.0f;
     }
-    int key_ok = valid && (!has_mask || mask[mask_off + (ulong)b * (ulong)L + (ulong)kpos] != 0);
+    int key_ok = valid && key_is_token(mask, mask_off, has_mask, b, L, kpos);
     int lid = (int)get_local_id(0), g = (int)get_local_size(0);
     float inv_n = 1.0f / (float)((before + 1 + after) * chunk);
     for (int s = -before; s <= after; s++) {
@@ -273,18 +249,14 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
             barrier(CLK_LOCAL_MEM_FENCE);
             if (valid) {
                 for (int i = 0; i < n; i++) {
-                    float dot = 0.0f, dp = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) {
-                        dot += qs[i * HEAD_DIM + e] * kv[e];
-                        dp += gs[i * HEAD_DIM + e] * vv[e];
-                    }
                     int masked;
-                    float sij = masked_logit(dot * scale, first + i, kpos, key_ok, causal, self_mask, &masked);
+                    float sij = masked_logit(dot_staged(kv, qs + i * HEAD_DIM) * scale, first + i, kpos, key_ok,
+                                             causal, self_mask, &masked);
+                    float dp = dot_staged(vv, gs + i * HEAD_DIM);
                     float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]), pd = p;
                     if (dropout) {
-                        float f = drop_factor(philox, drop_first(bh, first + i, L, chunk, before, after) +
-                                                          (ulong)((s + before) * chunk + r),
-                                              threshold, keep_scale);
+                        float f = window_drop(philox, threshold, keep_scale, bh, first + i, L, chunk, before, after,
+                                              (s + before) * chunk + r);
                         pd *= f;
                         dp *= f;
                     }

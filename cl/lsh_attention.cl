@@ -1,37 +1,14 @@
 // LSH self-attention, forward (SPEC §3–§5): buckets from x·R, a per-round
 // stable counting sort, fused in-chunk attention with an online softmax, and
-// the combination of the rounds. Built with -DHEAD_DIM=d (d ≤ 128).
+// the combination of the rounds. Built with -DHEAD_DIM=d -DMAX_HEAD_DIM;
+// masks, the key normalisation, the optional mask and the dropout arguments
+// come from attention_common.cl.
 // Layout: qk, v, out [B, L, H·d] (head h = columns [h·d, (h+1)·d)); the
 // state's buckets, perm, undo, lse [B, H, R·L], o [B, H, R·L, d]; item
-// i = r·L + t of a (batch, head) is position t of round r.
-#include "philox.cl"
-
-// §5.4: masks replace logits. Finite values: no infinities anywhere (the
-// running maximum starts at a large finite negative too).
-#define MASK_CAUSAL (-1e9f)
-#define MASK_SELF (-1e5f)
-#define RUNNING_MAX_INIT (-1e30f)
-
-// §5.4: the logit of a query at qpos for a key at kpos, masks applied:
-// causal or padded key → −1e9, then self → −1e5. *masked: the logit is a
-// mask constant (which carries no gradient).
-inline float masked_logit(float s, int qpos, int kpos, int causal, int key_padded, int *masked) {
-    *masked = 0;
-    if ((causal && kpos > qpos) || key_padded) { s = MASK_CAUSAL; *masked = 1; }
-    if (kpos == qpos) { s = MASK_SELF; *masked = 1; }
-    return s;
-}
-
-// Attention dropout (§2): keep/(1 − p) for window key j (of W; chunk c−1
-// then c) of sorted query slot i of (batch, head) bh: word (bh·N + i)·W + j
-// of (key, stream, step), as src/device/cpu/lsh_attention.c. threshold and
-// scale = 1/(1 − p) come from the host (p < 1: never drop_all). Callers skip
-// it when there is no dropout (drop = 0), so results stay bit-identical.
-float drop_factor(const uint2 key, const uint stream, const uint step, const uint threshold, const float scale,
-                  const size_t bh, const int N, const int i, const int W, const int j) {
-    ulong word = ((ulong)bh * (ulong)N + (ulong)i) * (ulong)W + (ulong)j;
-    return philox_keep(philox_word(key, stream, step, word), threshold, 0) ? scale : 0.0f;
-}
+// i = r·L + t of a (batch, head) is position t of round r. Dropout (§2):
+// query row = sorted slot i of N = R·L, width W = its window's keys (chunk
+// c−1 then c: 2m, or m with one chunk), as src/device/cpu/lsh_attention.c.
+#include "attention_common.cl"
 
 // §3: argmax over [r, −r] (2·n values) with ties to the lowest index.
 int argmax_pm(__global const float *r, int n) {
@@ -59,7 +36,7 @@ __kernel void lsh_buckets(__global const float *rotated, __global int *buckets, 
     int b = (int)(gid / ((size_t)L * R * H));
     __global const float *x = rotated + ((size_t)h * B * L + (size_t)b * L + t) * R * rc + (size_t)r * rc;
     int bucket = f2 ? argmax_pm(x, f1 / 2) + f1 * argmax_pm(x + f1 / 2, f2 / 2) : argmax_pm(x, f1 / 2);
-    if (has_mask && mask[mask_off + (size_t)b * L + t] == 0) bucket = nb;
+    if (!key_is_token(mask, mask_off, has_mask, b, L, t)) bucket = nb;
     buckets[gid] = bucket + r * stride; // gid = ((b·H + h)·R + r)·L + t
 }
 
@@ -128,23 +105,22 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
 
 // Stage keys [k0, k0 + nt) of chunk c's window (chunk c−1 cyclic, then c;
 // chunk c alone when there is one chunk) into local memory: each key's
-// position, padding flag, raw qk and v rows, and its §5.2 scale. Shared by
+// position, whether it is a token, raw qk and v rows, and its §5.2 scale. Shared by
 // the forward attend and the backward query kernels; every work-item of the
 // group calls it (it holds barriers).
 void stage_keys(const int k0, const int nt, const int c, const int prev, const int nc, const int m,
                 __global const int *P, const int L, const int b, __global const float *qk, const size_t qk0,
                 __global const float *v, const size_t v0, const size_t row, __global const int *mask,
                 const ulong mask_off, const int has_mask, __local float *kt, __local float *vt, __local float *ks,
-                __local int *kp, __local int *km) {
+                __local int *kp, __local int *kok) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
-    const float inv_sqrt_d = rsqrt((float)HEAD_DIM);
     barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
     for (int j = lid; j < nt; j += G) {
         int kidx = k0 + j;
         int slot = nc > 1 ? (kidx < m ? prev * m + kidx : c * m + kidx - m) : c * m + kidx;
         int t = P[slot] % L;
         kp[j] = t;
-        km[j] = has_mask && mask[mask_off + (size_t)b * L + t] == 0;
+        kok[j] = key_is_token(mask, mask_off, has_mask, b, L, t);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int x = lid; x < nt * HEAD_DIM; x += G) {
@@ -156,7 +132,7 @@ void stage_keys(const int k0, const int nt, const int c, const int prev, const i
     for (int j = lid; j < nt; j += G) {
         float ss = 0.0f;
         for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
-        ks[j] = rsqrt(ss / HEAD_DIM + 1e-6f) * inv_sqrt_d; // §5.2
+        ks[j] = key_scale(ss);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 }
@@ -164,16 +140,15 @@ void stage_keys(const int k0, const int nt, const int c, const int prev, const i
 // §5.2–5.5: one work-group per (batch, head, chunk c) of m sorted items.
 // Keys: chunk c−1 (cyclic) then chunk c, or chunk c alone when there is one
 // chunk (§5.7), streamed through local memory T keys at a time (raw qk, v,
-// the key's §5.2 scale, position, padding flag). Each work-item owns a query
+// the key's §5.2 scale, position, token flag). Each work-item owns a query
 // (looping when m > G) and keeps an online softmax: running max, sum and
 // output in private memory; no score matrix is ever stored.
 __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
                          __global const int *mask, const ulong mask_off, const int has_mask,
                          __global const int *perm, __global float *o, __global float *lse, const int L, const int H,
-                         const int N, const int m, const int causal, const int hf, const int drop, const uint2 dkey,
-                         const uint dstream, const uint dstep, const uint dthreshold, const float dscale,
-                         const int T, __local float *kt, __local float *vt, __local float *ks, __local int *kp,
-                         __local int *km) {
+                         const int N, const int m, const int causal, const int hf, const int dropout,
+                         const uint4 philox, const uint threshold, const float keep_scale, const int T,
+                         __local float *kt, __local float *vt, __local float *ks, __local int *kp, __local int *kok) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
     const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
     __global const int *P = perm + (size_t)bh * N;
@@ -193,13 +168,12 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
         for (int k0 = 0; k0 < nkeys; k0 += T) {
             const int nt = min(T, nkeys - k0);
             stage_keys(k0, nt, c, prev, nc, m, P, L, b, qk, qk0, v, v0, row, mask, mask_off, has_mask, kt, vt, ks, kp,
-                       km);
+                       kok);
             if (active) {
                 for (int j = 0; j < nt; j++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * kt[j * HEAD_DIM + e];
                     int masked;
-                    float s = masked_logit(dot * ks[j], qpos, kp[j], causal, km[j], &masked);
+                    float s = masked_logit(dot_staged(q, kt + j * HEAD_DIM) * ks[j], qpos, kp[j], kok[j], causal, 1,
+                                           &masked);
                     if (s > mx) { // rescale what was accumulated under the old maximum
                         float corr = exp(mx - s);
                         l *= corr;
@@ -208,7 +182,7 @@ __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global 
                     }
                     float p = exp(s - mx);
                     l += p; // lse is undropped; o gets the dropped probabilities
-                    if (drop) p *= drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, qslot, nkeys, k0 + j);
+                    if (dropout) p *= drop_factor(philox, threshold, keep_scale, bh, N, qslot, nkeys, k0 + j);
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vt[j * HEAD_DIM + e];
                 }
             }
@@ -309,10 +283,10 @@ __kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, _
                                  __global const int *mask, const ulong mask_off, const int has_mask,
                                  __global const int *perm, __global const float *lse, __global const float *w,
                                  __global const float *cw, __global float *gqk, const int L, const int H, const int N,
-                                 const int m, const int causal, const int drop, const uint2 dkey, const uint dstream,
-                                 const uint dstep, const uint dthreshold, const float dscale, const int T,
+                                 const int m, const int causal, const int dropout, const uint4 philox,
+                                 const uint threshold, const float keep_scale, const int T,
                                  __local float *kt, __local float *vt, __local float *ks, __local int *kp,
-                                 __local int *km) {
+                                 __local int *kok) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
     const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
     __global const int *P = perm + (size_t)bh * N;
@@ -335,17 +309,15 @@ __kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, _
         for (int k0 = 0; k0 < nkeys; k0 += T) {
             const int nt = min(T, nkeys - k0);
             stage_keys(k0, nt, c, prev, nc, m, P, L, b, qk, qk0, v, v0, row, mask, mask_off, has_mask, kt, vt, ks, kp,
-                       km);
+                       kok);
             if (active) {
                 for (int j = 0; j < nt; j++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * kt[j * HEAD_DIM + e];
                     int masked;
-                    float s = masked_logit(dot * ks[j], qpos, kp[j], causal, km[j], &masked);
+                    float s = masked_logit(dot_staged(q, kt + j * HEAD_DIM) * ks[j], qpos, kp[j], kok[j], causal, 1,
+                                           &masked);
                     if (masked) continue;
-                    float gv = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) gv += g[e] * vt[j * HEAD_DIM + e];
-                    if (drop) gv *= drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, qslot, nkeys, k0 + j);
+                    float gv = dot_staged(g, vt + j * HEAD_DIM);
+                    if (dropout) gv *= drop_factor(philox, threshold, keep_scale, bh, N, qslot, nkeys, k0 + j);
                     float ds = exp(s - lsei) * (gv - ci) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
                     for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * kt[j * HEAD_DIM + e];
                 }
@@ -369,9 +341,8 @@ __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __g
                                __global const int *mask, const ulong mask_off, const int has_mask,
                                __global const int *perm, __global const float *lse, __global const float *w,
                                __global const float *cw, __global float *gqk, __global float *gv, const int L,
-                               const int H, const int N, const int m, const int causal, const int drop,
-                               const uint2 dkey, const uint dstream, const uint dstep, const uint dthreshold,
-                               const float dscale, const int T,
+                               const int H, const int N, const int m, const int causal, const int dropout,
+                               const uint4 philox, const uint threshold, const float keep_scale, const int T,
                                __local float *qt, __local float *gt, __local float *ql, __local float *qc,
                                __local int *qp) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
@@ -385,7 +356,7 @@ __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __g
     for (int k0 = 0; k0 < m; k0 += G) {
         const int ki = k0 + lid, active = ki < m;
         const int kslot = c * m + ki, kpos = active ? P[kslot] % L : 0;
-        const int kpad = active && has_mask && mask[mask_off + (size_t)b * L + kpos] == 0;
+        const int key_ok = active && key_is_token(mask, mask_off, has_mask, b, L, kpos);
         float x[HEAD_DIM], vv[HEAD_DIM], dk[HEAD_DIM], dvv[HEAD_DIM], ss = 0.0f;
         for (int e = 0; e < HEAD_DIM; e++) {
             x[e] = active ? qk[qk0 + (size_t)kpos * row + e] : 0.0f;
@@ -393,7 +364,7 @@ __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __g
             dk[e] = dvv[e] = 0.0f;
             ss += x[e] * x[e];
         }
-        const float a = rsqrt(ss / HEAD_DIM + 1e-6f) * rsqrt((float)HEAD_DIM); // §5.2: k = x·a
+        const float a = key_scale(ss); // §5.2: k = x·a
         for (int i0 = 0; i0 < nq; i0 += T) {
             const int nt = min(T, nq - i0);
             barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
@@ -413,18 +384,17 @@ __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __g
             barrier(CLK_LOCAL_MEM_FENCE);
             if (active) {
                 for (int i = 0; i < nt; i++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += qt[i * HEAD_DIM + e] * x[e];
                     int masked;
-                    float s = masked_logit(dot * a, qp[i], kpos, causal, kpad, &masked);
+                    float s = masked_logit(dot_staged(x, qt + i * HEAD_DIM) * a, qp[i], kpos, key_ok, causal, 1,
+                                           &masked);
                     float p = exp(s - ql[i]), pd = p, gdv = 0.0f, f = 1.0f;
-                    if (drop) {
+                    if (dropout) {
                         // This key's index in the query's window: the query's own
                         // chunk (c) comes second when there are several chunks;
                         // for chunk c+1's queries chunk c is the previous one.
                         const int qidx = i0 + i, slot = qidx < m ? c * m + qidx : next * m + qidx - m;
-                        f = drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, slot,
-                                        nq, nc > 1 && qidx < m ? m + ki : ki);
+                        f = drop_factor(philox, threshold, keep_scale, bh, N, slot, nq,
+                                        nc > 1 && qidx < m ? m + ki : ki);
                         pd *= f;
                     }
                     for (int e = 0; e < HEAD_DIM; e++) {
@@ -432,20 +402,20 @@ __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __g
                         gdv += gt[i * HEAD_DIM + e] * vv[e];
                     }
                     if (masked) continue;
-                    if (drop) gdv *= f;
+                    if (dropout) gdv *= f;
                     float ds = p * (gdv - qc[i]);
                     for (int e = 0; e < HEAD_DIM; e++) dk[e] += ds * qt[i * HEAD_DIM + e];
                 }
             }
         }
         if (active) {
-            // §5.2 backward: ∂a/∂x = −a³·x, so dx = a·dk − a³·(dk·x)·x.
+            // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
             float dkx = 0.0f;
             for (int e = 0; e < HEAD_DIM; e++) dkx += dk[e] * x[e];
             __global float *gq = gqk + ((size_t)bh * N + kslot) * HEAD_DIM;
             __global float *gvo = gv + ((size_t)bh * N + kslot) * HEAD_DIM;
             for (int e = 0; e < HEAD_DIM; e++) {
-                gq[e] += a * dk[e] - a * a * a * dkx * x[e];
+                gq[e] += key_scale_grad(dk[e], x[e], a, dkx);
                 gvo[e] = dvv[e];
             }
         }
