@@ -9,10 +9,11 @@
 //
 // Optional buffers (a padding mask, lse): the host passes an absent one as a
 // NULL buffer, offset 0 and has_<name> = 0; kernels test has_<name>, never
-// the pointer.
+// the pointer. The padding mask, [B, L] int with 1 = token, is declared
+// MASK_ARGS by every kernel that reads it.
 //
-// Dropout arguments: every attention kernel takes the same four, in this
-// order (rf_cl_attn_dropout on the host):
+// Dropout arguments: every attention kernel declares the same four,
+// DROPOUT_ARGS, in this order (rf_cl_attn_dropout on the host):
 //   const int dropout        0: no dropout (every factor 1, no words drawn)
 //   const uint4 philox       (seed lo, seed hi, stream, step)
 //   const uint threshold     keep iff word ≥ threshold (p < 1: never drop_all)
@@ -34,6 +35,15 @@
 #define MASK_VALUE (-1e9f)      // a padded key, or a later one when causal
 #define SELF_MASK_VALUE (-1e5f) // the query's own position (shared QK)
 #define RUNNING_MAX_INIT (-1e30f)
+
+#define MASK_ARGS __global const int *mask, const ulong mask_off, const int has_mask
+#define DROPOUT_ARGS const int dropout, const uint4 philox, const uint threshold, const float keep_scale
+
+// The first element of (b, position pos, head h) in a [B, L, H·HEAD_DIM]
+// tensor (§1).
+inline ulong row_at(int b, int pos, int h, int L, int H) {
+    return (((ulong)b * (ulong)L + (ulong)pos) * (ulong)H + (ulong)h) * HEAD_DIM;
+}
 
 // Whether key position pos of batch row b is a token (mask: [B, L] int,
 // 1 = token; absent when !has_mask).

@@ -47,9 +47,8 @@ inline void my_row(int chunk, int *c, int *r) {
     *r = ((int)get_group_id(0) % tiles) * (int)get_local_size(0) + (int)get_local_id(0);
 }
 
-inline ulong row_at(int b, int pos, int h, int L, int H) {
-    return (((ulong)b * (ulong)L + (ulong)pos) * (ulong)H + (ulong)h) * HEAD_DIM;
-}
+// Chunk c of nc, taken cyclically (HF _look_adjacent): c may be negative.
+inline int cyclic(int c, int nc) { return (c % nc + nc) % nc; }
 
 // Stage rows [first, first + n) of (b, head h) from x and y into two
 // [TILE, HEAD_DIM] local blocks. Rows past n are left alone (never read).
@@ -64,24 +63,30 @@ inline void stage_rows(__local float *xs, __local float *ys, __global const floa
     }
 }
 
-// Stage whether keys [first, first + n) are tokens (not padding).
-inline void stage_key_mask(__local int *ok, __global const int *mask, ulong mask_off, int has_mask, int b,
-                           int first, int n, int L) {
+// Stage keys [first, first + n) of (b, head h) for the forward and dq
+// kernels: k and v rows and whether each is a token. Every work-item calls it
+// (it holds the barriers around the tile).
+inline void stage_keys(__local float *ks, __local float *vs, __local int *kok, __global const float *k, ulong k_off,
+                       __global const float *v, ulong v_off, MASK_ARGS, int b, int first, int n, int h, int L, int H) {
+    barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
+    stage_rows(ks, vs, k, k_off, v, v_off, b, first, n, h, L, H);
     for (int rr = (int)get_local_id(0); rr < n; rr += (int)get_local_size(0))
-        ok[rr] = key_is_token(mask, mask_off, has_mask, b, L, first + rr);
+        kok[rr] = key_is_token(mask, mask_off, has_mask, b, L, first + rr);
+    barrier(CLK_LOCAL_MEM_FENCE);
 }
 
+// The inputs every window kernel reads, in this order (after its outputs
+// and before its local memory): q, k, v, the optional padding mask, the
+// window (sequence length, heads, chunk, chunks before / after, causal,
+// self mask, logit scale) and the dropout arguments.
+#define WINDOW_ARGS                                                                                                  \
+    __global const float *q, const ulong q_off, __global const float *k, const ulong k_off, __global const float *v, \
+        const ulong v_off, MASK_ARGS, const int L, const int H, const int chunk, const int before, const int after,  \
+        const int causal, const int self_mask, const float scale, DROPOUT_ARGS
+
 // ---- forward: out, and lse when has_lse -----------------------------------
-__kernel void attn_forward(__global float *out, const ulong out_off,
-                           __global float *lse, const ulong lse_off, const int has_lse,
-                           __global const float *q, const ulong q_off,
-                           __global const float *k, const ulong k_off,
-                           __global const float *v, const ulong v_off,
-                           __global const int *mask, const ulong mask_off, const int has_mask,
-                           const int L, const int H, const int chunk, const int before, const int after,
-                           const int causal, const int self_mask, const float scale,
-                           const int dropout, const uint4 philox, const uint threshold, const float keep_scale,
-                           __local float *ks, __local float *vs, __local int *kok) {
+__kernel void attn_forward(__global float *out, const ulong out_off, __global float *lse, const ulong lse_off,
+                           const int has_lse, WINDOW_ARGS, __local float *ks, __local float *vs, __local int *kok) {
     int c, r;
     my_row(chunk, &c, &r);
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
@@ -92,37 +97,31 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
         acc[e] = 0.0f;
     }
     float m = RUNNING_MAX_INIT, l = 0.0f;
-    for (int s = -before; s <= after; s++) {
-        int kc = ((c + s) % nc + nc) % nc;
+    for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = kc * chunk + t;
-            stage_rows(ks, vs, k, k_off, v, v_off, b, first, n, h, L, H);
-            stage_key_mask(kok, mask, mask_off, has_mask, b, first, n, L);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            if (valid) {
-                float tmax = RUNNING_MAX_INIT;
-                for (int j = 0; j < n; j++) {
-                    int masked;
-                    sc[j] = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
-                                         self_mask, &masked);
-                    tmax = fmax(tmax, sc[j]);
-                }
-                float mnew = fmax(m, tmax), alpha = exp(m - mnew);
-                l *= alpha;
-                for (int e = 0; e < HEAD_DIM; e++) acc[e] *= alpha;
-                for (int j = 0; j < n; j++) {
-                    float p = exp(sc[j] - mnew);
-                    l += p;
-                    if (dropout)
-                        p *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
-                                         (s + before) * chunk + t + j);
-                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vs[j * HEAD_DIM + e];
-                }
-                m = mnew;
+            int n = min(TILE, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
+            if (!valid) continue; // (but on to the next tile's barriers)
+            float tmax = RUNNING_MAX_INIT;
+            for (int j = 0; j < n; j++) {
+                int masked;
+                sc[j] = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
+                                     self_mask, &masked);
+                tmax = fmax(tmax, sc[j]);
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
+            float mnew = fmax(m, tmax), alpha = exp(m - mnew);
+            l *= alpha;
+            for (int e = 0; e < HEAD_DIM; e++) acc[e] *= alpha;
+            for (int j = 0; j < n; j++) {
+                float p = exp(sc[j] - mnew);
+                l += p;
+                if (dropout)
+                    p *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                     (s + before) * chunk + t + j);
+                for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vs[j * HEAD_DIM + e];
+            }
+            m = mnew;
         }
-    }
     if (!valid) return;
     float inv = 1.0f / l;
     for (int e = 0; e < HEAD_DIM; e++) out[out_off + row_at(b, qpos, h, L, H) + (ulong)e] = acc[e] * inv;
@@ -147,18 +146,10 @@ __kernel void attn_delta(__global float *delta, __global const float *dout, cons
 // dropout factor (1 without dropout) and delta_i = dout_i·out_i of the
 // dropped output. Query rows are owned as in the forward; keys and values
 // stream through local memory.
-__kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
-                               __global const float *dout, const ulong dout_off,
-                               __global const float *lse, const ulong lse_off,
-                               __global const float *delta,
-                               __global const float *q, const ulong q_off,
-                               __global const float *k, const ulong k_off,
-                               __global const float *v, const ulong v_off,
-                               __global const int *mask, const ulong mask_off, const int has_mask,
-                               const int L, const int H, const int chunk, const int before, const int after,
-                               const int causal, const int self_mask, const float scale,
-                               const int dropout, const uint4 philox, const uint threshold,
-                               const float keep_scale, __local float *ks, __local float *vs, __local int *kok) {
+__kernel void attn_backward_dq(__global float *dq, const ulong dq_off, __global const float *dout,
+                               const ulong dout_off, __global const float *lse, const ulong lse_off,
+                               __global const float *delta, WINDOW_ARGS, __local float *ks, __local float *vs,
+                               __local int *kok) {
     int c, r;
     my_row(chunk, &c, &r);
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
@@ -172,30 +163,23 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
     }
     ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos;
     float li = valid ? lse[lse_off + lrow] : 0.0f, di = valid ? delta[lrow] : 0.0f;
-    for (int s = -before; s <= after; s++) {
-        int kc = ((c + s) % nc + nc) % nc;
+    for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = kc * chunk + t;
-            stage_rows(ks, vs, k, k_off, v, v_off, b, first, n, h, L, H);
-            stage_key_mask(kok, mask, mask_off, has_mask, b, first, n, L);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            if (valid) {
-                for (int j = 0; j < n; j++) {
-                    int masked;
-                    float sj = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j],
-                                            causal, self_mask, &masked);
-                    if (masked) continue;
-                    float dp = dot_staged(go, vs + j * HEAD_DIM);
-                    if (dropout)
-                        dp *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
-                                          (s + before) * chunk + t + j);
-                    float ds = exp(sj - li) * (dp - di);
-                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * ks[j * HEAD_DIM + e];
-                }
+            int n = min(TILE, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
+            for (int j = 0; valid && j < n; j++) {
+                int masked;
+                float sj = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
+                                        self_mask, &masked);
+                if (masked) continue;
+                float dp = dot_staged(go, vs + j * HEAD_DIM);
+                if (dropout)
+                    dp *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                      (s + before) * chunk + t + j);
+                float ds = exp(sj - li) * (dp - di);
+                for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * ks[j * HEAD_DIM + e];
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
         }
-    }
     if (!valid) return;
     for (int e = 0; e < HEAD_DIM; e++) dq[dq_off + at + (ulong)e] = acc[e] * scale;
 }
@@ -207,20 +191,10 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
 // chunks (kc − s) mod n_chunks for each window slot s (a chunk reached through
 // two slots contributes twice, as in the forward). Their q, dout, lse and
 // delta stream through local memory.
-__kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
-                                 __global float *dv, const ulong dv_off,
-                                 __global const float *dout, const ulong dout_off,
-                                 __global const float *lse, const ulong lse_off,
-                                 __global const float *delta,
-                                 __global const float *q, const ulong q_off,
-                                 __global const float *k, const ulong k_off,
-                                 __global const float *v, const ulong v_off,
-                                 __global const int *mask, const ulong mask_off, const int has_mask,
-                                 const int L, const int H, const int chunk, const int before, const int after,
-                                 const int causal, const int self_mask, const float scale,
-                                 const int dropout, const uint4 philox, const uint threshold,
-                                 const float keep_scale, __local float *qs, __local float *gs, __local float *ls,
-                                 __local float *dts) {
+__kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off,
+                                 __global const float *dout, const ulong dout_off, __global const float *lse,
+                                 const ulong lse_off, __global const float *delta, WINDOW_ARGS,
+                                 __local float *qs, __local float *gs, __local float *ls, __local float *dts) {
     int c, r;
     my_row(chunk, &c, &r);
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
@@ -236,10 +210,10 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
     int key_ok = valid && key_is_token(mask, mask_off, has_mask, b, L, kpos);
     int lid = (int)get_local_id(0), g = (int)get_local_size(0);
     float inv_n = 1.0f / (float)((before + 1 + after) * chunk);
-    for (int s = -before; s <= after; s++) {
-        int qc = ((c - s) % nc + nc) % nc;
+    for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = qc * chunk + t;
+            int n = min(TILE, chunk - t), first = cyclic(c - s, nc) * chunk + t;
+            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
             stage_rows(qs, gs, q, q_off, dout, dout_off, b, first, n, h, L, H);
             for (int i = lid; i < n; i += g) {
                 ulong lrow = (ulong)bh * (ulong)L + (ulong)(first + i);
@@ -247,28 +221,24 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
                 dts[i] = delta[lrow];
             }
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (valid) {
-                for (int i = 0; i < n; i++) {
-                    int masked;
-                    float sij = masked_logit(dot_staged(kv, qs + i * HEAD_DIM) * scale, first + i, kpos, key_ok,
-                                             causal, self_mask, &masked);
-                    float dp = dot_staged(vv, gs + i * HEAD_DIM);
-                    float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]), pd = p;
-                    if (dropout) {
-                        float f = window_drop(philox, threshold, keep_scale, bh, first + i, L, chunk, before, after,
-                                              (s + before) * chunk + r);
-                        pd *= f;
-                        dp *= f;
-                    }
-                    for (int e = 0; e < HEAD_DIM; e++) dva[e] += pd * gs[i * HEAD_DIM + e];
-                    if (masked) continue;
-                    float dsij = p * (dp - dts[i]);
-                    for (int e = 0; e < HEAD_DIM; e++) dka[e] += dsij * qs[i * HEAD_DIM + e];
+            for (int i = 0; valid && i < n; i++) {
+                int masked;
+                float sij = masked_logit(dot_staged(kv, qs + i * HEAD_DIM) * scale, first + i, kpos, key_ok, causal,
+                                         self_mask, &masked);
+                float dp = dot_staged(vv, gs + i * HEAD_DIM);
+                float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]), pd = p;
+                if (dropout) {
+                    float f = window_drop(philox, threshold, keep_scale, bh, first + i, L, chunk, before, after,
+                                          (s + before) * chunk + r);
+                    pd *= f;
+                    dp *= f;
                 }
+                for (int e = 0; e < HEAD_DIM; e++) dva[e] += pd * gs[i * HEAD_DIM + e];
+                if (masked) continue;
+                float dsij = p * (dp - dts[i]);
+                for (int e = 0; e < HEAD_DIM; e++) dka[e] += dsij * qs[i * HEAD_DIM + e];
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
         }
-    }
     if (!valid) return;
     for (int e = 0; e < HEAD_DIM; e++) {
         dk[dk_off + at + (ulong)e] = dka[e] * scale;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "core/philox.h"
+#include "reformer/ops.h" /* rf_lsh_state */
 
 /* Mask replacement values (§5.4): the logit is replaced, not added to.
  * Large finite negatives, never −∞ (OpenCL fast maths miscompiles
@@ -80,11 +81,13 @@ typedef struct rf_attn_dropout {
     uint32_t stream, step;
 } rf_attn_dropout;
 
-/* The dropout of probability p (in [0, 1)) with the host's keep_scale. */
-static inline rf_attn_dropout rf_attn_dropout_make(float p, float keep_scale, uint64_t seed, uint32_t stream,
-                                                   uint32_t step) {
-    return (rf_attn_dropout){.on = p > 0.0f, .keep = rf_philox_dropout_threshold(p), .keep_scale = keep_scale,
-                             .seed = seed, .stream = stream, .step = step};
+/* LSH attention's dropout, from its state (the front door refreshes it on
+ * every forward call): rows = the R·L sorted slots, width = a chunk's window
+ * of keys. (Local and full attention: rf_attn_window_dropout.) */
+static inline rf_attn_dropout rf_attn_lsh_dropout(const rf_lsh_state *st) {
+    return (rf_attn_dropout){.on = st->dropout > 0.0f, .keep = rf_philox_dropout_threshold(st->dropout),
+                             .keep_scale = st->dropout_scale, .seed = st->seed, .stream = st->dropout_stream,
+                             .step = st->step};
 }
 
 /* The factor of probability j of query row `row` of (batch, head) bh (the

@@ -82,12 +82,6 @@ static void window_keys(double *k, int64_t *kpos, const rf_lsh_state *st, const 
     }
 }
 
-/* Attention dropout (§2, device/attention_common.h): rows = the R·L sorted
- * slots, width = the chunk's nkeys keys. */
-static rf_attn_dropout lsh_dropout(const rf_lsh_state *st) {
-    return rf_attn_dropout_make(st->dropout, st->dropout_scale, st->seed, st->dropout_stream, st->step);
-}
-
 rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len;
@@ -98,7 +92,7 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
     /* Chunk c attends to chunk c−1 (cyclic) and itself; a single chunk (the
      * full path, §5.7) only to itself. */
     const int nkeys = nc > 1 ? 2 * m : m;
-    const rf_attn_dropout drop = lsh_dropout(st);
+    const rf_attn_dropout drop = rf_attn_lsh_dropout(st);
     double *k = malloc((size_t)nkeys * d * sizeof *k), *s = malloc((size_t)nkeys * sizeof *s);
     int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
     if (!k || !s || !kpos) {
@@ -198,7 +192,7 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len, R = st->n_rounds;
     const int64_t N = (int64_t)R * L, nc = N / m;
     const int nkeys = nc > 1 ? 2 * m : m;
-    const rf_attn_dropout drop = lsh_dropout(st);
+    const rf_attn_dropout drop = rf_attn_lsh_dropout(st);
     const size_t row = (size_t)H * d;
     const float *QK = rf_cpu_f32(qk), *V = rf_cpu_f32(v), *DOUT = rf_cpu_f32(dout);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;

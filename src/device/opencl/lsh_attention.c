@@ -69,7 +69,7 @@ rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride
 /* The attention-dropout arguments of lsh_attend and the backward's query and
  * key kernels (cl/attention_common.cl). */
 static rf_cl_attn_dropout dropout_args(const rf_lsh_state *st) {
-    rf_attn_dropout d = rf_attn_dropout_make(st->dropout, st->dropout_scale, st->seed, st->dropout_stream, st->step);
+    rf_attn_dropout d = rf_attn_lsh_dropout(st);
     return rf_cl_attn_dropout_args(&d);
 }
 
