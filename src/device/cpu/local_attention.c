@@ -1,8 +1,8 @@
 /* Windowed attention on the cpu (SPEC §6, device/attention_window.h): for
  * each query, the logits of the keys in its window, the masks of §5.4
  * replacing them (device/attention_common.h), a softmax and the weighted
- * values — the direct maths, in double, one query row at a time. Full attention (full_attention.c) is the
- * same code with one chunk of L keys. */
+ * values — the direct maths, in double, one query row at a time. Full
+ * attention (full_attention.c) is the same code with one chunk of L keys. */
 #include <math.h>
 #include <stdlib.h>
 #include "device/device_impl.h"
