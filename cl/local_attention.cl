@@ -16,47 +16,28 @@
 // other side streams through local memory TILE rows at a time. Global size
 // dim 0 = n_chunks · ceil(chunk / G) · G, dim 1 = B·H.
 //
-// Defines: HEAD_DIM (d), TILE (rows staged per step; the host sizes it from
-// the device's local memory). Masks replace logits with large finite
-// negatives (§5.4), never −INFINITY.
+// Defines: HEAD_DIM (d), MAX_HEAD_DIM, TILE (rows staged per step; the host
+// sizes it from the device's local memory). Masks (§5.4), the optional mask
+// and lse buffers and the dropout arguments: attention_common.cl.
 //
-// Probability dropout (§2, HF attention dropout; on when `dropout`): the
-// probability of window key j (0 ≤ j < W = (before + 1 + after)·chunk, in
-// window-slot order) of query i of (b, h) is kept iff word
-// ((b·H + h)·L + i)·W + j of the Philox stream philox = (seed lo, seed hi,
-// stream, step) is ≥ threshold, and then scaled by keep_scale = 1/(1−p)
-// (host float, as dropout.cl). The sum l and lse stay undropped; each kernel
-// regenerates the words instead of storing a mask.
+// Probability dropout (§2, HF attention dropout): the probability of window
+// key j (0 ≤ j < W = (before + 1 + after)·chunk, in window-slot order) of
+// query i of (b, h) is query row i of L, probability j of W in
+// attention_common.cl's layout.
 
-#include "philox.cl"
+#include "attention_common.cl"
 
-#define MASK_VALUE (-1e9f)
-#define SELF_MASK_VALUE (-1e5f)
-#define MAX_START (-1e30f)  // below any logit, even a masked one
 // A query whose every key is masked has all its logits equal to −1e9, so it
 // attends uniformly to its window. Its lse, −1e9 + log(n), is −1e9 in float
 // (the spacing there is 64), so the backward cannot recover p from it: below
 // this threshold it uses p = 1/n instead (n = the window's key count).
 #define FULLY_MASKED (-5e8f)
 
-// The logit of a query at qpos against a key at kpos, masks applied (§5.4):
-// padding or causal → −1e9, then self → −1e5. *masked: whether replaced.
-inline float masked_logit(float s, int qpos, int kpos, int key_ok, int causal, int self_mask, int *masked) {
-    *masked = 0;
-    if (!key_ok || (causal && kpos > qpos)) { s = MASK_VALUE; *masked = 1; }
-    if (self_mask && kpos == qpos) { s = SELF_MASK_VALUE; *masked = 1; }
-    return s;
-}
-
-// The dropout factor of word `word` (see above): keep_scale if kept, else 0.
-inline float drop_factor(uint4 philox, ulong word, uint threshold, float keep_scale) {
-    return philox_keep(philox_word(philox.xy, philox.z, philox.w, word), threshold, 0) ? keep_scale : 0.0f;
-}
-
-// The first dropout word of query qpos of row bh = b·H + h: its window key
-// j then uses word first + j.
-inline ulong drop_first(int bh, int qpos, int L, int chunk, int before, int after) {
-    return ((ulong)bh * (ulong)L + (ulong)qpos) * (ulong)((before + 1 + after) * chunk);
+// Window key j of query qpos of row bh = b·H + h: its dropout factor.
+inline float window_drop(uint4 philox, uint threshold, float keep_scale, int bh, int qpos, int L, int chunk,
+                         int before, int after, int j) {
+    return drop_factor(philox, threshold, keep_scale, (ulong)bh, (ulong)L, (ulong)qpos,
+                       (ulong)((before + 1 + after) * chunk), (ulong)j);
 }
 
 // This work-item's chunk and row within it.
@@ -66,9 +47,8 @@ inline void my_row(int chunk, int *c, int *r) {
     *r = ((int)get_group_id(0) % tiles) * (int)get_local_size(0) + (int)get_local_id(0);
 }
 
-inline ulong row_at(int b, int pos, int h, int L, int H) {
-    return (((ulong)b * (ulong)L + (ulong)pos) * (ulong)H + (ulong)h) * HEAD_DIM;
-}
+// Chunk c of nc, taken cyclically (HF _look_adjacent): c may be negative.
+inline int cyclic(int c, int nc) { return (c % nc + nc) % nc; }
 
 // Stage rows [first, first + n) of (b, head h) from x and y into two
 // [TILE, HEAD_DIM] local blocks. Rows past n are left alone (never read).
@@ -83,24 +63,30 @@ inline void stage_rows(__local float *xs, __local float *ys, __global const floa
     }
 }
 
-// Stage whether keys [first, first + n) are tokens (not padding).
-inline void stage_key_mask(__local int *ok, __global const int *mask, ulong mask_off, int has_mask, int b,
-                           int first, int n, int L) {
+// Stage keys [first, first + n) of (b, head h) for the forward and dq
+// kernels: k and v rows and whether each is a token. Every work-item calls it
+// (it holds the barriers around the tile).
+inline void stage_keys(__local float *ks, __local float *vs, __local int *kok, __global const float *k, ulong k_off,
+                       __global const float *v, ulong v_off, MASK_ARGS, int b, int first, int n, int h, int L, int H) {
+    barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
+    stage_rows(ks, vs, k, k_off, v, v_off, b, first, n, h, L, H);
     for (int rr = (int)get_local_id(0); rr < n; rr += (int)get_local_size(0))
-        ok[rr] = has_mask ? mask[mask_off + (ulong)b * (ulong)L + (ulong)(first + rr)] != 0 : 1;
+        kok[rr] = key_is_token(mask, mask_off, has_mask, b, L, first + rr);
+    barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-// ---- forward: out, and lse when write_lse ---------------------------------
-__kernel void attn_forward(__global float *out, const ulong out_off,
-                           __global float *lse, const ulong lse_off, const int write_lse,
-                           __global const float *q, const ulong q_off,
-                           __global const float *k, const ulong k_off,
-                           __global const float *v, const ulong v_off,
-                           __global const int *mask, const ulong mask_off, const int has_mask,
-                           const int L, const int H, const int chunk, const int before, const int after,
-                           const int causal, const int self_mask, const float scale,
-                           const int dropout, const uint4 philox, const uint threshold, const float keep_scale,
-                           __local float *ks, __local float *vs, __local int *kok) {
+// The inputs every window kernel reads, in this order (after its outputs
+// and before its local memory): q, k, v, the optional padding mask, the
+// window (sequence length, heads, chunk, chunks before / after, causal,
+// self mask, logit scale) and the dropout arguments.
+#define WINDOW_ARGS                                                                                                  \
+    __global const float *q, const ulong q_off, __global const float *k, const ulong k_off, __global const float *v, \
+        const ulong v_off, MASK_ARGS, const int L, const int H, const int chunk, const int before, const int after,  \
+        const int causal, const int self_mask, const float scale, DROPOUT_ARGS
+
+// ---- forward: out, and lse when has_lse -----------------------------------
+__kernel void attn_forward(__global float *out, const ulong out_off, __global float *lse, const ulong lse_off,
+                           const int has_lse, WINDOW_ARGS, __local float *ks, __local float *vs, __local int *kok) {
     int c, r;
     my_row(chunk, &c, &r);
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
@@ -110,43 +96,36 @@ __kernel void attn_forward(__global float *out, const ulong out_off,
         qv[e] = valid ? q[q_off + row_at(b, qpos, h, L, H) + (ulong)e] : 0.0f;
         acc[e] = 0.0f;
     }
-    float m = MAX_START, l = 0.0f;
-    ulong word0 = drop_first(bh, qpos, L, chunk, before, after);
-    for (int s = -before; s <= after; s++) {
-        int kc = ((c + s) % nc + nc) % nc;
+    float m = RUNNING_MAX_INIT, l = 0.0f;
+    for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = kc * chunk + t;
-            stage_rows(ks, vs, k, k_off, v, v_off, b, first, n, h, L, H);
-            stage_key_mask(kok, mask, mask_off, has_mask, b, first, n, L);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            if (valid) {
-                float tmax = MAX_START;
-                for (int j = 0; j < n; j++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += qv[e] * ks[j * HEAD_DIM + e];
-                    int masked;
-                    sc[j] = masked_logit(dot * scale, qpos, first + j, kok[j], causal, self_mask, &masked);
-                    tmax = fmax(tmax, sc[j]);
-                }
-                float mnew = fmax(m, tmax), alpha = exp(m - mnew);
-                l *= alpha;
-                for (int e = 0; e < HEAD_DIM; e++) acc[e] *= alpha;
-                ulong word = word0 + (ulong)((s + before) * chunk + t);
-                for (int j = 0; j < n; j++) {
-                    float p = exp(sc[j] - mnew);
-                    l += p;
-                    if (dropout) p *= drop_factor(philox, word + (ulong)j, threshold, keep_scale);
-                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vs[j * HEAD_DIM + e];
-                }
-                m = mnew;
+            int n = min(TILE, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
+            if (!valid) continue; // (but on to the next tile's barriers)
+            float tmax = RUNNING_MAX_INIT;
+            for (int j = 0; j < n; j++) {
+                int masked;
+                sc[j] = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
+                                     self_mask, &masked);
+                tmax = fmax(tmax, sc[j]);
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
+            float mnew = fmax(m, tmax), alpha = exp(m - mnew);
+            l *= alpha;
+            for (int e = 0; e < HEAD_DIM; e++) acc[e] *= alpha;
+            for (int j = 0; j < n; j++) {
+                float p = exp(sc[j] - mnew);
+                l += p;
+                if (dropout)
+                    p *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                     (s + before) * chunk + t + j);
+                for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vs[j * HEAD_DIM + e];
+            }
+            m = mnew;
         }
-    }
     if (!valid) return;
     float inv = 1.0f / l;
     for (int e = 0; e < HEAD_DIM; e++) out[out_off + row_at(b, qpos, h, L, H) + (ulong)e] = acc[e] * inv;
-    if (write_lse) lse[lse_off + (ulong)bh * (ulong)L + (ulong)qpos] = m + log(l);
+    if (has_lse) lse[lse_off + (ulong)bh * (ulong)L + (ulong)qpos] = m + log(l);
 }
 
 // ---- backward ---------------------------------------------------------------
@@ -167,18 +146,10 @@ __kernel void attn_delta(__global float *delta, __global const float *dout, cons
 // dropout factor (1 without dropout) and delta_i = dout_i·out_i of the
 // dropped output. Query rows are owned as in the forward; keys and values
 // stream through local memory.
-__kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
-                               __global const float *dout, const ulong dout_off,
-                               __global const float *lse, const ulong lse_off,
-                               __global const float *delta,
-                               __global const float *q, const ulong q_off,
-                               __global const float *k, const ulong k_off,
-                               __global const float *v, const ulong v_off,
-                               __global const int *mask, const ulong mask_off, const int has_mask,
-                               const int L, const int H, const int chunk, const int before, const int after,
-                               const int causal, const int self_mask, const float scale,
-                               const int dropout, const uint4 philox, const uint threshold,
-                               const float keep_scale, __local float *ks, __local float *vs, __local int *kok) {
+__kernel void attn_backward_dq(__global float *dq, const ulong dq_off, __global const float *dout,
+                               const ulong dout_off, __global const float *lse, const ulong lse_off,
+                               __global const float *delta, WINDOW_ARGS, __local float *ks, __local float *vs,
+                               __local int *kok) {
     int c, r;
     my_row(chunk, &c, &r);
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
@@ -192,34 +163,23 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
     }
     ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos;
     float li = valid ? lse[lse_off + lrow] : 0.0f, di = valid ? delta[lrow] : 0.0f;
-    ulong word0 = drop_first(bh, qpos, L, chunk, before, after);
-    for (int s = -before; s <= after; s++) {
-        int kc = ((c + s) % nc + nc) % nc;
+    for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = kc * chunk + t;
-            stage_rows(ks, vs, k, k_off, v, v_off, b, first, n, h, L, H);
-            stage_key_mask(kok, mask, mask_off, has_mask, b, first, n, L);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            if (valid) {
-                for (int j = 0; j < n; j++) {
-                    float dot = 0.0f, dp = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) {
-                        dot += qv[e] * ks[j * HEAD_DIM + e];
-                        dp += go[e] * vs[j * HEAD_DIM + e];
-                    }
-                    int masked;
-                    float sj = masked_logit(dot * scale, qpos, first + j, kok[j], causal, self_mask, &masked);
-                    if (masked) continue;
-                    if (dropout)
-                        dp *= drop_factor(philox, word0 + (ulong)((s + before) * chunk + t + j), threshold,
-                                          keep_scale);
-                    float ds = exp(sj - li) * (dp - di);
-                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * ks[j * HEAD_DIM + e];
-                }
+            int n = min(TILE, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
+            for (int j = 0; valid && j < n; j++) {
+                int masked;
+                float sj = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
+                                        self_mask, &masked);
+                if (masked) continue;
+                float dp = dot_staged(go, vs + j * HEAD_DIM);
+                if (dropout)
+                    dp *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                      (s + before) * chunk + t + j);
+                float ds = exp(sj - li) * (dp - di);
+                for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * ks[j * HEAD_DIM + e];
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
         }
-    }
     if (!valid) return;
     for (int e = 0; e < HEAD_DIM; e++) dq[dq_off + at + (ulong)e] = acc[e] * scale;
 }
@@ -231,20 +191,10 @@ __kernel void attn_backward_dq(__global float *dq, const ulong dq_off,
 // chunks (kc − s) mod n_chunks for each window slot s (a chunk reached through
 // two slots contributes twice, as in the forward). Their q, dout, lse and
 // delta stream through local memory.
-__kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
-                                 __global float *dv, const ulong dv_off,
-                                 __global const float *dout, const ulong dout_off,
-                                 __global const float *lse, const ulong lse_off,
-                                 __global const float *delta,
-                                 __global const float *q, const ulong q_off,
-                                 __global const float *k, const ulong k_off,
-                                 __global const float *v, const ulong v_off,
-                                 __global const int *mask, const ulong mask_off, const int has_mask,
-                                 const int L, const int H, const int chunk, const int before, const int after,
-                                 const int causal, const int self_mask, const float scale,
-                                 const int dropout, const uint4 philox, const uint threshold,
-                                 const float keep_scale, __local float *qs, __local float *gs, __local float *ls,
-                                 __local float *dts) {
+__kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off,
+                                 __global const float *dout, const ulong dout_off, __global const float *lse,
+                                 const ulong lse_off, __global const float *delta, WINDOW_ARGS,
+                                 __local float *qs, __local float *gs, __local float *ls, __local float *dts) {
     int c, r;
     my_row(chunk, &c, &r);
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
@@ -257,13 +207,13 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
         dka[e] = 0.0f;
         dva[e] = 0.0f;
     }
-    int key_ok = valid && (!has_mask || mask[mask_off + (ulong)b * (ulong)L + (ulong)kpos] != 0);
+    int key_ok = valid && key_is_token(mask, mask_off, has_mask, b, L, kpos);
     int lid = (int)get_local_id(0), g = (int)get_local_size(0);
     float inv_n = 1.0f / (float)((before + 1 + after) * chunk);
-    for (int s = -before; s <= after; s++) {
-        int qc = ((c - s) % nc + nc) % nc;
+    for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = qc * chunk + t;
+            int n = min(TILE, chunk - t), first = cyclic(c - s, nc) * chunk + t;
+            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
             stage_rows(qs, gs, q, q_off, dout, dout_off, b, first, n, h, L, H);
             for (int i = lid; i < n; i += g) {
                 ulong lrow = (ulong)bh * (ulong)L + (ulong)(first + i);
@@ -271,32 +221,24 @@ __kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off,
                 dts[i] = delta[lrow];
             }
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (valid) {
-                for (int i = 0; i < n; i++) {
-                    float dot = 0.0f, dp = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) {
-                        dot += qs[i * HEAD_DIM + e] * kv[e];
-                        dp += gs[i * HEAD_DIM + e] * vv[e];
-                    }
-                    int masked;
-                    float sij = masked_logit(dot * scale, first + i, kpos, key_ok, causal, self_mask, &masked);
-                    float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]), pd = p;
-                    if (dropout) {
-                        float f = drop_factor(philox, drop_first(bh, first + i, L, chunk, before, after) +
-                                                          (ulong)((s + before) * chunk + r),
-                                              threshold, keep_scale);
-                        pd *= f;
-                        dp *= f;
-                    }
-                    for (int e = 0; e < HEAD_DIM; e++) dva[e] += pd * gs[i * HEAD_DIM + e];
-                    if (masked) continue;
-                    float dsij = p * (dp - dts[i]);
-                    for (int e = 0; e < HEAD_DIM; e++) dka[e] += dsij * qs[i * HEAD_DIM + e];
+            for (int i = 0; valid && i < n; i++) {
+                int masked;
+                float sij = masked_logit(dot_staged(kv, qs + i * HEAD_DIM) * scale, first + i, kpos, key_ok, causal,
+                                         self_mask, &masked);
+                float dp = dot_staged(vv, gs + i * HEAD_DIM);
+                float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]), pd = p;
+                if (dropout) {
+                    float f = window_drop(philox, threshold, keep_scale, bh, first + i, L, chunk, before, after,
+                                          (s + before) * chunk + r);
+                    pd *= f;
+                    dp *= f;
                 }
+                for (int e = 0; e < HEAD_DIM; e++) dva[e] += pd * gs[i * HEAD_DIM + e];
+                if (masked) continue;
+                float dsij = p * (dp - dts[i]);
+                for (int e = 0; e < HEAD_DIM; e++) dka[e] += dsij * qs[i * HEAD_DIM + e];
             }
-            barrier(CLK_LOCAL_MEM_FENCE);
         }
-    }
     if (!valid) return;
     for (int e = 0; e < HEAD_DIM; e++) {
         dk[dk_off + at + (ulong)e] = dka[e] * scale;

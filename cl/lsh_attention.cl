@@ -1,37 +1,14 @@
 // LSH self-attention, forward (§3–§5): buckets from x·R, a per-round
 // stable counting sort, fused in-chunk attention with an online softmax, and
-// the combination of the rounds. Built with -DHEAD_DIM=d (d ≤ 128).
+// the combination of the rounds. Built with -DHEAD_DIM=d -DMAX_HEAD_DIM;
+// masks, the key normalisation, the optional mask and the dropout arguments
+// come from attention_common.cl.
 // Layout: qk, v, out [B, L, H·d] (head h = columns [h·d, (h+1)·d)); the
 // state's buckets, perm, undo, lse [B, H, R·L], o [B, H, R·L, d]; item
-// i = r·L + t of a (batch, head) is position t of round r.
-#include "philox.cl"
-
-// §5.4: masks replace logits. Finite values: no infinities anywhere (the
-// running maximum starts at a large finite negative too).
-#define MASK_CAUSAL (-1e9f)
-#define MASK_SELF (-1e5f)
-#define RUNNING_MAX_INIT (-1e30f)
-
-// §5.4: the logit of a query at qpos for a key at kpos, masks applied:
-// causal or padded key → −1e9, then self → −1e5. *masked: the logit is a
-// mask constant (which carries no gradient).
-inline float masked_logit(float s, int qpos, int kpos, int causal, int key_padded, int *masked) {
-    *masked = 0;
-    if ((causal && kpos > qpos) || key_padded) { s = MASK_CAUSAL; *masked = 1; }
-    if (kpos == qpos) { s = MASK_SELF; *masked = 1; }
-    return s;
-}
-
-// Attention dropout (§2): keep/(1 − p) for window key j (of W; chunk c−1
-// then c) of sorted query slot i of (batch, head) bh: word (bh·N + i)·W + j
-// of (key, stream, step), as src/device/cpu/lsh_attention.c. threshold and
-// scale = 1/(1 − p) come from the host (p < 1: never drop_all). Callers skip
-// it when there is no dropout (drop = 0), so results stay bit-identical.
-float drop_factor(const uint2 key, const uint stream, const uint step, const uint threshold, const float scale,
-                  const size_t bh, const int N, const int i, const int W, const int j) {
-    ulong word = ((ulong)bh * (ulong)N + (ulong)i) * (ulong)W + (ulong)j;
-    return philox_keep(philox_word(key, stream, step, word), threshold, 0) ? scale : 0.0f;
-}
+// i = r·L + t of a (batch, head) is position t of round r. Dropout (§2):
+// query row = sorted slot i of N = R·L, width W = its window's keys (chunk
+// c−1 then c: 2m, or m with one chunk), as src/device/cpu/lsh_attention.c.
+#include "attention_common.cl"
 
 // §3: argmax over [r, −r] (2·n values) with ties to the lowest index.
 int argmax_pm(__global const float *r, int n) {
@@ -48,9 +25,9 @@ int argmax_pm(__global const float *r, int n) {
 // rf_gemm). f2 = 0: one block of f1 = nb buckets; else factorised, HF's
 // layout: columns [0, f1/2) then [f1/2, f1/2 + f2/2) of each round.
 // Padded items (mask 0) go to bucket nb; round offsets use `stride`.
-__kernel void lsh_buckets(__global const float *rotated, __global int *buckets, __global const int *mask,
-                          const ulong mask_off, const int has_mask, const int B, const int L, const int H,
-                          const int R, const int rc, const int f1, const int f2, const int nb, const int stride) {
+__kernel void lsh_buckets(__global const float *rotated, __global int *buckets, MASK_ARGS, const int B,
+                          const int L, const int H, const int R, const int rc, const int f1, const int f2,
+                          const int nb, const int stride) {
     size_t gid = get_global_id(0);
     if (gid >= (size_t)B * H * R * L) return;
     int t = (int)(gid % L);
@@ -59,7 +36,7 @@ __kernel void lsh_buckets(__global const float *rotated, __global int *buckets, 
     int b = (int)(gid / ((size_t)L * R * H));
     __global const float *x = rotated + ((size_t)h * B * L + (size_t)b * L + t) * R * rc + (size_t)r * rc;
     int bucket = f2 ? argmax_pm(x, f1 / 2) + f1 * argmax_pm(x + f1 / 2, f2 / 2) : argmax_pm(x, f1 / 2);
-    if (has_mask && mask[mask_off + (size_t)b * L + t] == 0) bucket = nb;
+    if (!key_is_token(mask, mask_off, has_mask, b, L, t)) bucket = nb;
     buckets[gid] = bucket + r * stride; // gid = ((b·H + h)·R + r)·L + t
 }
 
@@ -126,101 +103,121 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
     }
 }
 
-// Stage keys [k0, k0 + nt) of chunk c's window (chunk c−1 cyclic, then c;
-// chunk c alone when there is one chunk) into local memory: each key's
-// position, padding flag, raw qk and v rows, and its §5.2 scale. Shared by
-// the forward attend and the backward query kernels; every work-item of the
-// group calls it (it holds barriers).
-void stage_keys(const int k0, const int nt, const int c, const int prev, const int nc, const int m,
-                __global const int *P, const int L, const int b, __global const float *qk, const size_t qk0,
-                __global const float *v, const size_t v0, const size_t row, __global const int *mask,
-                const ulong mask_off, const int has_mask, __local float *kt, __local float *vt, __local float *ks,
-                __local int *kp, __local int *km) {
-    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
-    const float inv_sqrt_d = rsqrt((float)HEAD_DIM);
+// A work-group of lsh_attend and the backward's query and key kernels: chunk
+// c (of nc) of the m-item sorted chunks of (batch, head) bh = b·H + h. Its
+// window (§5.3) is chunk c−1 (cyclic) then chunk c, nkeys = 2m keys, or
+// chunk c alone (m keys) when there is one chunk (§5.7); the queries that
+// see chunk c's keys are, likewise, chunk c's then chunk c+1's.
+typedef struct lsh_chunk {
+    int L, H, N, m; // sequence length, heads, sorted items R·L, chunk length
+    int nc, c, bh, b, h, nkeys;
+} lsh_chunk;
+
+inline lsh_chunk chunk_of_group(int L, int H, int N, int m) {
+    lsh_chunk ch;
+    ch.L = L, ch.H = H, ch.N = N, ch.m = m, ch.nc = N / m;
+    ch.c = (int)get_group_id(0) % ch.nc, ch.bh = (int)get_group_id(0) / ch.nc;
+    ch.b = ch.bh / H, ch.h = ch.bh % H;
+    ch.nkeys = ch.nc > 1 ? 2 * m : m;
+    return ch;
+}
+
+// The sorted slot of the chunk's window key j (chunk c−1, then c).
+inline int key_slot(const lsh_chunk *ch, int j) {
+    if (ch->nc == 1) return ch->c * ch->m + j;
+    return j < ch->m ? (ch->c + ch->nc - 1) % ch->nc * ch->m + j : ch->c * ch->m + j - ch->m;
+}
+
+// The sorted slot of query i of those that see the chunk's keys (chunk c's,
+// then chunk c+1's).
+inline int query_slot(const lsh_chunk *ch, int i) {
+    return i < ch->m ? ch->c * ch->m + i : (ch->c + 1) % ch->nc * ch->m + i - ch->m;
+}
+
+// Stage window keys [k0, k0 + nt), nt = min(T, nkeys − k0), into local
+// memory: each key's position, whether it is a token, raw qk and v rows, and
+// its §5.2 scale. Returns nt. Shared by the forward attend and the backward
+// query kernels; every work-item of the group calls it (it holds barriers).
+int stage_keys(const lsh_chunk *ch, const int k0, const int T, __global const int *P, __global const float *qk,
+               const ulong qk_off, __global const float *v, const ulong v_off, MASK_ARGS, __local float *kt,
+               __local float *vt, __local float *ks, __local int *kp, __local int *kok) {
+    const int G = (int)get_local_size(0), lid = (int)get_local_id(0), nt = min(T, ch->nkeys - k0);
     barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
     for (int j = lid; j < nt; j += G) {
-        int kidx = k0 + j;
-        int slot = nc > 1 ? (kidx < m ? prev * m + kidx : c * m + kidx - m) : c * m + kidx;
-        int t = P[slot] % L;
-        kp[j] = t;
-        km[j] = has_mask && mask[mask_off + (size_t)b * L + t] == 0;
+        kp[j] = P[key_slot(ch, k0 + j)] % ch->L;
+        kok[j] = key_is_token(mask, mask_off, has_mask, ch->b, ch->L, kp[j]);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int x = lid; x < nt * HEAD_DIM; x += G) {
         int j = x / HEAD_DIM, e = x % HEAD_DIM;
-        kt[x] = qk[qk0 + (size_t)kp[j] * row + e];
-        vt[x] = v[v0 + (size_t)kp[j] * row + e];
+        ulong at = row_at(ch->b, kp[j], ch->h, ch->L, ch->H) + (ulong)e;
+        kt[x] = qk[qk_off + at];
+        vt[x] = v[v_off + at];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int j = lid; j < nt; j += G) {
         float ss = 0.0f;
         for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
-        ks[j] = rsqrt(ss / HEAD_DIM + 1e-6f) * inv_sqrt_d; // §5.2
+        ks[j] = key_scale(ss);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
+    return nt;
+}
+
+// The §5.4-masked logit of private query row q (at qpos) for staged key j:
+// q·k_j = (q·raw qk_j)·(its §5.2 scale).
+inline float staged_logit(const float *q, int qpos, int j, __local const float *kt, __local const float *ks,
+                          __local const int *kp, __local const int *kok, int causal, int *masked) {
+    return masked_logit(dot_staged(q, kt + j * HEAD_DIM) * ks[j], qpos, kp[j], kok[j], causal, 1, masked);
 }
 
 // §5.2–5.5: one work-group per (batch, head, chunk c) of m sorted items.
-// Keys: chunk c−1 (cyclic) then chunk c, or chunk c alone when there is one
-// chunk (§5.7), streamed through local memory T keys at a time (raw qk, v,
-// the key's §5.2 scale, position, padding flag). Each work-item owns a query
-// (looping when m > G) and keeps an online softmax: running max, sum and
-// output in private memory; no score matrix is ever stored.
+// Keys: the chunk's window (lsh_chunk), streamed through local memory T keys
+// at a time (raw qk, v, the key's §5.2 scale, position, token flag). Each
+// work-item owns a query (looping when m > G) and keeps an online softmax:
+// running max, sum and output in private memory; no score matrix is ever
+// stored.
 __kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
-                         __global const int *mask, const ulong mask_off, const int has_mask,
-                         __global const int *perm, __global float *o, __global float *lse, const int L, const int H,
-                         const int N, const int m, const int causal, const int hf, const int drop, const uint2 dkey,
-                         const uint dstream, const uint dstep, const uint dthreshold, const float dscale,
+                         MASK_ARGS, __global const int *perm, __global float *o, __global float *lse, const int L,
+                         const int H, const int N, const int m, const int causal, const int hf, DROPOUT_ARGS,
                          const int T, __local float *kt, __local float *vt, __local float *ks, __local int *kp,
-                         __local int *km) {
-    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
-    const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
-    __global const int *P = perm + (size_t)bh * N;
-    const size_t row = (size_t)H * HEAD_DIM;
-    const size_t qk0 = qk_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const int nkeys = nc > 1 ? 2 * m : m, prev = (c + nc - 1) % nc;
-    for (int q0 = 0; q0 < m; q0 += G) {
-        const int qi = q0 + lid, active = qi < m;
-        const int qslot = c * m + qi, qpos = active ? P[qslot] % L : 0;
+                         __local int *kok) {
+    const lsh_chunk ch = chunk_of_group(L, H, N, m);
+    __global const int *P = perm + (size_t)ch.bh * N;
+    for (int q0 = 0; q0 < m; q0 += (int)get_local_size(0)) {
+        const int qi = q0 + (int)get_local_id(0), active = qi < m;
+        const int qslot = ch.c * m + qi, qpos = active ? P[qslot] % L : 0;
         float q[HEAD_DIM], acc[HEAD_DIM];
         for (int e = 0; e < HEAD_DIM; e++) {
-            q[e] = active ? qk[qk0 + (size_t)qpos * row + e] : 0.0f;
+            q[e] = active ? qk[qk_off + row_at(ch.b, qpos, ch.h, L, H) + (ulong)e] : 0.0f;
             acc[e] = 0.0f;
         }
         float mx = RUNNING_MAX_INIT, l = 0.0f;
-        for (int k0 = 0; k0 < nkeys; k0 += T) {
-            const int nt = min(T, nkeys - k0);
-            stage_keys(k0, nt, c, prev, nc, m, P, L, b, qk, qk0, v, v0, row, mask, mask_off, has_mask, kt, vt, ks, kp,
-                       km);
-            if (active) {
-                for (int j = 0; j < nt; j++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * kt[j * HEAD_DIM + e];
-                    int masked;
-                    float s = masked_logit(dot * ks[j], qpos, kp[j], causal, km[j], &masked);
-                    if (s > mx) { // rescale what was accumulated under the old maximum
-                        float corr = exp(mx - s);
-                        l *= corr;
-                        for (int e = 0; e < HEAD_DIM; e++) acc[e] *= corr;
-                        mx = s;
-                    }
-                    float p = exp(s - mx);
-                    l += p; // lse is undropped; o gets the dropped probabilities
-                    if (drop) p *= drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, qslot, nkeys, k0 + j);
-                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vt[j * HEAD_DIM + e];
+        for (int k0 = 0, nt; k0 < ch.nkeys; k0 += nt) { // nt keys staged per step
+            nt = stage_keys(&ch, k0, T, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
+            for (int j = 0; active && j < nt; j++) {
+                int masked;
+                float s = staged_logit(q, qpos, j, kt, ks, kp, kok, causal, &masked);
+                if (s > mx) { // rescale what was accumulated under the old maximum
+                    float corr = exp(mx - s);
+                    l *= corr;
+                    for (int e = 0; e < HEAD_DIM; e++) acc[e] *= corr;
+                    mx = s;
                 }
+                float p = exp(s - mx);
+                l += p; // lse is undropped; o gets the dropped probabilities
+                if (dropout) p *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, k0 + j);
+                for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vt[j * HEAD_DIM + e];
             }
         }
         if (active) {
-            __global float *out = o + ((size_t)bh * N + qslot) * HEAD_DIM;
+            __global float *out = o + ((size_t)ch.bh * N + qslot) * HEAD_DIM;
             // With hf: the HF model's float32 semantics (docs/hf-compat.md §8),
             // p = exp(s − lse) with lse a float, not renormalised: acc·exp(mx − lse).
             float lse_f = mx + log(l);
             float scale = hf ? exp(mx - lse_f) : 1.0f / l;
             for (int e = 0; e < HEAD_DIM; e++) out[e] = acc[e] * scale;
-            lse[(size_t)bh * N + qslot] = lse_f;
+            lse[(size_t)ch.bh * N + qslot] = lse_f;
         }
     }
 }
@@ -305,147 +302,119 @@ __kernel void lsh_backward_weights(__global const float *dout, const ulong dout_
 // One work-group per (batch, head, chunk c), a work-item per query (looping
 // when m > G), keys streamed through local memory exactly as lsh_attend.
 __kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, __global const float *v,
-                                 const ulong v_off, __global const float *dout, const ulong dout_off,
-                                 __global const int *mask, const ulong mask_off, const int has_mask,
+                                 const ulong v_off, __global const float *dout, const ulong dout_off, MASK_ARGS,
                                  __global const int *perm, __global const float *lse, __global const float *w,
                                  __global const float *cw, __global float *gqk, const int L, const int H, const int N,
-                                 const int m, const int causal, const int drop, const uint2 dkey, const uint dstream,
-                                 const uint dstep, const uint dthreshold, const float dscale, const int T,
-                                 __local float *kt, __local float *vt, __local float *ks, __local int *kp,
-                                 __local int *km) {
-    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
-    const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
-    __global const int *P = perm + (size_t)bh * N;
-    const size_t row = (size_t)H * HEAD_DIM;
-    const size_t qk0 = qk_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const size_t g0 = dout_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const int nkeys = nc > 1 ? 2 * m : m, prev = (c + nc - 1) % nc;
-    for (int q0 = 0; q0 < m; q0 += G) {
-        const int qi = q0 + lid, active = qi < m;
-        const int qslot = c * m + qi, qpos = active ? P[qslot] % L : 0;
-        const float wi = active ? w[(size_t)bh * N + qslot] : 0.0f, ci = active ? cw[(size_t)bh * N + qslot] : 0.0f;
-        const float lsei = active ? lse[(size_t)bh * N + qslot] : 0.0f;
+                                 const int m, const int causal, DROPOUT_ARGS, const int T, __local float *kt,
+                                 __local float *vt, __local float *ks, __local int *kp, __local int *kok) {
+    const lsh_chunk ch = chunk_of_group(L, H, N, m);
+    __global const int *P = perm + (size_t)ch.bh * N;
+    for (int q0 = 0; q0 < m; q0 += (int)get_local_size(0)) {
+        const int qi = q0 + (int)get_local_id(0), active = qi < m;
+        const int qslot = ch.c * m + qi, qpos = active ? P[qslot] % L : 0;
+        const size_t item = (size_t)ch.bh * N + qslot;
+        const float wi = active ? w[item] : 0.0f, ci = active ? cw[item] : 0.0f, lsei = active ? lse[item] : 0.0f;
+        const ulong at = row_at(ch.b, qpos, ch.h, L, H);
         float q[HEAD_DIM], g[HEAD_DIM], acc[HEAD_DIM];
         for (int e = 0; e < HEAD_DIM; e++) {
-            q[e] = active ? qk[qk0 + (size_t)qpos * row + e] : 0.0f;
-            g[e] = active ? wi * dout[g0 + (size_t)qpos * row + e] : 0.0f;
+            q[e] = active ? qk[qk_off + at + (ulong)e] : 0.0f;
+            g[e] = active ? wi * dout[dout_off + at + (ulong)e] : 0.0f;
             acc[e] = 0.0f;
         }
-        for (int k0 = 0; k0 < nkeys; k0 += T) {
-            const int nt = min(T, nkeys - k0);
-            stage_keys(k0, nt, c, prev, nc, m, P, L, b, qk, qk0, v, v0, row, mask, mask_off, has_mask, kt, vt, ks, kp,
-                       km);
-            if (active) {
-                for (int j = 0; j < nt; j++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * kt[j * HEAD_DIM + e];
-                    int masked;
-                    float s = masked_logit(dot * ks[j], qpos, kp[j], causal, km[j], &masked);
-                    if (masked) continue;
-                    float gv = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) gv += g[e] * vt[j * HEAD_DIM + e];
-                    if (drop) gv *= drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, qslot, nkeys, k0 + j);
-                    float ds = exp(s - lsei) * (gv - ci) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
-                    for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * kt[j * HEAD_DIM + e];
-                }
+        for (int k0 = 0, nt; k0 < ch.nkeys; k0 += nt) { // nt keys staged per step
+            nt = stage_keys(&ch, k0, T, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
+            for (int j = 0; active && j < nt; j++) {
+                int masked;
+                float s = staged_logit(q, qpos, j, kt, ks, kp, kok, causal, &masked);
+                if (masked) continue;
+                float gv = dot_staged(g, vt + j * HEAD_DIM);
+                if (dropout) gv *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, k0 + j);
+                float ds = exp(s - lsei) * (gv - ci) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
+                for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * kt[j * HEAD_DIM + e];
             }
         }
-        if (active) {
-            __global float *out = gqk + ((size_t)bh * N + qslot) * HEAD_DIM;
-            for (int e = 0; e < HEAD_DIM; e++) out[e] = acc[e];
-        }
+        if (active)
+            for (int e = 0; e < HEAD_DIM; e++) gqk[item * HEAD_DIM + e] = acc[e];
     }
 }
 
 // One work-group per (batch, head, chunk c), a work-item per key slot of the
-// chunk (looping when m > G). The queries that see chunk c's keys are chunk
-// c's (for which it is the current chunk) and chunk c+1's (for which it is
-// the previous one), cyclic; with one chunk only its own. They stream
-// through local memory T at a time: raw qk, g = w·dout, lse, c, position.
-// Runs after lsh_backward_query, whose gqk row of this slot it completes.
+// chunk (looping when m > G). The queries that see chunk c's keys
+// (lsh_chunk, query_slot) stream through local memory T at a time: raw qk,
+// g = w·dout, lse, c, position. Runs after lsh_backward_query, whose gqk row
+// of this slot it completes.
 __kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __global const float *v,
-                               const ulong v_off, __global const float *dout, const ulong dout_off,
-                               __global const int *mask, const ulong mask_off, const int has_mask,
+                               const ulong v_off, __global const float *dout, const ulong dout_off, MASK_ARGS,
                                __global const int *perm, __global const float *lse, __global const float *w,
                                __global const float *cw, __global float *gqk, __global float *gv, const int L,
-                               const int H, const int N, const int m, const int causal, const int drop,
-                               const uint2 dkey, const uint dstream, const uint dstep, const uint dthreshold,
-                               const float dscale, const int T,
+                               const int H, const int N, const int m, const int causal, DROPOUT_ARGS, const int T,
                                __local float *qt, __local float *gt, __local float *ql, __local float *qc,
                                __local int *qp) {
     const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
-    const int nc = N / m, grp = (int)get_group_id(0), c = grp % nc, bh = grp / nc, h = bh % H, b = bh / H;
-    __global const int *P = perm + (size_t)bh * N;
-    const size_t row = (size_t)H * HEAD_DIM;
-    const size_t qk0 = qk_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const size_t v0 = v_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const size_t g0 = dout_off + (size_t)b * L * row + (size_t)h * HEAD_DIM;
-    const int nq = nc > 1 ? 2 * m : m, next = (c + 1) % nc;
+    const lsh_chunk ch = chunk_of_group(L, H, N, m);
+    __global const int *P = perm + (size_t)ch.bh * N;
+    const size_t items = (size_t)ch.bh * N; // this (batch, head)'s first sorted item
     for (int k0 = 0; k0 < m; k0 += G) {
         const int ki = k0 + lid, active = ki < m;
-        const int kslot = c * m + ki, kpos = active ? P[kslot] % L : 0;
-        const int kpad = active && has_mask && mask[mask_off + (size_t)b * L + kpos] == 0;
+        const int kslot = ch.c * m + ki, kpos = active ? P[kslot] % L : 0;
+        const int key_ok = active && key_is_token(mask, mask_off, has_mask, ch.b, L, kpos);
+        const ulong at = row_at(ch.b, kpos, ch.h, L, H);
         float x[HEAD_DIM], vv[HEAD_DIM], dk[HEAD_DIM], dvv[HEAD_DIM], ss = 0.0f;
         for (int e = 0; e < HEAD_DIM; e++) {
-            x[e] = active ? qk[qk0 + (size_t)kpos * row + e] : 0.0f;
-            vv[e] = active ? v[v0 + (size_t)kpos * row + e] : 0.0f;
+            x[e] = active ? qk[qk_off + at + (ulong)e] : 0.0f;
+            vv[e] = active ? v[v_off + at + (ulong)e] : 0.0f;
             dk[e] = dvv[e] = 0.0f;
             ss += x[e] * x[e];
         }
-        const float a = rsqrt(ss / HEAD_DIM + 1e-6f) * rsqrt((float)HEAD_DIM); // §5.2: k = x·a
-        for (int i0 = 0; i0 < nq; i0 += T) {
-            const int nt = min(T, nq - i0);
+        const float a = key_scale(ss); // §5.2: k = x·a
+        for (int i0 = 0; i0 < ch.nkeys; i0 += T) {
+            const int nt = min(T, ch.nkeys - i0);
             barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
             for (int i = lid; i < nt; i += G) {
-                int qidx = i0 + i, slot = qidx < m ? c * m + qidx : next * m + qidx - m;
+                int slot = query_slot(&ch, i0 + i);
                 qp[i] = P[slot] % L;
-                ql[i] = lse[(size_t)bh * N + slot];
-                qc[i] = cw[(size_t)bh * N + slot];
+                ql[i] = lse[items + slot];
+                qc[i] = cw[items + slot];
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int y = lid; y < nt * HEAD_DIM; y += G) {
-                int i = y / HEAD_DIM, e = y % HEAD_DIM, qidx = i0 + i;
-                int slot = qidx < m ? c * m + qidx : next * m + qidx - m;
-                qt[y] = qk[qk0 + (size_t)qp[i] * row + e];
-                gt[y] = w[(size_t)bh * N + slot] * dout[g0 + (size_t)qp[i] * row + e];
+                int i = y / HEAD_DIM, e = y % HEAD_DIM;
+                ulong qat = row_at(ch.b, qp[i], ch.h, L, H) + (ulong)e;
+                qt[y] = qk[qk_off + qat];
+                gt[y] = w[items + query_slot(&ch, i0 + i)] * dout[dout_off + qat];
             }
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (active) {
-                for (int i = 0; i < nt; i++) {
-                    float dot = 0.0f;
-                    for (int e = 0; e < HEAD_DIM; e++) dot += qt[i * HEAD_DIM + e] * x[e];
-                    int masked;
-                    float s = masked_logit(dot * a, qp[i], kpos, causal, kpad, &masked);
-                    float p = exp(s - ql[i]), pd = p, gdv = 0.0f, f = 1.0f;
-                    if (drop) {
-                        // This key's index in the query's window: the query's own
-                        // chunk (c) comes second when there are several chunks;
-                        // for chunk c+1's queries chunk c is the previous one.
-                        const int qidx = i0 + i, slot = qidx < m ? c * m + qidx : next * m + qidx - m;
-                        f = drop_factor(dkey, dstream, dstep, dthreshold, dscale, bh, N, slot,
-                                        nq, nc > 1 && qidx < m ? m + ki : ki);
-                        pd *= f;
-                    }
-                    for (int e = 0; e < HEAD_DIM; e++) {
-                        dvv[e] += pd * gt[i * HEAD_DIM + e]; // values are used under masks too
-                        gdv += gt[i * HEAD_DIM + e] * vv[e];
-                    }
-                    if (masked) continue;
-                    if (drop) gdv *= f;
-                    float ds = p * (gdv - qc[i]);
-                    for (int e = 0; e < HEAD_DIM; e++) dk[e] += ds * qt[i * HEAD_DIM + e];
+            for (int i = 0; active && i < nt; i++) {
+                int masked;
+                float s = masked_logit(dot_staged(x, qt + i * HEAD_DIM) * a, qp[i], kpos, key_ok, causal, 1, &masked);
+                float p = exp(s - ql[i]), pd = p, gdv = 0.0f, f = 1.0f;
+                if (dropout) {
+                    // This key's index in the query's window: the query's own
+                    // chunk (c) comes second when there are several chunks;
+                    // for chunk c+1's queries chunk c is the previous one.
+                    const int qidx = i0 + i;
+                    f = drop_factor(philox, threshold, keep_scale, ch.bh, N, query_slot(&ch, qidx), ch.nkeys,
+                                    ch.nc > 1 && qidx < m ? m + ki : ki);
+                    pd *= f;
                 }
+                for (int e = 0; e < HEAD_DIM; e++) {
+                    dvv[e] += pd * gt[i * HEAD_DIM + e]; // values are used under masks too
+                    gdv += gt[i * HEAD_DIM + e] * vv[e];
+                }
+                if (masked) continue;
+                if (dropout) gdv *= f;
+                float ds = p * (gdv - qc[i]);
+                for (int e = 0; e < HEAD_DIM; e++) dk[e] += ds * qt[i * HEAD_DIM + e];
             }
         }
         if (active) {
-            // §5.2 backward: ∂a/∂x = −a³·x, so dx = a·dk − a³·(dk·x)·x.
+            // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
             float dkx = 0.0f;
             for (int e = 0; e < HEAD_DIM; e++) dkx += dk[e] * x[e];
-            __global float *gq = gqk + ((size_t)bh * N + kslot) * HEAD_DIM;
-            __global float *gvo = gv + ((size_t)bh * N + kslot) * HEAD_DIM;
+            __global float *gq = gqk + (items + kslot) * HEAD_DIM;
+            __global float *gvo = gv + (items + kslot) * HEAD_DIM;
             for (int e = 0; e < HEAD_DIM; e++) {
-                gq[e] += a * dk[e] - a * a * a * dkx * x[e];
+                gq[e] += key_scale_grad(dk[e], x[e], a, dkx);
                 gvo[e] = dvv[e];
             }
         }

@@ -1,33 +1,36 @@
 /* Full attention on the cpu (§6): local attention's window code with
  * one chunk of L keys. With shared_qk the keys are the normalised queries of
- * LSH attention (§5.2): k = q·rsqrt(mean(q²) + 1e-6)/√d per head, and the
- * backward adds the gradient through that normalisation to dq. */
-#include <math.h>
+ * LSH attention (§5.2, rf_attn_key_scale), and the backward adds the
+ * gradient through that normalisation to dq. */
+#include <stdlib.h>
 #include "device/device_impl.h"
 #include "device/cpu/cpu_ops.h"
+#include "device/attention_common.h"
 
-/* §5.2's key normalisation, per head row of d (HF _len_and_dim_norm). */
+/* §5.2's key normalisation (device/attention_common.h), per head row of d. */
 static void normalise_keys(float *kn, const float *q, size_t rows, int64_t d) {
     for (size_t r = 0; r < rows; r++) {
         const float *x = q + r * (size_t)d;
-        double ms = 0;
-        for (int64_t e = 0; e < d; e++) ms += (double)x[e] * x[e];
-        double f = 1.0 / sqrt(ms / (double)d + 1e-6) / sqrt((double)d);
-        for (int64_t e = 0; e < d; e++) kn[r * (size_t)d + e] = (float)(x[e] * f);
+        double a = rf_attn_key_scale(x, d);
+        for (int64_t e = 0; e < d; e++) kn[r * (size_t)d + e] = (float)(x[e] * a);
     }
 }
 
-/* dq += ∂kn/∂q · dkn: with ρ = rsqrt(mean(q²) + 1e-6),
- * dq_e += ρ/√d · (dkn_e − q_e·ρ²·(Σ_e' dkn_e'·q_e')/d). */
-static void normalise_keys_backward(float *dq, const float *dkn, const float *q, size_t rows, int64_t d) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *x = q + r * (size_t)d, *g = dkn + r * (size_t)d;
-        double ms = 0, gx = 0;
-        for (int64_t e = 0; e < d; e++) ms += (double)x[e] * x[e], gx += (double)g[e] * x[e];
-        double rho = 1.0 / sqrt(ms / (double)d + 1e-6), f = rho / sqrt((double)d);
-        for (int64_t e = 0; e < d; e++)
-            dq[r * (size_t)d + e] += (float)(f * (g[e] - x[e] * rho * rho * gx / (double)d));
+/* dq += ∂kn/∂q · dkn, row by row in double. */
+static rf_status normalise_keys_backward(float *dq, const float *dkn, const float *q, size_t rows, int64_t d) {
+    double *dk = malloc((size_t)d * sizeof *dk), *dx = malloc((size_t)d * sizeof *dx);
+    if (!dk || !dx) {
+        free(dk), free(dx);
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "full attention backward (cpu): no memory for a %lld-wide row",
+                        (long long)d);
     }
+    for (size_t r = 0; r < rows; r++) {
+        for (int64_t e = 0; e < d; e++) dk[e] = dkn[r * (size_t)d + e], dx[e] = 0;
+        rf_attn_key_scale_backward(dx, dk, q + r * (size_t)d, d);
+        for (int64_t e = 0; e < d; e++) dq[r * (size_t)d + e] += (float)dx[e];
+    }
+    free(dk), free(dx);
+    return RF_OK;
 }
 
 /* A cpu tensor of q's shape for the normalised keys or their gradient. */
@@ -62,7 +65,7 @@ rf_status rf_cpu_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor
     }
     normalise_keys(rf_cpu_f32(&kn), rf_cpu_f32(q), rows, w->head_dim);
     s = rf_cpu_local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
-    if (s == RF_OK) normalise_keys_backward(rf_cpu_f32(dq), rf_cpu_f32(&dkn), rf_cpu_f32(q), rows, w->head_dim);
+    if (s == RF_OK) s = normalise_keys_backward(rf_cpu_f32(dq), rf_cpu_f32(&dkn), rf_cpu_f32(q), rows, w->head_dim);
     rf_tensor_free(&kn);
     rf_tensor_free(&dkn);
     return s;

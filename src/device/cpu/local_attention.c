@@ -1,12 +1,13 @@
 /* Windowed attention on the cpu (§6, device/attention_window.h): for
  * each query, the logits of the keys in its window, the masks of §5.4
- * replacing them, a softmax and the weighted values — the direct maths, in
- * double, one query row at a time. Full attention (full_attention.c) is the
- * same code with one chunk of L keys. */
+ * replacing them (device/attention_common.h), a softmax and the weighted
+ * values — the direct maths, in double, one query row at a time. Full
+ * attention (full_attention.c) is the same code with one chunk of L keys. */
 #include <math.h>
 #include <stdlib.h>
 #include "device/device_impl.h"
 #include "device/cpu/cpu_ops.h"
+#include "device/attention_common.h"
 
 /* The first element of (b, pos, head h) in a [B, L, H·d] tensor (§1). */
 static size_t row(const rf_attn_window *w, int64_t b, int64_t pos, int64_t h) {
@@ -36,7 +37,7 @@ typedef struct row_scratch {
 } row_scratch;
 
 static rf_status scratch_alloc(const rf_attn_window *w, row_scratch *r) {
-    size_t n = (size_t)(w->before + 1 + w->after) * (size_t)w->chunk_len;
+    size_t n = (size_t)rf_attn_window_width(w);
     r->keys = malloc(n * sizeof *r->keys);
     r->p = malloc(n * sizeof *r->p);
     r->masked = malloc(n * sizeof *r->masked);
@@ -50,8 +51,7 @@ static void scratch_free(row_scratch *r) { free(r->keys), free(r->p), free(r->ma
 
 /* Fill r with query (b, h, qpos)'s window, softmax probabilities and their
  * dropout factors; return the window size and set *lse (undropped). Masks
- * replace logits (§5.4): padding and causal → −1e9, then the self mask →
- * −1e5. */
+ * replace logits (§5.4, device/attention_common.h). */
 static int64_t row_probs(const rf_attn_window *w, const float *q, const float *k, const int32_t *mask, int64_t b,
                          int64_t h, int64_t qpos, row_scratch *r, double *lse) {
     int64_t n = window_keys(w, qpos, r->keys);
@@ -62,26 +62,18 @@ static int64_t row_probs(const rf_attn_window *w, const float *q, const float *k
         const float *kj = k + row(w, b, kpos, h);
         double dot = 0;
         for (int64_t e = 0; e < w->head_dim; e++) dot += (double)qi[e] * kj[e];
-        double s = dot * w->scale;
-        r->masked[j] = false;
-        if ((mask && !mask[b * w->len + kpos]) || (w->causal && kpos > qpos))
-            s = RF_ATTN_MASK_VALUE, r->masked[j] = true;
-        if (w->self_mask && kpos == qpos) s = RF_ATTN_SELF_MASK_VALUE, r->masked[j] = true;
-        r->p[j] = s;
-        if (s > mx) mx = s;
+        r->p[j] = rf_attn_masked_logit(dot * w->scale, qpos, kpos, rf_attn_key_is_token(mask, b, w->len, kpos),
+                                       w->causal, w->self_mask, &r->masked[j]);
+        if (r->p[j] > mx) mx = r->p[j];
     }
     double sum = 0;
     for (int64_t j = 0; j < n; j++) sum += exp(r->p[j] - mx);
     *lse = mx + log(sum);
     for (int64_t j = 0; j < n; j++) r->p[j] = exp(r->p[j] - *lse);
-    /* Dropout (§2): window key j uses word ((b·H + h)·L + qpos)·n + j
-     * (64-bit, as the kernels' ulong). */
-    uint64_t first = ((uint64_t)(b * w->heads + h) * (uint64_t)w->len + (uint64_t)qpos) * (uint64_t)n;
+    /* Dropout (§2): query row qpos of L, window key j of n. */
+    rf_attn_dropout drop = rf_attn_window_dropout(w);
     for (int64_t j = 0; j < n; j++)
-        r->drop[j] = !w->dropout ? 1.0
-                     : rf_philox_keep(rf_philox_word(w->seed, w->stream, w->step, first + (uint64_t)j), w->keep)
-                         ? (double)w->keep_scale
-                         : 0.0;
+        r->drop[j] = rf_attn_dropout_factor(&drop, b * w->heads + h, w->len, qpos, n, j);
     return n;
 }
 

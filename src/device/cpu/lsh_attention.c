@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include "device/device_impl.h"
 #include "device/cpu/cpu_ops.h"
-#include "core/philox.h"
+#include "device/attention_common.h"
 
 /* §3: argmax over [r, −r] (length 2·half) with ties to the lowest index. */
 static int argmax_pm(const float *r, int half) {
@@ -68,31 +68,18 @@ static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
     return nc > 1 ? (j < m ? ((c + nc - 1) % nc) * m + j : c * m + j - m) : c * m + j;
 }
 
-/* §5.2: the key of a shared query/key x is x·key_scale(x). */
-static double key_scale(const float *x, int d) {
-    double ss = 0;
-    for (int e = 0; e < d; e++) ss += (double)x[e] * x[e];
-    return 1.0 / sqrt(ss / d + 1e-6) / sqrt((double)d);
-}
-
-/* §5.4: masks replace logits, causal/padding first (−1e9), then self
- * (−1e5). *masked (when non-NULL): whether the logit is such a constant. */
-static double masked_logit(double s, int64_t qpos, int64_t kpos, bool causal, bool key_padded, bool *masked) {
-    bool replaced = (causal && kpos > qpos) || key_padded;
-    if (replaced) s = -1e9;
-    if (kpos == qpos) s = -1e5, replaced = true;
-    if (masked) *masked = replaced;
-    return s;
-}
-
-/* Attention dropout (§2): keep/(1 − p) for window key j (of W) of sorted
- * query slot i of (batch, head) bh, from word (bh·N + i)·W + j of (seed,
- * dropout_stream, step); 1 without dropout. */
-static double drop_factor(const rf_lsh_state *st, rf_dropout_threshold keep, int64_t bh, int64_t N, int64_t i,
-                          int W, int j) {
-    if (st->dropout == 0.0f) return 1.0;
-    uint64_t word = (uint64_t)(bh * N + i) * (uint64_t)W + (uint64_t)j;
-    return rf_philox_keep(rf_philox_word(st->seed, st->dropout_stream, st->step, word), keep) ? st->dropout_scale : 0.0;
+/* §5.2: chunk c's window keys, k_j = x_j·rf_attn_key_scale(x_j) in double,
+ * and their positions. */
+static void window_keys(double *k, int64_t *kpos, const rf_lsh_state *st, const float *QK, const int32_t *perm,
+                        int64_t b, int h, int64_t c, int nkeys) {
+    const int64_t L = st->seq_len, nc = (int64_t)st->n_rounds * L / st->chunk_len;
+    const int d = st->head_dim;
+    for (int j = 0; j < nkeys; j++) {
+        kpos[j] = perm[key_slot(c, j, st->chunk_len, nc)] % L;
+        const float *x = QK + (size_t)(b * L + kpos[j]) * st->n_heads * d + (size_t)h * d;
+        double scale = rf_attn_key_scale(x, d);
+        for (int e = 0; e < d; e++) k[(size_t)j * d + e] = x[e] * scale;
+    }
 }
 
 rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
@@ -105,7 +92,7 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
     /* Chunk c attends to chunk c−1 (cyclic) and itself; a single chunk (the
      * full path, §5.7) only to itself. */
     const int nkeys = nc > 1 ? 2 * m : m;
-    const rf_dropout_threshold keep = rf_philox_dropout_threshold(st->dropout);
+    const rf_attn_dropout drop = rf_attn_lsh_dropout(st);
     double *k = malloc((size_t)nkeys * d * sizeof *k), *s = malloc((size_t)nkeys * sizeof *s);
     int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
     if (!k || !s || !kpos) {
@@ -118,13 +105,7 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
         const int32_t *perm = rf_cpu_i32(&st->perm) + bh * N;
         float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
         for (int64_t c = 0; c < nc; c++) {
-            /* §5.2: the keys are the normalised queries, gathered in sorted order. */
-            for (int j = 0; j < nkeys; j++) {
-                kpos[j] = perm[key_slot(c, j, m, nc)] % L;
-                const float *x = QK + (size_t)(b * L + kpos[j]) * row + (size_t)h * d;
-                double scale = key_scale(x, d);
-                for (int e = 0; e < d; e++) k[(size_t)j * d + e] = x[e] * scale;
-            }
+            window_keys(k, kpos, st, QK, perm, b, h, c, nkeys); /* the normalised queries, in sorted order */
             for (int i = 0; i < m; i++) {
                 int64_t qslot = c * m + i, qpos = perm[qslot] % L;
                 const float *q = QK + (size_t)(b * L + qpos) * row + (size_t)h * d;
@@ -132,7 +113,9 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
                 for (int j = 0; j < nkeys; j++) {
                     double dot = 0;
                     for (int e = 0; e < d; e++) dot += q[e] * k[(size_t)j * d + e];
-                    s[j] = masked_logit(dot, qpos, kpos[j], st->causal, pad && pad[b * L + kpos[j]] == 0, NULL);
+                    bool masked;
+                    s[j] = rf_attn_masked_logit(dot, qpos, kpos[j], rf_attn_key_is_token(pad, b, L, kpos[j]),
+                                                st->causal, true, &masked);
                     if (s[j] > mx) mx = s[j];
                 }
                 double sum = 0;
@@ -144,7 +127,8 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
                 float lse = (float)(mx + log(sum));
                 double norm = st->hf_rounding ? (double)lse : mx + log(sum);
                 /* now the probabilities, dropped out (lse is not) */
-                for (int j = 0; j < nkeys; j++) s[j] = exp(s[j] - norm) * drop_factor(st, keep, bh, N, qslot, nkeys, j);
+                for (int j = 0; j < nkeys; j++)
+                    s[j] = exp(s[j] - norm) * rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
                 float *o = O + qslot * d;
                 for (int e = 0; e < d; e++) {
                     double acc = 0;
@@ -208,7 +192,7 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len, R = st->n_rounds;
     const int64_t N = (int64_t)R * L, nc = N / m;
     const int nkeys = nc > 1 ? 2 * m : m;
-    const rf_dropout_threshold keep = rf_philox_dropout_threshold(st->dropout);
+    const rf_attn_dropout drop = rf_attn_lsh_dropout(st);
     const size_t row = (size_t)H * d;
     const float *QK = rf_cpu_f32(qk), *V = rf_cpu_f32(v), *DOUT = rf_cpu_f32(dout);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
@@ -247,12 +231,7 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
         }
         for (size_t x = 0; x < (size_t)L * d; x++) gq[x] = gk[x] = gv[x] = 0;
         for (int64_t c = 0; c < nc; c++) {
-            for (int j = 0; j < nkeys; j++) { /* the window's keys, as the forward */
-                kpos[j] = perm[key_slot(c, j, m, nc)] % L;
-                const float *x = QK + (size_t)(b * L + kpos[j]) * row + (size_t)h * d;
-                double scale = key_scale(x, d);
-                for (int e = 0; e < d; e++) k[(size_t)j * d + e] = x[e] * scale;
-            }
+            window_keys(k, kpos, st, QK, perm, b, h, c, nkeys); /* as the forward */
             for (int i = 0; i < m; i++) {
                 const int64_t qslot = c * m + i, qpos = perm[qslot] % L;
                 const float *q = QK + (size_t)(b * L + qpos) * row + (size_t)h * d;
@@ -262,12 +241,13 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
                     double dot = 0;
                     for (int e = 0; e < d; e++) dot += q[e] * k[(size_t)j * d + e];
                     bool masked;
-                    double s = masked_logit(dot, qpos, kpos[j], st->causal, pad && pad[b * L + kpos[j]] == 0, &masked);
+                    double s = rf_attn_masked_logit(dot, qpos, kpos[j], rf_attn_key_is_token(pad, b, L, kpos[j]),
+                                                    st->causal, true, &masked);
                     /* §5.5 from the stored lse, the forward's own normaliser. It is a
                      * float: for a query that sees only copies of itself (two at a
                      * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
                      * there is off by up to 0.4% (as on every device). */
-                    double p = exp(s - LSE[qslot]), gvj = 0, D = drop_factor(st, keep, bh, N, qslot, nkeys, j);
+                    double p = exp(s - LSE[qslot]), gvj = 0, D = rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
                     for (int e = 0; e < d; e++) {
                         gv[kpos[j] * d + e] += D * p * w[qslot] * g[e];
                         gvj += w[qslot] * g[e] * vj[e];
@@ -281,17 +261,14 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
                 }
             }
         }
-        /* §5.2 backward: k = x·a with a = (mean(x²) + 1e-6)^(−1/2)/√d has
-         * ∂a/∂x = −a³·x, so dx = a·dk − a³·(dk·x)·x. */
+        /* §5.2 backward: the key path gk goes back through k = x·a(x) and
+         * joins the query path gq. */
         for (int64_t t = 0; t < L; t++) {
             const size_t at = (size_t)(b * L + t) * row + (size_t)h * d;
-            const float *x = QK + at;
-            float *dq = DQK + at, *dvt = DV + at;
-            double a = key_scale(x, d), dkx = 0;
-            for (int e = 0; e < d; e++) dkx += gk[t * d + e] * x[e];
+            rf_attn_key_scale_backward(gq + t * d, gk + t * d, QK + at, d);
             for (int e = 0; e < d; e++) {
-                dq[e] = (float)(gq[t * d + e] + a * gk[t * d + e] - a * a * a * dkx * x[e]);
-                dvt[e] = (float)gv[t * d + e];
+                DQK[at + e] = (float)gq[t * d + e];
+                DV[at + e] = (float)gv[t * d + e];
             }
         }
     }

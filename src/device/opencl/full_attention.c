@@ -5,19 +5,26 @@
  * normalisation to dq. */
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_ops.h"
+#include "device/opencl/cl_attention.h"
+
+/* Kernel `name` of full_attention.cl for head width d. */
+static rf_status keys_kernel(rf_device *dev, int64_t d, const char *name, cl_kernel *kernel) {
+    char options[96];
+    rf_cl_attn_options(options, sizeof options, d, 0);
+    return rf_cl_kernel(dev, "full_attention.cl", options, name, kernel);
+}
 
 /* The normalised keys of q, into a fresh tensor of q's shape. */
 static rf_status normalise_keys(rf_device *dev, rf_tensor *kn, const rf_tensor *q, int64_t d) {
     cl_kernel kernel;
-    RF_TRY(rf_cl_kernel(dev, "full_attention.cl", "", "normalise_keys", &kernel));
+    RF_TRY(keys_kernel(dev, d, "normalise_keys", &kernel));
     size_t g;
     RF_TRY(rf_cl_group_size(dev, kernel, 64, &g));
     RF_TRY(rf_tensor_alloc(dev, kn, RF_F32, q->ndim, q->shape));
     cl_ulong qo = q->offset, rows = rf_tensor_numel(q) / (size_t)d;
-    cl_int di = (cl_int)d;
     size_t global = (size_t)rows;
     rf_status s = RF_CL_LAUNCH(dev, kernel, "attention_normalise_keys", 1, &global, &g, RF_ARG(kn->buf->mem),
-                               RF_ARG(q->buf->mem), RF_ARG(qo), RF_ARG(rows), RF_ARG(di));
+                               RF_ARG(q->buf->mem), RF_ARG(qo), RF_ARG(rows));
     if (s != RF_OK) rf_tensor_free(kn);
     return s;
 }
@@ -41,7 +48,7 @@ rf_status rf_cl_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor 
     if (!shared_qk) return rf_cl_local_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, w);
     rf_device *dev = dq->buf->dev;
     cl_kernel kernel;
-    RF_TRY(rf_cl_kernel(dev, "full_attention.cl", "", "normalise_keys_backward", &kernel));
+    RF_TRY(keys_kernel(dev, w->head_dim, "normalise_keys_backward", &kernel));
     size_t g;
     RF_TRY(rf_cl_group_size(dev, kernel, 64, &g));
     rf_tensor kn, dkn;
@@ -54,10 +61,9 @@ rf_status rf_cl_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor 
     s = rf_cl_local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
     if (s == RF_OK) {
         cl_ulong dqo = dq->offset, qo = q->offset, rows = rf_tensor_numel(q) / (size_t)w->head_dim;
-        cl_int di = (cl_int)w->head_dim;
         size_t global = (size_t)rows;
         s = RF_CL_LAUNCH(dev, kernel, "attention_normalise_keys_backward", 1, &global, &g, RF_ARG(dq->buf->mem),
-                         RF_ARG(dqo), RF_ARG(dkn.buf->mem), RF_ARG(q->buf->mem), RF_ARG(qo), RF_ARG(rows), RF_ARG(di));
+                         RF_ARG(dqo), RF_ARG(dkn.buf->mem), RF_ARG(q->buf->mem), RF_ARG(qo), RF_ARG(rows));
     }
     rf_tensor_free(&kn);
     rf_tensor_free(&dkn);

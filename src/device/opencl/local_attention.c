@@ -5,9 +5,9 @@
  * dv (one work-item per key row) — so every output row has one writer and no
  * float atomics are needed. Nothing of size L×L (or window×L) is allocated:
  * the only scratch is delta, [B, H, L]. */
-#include <stdio.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_ops.h"
+#include "device/opencl/cl_attention.h"
 
 /* Rows per work-group when the kernel and device allow it. */
 #define WANT_GROUP 64
@@ -43,8 +43,8 @@ typedef struct window_launch {
  * whose work-groups each own up to G rows of one chunk (see the .cl). */
 static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const char *name, window_launch *wl) {
     RF_TRY(pick_tile(dev, w, &wl->tile));
-    char options[64];
-    snprintf(options, sizeof options, "-DHEAD_DIM=%lld -DTILE=%d", (long long)w->head_dim, wl->tile);
+    char options[96];
+    rf_cl_attn_options(options, sizeof options, w->head_dim, wl->tile);
     RF_TRY(rf_cl_kernel(dev, "local_attention.cl", options, name, &wl->kernel));
     size_t g;
     RF_TRY(rf_cl_group_size(dev, wl->kernel, WANT_GROUP, &g));
@@ -56,52 +56,38 @@ static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const ch
     return RF_OK;
 }
 
-static cl_mem mem_or_null(const rf_tensor *t) { return t ? t->buf->mem : NULL; }
-
-/* The window kernels' dropout arguments (§2, see the .cl): whether, the
- * Philox (seed lo, seed hi, stream, step), the threshold and 1/(1−p). */
-typedef struct drop_args {
-    cl_int on;
-    cl_uint4 philox;
-    cl_uint threshold;
-    float scale;
-} drop_args;
-
-static drop_args dropout_args(const rf_attn_window *w) {
-    return (drop_args){.on = w->dropout,
-                       .philox = {{(cl_uint)w->seed, (cl_uint)(w->seed >> 32), w->stream, w->step}},
-                       .threshold = w->keep.threshold,
-                       .scale = w->keep_scale};
+/* The window's dropout arguments (cl/attention_common.cl). */
+static rf_cl_attn_dropout dropout_args(const rf_attn_window *w) {
+    rf_attn_dropout d = rf_attn_window_dropout(w);
+    return rf_cl_attn_dropout_args(&d);
 }
-#define DROP_ARGS(d) RF_ARG((d).on), RF_ARG((d).philox), RF_ARG((d).threshold), RF_ARG((d).scale)
 
 rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
                                         const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
     rf_device *dev = out->buf->dev;
     window_launch wl;
     RF_TRY(window_kernel(dev, w, "attn_forward", &wl));
-    cl_mem lse_mem = mem_or_null(lse), mask_mem = mem_or_null(mask);
-    cl_ulong oo = out->offset, lo = lse ? lse->offset : 0, qo = q->offset, ko = k->offset, vo = v->offset;
-    cl_ulong mo = mask ? mask->offset : 0;
-    cl_int write_lse = lse != NULL, has_mask = mask != NULL, L = (cl_int)w->len, H = (cl_int)w->heads;
+    rf_cl_attn_optional lse_arg = rf_cl_attn_optional_of(lse), mask_arg = rf_cl_attn_optional_of(mask);
+    cl_ulong oo = out->offset, qo = q->offset, ko = k->offset, vo = v->offset;
+    cl_int L = (cl_int)w->len, H = (cl_int)w->heads;
     cl_int chunk = (cl_int)w->chunk_len, before = w->before, after = w->after, causal = w->causal;
     cl_int self_mask = w->self_mask;
     float scale = w->scale;
-    drop_args drop = dropout_args(w);
+    rf_cl_attn_dropout drop = dropout_args(w);
     size_t block = (size_t)wl.tile * (size_t)w->head_dim * sizeof(float);
     return RF_CL_LAUNCH(dev, wl.kernel, "attention_forward", 2, wl.global, wl.local, RF_ARG(out->buf->mem),
-                        RF_ARG(oo), RF_ARG(lse_mem), RF_ARG(lo), RF_ARG(write_lse), RF_ARG(q->buf->mem), RF_ARG(qo),
-                        RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
-                        RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
-                        RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), DROP_ARGS(drop),
+                        RF_ARG(oo), RF_CL_ATTN_OPTIONAL_ARGS(lse_arg), RF_ARG(q->buf->mem), RF_ARG(qo),
+                        RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
+                        RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
+                        RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_CL_ATTN_DROPOUT_ARGS(drop),
                         RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL((size_t)wl.tile * sizeof(cl_int)));
 }
 
 /* delta = rowsum(dout·out) into a fresh [B, H, L] tensor. */
 static rf_status compute_delta(rf_device *dev, const rf_attn_window *w, rf_tensor *delta, const rf_tensor *dout,
                                const rf_tensor *out, int tile) {
-    char options[64];
-    snprintf(options, sizeof options, "-DHEAD_DIM=%lld -DTILE=%d", (long long)w->head_dim, tile);
+    char options[96];
+    rf_cl_attn_options(options, sizeof options, w->head_dim, tile);
     cl_kernel kernel;
     RF_TRY(rf_cl_kernel(dev, "local_attention.cl", options, "attn_delta", &kernel));
     size_t g;
@@ -127,30 +113,30 @@ rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor
     RF_TRY(window_kernel(dev, w, "attn_backward_dkdv", &wk));
     rf_tensor delta;
     RF_TRY(compute_delta(dev, w, &delta, dout, out, wq.tile));
-    cl_mem mask_mem = mem_or_null(mask);
+    rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
     cl_ulong dqo = dq->offset, dko = dk->offset, dvo = dv->offset, go = dout->offset, lo = lse->offset;
-    cl_ulong qo = q->offset, ko = k->offset, vo = v->offset, mo = mask ? mask->offset : 0;
-    cl_int has_mask = mask != NULL, L = (cl_int)w->len, H = (cl_int)w->heads, chunk = (cl_int)w->chunk_len;
+    cl_ulong qo = q->offset, ko = k->offset, vo = v->offset;
+    cl_int L = (cl_int)w->len, H = (cl_int)w->heads, chunk = (cl_int)w->chunk_len;
     cl_int before = w->before, after = w->after, causal = w->causal, self_mask = w->self_mask;
     float scale = w->scale;
-    drop_args drop = dropout_args(w);
+    rf_cl_attn_dropout drop = dropout_args(w);
     size_t block = (size_t)wq.tile * (size_t)w->head_dim * sizeof(float);
     size_t rows = (size_t)wq.tile * sizeof(float);
     rf_status s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
                                RF_ARG(dq->buf->mem), RF_ARG(dqo), RF_ARG(dout->buf->mem), RF_ARG(go),
                                RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem),
                                RF_ARG(qo), RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
-                               RF_ARG(mask_mem), RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
+                               RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
                                RF_ARG(before), RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale),
-                               DROP_ARGS(drop), RF_LOCAL(block), RF_LOCAL(block),
+                               RF_CL_ATTN_DROPOUT_ARGS(drop), RF_LOCAL(block), RF_LOCAL(block),
                                RF_LOCAL((size_t)wq.tile * sizeof(cl_int)));
     if (s == RF_OK)
         s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_ARG(dk->buf->mem),
                          RF_ARG(dko), RF_ARG(dv->buf->mem), RF_ARG(dvo), RF_ARG(dout->buf->mem), RF_ARG(go),
                          RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem), RF_ARG(qo),
-                         RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
-                         RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
-                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), DROP_ARGS(drop),
+                         RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
+                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_CL_ATTN_DROPOUT_ARGS(drop),
                          RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(rows), RF_LOCAL(rows));
     /* Released now, freed by the runtime once the queued kernels are done. */
     rf_tensor_free(&delta);

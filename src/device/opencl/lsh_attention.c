@@ -5,21 +5,19 @@
  * queries (rf_cl_lsh_plan checks them once, at rf_lsh_state_init). The
  * state's tensors own their buffers (offset 0), so only the caller's
  * tensors pass offsets. */
-#include <stdio.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_ops.h"
-#include "core/philox.h"
+#include "device/opencl/cl_attention.h"
 
-/* What the attend kernel's private arrays are sized for (§5, d ≤ 128) and
- * the largest chunk it is written for. */
-#define LSH_MAX_HEAD_DIM 128
+/* The largest chunk the attend kernel is written for (the head width's limit
+ * is every attention op's, RF_ATTN_MAX_HEAD_DIM). */
 #define LSH_MAX_CHUNK 256
 /* Keys per local-memory tile at most: beyond this, larger tiles only cost. */
 #define LSH_MAX_KEY_TILE 128
 
 static rf_status kernel(rf_device *dev, int head_dim, const char *name, cl_kernel *k) {
-    char opts[32];
-    snprintf(opts, sizeof opts, "-DHEAD_DIM=%d", head_dim);
+    char opts[96];
+    rf_cl_attn_options(opts, sizeof opts, head_dim, 0);
     return rf_cl_kernel(dev, "lsh_attention.cl", opts, name, k);
 }
 
@@ -39,9 +37,9 @@ static size_t attend_local_bytes(int head_dim, int tile) {
 
 rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride, int *key_tile) {
     const char *op = "rf_lsh_attention (OpenCL)";
-    if (head_dim > LSH_MAX_HEAD_DIM)
+    if (head_dim > RF_ATTN_MAX_HEAD_DIM)
         return rf_error(RF_ERR_UNSUPPORTED, "%s: head_dim = %d exceeds the %d the attend kernel supports on %s", op,
-                        head_dim, LSH_MAX_HEAD_DIM, dev->info.name);
+                        head_dim, RF_ATTN_MAX_HEAD_DIM, dev->info.name);
     if (chunk_len > LSH_MAX_CHUNK)
         return rf_error(RF_ERR_UNSUPPORTED, "%s: chunk length %d exceeds the %d the attend kernel supports", op,
                         chunk_len, LSH_MAX_CHUNK);
@@ -69,23 +67,11 @@ rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride
 }
 
 /* The attention-dropout arguments of lsh_attend and the backward's query and
- * key kernels (§2): on/off, Philox key, stream, step, keep threshold and the
- * host's float scale 1/(1 − p). */
-typedef struct {
-    cl_int on;
-    cl_uint2 key;
-    cl_uint stream, step, threshold;
-    cl_float scale;
-} drop_args;
-
-static drop_args drop_of(const rf_lsh_state *st) {
-    drop_args a = {.on = st->dropout > 0.0f, .stream = st->dropout_stream, .step = st->step,
-                   .threshold = rf_philox_dropout_threshold(st->dropout).threshold, .scale = st->dropout_scale};
-    a.key.s[0] = (cl_uint)st->seed, a.key.s[1] = (cl_uint)(st->seed >> 32);
-    return a;
+ * key kernels (cl/attention_common.cl). */
+static rf_cl_attn_dropout dropout_args(const rf_lsh_state *st) {
+    rf_attn_dropout d = rf_attn_lsh_dropout(st);
+    return rf_cl_attn_dropout_args(&d);
 }
-#define DROP_ARGS(a)                                                                                          \
-    RF_ARG((a).on), RF_ARG((a).key), RF_ARG((a).stream), RF_ARG((a).step), RF_ARG((a).threshold), RF_ARG((a).scale)
 
 rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     rf_device *dev = st->device;
@@ -95,12 +81,10 @@ rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     RF_TRY(rf_cl_group_size(dev, k, 256, &local));
     cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, rc = st->rot_cols;
     cl_int f1 = st->factors[0], f2 = st->factors[1], nb = st->n_buckets, stride = st->bucket_stride;
-    cl_int has_mask = mask != NULL;
-    cl_mem mmem = mask ? mask->buf->mem : st->buckets.buf->mem; /* any buffer: unread without a mask */
-    cl_ulong moff = mask ? mask->offset : 0;
+    rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
     size_t global = rf_tensor_numel(&st->buckets);
     return RF_CL_LAUNCH(dev, k, "lsh_buckets", 1, &global, &local, RF_ARG(st->rotated.buf->mem),
-                        RF_ARG(st->buckets.buf->mem), RF_ARG(mmem), RF_ARG(moff), RF_ARG(has_mask), RF_ARG(B),
+                        RF_ARG(st->buckets.buf->mem), RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(B),
                         RF_ARG(L), RF_ARG(H), RF_ARG(R), RF_ARG(rc), RF_ARG(f1), RF_ARG(f2), RF_ARG(nb),
                         RF_ARG(stride));
 }
@@ -127,15 +111,16 @@ rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tenso
     RF_TRY(rf_cl_group_size(dev, k, (size_t)st->chunk_len, &local));
     const int d = st->head_dim, T = st->key_tile;
     cl_int L = (cl_int)st->seq_len, H = st->n_heads, N = st->n_rounds * (cl_int)st->seq_len, m = st->chunk_len;
-    cl_int causal = st->causal, hf = st->hf_rounding, tile = T, has_mask = mask != NULL;
-    const drop_args drop = drop_of(st);
-    cl_ulong qoff = qk->offset, voff = v->offset, moff = mask ? mask->offset : 0;
-    cl_mem mmem = mask ? mask->buf->mem : qk->buf->mem; /* any buffer: unread without a mask */
+    cl_int causal = st->causal, hf = st->hf_rounding, tile = T;
+    const rf_cl_attn_dropout drop = dropout_args(st);
+    const rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
+    cl_ulong qoff = qk->offset, voff = v->offset;
     size_t groups = (size_t)st->batch * st->n_heads * (size_t)(N / m), global = groups * local;
     return RF_CL_LAUNCH(dev, k, "lsh_attend", 1, &global, &local, RF_ARG(qk->buf->mem), RF_ARG(qoff),
-                        RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(mmem), RF_ARG(moff), RF_ARG(has_mask),
+                        RF_ARG(v->buf->mem), RF_ARG(voff), RF_CL_ATTN_OPTIONAL_ARGS(mask_arg),
                         RF_ARG(st->perm.buf->mem), RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
-                        RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(hf), DROP_ARGS(drop),
+                        RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(hf),
+                        RF_CL_ATTN_DROPOUT_ARGS(drop),
                         RF_ARG(tile), RF_LOCAL((size_t)T * d * sizeof(cl_float)),
                         RF_LOCAL((size_t)T * d * sizeof(cl_float)), RF_LOCAL((size_t)T * sizeof(cl_float)),
                         RF_LOCAL((size_t)T * sizeof(cl_int)), RF_LOCAL((size_t)T * sizeof(cl_int)));
@@ -184,11 +169,11 @@ rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_t
     if (!s) s = rf_tensor_alloc(dev, &gqk, RF_F32, 4, (int64_t[]){B, H, N, d});
     if (!s) s = rf_tensor_alloc(dev, &gv, RF_F32, 4, (int64_t[]){B, H, N, d});
     cl_int cB = (cl_int)B, L = (cl_int)st->seq_len, cH = (cl_int)H, R = st->n_rounds, cN = (cl_int)N;
-    cl_int m = st->chunk_len, causal = st->causal, tile = T, has_mask = mask != NULL;
-    const drop_args drop = drop_of(st);
-    cl_ulong qoff = qk->offset, voff = v->offset, goff = dout->offset, moff = mask ? mask->offset : 0;
+    cl_int m = st->chunk_len, causal = st->causal, tile = T;
+    const rf_cl_attn_dropout drop = dropout_args(st);
+    const rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
+    cl_ulong qoff = qk->offset, voff = v->offset, goff = dout->offset;
     cl_ulong dqoff = dqk->offset, dvoff = dv->offset;
-    cl_mem mmem = mask ? mask->buf->mem : qk->buf->mem; /* any buffer: unread without a mask */
     size_t global = (size_t)(B * H * st->seq_len);
     if (!s)
         s = RF_CL_LAUNCH(dev, kw, "lsh_backward_weights", 1, &global, &lw, RF_ARG(dout->buf->mem), RF_ARG(goff),
@@ -199,18 +184,20 @@ rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_t
     global = groups * lq;
     if (!s)
         s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query", 1, &global, &lq, RF_ARG(qk->buf->mem), RF_ARG(qoff),
-                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff), RF_ARG(mmem),
-                         RF_ARG(moff), RF_ARG(has_mask), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
+                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
                          RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(L), RF_ARG(cH),
-                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), DROP_ARGS(drop), RF_ARG(tile), RF_LOCAL(block),
+                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop), RF_ARG(tile),
+                         RF_LOCAL(block),
                          RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
     global = groups * lk;
     if (!s)
         s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_ARG(qk->buf->mem), RF_ARG(qoff),
-                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff), RF_ARG(mmem),
-                         RF_ARG(moff), RF_ARG(has_mask), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
+                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
                          RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(gv.buf->mem),
-                         RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), DROP_ARGS(drop), RF_ARG(tile),
+                         RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop),
+                         RF_ARG(tile),
                          RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
     global = rf_tensor_numel(dqk);
     if (!s)

@@ -1,0 +1,92 @@
+// The attention maths every attention kernel shares (SPEC §5.2, §5.4, §2),
+// written once: `#include "attention_common.cl"` from lsh_attention.cl,
+// local_attention.cl and full_attention.cl. src/device/attention_common.h is
+// the same, once, for the cpu backend; keep the two in step.
+//
+// Built with -DHEAD_DIM=d -DMAX_HEAD_DIM=RF_ATTN_MAX_HEAD_DIM
+// (rf_cl_attn_options): kernels keep head rows in private arrays of
+// HEAD_DIM floats.
+//
+// Optional buffers (a padding mask, lse): the host passes an absent one as a
+// NULL buffer, offset 0 and has_<name> = 0; kernels test has_<name>, never
+// the pointer. The padding mask, [B, L] int with 1 = token, is declared
+// MASK_ARGS by every kernel that reads it.
+//
+// Dropout arguments: every attention kernel declares the same four,
+// DROPOUT_ARGS, in this order (rf_cl_attn_dropout on the host):
+//   const int dropout        0: no dropout (every factor 1, no words drawn)
+//   const uint4 philox       (seed lo, seed hi, stream, step)
+//   const uint threshold     keep iff word ≥ threshold (p < 1: never drop_all)
+//   const float keep_scale   1/(1 − p), the host's float
+// Probability j (of width) of query row `row` (of rows) of (batch, head) bh
+// uses word (bh·rows + row)·width + j; the sum and lse stay undropped and a
+// backward regenerates the words instead of storing a mask.
+#ifndef RF_ATTENTION_COMMON_CL
+#define RF_ATTENTION_COMMON_CL
+
+#include "philox.cl"
+
+#if HEAD_DIM > MAX_HEAD_DIM
+#error "HEAD_DIM exceeds MAX_HEAD_DIM, the head width attention kernels are written for"
+#endif
+
+// §5.4: masks replace logits with large finite negatives, never −INFINITY
+// (fast maths miscompiles infinities); running maxima start below them all.
+#define MASK_VALUE (-1e9f)      // a padded key, or a later one when causal
+#define SELF_MASK_VALUE (-1e5f) // the query's own position (shared QK)
+#define RUNNING_MAX_INIT (-1e30f)
+
+#define MASK_ARGS __global const int *mask, const ulong mask_off, const int has_mask
+#define DROPOUT_ARGS const int dropout, const uint4 philox, const uint threshold, const float keep_scale
+
+// The first element of (b, position pos, head h) in a [B, L, H·HEAD_DIM]
+// tensor (§1).
+inline ulong row_at(int b, int pos, int h, int L, int H) {
+    return (((ulong)b * (ulong)L + (ulong)pos) * (ulong)H + (ulong)h) * HEAD_DIM;
+}
+
+// Whether key position pos of batch row b is a token (mask: [B, L] int,
+// 1 = token; absent when !has_mask).
+inline int key_is_token(__global const int *mask, ulong mask_off, int has_mask, int b, int L, int pos) {
+    return !has_mask || mask[mask_off + (ulong)b * (ulong)L + (ulong)pos] != 0;
+}
+
+// §5.4: logit s of the query at qpos for the key at kpos, masks applied in
+// HF's order: a padded key, or with causal a later key → MASK_VALUE; then
+// with self_mask (shared QK) the query's own position → SELF_MASK_VALUE.
+// *masked: whether s was replaced (a replaced logit carries no gradient).
+inline float masked_logit(float s, int qpos, int kpos, int key_ok, int causal, int self_mask, int *masked) {
+    *masked = 0;
+    if (!key_ok || (causal && kpos > qpos)) { s = MASK_VALUE; *masked = 1; }
+    if (self_mask && kpos == qpos) { s = SELF_MASK_VALUE; *masked = 1; }
+    return s;
+}
+
+// §5.2: a shared query/key row x has the key k = x·a with
+// a = rsqrt(mean(x²) + 1e-6)/√d; from Σx² (callers sum their own memory).
+inline float key_scale(float sum_sq) {
+    return rsqrt(sum_sq / (float)HEAD_DIM + 1e-6f) * rsqrt((float)HEAD_DIM);
+}
+
+// §5.2 backward: ∂a/∂x = −a³·x, so element e of x receives
+// a·dk_e − a³·(dk·x)·x_e from dk = ∂loss/∂k.
+inline float key_scale_grad(float dk_e, float x_e, float a, float dk_x) {
+    return a * dk_e - a * a * a * dk_x * x_e;
+}
+
+// The dropout factor of probability j of query row `row` (see above):
+// keep_scale if kept, else 0. Callers skip it when !dropout.
+inline float drop_factor(uint4 philox, uint threshold, float keep_scale, ulong bh, ulong rows, ulong row,
+                         ulong width, ulong j) {
+    ulong word = (bh * rows + row) * width + j;
+    return philox_keep(philox_word(philox.xy, philox.z, philox.w, word), threshold, 0) ? keep_scale : 0.0f;
+}
+
+// q·k of a private row and a staged row of HEAD_DIM floats.
+inline float dot_staged(const float *q, __local const float *k) {
+    float dot = 0.0f;
+    for (int e = 0; e < HEAD_DIM; e++) dot += q[e] * k[e];
+    return dot;
+}
+
+#endif
