@@ -1,4 +1,4 @@
-// The attention maths every attention kernel shares (SPEC §5.2, §5.4, §2),
+// The attention maths every attention kernel shares (§5.2, §5.4, §2),
 // written once: `#include "attention_common.cl"` from lsh_attention.cl,
 // local_attention.cl and full_attention.cl. src/device/attention_common.h is
 // the same, once, for the cpu backend; keep the two in step.

@@ -1,4 +1,4 @@
-/* Internal: the attention maths every attention op shares (SPEC §5.2, §5.4,
+/* Internal: the attention maths every attention op shares (§5.2, §5.4,
  * §2), written once for the cpu backend — cl/attention_common.cl is the
  * same, once, for the kernels. Local, full and LSH attention (both backends)
  * take their mask constants, masked logit, key normalisation and dropout

@@ -1,5 +1,5 @@
 /* Internal: the windowed attention that local and full attention share
- * (SPEC §6). Queries are cut into chunks of chunk_len positions in their own
+ * (§6). Queries are cut into chunks of chunk_len positions in their own
  * order; chunk c attends to the keys of chunks c−before … c+after, taken
  * cyclically as the HF model's _look_adjacent does (chunk 0 looks back at the
  * last chunk; a chunk reached through two window slots counts twice, as
