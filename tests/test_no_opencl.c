@@ -5,6 +5,7 @@
 #include "harness.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void only_cpu_is_listed_and_used(void **state) {
     int n = 0;
@@ -30,6 +31,27 @@ static void only_cpu_is_listed_and_used(void **state) {
     assert_null(th_cl());
 }
 
+/* `reformer verify` with no OpenCL device says so and fails, rather than
+ * comparing the cpu with itself and passing; an explicit --device cpu does
+ * check the cpu alone (a row per op, and per parameter tensor for the model's
+ * gradients). */
+static void verify_without_opencl_fails_unless_cpu_is_asked_for(void **state) {
+    static char buf[1 << 16];
+    assert_int_equal(th_run_cli(NULL, "verify", buf, sizeof buf), 1);
+    assert_non_null(strstr(buf, "no OpenCL device"));
+    assert_non_null(strstr(buf, "--device cpu"));
+    assert_null(strstr(buf, "PASS"));
+    assert_int_equal(th_run_cli(NULL, "verify --all", buf, sizeof buf), 1);
+    assert_non_null(strstr(buf, "no OpenCL device"));
+    assert_int_equal(th_run_cli(NULL, "verify --device auto", buf, sizeof buf), 1);
+    assert_non_null(strstr(buf, "no OpenCL device"));
+    assert_int_equal(th_run_cli(NULL, "verify --device cpu", buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "checking the cpu reference against itself"));
+    assert_non_null(strstr(buf, "grad reformer.encoder.layers.1.attention.self_attention.query_key.weight"));
+    assert_non_null(strstr(buf, "model training loss"));
+    assert_null(strstr(buf, "FAIL"));
+}
+
 /* With RF_TEST_REQUIRE_OPENCL=1 a missing OpenCL device fails the test that
  * wanted one instead of skipping it (skip() counts as passed). */
 static void required_opencl_fails_instead_of_skipping(void **state) {
@@ -47,6 +69,7 @@ int main(void) {
     unsetenv("RF_TEST_REQUIRE_OPENCL");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(only_cpu_is_listed_and_used),
+        cmocka_unit_test(verify_without_opencl_fails_unless_cpu_is_asked_for),
     };
     const struct CMUnitTest must_fail[] = {
         cmocka_unit_test(required_opencl_fails_instead_of_skipping),
