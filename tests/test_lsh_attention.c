@@ -41,6 +41,7 @@ typedef struct {
     bool causal;
     bool masked;    /* a padding mask: row b loses its last (b + 1)·L/8 tokens (every row padded) */
     float dropout;  /* attention dropout (stream DROP_STREAM); 0 = none */
+    float gscale;   /* finite differences: dout in [−gscale, gscale) (0: 1) */
 } point;
 
 #define DROP_STREAM 17u /* rf_philox_stream(1, RF_PHILOX_DROPOUT_ATTN) */
@@ -628,12 +629,13 @@ static double fixed_bucket_loss(rf_lsh_state *st, rf_tensor *tq, rf_tensor *tv, 
  * fixed (hashes carry no gradient, §3), on every element of qk and v. */
 static void fd_point(rf_device *cpu, const point *p) {
     char what[128];
-    snprintf(what, sizeof what, "R %d%s%s%s dropout %g", p->R, p->causal ? " causal" : "", p->masked ? " masked" : "",
-             p->L <= p->m ? " (L ≤ m)" : "", (double)p->dropout);
+    snprintf(what, sizeof what, "R %d d %d%s%s%s dropout %g dout scale %g", p->R, p->d, p->causal ? " causal" : "",
+             p->masked ? " masked" : "", p->L <= p->m ? " (L ≤ m)" : "", (double)p->dropout,
+             p->gscale > 0 ? (double)p->gscale : 1.0);
     const int64_t D = (int64_t)p->H * p->d;
     const size_t n = row_elems(p);
     float *qk = th_random(n, 100 + (uint64_t)p->R * 4 + p->causal * 2 + p->masked, 1.0f);
-    float *v = th_random(n, 200 + (uint64_t)p->R, 1.0f), *dout = th_random(n, 300, 1.0f);
+    float *v = th_random(n, 200 + (uint64_t)p->R, 1.0f), *dout = th_random(n, 300, p->gscale > 0 ? p->gscale : 1.0f);
     int32_t *maskh = p->masked ? make_mask(p) : NULL;
     rf_lsh_config cfg = config_of(p);
     rf_lsh_state st;
@@ -675,6 +677,13 @@ static void fd_point(rf_device *cpu, const point *p) {
 
 static void backward_matches_finite_differences(void **state) {
     rf_device *cpu = th_cpu();
+    /* Gradients of order 0.1: the bound is relative to the largest gradient
+     * (a 1e-2 absolute bound would let a 10% error through here). */
+    for (int r = 2; r <= 8; r *= 4) {
+        point p = {.B = 2, .L = 32, .H = 2, .d = 8, .m = 8, .R = r, .nb = 4, .causal = true, .masked = true,
+                   .gscale = 0.1f};
+        fd_point(cpu, &p);
+    }
     static const int Rs[] = {1, 2, 4};
     for (int r = 0; r < 3; r++)
         for (int causal = 0; causal < 2; causal++)
