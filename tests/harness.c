@@ -21,9 +21,19 @@ rf_device *th_cpu(void) {
     return dev;
 }
 
+bool th_opencl_required(void) {
+    const char *v = getenv("RF_TEST_REQUIRE_OPENCL");
+    return v && !strcmp(v, "1");
+}
+
 rf_device *th_cl(void) {
     int n = 0;
-    if (rf_device_count(&n) != RF_OK || n < 2) return NULL;
+    rf_status s = rf_device_count(&n);
+    if (s != RF_OK || n < 2) {
+        if (th_opencl_required())
+            fail_msg("RF_TEST_REQUIRE_OPENCL=1 but %s", s != RF_OK ? rf_last_error() : "no OpenCL device was found");
+        return NULL;
+    }
     rf_device *dev = NULL;
     /* RF_TEST_CL_DEVICE picks another OpenCL device (e.g. a GPU) for the tests. */
     const char *name = getenv("RF_TEST_CL_DEVICE");
@@ -79,23 +89,53 @@ double th_max_abs_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
-void th_assert_close(const float *got, const float *ref, size_t n, double tol, const char *what) {
-    double maxref = 1.0, worst = 0;
+double th_rms(const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return n ? sqrt(s / (double)n) : 0;
+}
+
+void th_assert_close_ar(const float *got, const float *ref, size_t n, double atol, double rtol, const char *what) {
+    double worst = 0; /* the largest |got − ref| / bound */
     size_t at = 0;
-    for (size_t i = 0; i < n; i++)
-        if (isfinite(ref[i]) && fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
     for (size_t i = 0; i < n; i++) {
-        if (!isfinite(got[i]) && isfinite(ref[i]))
-            fail_msg("%s: element %zu is %g where the reference has %g", what, i, got[i], ref[i]);
-        double d = fabs((double)got[i] - (double)ref[i]);
-        if (d > worst) {
-            worst = d;
-            at = i;
-        }
+        if (!isfinite(ref[i])) fail_msg("%s: the reference has %g at element %zu", what, ref[i], i);
+        if (!isfinite(got[i])) fail_msg("%s: element %zu is %g (reference %.9g)", what, i, got[i], ref[i]);
+        double d = fabs((double)got[i] - (double)ref[i]), bound = atol + rtol * fabs((double)ref[i]);
+        double excess = d == 0 ? 0 : bound > 0 ? d / bound : INFINITY;
+        if (excess > worst) worst = excess, at = i;
     }
-    if (worst > tol * maxref)
-        fail_msg("%s: max |got-ref| = %.3g at element %zu (got %.9g, ref %.9g) exceeds %.3g = %g * max(1, max|ref| = %g)",
-                 what, worst, at, got[at], ref[at], tol * maxref, tol, maxref);
+    if (worst > 1)
+        fail_msg("%s: element %zu: got %.9g, ref %.9g: |diff| %.3g > %.3g = atol %.3g + rtol %.3g * |ref|", what, at,
+                 got[at], ref[at], fabs((double)got[at] - ref[at]), atol + rtol * fabs((double)ref[at]), atol, rtol);
+}
+
+void th_assert_close(const float *got, const float *ref, size_t n, double tol, const char *what) {
+    th_assert_close_ar(got, ref, n, tol, tol, what);
+}
+
+void th_assert_close_grad(const float *got, const float *ref, size_t n, double tol, const char *what) {
+    double rms = th_rms(ref, n);
+    if (!(rms > 0)) fail_msg("%s: the reference gradient is all zero (or not finite): nothing to compare", what);
+    th_assert_close_ar(got, ref, n, tol * rms, tol, what);
+}
+
+void th_assert_fd(const float *an, const float *fd, size_t n, double tol, const char *what) {
+    double big = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(fd[i]) || !isfinite(an[i]))
+            fail_msg("%s: element %zu: gradient %g, finite difference %g", what, i, an[i], fd[i]);
+        big = fmax(big, fabs((double)fd[i]));
+    }
+    if (!(big > 0)) fail_msg("%s: every finite difference is 0: the check could not fail", what);
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)an[i] - fd[i]);
+        if (d > worst) worst = d, at = i;
+    }
+    if (worst > tol * big)
+        fail_msg("%s: element %zu: gradient %.6g, finite difference %.6g: |diff| %.3g > %.3g = %g * max|fd| %.3g", what,
+                 at, an[at], fd[at], worst, tol * big, tol, big);
 }
 
 /* Sentinel: a NaN payload no op computes. */

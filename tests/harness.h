@@ -1,10 +1,12 @@
 /* Test helpers shared by every tests/test_*.c: opening devices (OpenCL tests
- * skip when there is none), moving data, random inputs, §10 comparisons
- * and sentinel-guarded outputs. */
+ * skip when there is none, and fail instead with RF_TEST_REQUIRE_OPENCL=1),
+ * moving data, random inputs, §10 comparisons and sentinel-guarded
+ * outputs. */
 #ifndef RF_TEST_HARNESS_H
 #define RF_TEST_HARNESS_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,7 +23,11 @@
 void th_fails(rf_status got, rf_status want, const char *needle, const char *expr, const char *file, int line);
 
 rf_device *th_cpu(void);          /* the cpu device (asserts) */
-rf_device *th_cl(void);           /* the first OpenCL device, or NULL: then skip() */
+/* The first OpenCL device (or $RF_TEST_CL_DEVICE), or NULL when the machine
+ * has none: then the test skips, or, with RF_TEST_REQUIRE_OPENCL=1 in the
+ * environment (tools/setup.sh test sets it), fails. */
+rf_device *th_cl(void);
+bool th_opencl_required(void);
 #define TH_CL_OR_SKIP(dev) do { (dev) = th_cl(); if (!(dev)) { skip(); } } while (0)
 
 /* Deterministic inputs: uniform in [-scale, scale) from a small LCG. */
@@ -35,10 +41,24 @@ rf_tensor th_tensor(rf_device *dev, rf_dtype dtype, int ndim, const int64_t *sha
 float *th_download_f32(const rf_tensor *t);
 int32_t *th_download_i32(const rf_tensor *t);
 
-/* §10: max|got−ref| ≤ tol · max(1, max|ref|); also fails if got has a
- * NaN/Inf where ref has none. Prints the worst element on failure. */
+/* The suite's one closeness rule (§10 tolerances, applied per element):
+ *   |got[i] − ref[i]| ≤ atol + rtol·|ref[i]|   for every i,
+ * and a NaN/Inf in ref or in got fails. No element's bound depends on another
+ * element (a −1e9 lse does not loosen its neighbours). Prints the worst
+ * element (largest excess over its bound) on failure. */
+void th_assert_close_ar(const float *got, const float *ref, size_t n, double atol, double rtol, const char *what);
+/* Values of order one: atol = rtol = tol (§10's tol · max(1, |ref|), per element). */
 void th_assert_close(const float *got, const float *ref, size_t n, double tol, const char *what);
+/* Gradients (§10 "relative"): atol = tol · rms(ref), rtol = tol. An all-zero
+ * reference fails: there is nothing to be relative to. */
+void th_assert_close_grad(const float *got, const float *ref, size_t n, double tol, const char *what);
+/* An analytic gradient against central finite differences `fd` (§10: ≤ tol
+ * relative to the largest gradient): |an[i] − fd[i]| ≤ tol · max|fd| for
+ * every i. Fails if max|fd| is 0 (the check could not fail) or any value is
+ * not finite. */
+void th_assert_fd(const float *an, const float *fd, size_t n, double tol, const char *what);
 double th_max_abs_diff(const float *a, const float *b, size_t n);
+double th_rms(const float *x, size_t n);
 
 /* An output tensor with sentinel words before and after it in its buffer:
  * th_guard_check fails if the op wrote outside the tensor. */

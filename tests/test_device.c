@@ -14,7 +14,10 @@ static void cpu_and_opencl_devices_are_listed(void **state) {
     TH_OK(rf_device_info_at(0, &info));
     assert_string_equal(info.id, "cpu");
     assert_int_equal(info.kind, RF_DEVICE_CPU);
-    if (n < 2) skip(); /* no OpenCL platform on this machine */
+    if (n < 2) { /* no OpenCL platform on this machine */
+        if (th_opencl_required()) fail_msg("RF_TEST_REQUIRE_OPENCL=1 but only the cpu is listed");
+        skip();
+    }
     TH_OK(rf_device_info_at(1, &info));
     assert_string_equal(info.id, "cl:0:0");
     assert_int_equal(info.kind, RF_DEVICE_OPENCL);

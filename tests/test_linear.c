@@ -74,9 +74,9 @@ static void cpu_backward_matches_finite_differences(void **state) {
             groups[gi].fd[i] = groups[gi].base + (float)((up - probe_loss(xd, wd, bd, probe, ROWS)) / (2 * h));
             groups[gi].p[i] = keep;
         }
-    th_assert_close(dx, fx, ROWS * IN, 1e-2, "linear dx vs finite differences");
-    th_assert_close(dw, fw, OUT * IN, 1e-2, "linear dW vs finite differences");
-    th_assert_close(db, fb, OUT, 1e-2, "linear db vs finite differences");
+    th_assert_fd(dx, fx, ROWS * IN, 1e-2, "linear dx vs finite differences");
+    th_assert_fd(dw, fw, OUT * IN, 1e-2, "linear dW vs finite differences");
+    th_assert_fd(db, fb, OUT, 1e-2, "linear db vs finite differences");
     free(x), free(w), free(b), free(probe), free(dx), free(dw), free(db);
     rf_tensor *all[] = {&tx, &tw, &tdy, &tdx, &tdw, &tdb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rf_tensor_free(all[i]);
@@ -110,9 +110,9 @@ static void compare_rows(rf_device *cpu, rf_device *cl, int64_t rows, uint64_t s
         rf_tensor_free(&tx), rf_tensor_free(&tw), rf_tensor_free(&tb), rf_tensor_free(&tdy);
     }
     th_assert_close(out[1][0], out[0][0], ny, 1e-4, "linear y opencl vs cpu");
-    th_assert_close(out[1][1], out[0][1], nx, 1e-3, "linear dx opencl vs cpu");
-    th_assert_close(out[1][2], out[0][2], OUT * IN, 1e-3, "linear dW opencl vs cpu");
-    th_assert_close(out[1][3], out[0][3], OUT, 1e-3, "linear db opencl vs cpu");
+    th_assert_close_grad(out[1][1], out[0][1], nx, 1e-3, "linear dx opencl vs cpu");
+    th_assert_close_grad(out[1][2], out[0][2], OUT * IN, 1e-3, "linear dW opencl vs cpu");
+    th_assert_close_grad(out[1][3], out[0][3], OUT, 1e-3, "linear db opencl vs cpu");
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 4; i++) free(out[k][i]);
     free(x), free(w), free(b), free(dy);

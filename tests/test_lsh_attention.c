@@ -5,7 +5,10 @@
  *   R ∈ {1, 2, 4, 8}, H ∈ {1, 4}, B ∈ {1, 2}, causal or not: hashing by
  *   agreement rate (≥ 99.9%), then both backends are fed the cpu's buckets
  *   and perm/undo must be identical, o/lse and the output within 1e-4 (§10).
- *   The full grid (1152 points, long) runs with RF_TEST_FULL_GRID=1.
+ *   The sample includes R = 8, odd head sizes (17, 33), H = 2, factorised
+ *   and explicit buckets, padding on every row of B = 2, and dropout.
+ *   RF_TEST_FULL_GRID=1 adds the whole grid (1152 points, long) to the
+ *   sample, and a backward grid (384 points) to the backward sample.
  * - Properties: perm is a permutation sorted by (round, bucket, position)
  *   and equals a qsort on that key; undo inverts it; L ≤ m equals full
  *   shared-QK attention computed naively here; R identical rotation sets give
@@ -13,7 +16,8 @@
  *   v; padding; the factorised-bucket layout; automatic nb.
  * - Backward (§5.6, §3, §4, §10): the cpu's gradients against central
  *   finite differences of the cpu forward with the buckets held fixed
- *   (≤ 1e-2) for R ∈ {1, 2, 4}, causal or not, padded or not, and the
+ *   (≤ 1e-2 of the largest gradient, th_assert_fd) for R ∈ {1, 2, 4, 8}
+ *   (R = 8 with an odd head size), causal or not, padded or not, and the
  *   L ≤ m path, which must also equal shared-QK full attention's backward
  *   (LSH's oracle); OpenCL against cpu (≤ 1e-3, inputs at offsets, outputs
  *   sentinel-guarded) fed the same buckets; rejected inputs (NULL and
@@ -35,8 +39,9 @@ typedef struct {
     int H, d, m, R;
     int nb, f1, f2; /* nb = 0 and f1 = 0: automatic */
     bool causal;
-    bool masked;    /* a padding mask: row B−1 loses its last L/8 tokens */
+    bool masked;    /* a padding mask: row b loses its last (b + 1)·L/8 tokens (every row padded) */
     float dropout;  /* attention dropout (stream DROP_STREAM); 0 = none */
+    float gscale;   /* finite differences: dout in [−gscale, gscale) (0: 1) */
 } point;
 
 #define DROP_STREAM 17u /* rf_philox_stream(1, RF_PHILOX_DROPOUT_ATTN) */
@@ -53,8 +58,9 @@ static size_t row_elems(const point *p) { return (size_t)p->B * p->L * p->H * p-
 
 static int32_t *make_mask(const point *p) {
     int32_t *mask = malloc((size_t)p->B * p->L * sizeof *mask);
+    assert_non_null(mask);
     for (int64_t b = 0; b < p->B; b++)
-        for (int64_t t = 0; t < p->L; t++) mask[b * p->L + t] = !(b == p->B - 1 && t >= p->L - p->L / 8);
+        for (int64_t t = 0; t < p->L; t++) mask[b * p->L + t] = t < p->L - (b + 1) * p->L / 8;
     return mask;
 }
 
@@ -102,6 +108,12 @@ static double agreement(const int32_t *a, const int32_t *b, size_t n) {
 static void compare_f32(const rf_tensor *got, const rf_tensor *ref, double tol, const char *what) {
     float *g = th_download_f32(got), *r = th_download_f32(ref);
     th_assert_close(g, r, rf_tensor_numel(ref), tol, what);
+    free(g), free(r);
+}
+
+static void compare_grad(const rf_tensor *got, const rf_tensor *ref, double tol, const char *what) {
+    float *g = th_download_f32(got), *r = th_download_f32(ref);
+    th_assert_close_grad(g, r, rf_tensor_numel(ref), tol, what);
     free(g), free(r);
 }
 
@@ -182,38 +194,49 @@ static void compare_point(rf_device *cpu, rf_device *cl, const point *p) {
     th_guarded_free(&gqk), th_guarded_free(&gv), th_guarded_free(&gout);
 }
 
-/* A diverse CI sample of the grid, plus factorised, automatic and padded
- * points; RF_TEST_FULL_GRID=1 runs every point of the grid instead. */
+/* A diverse CI sample of the grid, plus factorised, automatic, padded
+ * (every row of B = 2), odd-head-size, H = 2 and dropout points. */
+static const point forward_sample[] = {
+    {.B = 1, .L = 64, .H = 1, .d = 32, .m = 32, .R = 1, .nb = 4, .causal = true},
+    {.B = 2, .L = 256, .H = 4, .d = 64, .m = 32, .R = 2, .causal = false},
+    {.B = 1, .L = 256, .H = 1, .d = 128, .m = 64, .R = 4, .nb = 8, .causal = true},
+    {.B = 1, .L = 1024, .H = 1, .d = 32, .m = 128, .R = 8, .causal = false},
+    {.B = 2, .L = 1024, .H = 4, .d = 64, .m = 64, .R = 2, .causal = true, .masked = true},
+    {.B = 2, .L = 4096, .H = 1, .d = 32, .m = 64, .R = 1, .causal = false},
+    {.B = 1, .L = 4096, .H = 1, .d = 128, .m = 128, .R = 4, .causal = true},
+    {.B = 1, .L = 64, .H = 4, .d = 128, .m = 128, .R = 2, .causal = true},  /* L ≤ m: full path */
+    {.B = 2, .L = 256, .H = 1, .d = 64, .m = 32, .R = 2, .f1 = 4, .f2 = 8, .causal = false, .masked = true},
+    {.B = 1, .L = 512, .H = 4, .d = 32, .m = 32, .R = 4, .f1 = 2, .f2 = 16, .causal = true},
+    {.B = 2, .L = 256, .H = 2, .d = 33, .m = 32, .R = 8, .causal = true, .masked = true}, /* odd head size, R = 8 */
+    {.B = 2, .L = 128, .H = 2, .d = 17, .m = 64, .R = 3, .nb = 6, .causal = false, .masked = true},
+    /* attention dropout (§2) */
+    {.B = 2, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .dropout = 0.3f},
+    {.B = 1, .L = 64, .H = 2, .d = 32, .m = 128, .R = 2, .causal = false, .dropout = 0.1f}, /* L ≤ m */
+};
+
+/* The default sample; with RF_TEST_FULL_GRID=1 the sample and then every
+ * point of the grid (a superset: nothing the sample covers is lost). */
+static bool full_grid(void) {
+    const char *full = getenv("RF_TEST_FULL_GRID");
+    return full && !strcmp(full, "1");
+}
+
 static void opencl_matches_cpu_stage_by_stage(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
     rf_device *cpu = th_cpu();
-    const char *full = getenv("RF_TEST_FULL_GRID");
-    if (full && !strcmp(full, "1")) {
+    for (size_t i = 0; i < sizeof forward_sample / sizeof forward_sample[0]; i++)
+        compare_point(cpu, cl, &forward_sample[i]);
+    if (full_grid()) {
         static const int64_t Ls[] = {64, 256, 1024, 4096};
         static const int ds[] = {32, 64, 128}, ms[] = {32, 64, 128}, Rs[] = {1, 2, 4, 8}, Hs[] = {1, 4}, Bs[] = {1, 2};
         for (int a = 0; a < 4; a++) for (int b = 0; b < 3; b++) for (int c = 0; c < 3; c++) for (int e = 0; e < 4; e++)
             for (int f = 0; f < 2; f++) for (int g = 0; g < 2; g++) for (int causal = 0; causal < 2; causal++) {
-                point p = {.B = Bs[g], .L = Ls[a], .H = Hs[f], .d = ds[b], .m = ms[c], .R = Rs[e], .causal = causal};
+                /* half the B = 2 points padded */
+                point p = {.B = Bs[g], .L = Ls[a], .H = Hs[f], .d = ds[b], .m = ms[c], .R = Rs[e], .causal = causal,
+                           .masked = Bs[g] == 2 && (a + b + c + e) % 2};
                 compare_point(cpu, cl, &p);
             }
-    } else {
-        static const point sample[] = {
-            {.B = 1, .L = 64, .H = 1, .d = 32, .m = 32, .R = 1, .nb = 4, .causal = true},
-            {.B = 2, .L = 256, .H = 4, .d = 64, .m = 32, .R = 2, .causal = false},
-            {.B = 1, .L = 256, .H = 1, .d = 128, .m = 64, .R = 4, .nb = 8, .causal = true},
-            {.B = 1, .L = 1024, .H = 1, .d = 32, .m = 128, .R = 8, .causal = false},
-            {.B = 2, .L = 1024, .H = 4, .d = 64, .m = 64, .R = 2, .causal = true, .masked = true},
-            {.B = 2, .L = 4096, .H = 1, .d = 32, .m = 64, .R = 1, .causal = false},
-            {.B = 1, .L = 4096, .H = 1, .d = 128, .m = 128, .R = 4, .causal = true},
-            {.B = 1, .L = 64, .H = 4, .d = 128, .m = 128, .R = 2, .causal = true},  /* L ≤ m: full path */
-            {.B = 2, .L = 256, .H = 1, .d = 64, .m = 32, .R = 2, .f1 = 4, .f2 = 8, .causal = false, .masked = true},
-            {.B = 1, .L = 512, .H = 4, .d = 32, .m = 32, .R = 4, .f1 = 2, .f2 = 16, .causal = true},
-            /* attention dropout (§2) */
-            {.B = 2, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .dropout = 0.3f},
-            {.B = 1, .L = 64, .H = 2, .d = 32, .m = 128, .R = 2, .causal = false, .dropout = 0.1f}, /* L ≤ m */
-        };
-        for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) compare_point(cpu, cl, &sample[i]);
     }
     rf_device_close(cpu);
     rf_device_close(cl);
@@ -606,12 +629,13 @@ static double fixed_bucket_loss(rf_lsh_state *st, rf_tensor *tq, rf_tensor *tv, 
  * fixed (hashes carry no gradient, §3), on every element of qk and v. */
 static void fd_point(rf_device *cpu, const point *p) {
     char what[128];
-    snprintf(what, sizeof what, "R %d%s%s%s dropout %g", p->R, p->causal ? " causal" : "", p->masked ? " masked" : "",
-             p->L <= p->m ? " (L ≤ m)" : "", (double)p->dropout);
+    snprintf(what, sizeof what, "R %d d %d%s%s%s dropout %g dout scale %g", p->R, p->d, p->causal ? " causal" : "",
+             p->masked ? " masked" : "", p->L <= p->m ? " (L ≤ m)" : "", (double)p->dropout,
+             p->gscale > 0 ? (double)p->gscale : 1.0);
     const int64_t D = (int64_t)p->H * p->d;
     const size_t n = row_elems(p);
     float *qk = th_random(n, 100 + (uint64_t)p->R * 4 + p->causal * 2 + p->masked, 1.0f);
-    float *v = th_random(n, 200 + (uint64_t)p->R, 1.0f), *dout = th_random(n, 300, 1.0f);
+    float *v = th_random(n, 200 + (uint64_t)p->R, 1.0f), *dout = th_random(n, 300, p->gscale > 0 ? p->gscale : 1.0f);
     int32_t *maskh = p->masked ? make_mask(p) : NULL;
     rf_lsh_config cfg = config_of(p);
     rf_lsh_state st;
@@ -641,9 +665,9 @@ static void fd_point(rf_device *cpu, const point *p) {
     }
     char w2[160];
     snprintf(w2, sizeof w2, "dqk vs finite differences, %s", what);
-    th_assert_close(gq, fq, n, 1e-2, w2);
+    th_assert_fd(gq, fq, n, 1e-2, w2);
     snprintf(w2, sizeof w2, "dv vs finite differences, %s", what);
-    th_assert_close(gv, fv, n, 1e-2, w2);
+    th_assert_fd(gv, fv, n, 1e-2, w2);
     free(qk), free(v), free(dout), free(maskh), free(gq), free(gv), free(fq), free(fv);
     rf_lsh_state_free(&st);
     rf_tensor_free(&tq), rf_tensor_free(&tv), rf_tensor_free(&to), rf_tensor_free(&tg);
@@ -653,6 +677,13 @@ static void fd_point(rf_device *cpu, const point *p) {
 
 static void backward_matches_finite_differences(void **state) {
     rf_device *cpu = th_cpu();
+    /* Gradients of order 0.1: the bound is relative to the largest gradient
+     * (a 1e-2 absolute bound would let a 10% error through here). */
+    for (int r = 2; r <= 8; r *= 4) {
+        point p = {.B = 2, .L = 32, .H = 2, .d = 8, .m = 8, .R = r, .nb = 4, .causal = true, .masked = true,
+                   .gscale = 0.1f};
+        fd_point(cpu, &p);
+    }
     static const int Rs[] = {1, 2, 4};
     for (int r = 0; r < 3; r++)
         for (int causal = 0; causal < 2; causal++)
@@ -661,6 +692,10 @@ static void backward_matches_finite_differences(void **state) {
                            .masked = masked};
                 fd_point(cpu, &p);
             }
+    for (int causal = 0; causal < 2; causal++) { /* R = 8, odd head size, every row padded */
+        point p = {.B = 2, .L = 32, .H = 2, .d = 7, .m = 8, .R = 8, .nb = 4, .causal = causal, .masked = true};
+        fd_point(cpu, &p);
+    }
     for (int causal = 0; causal < 2; causal++) { /* §5.7: L ≤ m */
         point p = {.B = 2, .L = 16, .H = 2, .d = 8, .m = 16, .R = 2, .causal = causal, .masked = true};
         fd_point(cpu, &p);
@@ -743,9 +778,9 @@ static void backward_point(rf_device *cpu, rf_device *cl, const point *p) {
     TH_OK(rf_lsh_attention_backward(&gdq.t, &gdv.t, &gg.t, &gs, &gqk.t, &gv.t, gm));
     char w2[200];
     snprintf(w2, sizeof w2, "%s: dqk", what);
-    compare_f32(&gdq.t, &cdq, 1e-3, w2);
+    compare_grad(&gdq.t, &cdq, 1e-3, w2);
     snprintf(w2, sizeof w2, "%s: dv", what);
-    compare_f32(&gdv.t, &cdv, 1e-3, w2);
+    compare_grad(&gdv.t, &cdv, 1e-3, w2);
     th_guard_check(&gdq, "dqk (opencl)");
     th_guard_check(&gdv, "dv (opencl)");
     free(qk), free(v), free(dout), free(maskh), free(cb);
@@ -766,12 +801,24 @@ static void backward_opencl_matches_cpu(void **state) {
         {.B = 1, .L = 512, .H = 1, .d = 32, .m = 64, .R = 4, .nb = 8, .causal = true},
         {.B = 1, .L = 256, .H = 1, .d = 32, .m = 128, .R = 1, .causal = false}, /* two chunks: next = previous */
         {.B = 2, .L = 48, .H = 2, .d = 32, .m = 64, .R = 2, .causal = true, .masked = true}, /* L ≤ m */
+        {.B = 2, .L = 256, .H = 2, .d = 33, .m = 32, .R = 8, .causal = true, .masked = true}, /* R = 8, odd d */
+        {.B = 2, .L = 128, .H = 1, .d = 17, .m = 32, .R = 8, .f1 = 2, .f2 = 4, .causal = false, .masked = true},
         /* attention dropout (§2): both kernels regenerate the forward's mask */
         {.B = 1, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .dropout = 0.3f},
         {.B = 1, .L = 256, .H = 1, .d = 32, .m = 128, .R = 1, .causal = false, .dropout = 0.2f}, /* two chunks */
         {.B = 2, .L = 48, .H = 2, .d = 32, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.25f},
     };
     for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) backward_point(cpu, cl, &sample[i]);
+    if (full_grid()) { /* the sample, then a grid of its own */
+        static const int64_t Ls[] = {64, 256, 1024};
+        static const int ds[] = {17, 32, 64, 128}, ms[] = {32, 64}, Rs[] = {1, 2, 4, 8};
+        for (int a = 0; a < 3; a++) for (int b = 0; b < 4; b++) for (int c = 0; c < 2; c++) for (int e = 0; e < 4; e++)
+            for (int causal = 0; causal < 2; causal++) for (int masked = 0; masked < 2; masked++) {
+                point p = {.B = 2, .L = Ls[a], .H = 2, .d = ds[b], .m = ms[c], .R = Rs[e], .causal = causal,
+                           .masked = masked, .dropout = (a + e) % 3 ? 0.0f : 0.2f};
+                backward_point(cpu, cl, &p);
+            }
+    }
     rf_device_close(cpu);
     rf_device_close(cl);
 }

@@ -1,6 +1,6 @@
 /* The language model's forward pass against the Hugging Face Reformer's
- * logits (§12; tests/data/hf_* from tools/hf_golden.py), on cpu and
- * PoCL, plus chunked feed-forward, save/load and error cases. */
+ * logits and loss (§12; tests/data/hf_* from tools/hf_golden.py), on
+ * cpu and PoCL, plus chunked feed-forward, save/load and error cases. */
 #include "harness.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +49,27 @@ static void set_rotations(rf_model *m, const char *model) {
     free(rot);
 }
 
+/* meta.json's number under `key` (e.g. "loss": HF's own LM loss, labels =
+ * input_ids); fails if the key is missing or null. */
+static double meta_number(const char *model, const char *key) {
+    size_t n;
+    char *text = data_file(model, "meta.json", &n), pat[64];
+    text[n] = '\0';
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *at = strstr(text, pat);
+    if (!at) fail_msg("%s/meta.json has no \"%s\"", model, key);
+    char *end;
+    double v = strtod(at + strlen(pat), &end);
+    if (end == at + strlen(pat)) fail_msg("%s/meta.json: \"%s\" is not a number", model, key);
+    free(text);
+    return v;
+}
+
 /* Load a golden model on `dev`, run the recorded input, compare the logits
- * within §12 (1e-4 relative) and the loss. */
+ * within §12 (1e-4 relative, per element) and, with `loss_key`, the
+ * loss against the one HF computed (meta.json), within 1e-4 too. */
 static void golden(rf_device *dev, const char *model, const char *ids_file, const char *logits_file, int64_t B,
-                   int64_t L, int with_mask) {
+                   int64_t L, int with_mask, const char *loss_key) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", getenv("RF_TEST_DATA"), model);
     rf_model *m;
@@ -72,6 +89,11 @@ static void golden(rf_device *dev, const char *model, const char *ids_file, cons
     char what[128];
     snprintf(what, sizeof what, "%s %s logits vs HF", model, ids_file);
     th_assert_close(got, want, (size_t)(B * L * V), 1e-4, what);
+    if (loss_key) {
+        float hf = (float)meta_number(model, loss_key);
+        snprintf(what, sizeof what, "%s %s loss vs HF's %s", model, ids_file, loss_key);
+        th_assert_close(&loss, &hf, 1, 1e-4, what);
+    }
     free(got), free(want), free(ids), free(mask);
     rf_tensor_free(&logits);
     rf_model_free(m);
@@ -79,20 +101,20 @@ static void golden(rf_device *dev, const char *model, const char *ids_file, cons
 
 static void hf_golden_cpu(void **state) {
     rf_device *dev = th_cpu();
-    golden(dev, "hf_causal", "input_ids.bin", "logits.bin", 2, 64, 0);
-    golden(dev, "hf_causal", "short_input_ids.bin", "short_logits.bin", 2, 16, 0);
-    golden(dev, "hf_noncausal", "input_ids.bin", "logits.bin", 2, 64, 0);
-    golden(dev, "hf_padded", "input_ids.bin", "logits.bin", 2, 50, 1);
+    golden(dev, "hf_causal", "input_ids.bin", "logits.bin", 2, 64, 0, "loss");
+    golden(dev, "hf_causal", "short_input_ids.bin", "short_logits.bin", 2, 16, 0, "short_loss");
+    golden(dev, "hf_noncausal", "input_ids.bin", "logits.bin", 2, 64, 0, NULL); /* an encoder: HF gave no loss */
+    golden(dev, "hf_padded", "input_ids.bin", "logits.bin", 2, 50, 1, "loss");
     rf_device_close(dev);
 }
 
 static void hf_golden_opencl(void **state) {
     rf_device *dev;
     TH_CL_OR_SKIP(dev);
-    golden(dev, "hf_causal", "input_ids.bin", "logits.bin", 2, 64, 0);
-    golden(dev, "hf_causal", "short_input_ids.bin", "short_logits.bin", 2, 16, 0);
-    golden(dev, "hf_noncausal", "input_ids.bin", "logits.bin", 2, 64, 0);
-    golden(dev, "hf_padded", "input_ids.bin", "logits.bin", 2, 50, 1);
+    golden(dev, "hf_causal", "input_ids.bin", "logits.bin", 2, 64, 0, "loss");
+    golden(dev, "hf_causal", "short_input_ids.bin", "short_logits.bin", 2, 16, 0, "short_loss");
+    golden(dev, "hf_noncausal", "input_ids.bin", "logits.bin", 2, 64, 0, NULL); /* an encoder: HF gave no loss */
+    golden(dev, "hf_padded", "input_ids.bin", "logits.bin", 2, 50, 1, "loss");
     rf_device_close(dev);
 }
 

@@ -103,9 +103,9 @@ static void cpu_backward_matches_finite_differences(void **state) {
         fb[i] = 1.0f + (float)((up - probe_loss(xd, gd, bd, w, ROWS, D, eps)) / (2 * h));
         bd[i] = keep;
     }
-    th_assert_close(dx, fx, n, 1e-2, "layer norm dx vs finite differences");
-    th_assert_close(dg, fg, D, 1e-2, "layer norm dgamma vs finite differences");
-    th_assert_close(db, fb, D, 1e-2, "layer norm dbeta vs finite differences");
+    th_assert_fd(dx, fx, n, 1e-2, "layer norm dx vs finite differences");
+    th_assert_fd(dg, fg, D, 1e-2, "layer norm dgamma vs finite differences");
+    th_assert_fd(db, fb, D, 1e-2, "layer norm dbeta vs finite differences");
     free(x), free(g), free(b), free(w), free(dx), free(dg), free(db);
     rf_tensor *all[] = {&tx, &tg, &tb, &ty, &tmu, &trs, &tdy, &tdx, &tdg, &tdb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rf_tensor_free(all[i]);
@@ -156,9 +156,9 @@ static void compare_shape(rf_device *cpu, rf_device *cl, int64_t rows, int64_t d
     th_assert_close(out[1][1], out[0][1], (size_t)rows, 1e-5, "layer norm mean opencl vs cpu");
     /* rstd can be large (1/σ): compare relative to its size. */
     for (int64_t r = 0; r < rows; r++) assert_true(fabs(out[1][2][r] - out[0][2][r]) <= 1e-5 * fabs(out[0][2][r]));
-    th_assert_close(out[1][3], out[0][3], n, 1e-3, "layer norm dx opencl vs cpu");
-    th_assert_close(out[1][4], out[0][4], (size_t)d, 1e-3, "layer norm dgamma opencl vs cpu");
-    th_assert_close(out[1][5], out[0][5], (size_t)d, 1e-3, "layer norm dbeta opencl vs cpu");
+    th_assert_close_grad(out[1][3], out[0][3], n, 1e-3, "layer norm dx opencl vs cpu");
+    th_assert_close_grad(out[1][4], out[0][4], (size_t)d, 1e-3, "layer norm dgamma opencl vs cpu");
+    th_assert_close_grad(out[1][5], out[0][5], (size_t)d, 1e-3, "layer norm dbeta opencl vs cpu");
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 6; i++) free(out[k][i]);
     free(x), free(g), free(b), free(dy);

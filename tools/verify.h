@@ -23,8 +23,12 @@ rf_status vf_out_alloc(rf_device *dev, vf_out *o, int ndim, const int64_t *shape
 void vf_out_free(vf_out *o);
 
 /* Compare the device output `dev_out` (guarded) against the cpu's `ref`
- * (§10: max|a-b| <= tol * max(1, max|ref|)), print a row and count it. */
+ * element by element (§10: |a − r| <= tol + tol·|r|; NaN/Inf on either
+ * side fails), print a row and count it. */
 void vf_check(vf_ctx *c, const char *op, const char *shape, vf_out *dev_out, const rf_tensor *ref, double tol);
+/* The same for a gradient: |a − r| <= tol·rms(ref) + tol·|r| (an all-zero
+ * reference demands exact zeros). */
+void vf_check_grad(vf_ctx *c, const char *op, const char *shape, vf_out *dev_out, const rf_tensor *ref, double tol);
 /* A row for a statistic that is not an elementwise comparison (hash agreement). */
 void vf_check_rate(vf_ctx *c, const char *op, const char *shape, double rate, double min_rate);
 /* A row for a case that could not run (an error from the library). */

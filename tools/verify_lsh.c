@@ -107,8 +107,8 @@ static void lsh_case(vf_ctx *c, const lsh_shape *p) {
     if ((s = rf_lsh_attention_backward(&cdq, &cdv, &cg, &cs, &cq, &cv, cmask)) ||
         (s = rf_lsh_attention_backward(&ddq.t, &ddv.t, &dg.t, &ds, &dq.t, &dv.t, dmask)))
         goto done;
-    vf_check(c, "lsh_attention dqk", shape, &ddq, &cdq, TOL_GRAD);
-    vf_check(c, "lsh_attention dv", shape, &ddv, &cdv, TOL_GRAD);
+    vf_check_grad(c, "lsh_attention dqk", shape, &ddq, &cdq, TOL_GRAD);
+    vf_check_grad(c, "lsh_attention dv", shape, &ddv, &cdv, TOL_GRAD);
 done:
     if (s) vf_error(c, op, shape, s);
     rf_lsh_state_free(&cs), rf_lsh_state_free(&ds);

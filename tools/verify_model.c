@@ -1,8 +1,8 @@
 /* verify cases for the whole model (§8, §9): the same random model —
  * Philox initialisation gives identical weights on every device — run on the
  * cpu reference and on the device: inference logits (matrix-product
- * tolerance) and every parameter's gradient from one training step with
- * dropout on (gradient tolerance), all gradients concatenated in one row.
+ * tolerance), the loss and every parameter's gradient from one training step
+ * with dropout on, a row per parameter tensor (gradient rule).
  * The LSH layers see L ≤ their chunk length, so no hash decision can differ
  * by rounding between devices: the op-level LSH cases feed both devices the
  * same buckets instead. */
@@ -29,23 +29,36 @@ static rf_config model_config(int layers) {
     return cfg;
 }
 
-/* Every parameter's gradient, concatenated into `out` (element offsets). */
-static rf_status gather_grads(rf_model *m, rf_tensor *out) {
-    size_t at = 0;
-    for (int i = 0; i < rf_model_param_count(m); i++) {
-        const rf_tensor *g = rf_model_grad(m, rf_model_param_name(m, i));
-        size_t n = rf_tensor_numel(g);
-        rf_status s = rf_buffer_copy(out->buf, (out->offset + at) * 4, g->buf, g->offset * 4, n * 4);
-        if (s) return s;
-        at += n;
+/* One row per parameter tensor: the device's gradient (copied into a
+ * guarded output) against the cpu's, by the gradient rule (rtol 1e-3, atol
+ * 1e-3·rms of that tensor's cpu gradient). */
+static void check_grads(vf_ctx *c, const char *shape, rf_model *m0, rf_model *m1) {
+    for (int i = 0; i < rf_model_param_count(m0); i++) {
+        const char *name = rf_model_param_name(m0, i);
+        const rf_tensor *ref = rf_model_grad(m0, name), *g = rf_model_grad(m1, name);
+        char op[160];
+        snprintf(op, sizeof op, "grad %s", name);
+        vf_out out = {0};
+        rf_status s = vf_out_alloc(c->dev, &out, ref->ndim, ref->shape);
+        if (!s) s = rf_buffer_copy(out.t.buf, out.t.offset * 4, g->buf, g->offset * 4, rf_tensor_numel(ref) * 4);
+        if (s) vf_error(c, op, shape, s);
+        else vf_check_grad(c, op, shape, &out, ref, 1e-3);
+        vf_out_free(&out);
     }
-    return RF_OK;
 }
 
-static size_t count_params(rf_model *m) {
-    size_t n = 0;
-    for (int i = 0; i < rf_model_param_count(m); i++) n += rf_tensor_numel(rf_model_param(m, rf_model_param_name(m, i)));
-    return n;
+/* A scalar as a one-element row (§10 elementwise tolerance). */
+static void check_scalar(vf_ctx *c, const char *op, const char *shape, float got, float want, double tol) {
+    rf_tensor ref = {0};
+    vf_out out = {0};
+    int64_t one[] = {1};
+    rf_status s = vf_tensor(c->cpu, &ref, 1, one, &want);
+    if (!s) s = vf_out_alloc(c->dev, &out, 1, one);
+    if (!s) s = rf_tensor_upload(&out.t, &got, 4);
+    if (s) vf_error(c, op, shape, s);
+    else vf_check(c, op, shape, &out, &ref, tol);
+    if (ref.buf) rf_tensor_free(&ref);
+    vf_out_free(&out);
 }
 
 static void model_case(vf_ctx *c, int layers, int64_t B, int64_t L) {
@@ -55,12 +68,12 @@ static void model_case(vf_ctx *c, int layers, int64_t B, int64_t L) {
     int32_t ids[4 * 64];
     for (int64_t i = 0; i < B * L; i++) ids[i] = (int32_t)((i * 17 + 3) % cfg.vocab_size);
     rf_model *m0 = NULL, *m1 = NULL;
-    rf_tensor ref_logits = {0}, ref_grads = {0};
-    vf_out logits = {0}, grads = {0};
-    float loss;
+    rf_tensor ref_logits = {0};
+    vf_out logits = {0};
+    float loss0, loss1;
     rf_status s = rf_model_create(&m0, c->cpu, &cfg, 21);
     if (!s) s = rf_model_create(&m1, c->dev, &cfg, 21);
-    int64_t ls[] = {B, L, cfg.vocab_size}, gs[1] = {0};
+    int64_t ls[] = {B, L, cfg.vocab_size};
     if (!s) s = rf_tensor_alloc(c->cpu, &ref_logits, RF_F32, 3, ls);
     if (!s) s = vf_out_alloc(c->dev, &logits, 3, ls);
     if (!s) s = rf_model_forward(m0, &ref_logits, ids, NULL, B, L, NULL);
@@ -71,20 +84,17 @@ static void model_case(vf_ctx *c, int layers, int64_t B, int64_t L) {
         vf_check(c, "model logits", shape, &logits, &ref_logits, 1e-4);
         /* A training step: both models are at forward call 1, so the dropout
          * masks agree. */
-        gs[0] = (int64_t)count_params(m0);
-        s = rf_model_backward(m0, ids, NULL, B, L, &loss);
-        if (!s) s = rf_model_backward(m1, ids, NULL, B, L, &loss);
-        if (!s) s = rf_tensor_alloc(c->cpu, &ref_grads, RF_F32, 1, gs);
-        if (!s) s = vf_out_alloc(c->dev, &grads, 1, gs);
-        if (!s) s = gather_grads(m0, &ref_grads);
-        if (!s) s = gather_grads(m1, &grads.t);
-        if (s) vf_error(c, "model gradients", shape, s);
-        else vf_check(c, "model gradients", shape, &grads, &ref_grads, 1e-3);
+        s = rf_model_backward(m0, ids, NULL, B, L, &loss0);
+        if (!s) s = rf_model_backward(m1, ids, NULL, B, L, &loss1);
+        if (s) {
+            vf_error(c, "model gradients", shape, s);
+        } else {
+            check_scalar(c, "model training loss", shape, loss1, loss0, 1e-4);
+            check_grads(c, shape, m0, m1);
+        }
     }
     if (ref_logits.buf) rf_tensor_free(&ref_logits);
-    if (ref_grads.buf) rf_tensor_free(&ref_grads);
     vf_out_free(&logits);
-    vf_out_free(&grads);
     rf_model_free(m0);
     rf_model_free(m1);
 }

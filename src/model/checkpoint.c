@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,24 @@
 #define STATE_FILE "training_state.safetensors"
 #define STATE_FORMAT "1"
 #define KEEP_CHECKPOINTS 2
+
+/* TEST-ONLY fault injection (tests/test_crash_save.c): with RF_TEST_CRASH_AT=n
+ * in the environment the process raises SIGKILL on itself at the n-th crash
+ * point, counted from 1 over all the saves of the process. A save passes
+ * RF_CRASH_POINTS_PER_SAVE points, in order: (1) model written to the
+ * temporary folder, (2) training state written, (3) the folder synced,
+ * (4) renamed to ckpt-N, (5) the root synced, (6) `latest` names ckpt-N,
+ * (7) old checkpoints pruned. Unset (always, outside the tests) it costs one
+ * getenv per process. */
+#define RF_CRASH_POINTS_PER_SAVE 7
+static void crash_point(void) {
+    static long long at = -1, count = 0;
+    if (at < 0) {
+        const char *v = getenv("RF_TEST_CRASH_AT");
+        at = v && *v ? strtoll(v, NULL, 10) : 0;
+    }
+    if (at > 0 && ++count == at) raise(SIGKILL);
+}
 
 /* Remove a checkpoint folder: the files we write, then the folder. */
 static void remove_checkpoint_dir(const char *dir) {
@@ -120,9 +139,12 @@ rf_status rf_checkpoint_save(const rf_model *model, const char *root, uint64_t d
     snprintf(final, sizeof final, "%s/%s", root, name);
     remove_checkpoint_dir(tmp);
     rf_status s = rf_model_save(model, tmp);
+    if (s == RF_OK) crash_point(); /* 1 */
     if (s == RF_OK) s = write_state(model, tmp, data_position);
     if (s == RF_OK) {
+        crash_point(); /* 2 */
         sync_dir(tmp);
+        crash_point(); /* 3 */
         struct stat st;
         /* The same step saved twice holds the same state: keep the first. */
         if (stat(final, &st) == 0) remove_checkpoint_dir(tmp);
@@ -133,13 +155,17 @@ rf_status rf_checkpoint_save(const rf_model *model, const char *root, uint64_t d
         remove_checkpoint_dir(tmp);
         return s;
     }
+    crash_point(); /* 4 */
     sync_dir(root);
+    crash_point(); /* 5 */
     char text[80];
     int n = snprintf(text, sizeof text, "%s\n", name);
     snprintf(latest, sizeof latest, "%s/latest", root);
     RF_TRY(rf_write_file_atomic(latest, text, (size_t)n));
     sync_dir(root);
+    crash_point(); /* 6 */
     prune(root, name);
+    crash_point(); /* 7 */
     return RF_OK;
 }
 
