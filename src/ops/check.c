@@ -55,8 +55,9 @@ rf_status rf_check_ids(const char *op, const char *name, const rf_tensor *ids, i
     size_t n = rf_tensor_numel(ids);
     const int32_t *v;
     int32_t *copy = NULL;
-    if (ids->buf->dev->kind == RF_DEVICE_CPU) {
-        v = rf_cpu_i32(ids);
+    const rf_backend *be = ids->buf->dev->backend;
+    if (be->host_ptr) {
+        v = (const int32_t *)be->host_ptr(ids->buf) + ids->offset;
     } else {
         /* A kernel could only report "some id is bad"; the host copy (small
          * next to the activations it indexes) lets the message name it. */
@@ -83,4 +84,8 @@ rf_status rf_check_ids(const char *op, const char *name, const rf_tensor *ids, i
     free(copy);
     if (s == RF_OK && counted) *counted = count;
     return s;
+}
+
+rf_status rf_op_unsupported(const rf_device *dev, const char *entry) {
+    return rf_error(RF_ERR_UNSUPPORTED, "%s is not implemented on device %s (%s)", entry, dev->info.id, dev->info.name);
 }

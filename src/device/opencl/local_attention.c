@@ -7,7 +7,6 @@
  * the only scratch is delta, [B, H, L]. */
 #include <stdio.h>
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 
 /* Rows per work-group when the kernel and device allow it. */
 #define WANT_GROUP 64
@@ -56,7 +55,7 @@ static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const ch
     return RF_OK;
 }
 
-static cl_mem mem_or_null(const rf_tensor *t) { return t ? t->buf->mem : NULL; }
+static cl_mem mem_or_null(const rf_tensor *t) { return t ? rf_cl_mem(t->buf) : NULL; }
 
 /* The window kernels' dropout arguments (§2, see the .cl): whether, the
  * Philox (seed lo, seed hi, stream, step), the threshold and 1/(1−p). */
@@ -75,8 +74,8 @@ static drop_args dropout_args(const rf_attn_window *w) {
 }
 #define DROP_ARGS(d) RF_ARG((d).on), RF_ARG((d).philox), RF_ARG((d).threshold), RF_ARG((d).scale)
 
-rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
-                                        const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
+static rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
+                                               const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
     rf_device *dev = out->buf->dev;
     window_launch wl;
     RF_TRY(window_kernel(dev, w, "attn_forward", &wl));
@@ -89,9 +88,9 @@ rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf
     float scale = w->scale;
     drop_args drop = dropout_args(w);
     size_t block = (size_t)wl.tile * (size_t)w->head_dim * sizeof(float);
-    return RF_CL_LAUNCH(dev, wl.kernel, "attention_forward", 2, wl.global, wl.local, RF_ARG(out->buf->mem),
-                        RF_ARG(oo), RF_ARG(lse_mem), RF_ARG(lo), RF_ARG(write_lse), RF_ARG(q->buf->mem), RF_ARG(qo),
-                        RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
+    return RF_CL_LAUNCH(dev, wl.kernel, "attention_forward", 2, wl.global, wl.local, RF_MEM(out),
+                        RF_ARG(oo), RF_ARG(lse_mem), RF_ARG(lo), RF_ARG(write_lse), RF_MEM(q), RF_ARG(qo),
+                        RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo), RF_ARG(mask_mem),
                         RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), DROP_ARGS(drop),
                         RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL((size_t)wl.tile * sizeof(cl_int)));
@@ -110,17 +109,17 @@ static rf_status compute_delta(rf_device *dev, const rf_attn_window *w, rf_tenso
     size_t global[2] = {(size_t)w->len, (size_t)(w->batch * w->heads)}, local[2] = {g, 1};
     cl_ulong go = dout->offset, oo = out->offset;
     cl_int L = (cl_int)w->len, H = (cl_int)w->heads;
-    rf_status s = RF_CL_LAUNCH(dev, kernel, "attention_backward_delta", 2, global, local, RF_ARG(delta->buf->mem),
-                               RF_ARG(dout->buf->mem), RF_ARG(go), RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(L),
+    rf_status s = RF_CL_LAUNCH(dev, kernel, "attention_backward_delta", 2, global, local, RF_MEM(delta),
+                               RF_MEM(dout), RF_ARG(go), RF_MEM(out), RF_ARG(oo), RF_ARG(L),
                                RF_ARG(H));
     if (s != RF_OK) rf_tensor_free(delta);
     return s;
 }
 
-rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
-                                         const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
-                                         const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
-                                         const rf_attn_window *w) {
+static rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
+                                                const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
+                                                const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
+                                                const rf_attn_window *w) {
     rf_device *dev = dq->buf->dev;
     window_launch wq, wk;
     RF_TRY(window_kernel(dev, w, "attn_backward_dq", &wq));
@@ -137,22 +136,27 @@ rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor
     size_t block = (size_t)wq.tile * (size_t)w->head_dim * sizeof(float);
     size_t rows = (size_t)wq.tile * sizeof(float);
     rf_status s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
-                               RF_ARG(dq->buf->mem), RF_ARG(dqo), RF_ARG(dout->buf->mem), RF_ARG(go),
-                               RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem),
-                               RF_ARG(qo), RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
+                               RF_MEM(dq), RF_ARG(dqo), RF_MEM(dout), RF_ARG(go),
+                               RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q),
+                               RF_ARG(qo), RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
                                RF_ARG(mask_mem), RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
                                RF_ARG(before), RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale),
                                DROP_ARGS(drop), RF_LOCAL(block), RF_LOCAL(block),
                                RF_LOCAL((size_t)wq.tile * sizeof(cl_int)));
     if (s == RF_OK)
-        s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_ARG(dk->buf->mem),
-                         RF_ARG(dko), RF_ARG(dv->buf->mem), RF_ARG(dvo), RF_ARG(dout->buf->mem), RF_ARG(go),
-                         RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem), RF_ARG(qo),
-                         RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo), RF_ARG(mask_mem),
+        s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_MEM(dk),
+                         RF_ARG(dko), RF_MEM(dv), RF_ARG(dvo), RF_MEM(dout), RF_ARG(go),
+                         RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q), RF_ARG(qo),
+                         RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo), RF_ARG(mask_mem),
                          RF_ARG(mo), RF_ARG(has_mask), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
                          RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), DROP_ARGS(drop),
                          RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(rows), RF_LOCAL(rows));
     /* Released now, freed by the runtime once the queued kernels are done. */
     rf_tensor_free(&delta);
     return s;
+}
+
+void rf_cl_local_attention_register(rf_op_table *ops) {
+    ops->local_attention_forward = rf_cl_local_attention_forward;
+    ops->local_attention_backward = rf_cl_local_attention_backward;
 }
