@@ -2,7 +2,7 @@
 # Set up, build, and run reformer-cl on a Debian machine.
 #
 #   tools/setup.sh run    install what is missing, build, run the main job on the default device
-#   tools/setup.sh test   install what is missing, build, run every test (plain and ASan+UBSan)
+#   tools/setup.sh test   install what is missing, build, run every test (plain, ASan+UBSan, without OpenCL)
 #   tools/setup.sh build  install what is missing and build (build/ and build/reformer)
 #   tools/setup.sh deps   only install the Debian packages that are missing
 #
@@ -71,6 +71,11 @@ test)
     # internals are suppressed by tests/lsan.supp, our code is not).
     build build-asan -DRF_SANITIZE=ON
     (cd build-asan && ctest --output-on-failure -j 2)
+    # Without the OpenCL backend (-DRF_OPENCL=OFF): tests/poison puts a
+    # CL/cl.h that is an #error first on the include path, so this build
+    # proves no cpu file needs an OpenCL header; the OpenCL tests skip.
+    build build-nocl -DRF_OPENCL=OFF
+    (cd build-nocl && ctest --output-on-failure -j 2)
     # A cpu-only subset under valgrind memcheck (uninitialised reads, which
     # ASan does not see): OpenCL is hidden behind an empty vendor folder, so
     # the OpenCL tests skip. Then a short train and resume with the CLI.
