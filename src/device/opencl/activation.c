@@ -11,7 +11,7 @@ static rf_status launch(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, 
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "activation.cl", defs, kernel, &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, ao = a->offset;
     size_t global = (size_t)n;
     if (!b)

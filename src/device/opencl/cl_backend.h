@@ -74,6 +74,13 @@ rf_status rf_cl_launch(rf_device *dev, cl_kernel kernel, const char *op, int dim
 /* Keep `event` (which this takes ownership of) for the profile under `op`. */
 rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op);
 
+/* The work-group size the host asks for by default (elementwise kernels,
+ * one work-item per element; reductions, one group per row): wide enough to
+ * fill a GPU's SIMD units, and a group's float scratch is then ≤ 1 KiB of
+ * local memory, well under OpenCL's 32 KiB minimum. rf_cl_group_size lowers
+ * it to what the kernel and device allow. */
+#define RF_CL_GROUP 256
+
 /* The largest power-of-two work-group size <= want that the kernel and
  * device allow. */
 rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t *out);

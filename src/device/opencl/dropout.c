@@ -10,7 +10,7 @@ static rf_status rf_cl_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_t
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "dropout.cl", "", "dropout", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, io = in->offset, fw = first;
     cl_uint klo = (cl_uint)seed, khi = (cl_uint)(seed >> 32), st = stream, sp = step, thr = keep.threshold;
     cl_int drop_all = keep.drop_all;

@@ -6,7 +6,7 @@ static rf_status rf_cl_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", "axpby", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, ao = a->offset, bo = b->offset;
     size_t global = (size_t)n;
     return RF_CL_LAUNCH(dev, k, "add", 1, &global, &local, RF_MEM(out), RF_ARG(oo), RF_MEM(a),
@@ -19,7 +19,7 @@ static rf_status halves(rf_device *dev, const char *kernel, const char *op, cl_m
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", kernel, &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong r = rows, ww = w;
     size_t global = rows * 2 * w;
     return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_ARG(m0), RF_ARG(o0), RF_ARG(m1), RF_ARG(o1), RF_ARG(m2),

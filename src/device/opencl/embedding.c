@@ -11,7 +11,7 @@
 static rf_status elementwise_launch(rf_device *dev, cl_kernel k, const char *op, size_t total, int nargs,
                                     const rf_cl_arg *args) {
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     return rf_cl_launch(dev, k, op, 1, &total, &local, nargs, args);
 }
 #define LAUNCH(dev, k, op, total, ...)                                                              \

@@ -5,12 +5,15 @@
  * normalisation to dq. */
 #include "device/opencl/cl_backend.h"
 
+/* Rows (one work-item each) per work-group of the key normalisation. */
+#define NORMALISE_GROUP 64
+
 /* The normalised keys of q, into a fresh tensor of q's shape. */
 static rf_status normalise_keys(rf_device *dev, rf_tensor *kn, const rf_tensor *q, int64_t d) {
     cl_kernel kernel;
     RF_TRY(rf_cl_kernel(dev, "full_attention.cl", "", "normalise_keys", &kernel));
     size_t g;
-    RF_TRY(rf_cl_group_size(dev, kernel, 64, &g));
+    RF_TRY(rf_cl_group_size(dev, kernel, NORMALISE_GROUP, &g));
     RF_TRY(rf_tensor_alloc(dev, kn, RF_F32, q->ndim, q->shape));
     cl_ulong qo = q->offset, rows = rf_tensor_numel(q) / (size_t)d;
     cl_int di = (cl_int)d;
@@ -44,7 +47,7 @@ static rf_status rf_cl_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_
     cl_kernel kernel;
     RF_TRY(rf_cl_kernel(dev, "full_attention.cl", "", "normalise_keys_backward", &kernel));
     size_t g;
-    RF_TRY(rf_cl_group_size(dev, kernel, 64, &g));
+    RF_TRY(rf_cl_group_size(dev, kernel, NORMALISE_GROUP, &g));
     rf_tensor kn, dkn;
     RF_TRY(normalise_keys(dev, &kn, q, w->head_dim));
     rf_status s = rf_tensor_alloc(dev, &dkn, RF_F32, q->ndim, q->shape);

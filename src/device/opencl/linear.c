@@ -7,7 +7,7 @@ static rf_status rf_cl_bias_add(rf_tensor *y, const rf_tensor *b) {
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "linear.cl", "", "bias_add", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong yo = y->offset, bo = b->offset, n = (cl_ulong)b->shape[0], total = rf_tensor_numel(y);
     size_t global = (size_t)total;
     return RF_CL_LAUNCH(dev, k, "bias_add", 1, &global, &local, RF_MEM(y), RF_ARG(yo), RF_MEM(b),
@@ -19,7 +19,7 @@ static rf_status rf_cl_bias_grad(rf_tensor *db, const rf_tensor *dy) {
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "linear.cl", "", "bias_grad", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong dbo = db->offset, dyo = dy->offset, n = (cl_ulong)db->shape[0], rows = rf_tensor_numel(dy) / n;
     size_t global = (size_t)n;
     return RF_CL_LAUNCH(dev, k, "bias_grad", 1, &global, &local, RF_MEM(db), RF_ARG(dbo),

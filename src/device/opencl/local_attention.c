@@ -104,7 +104,7 @@ static rf_status compute_delta(rf_device *dev, const rf_attn_window *w, rf_tenso
     cl_kernel kernel;
     RF_TRY(rf_cl_kernel(dev, "local_attention.cl", options, "attn_delta", &kernel));
     size_t g;
-    RF_TRY(rf_cl_group_size(dev, kernel, 64, &g));
+    RF_TRY(rf_cl_group_size(dev, kernel, WANT_GROUP, &g));
     RF_TRY(rf_tensor_alloc(dev, delta, RF_F32, 3, (const int64_t[]){w->batch, w->heads, w->len}));
     size_t global[2] = {(size_t)w->len, (size_t)(w->batch * w->heads)}, local[2] = {g, 1};
     cl_ulong go = dout->offset, oo = out->offset;

@@ -13,11 +13,11 @@ static rf_status rf_cl_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, co
     cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     cl_ulong lo = lse->offset, xo = logits->offset, to = targets->offset, oo = loss->offset;
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, klse, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, klse, RF_CL_GROUP, &local));
     size_t global = (size_t)rows * local;
     RF_TRY(RF_CL_LAUNCH(dev, klse, "cross_entropy", 1, &global, &local, RF_MEM(lse), RF_ARG(lo),
                         RF_MEM(logits), RF_ARG(xo), RF_ARG(v), RF_LOCAL(local * sizeof(float))));
-    RF_TRY(rf_cl_group_size(dev, kmean, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, kmean, RF_CL_GROUP, &local));
     global = local;
     cl_float cnt = (cl_float)counted;
     return RF_CL_LAUNCH(dev, kmean, "cross_entropy", 1, &global, &local, RF_MEM(loss), RF_ARG(oo),
@@ -32,7 +32,7 @@ static rf_status rf_cl_cross_entropy_backward(rf_tensor *dlogits, const rf_tenso
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "loss.cl", "", "cross_entropy_backward", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], total = rf_tensor_numel(logits);
     cl_ulong dxo = dlogits->offset, xo = logits->offset, lo = lse->offset, to = targets->offset;
     size_t global = (size_t)total;

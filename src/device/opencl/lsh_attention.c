@@ -47,7 +47,7 @@ static rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int
     cl_kernel k;
     size_t budget, group;
     RF_TRY(kernel(dev, head_dim, "lsh_sort", &k));
-    RF_TRY(rf_cl_group_size(dev, k, 256, &group));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &group));
     RF_TRY(local_budget(dev, k, &budget));
     if (sort_local_bytes(stride, group) > budget)
         return rf_error(RF_ERR_UNSUPPORTED,
@@ -91,7 +91,7 @@ static rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     cl_kernel k;
     RF_TRY(kernel(dev, st->head_dim, "lsh_buckets", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, rc = st->rot_cols;
     cl_int f1 = st->factors[0], f2 = st->factors[1], nb = st->n_buckets, stride = st->bucket_stride;
     cl_int has_mask = mask != NULL;
@@ -109,7 +109,7 @@ static rf_status rf_cl_lsh_sort(rf_lsh_state *st) {
     cl_kernel k;
     RF_TRY(kernel(dev, st->head_dim, "lsh_sort", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_int L = (cl_int)st->seq_len, R = st->n_rounds, stride = st->bucket_stride;
     size_t global = (size_t)st->batch * st->n_heads * st->n_rounds * local; /* a group per (b, h, round) */
     return RF_CL_LAUNCH(dev, k, "lsh_sort", 1, &global, &local, RF_MEM(&st->buckets),
@@ -145,7 +145,7 @@ static rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
     cl_kernel k;
     RF_TRY(kernel(dev, st->head_dim, "lsh_combine", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, hf = st->hf_rounding;
     cl_ulong off = out->offset;
     size_t global = rf_tensor_numel(out) / (size_t)st->head_dim; /* a work-item per (b, t, h) */
@@ -174,10 +174,10 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
     RF_TRY(kernel(dev, d, "lsh_backward_key", &kk));
     RF_TRY(kernel(dev, d, "lsh_backward_gather", &kg));
     size_t lw, lq, lk, lg;
-    RF_TRY(rf_cl_group_size(dev, kw, 256, &lw));
+    RF_TRY(rf_cl_group_size(dev, kw, RF_CL_GROUP, &lw));
     RF_TRY(rf_cl_group_size(dev, kq, (size_t)st->chunk_len, &lq));
     RF_TRY(rf_cl_group_size(dev, kk, (size_t)st->chunk_len, &lk));
-    RF_TRY(rf_cl_group_size(dev, kg, 256, &lg));
+    RF_TRY(rf_cl_group_size(dev, kg, RF_CL_GROUP, &lg));
     rf_tensor w = {0}, cw = {0}, gqk = {0}, gv = {0};
     rf_status s = rf_tensor_alloc(dev, &w, RF_F32, 3, (int64_t[]){B, H, N});
     if (!s) s = rf_tensor_alloc(dev, &cw, RF_F32, 3, (int64_t[]){B, H, N});

@@ -6,10 +6,10 @@
 #include "device/opencl/cl_backend.h"
 
 /* A row's work-group: no wider than the row (a D = 64 row in a group of 256
- * leaves three quarters of it idle at every barrier), at most 256. */
+ * leaves three quarters of it idle at every barrier), at most RF_CL_GROUP. */
 static size_t row_group_want(size_t d) {
     size_t want = 1;
-    while (want < d && want < 256) want *= 2;
+    while (want < d && want < RF_CL_GROUP) want *= 2;
     return want;
 }
 
@@ -45,7 +45,7 @@ static rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_
     if (dgamma || dbeta) {
         cl_kernel kp;
         RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_params", &kp));
-        RF_TRY(rf_cl_group_size(dev, kp, 256, &local));
+        RF_TRY(rf_cl_group_size(dev, kp, RF_CL_GROUP, &local));
         cl_int has_dg = dgamma != NULL, has_db = dbeta != NULL;
         /* A missing gradient is handed the other one's buffer and never written. */
         const rf_tensor *dg = dgamma ? dgamma : dbeta, *db = dbeta ? dbeta : dgamma;

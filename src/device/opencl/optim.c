@@ -9,7 +9,7 @@ static rf_status rf_cl_adam_update(rf_tensor *param, rf_tensor *m, rf_tensor *v,
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "optim.cl", "", "adam_update", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong po = param->offset, mo = m->offset, vo = v->offset, go = grad->offset, n = rf_tensor_numel(param);
     size_t global = (size_t)n;
     return RF_CL_LAUNCH(dev, k, "adam", 1, &global, &local, RF_MEM(param), RF_ARG(po), RF_MEM(m),
@@ -23,7 +23,7 @@ static rf_status rf_cl_sum_squares(rf_tensor *out, const rf_tensor *x) {
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "optim.cl", "", "sum_squares", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong oo = out->offset, xo = x->offset, n = rf_tensor_numel(x);
     size_t global = local;
     return RF_CL_LAUNCH(dev, k, "sum_squares", 1, &global, &local, RF_MEM(out), RF_ARG(oo),

@@ -7,7 +7,7 @@ static rf_status rf_cl_philox_fill(rf_tensor *out, uint64_t seed, uint32_t strea
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "philox.cl", "", "philox_fill", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), off = out->offset, first_ = first_block;
     cl_uint klo = (cl_uint)seed, khi = (cl_uint)(seed >> 32), st = stream, sp = step;
     cl_int as_float = out->dtype == RF_F32;
