@@ -17,7 +17,12 @@
  * check reads: return rf_error(RF_ERR_INVALID_ARG, "rf_gemm: m=%d", m); */
 rf_status rf_error(rf_status status, const char *fmt, ...) RF_PRINTF(2, 3);
 
-/* Propagate a failure without losing the first message. */
+/* Propagate a failure without losing the first message.
+ * Error paths in src/ops/ and src/device/ have one style: RF_TRY while
+ * nothing is held; scratch allocated together is checked together (release
+ * the lot and return); once something is held, the status is chained
+ * (`if (s == RF_OK) s = ...`) to one exit that releases everything and
+ * returns it. No goto. */
 #define RF_TRY(expr) do { rf_status rf_try_s_ = (expr); if (rf_try_s_ != RF_OK) return rf_try_s_; } while (0)
 
 /* Logging to stderr, filtered by RF_LOG=error|warn|info|debug (default warn). */

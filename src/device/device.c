@@ -114,13 +114,13 @@ rf_status rf_device_open(rf_device **device, const char *name) {
             s = rf_cpu_device_init(dev);
         }
     }
-    if (s != RF_OK) {
+    if (s == RF_OK) {
+        rf_log(RF_LOG_INFO, "opened device %s: %s", dev->info.id, dev->info.name);
+        *device = dev;
+    } else {
         free(dev);
-        return s;
     }
-    rf_log(RF_LOG_INFO, "opened device %s: %s", dev->info.id, dev->info.name);
-    *device = dev;
-    return RF_OK;
+    return s;
 }
 
 void rf_device_close(rf_device *device) {
@@ -232,15 +232,15 @@ rf_status rf_buffer_alloc(rf_device *device, size_t bytes, rf_buffer **buffer) {
     b->dev = device;
     b->bytes = bytes;
     rf_status s = device->backend->alloc(b);
-    if (s != RF_OK) {
+    if (s == RF_OK) {
+        device->mem.in_use_bytes += bytes;
+        device->mem.allocations++;
+        if (device->mem.in_use_bytes > device->mem.peak_bytes) device->mem.peak_bytes = device->mem.in_use_bytes;
+        *buffer = b;
+    } else {
         free(b);
-        return s;
     }
-    device->mem.in_use_bytes += bytes;
-    device->mem.allocations++;
-    if (device->mem.in_use_bytes > device->mem.peak_bytes) device->mem.peak_bytes = device->mem.in_use_bytes;
-    *buffer = b;
-    return RF_OK;
+    return s;
 }
 
 void rf_buffer_free(rf_buffer *buffer) {

@@ -63,16 +63,11 @@ rf_status rf_check_ids(const char *op, const char *name, const rf_tensor *ids, i
          * next to the activations it indexes) lets the message name it. */
         copy = malloc(n * sizeof *copy + 1);
         if (!copy) return rf_error(RF_ERR_OUT_OF_MEMORY, "%s: no host memory to check %s", op, name);
-        rf_status s = rf_tensor_download(ids, copy, n * sizeof *copy);
-        if (s != RF_OK) {
-            free(copy);
-            return s;
-        }
         v = copy;
     }
     int64_t count = 0;
-    rf_status s = RF_OK;
-    for (size_t i = 0; i < n; i++) {
+    rf_status s = copy ? rf_tensor_download(ids, copy, n * sizeof *copy) : RF_OK;
+    for (size_t i = 0; s == RF_OK && i < n; i++) {
         if (v[i] >= 0 && v[i] < bound) {
             count++;
         } else if (!(allow_ignore && v[i] == -1)) {

@@ -54,15 +54,13 @@ static rf_status rf_cpu_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf
                                                 const rf_attn_window *w, bool shared_qk) {
     if (!shared_qk) return dq->buf->dev->ops.local_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, w);
     size_t rows = rf_tensor_numel(q) / (size_t)w->head_dim;
-    rf_tensor kn, dkn;
+    rf_tensor kn, dkn = {0}; /* dkn is freed on every path */
     RF_TRY(like_q(&kn, q));
     rf_status s = like_q(&dkn, q);
-    if (s != RF_OK) {
-        rf_tensor_free(&kn);
-        return s;
+    if (s == RF_OK) {
+        normalise_keys(rf_cpu_f32(&kn), rf_cpu_f32(q), rows, w->head_dim);
+        s = dq->buf->dev->ops.local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
     }
-    normalise_keys(rf_cpu_f32(&kn), rf_cpu_f32(q), rows, w->head_dim);
-    s = dq->buf->dev->ops.local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
     if (s == RF_OK) normalise_keys_backward(rf_cpu_f32(dq), rf_cpu_f32(&dkn), rf_cpu_f32(q), rows, w->head_dim);
     rf_tensor_free(&kn);
     rf_tensor_free(&dkn);

@@ -220,10 +220,9 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
     double *gq = malloc((size_t)L * d * sizeof *gq), *gk = malloc((size_t)L * d * sizeof *gk);
     double *gv = malloc((size_t)L * d * sizeof *gv), *k = malloc((size_t)nkeys * d * sizeof *k);
     int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
-    rf_status status = RF_OK;
     if (!w || !cw || !gq || !gk || !gv || !k || !kpos) {
-        status = rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
-        goto done;
+        free(w), free(cw), free(gq), free(gk), free(gv), free(k), free(kpos);
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
     }
     for (int64_t bh = 0; bh < B * H; bh++) {
         const int64_t b = bh / H;
@@ -295,9 +294,8 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
             }
         }
     }
-done:
     free(w), free(cw), free(gq), free(gk), free(gv), free(k), free(kpos);
-    return status;
+    return RF_OK;
 }
 
 void rf_cpu_lsh_attention_register(rf_op_table *ops) {

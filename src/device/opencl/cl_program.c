@@ -77,12 +77,10 @@ static rf_status expand_source(const char *name, int depth, char **out) {
         p += n;
     }
     free(text);
-    if (s != RF_OK) {
-        free(buf);
-        return s;
-    }
-    *out = buf ? buf : strdup("");
-    return RF_OK;
+    if (s == RF_OK && !buf && !(buf = strdup(""))) s = rf_error(RF_ERR_OUT_OF_MEMORY, "no memory for kernel source");
+    if (s == RF_OK) *out = buf;
+    else free(buf);
+    return s;
 }
 
 /* ---- the disk cache --------------------------------------------------------- */
@@ -194,6 +192,7 @@ static rf_status build_from_source(rf_device *dev, const char *file, const char 
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clCreateProgramWithSource");
     uint64_t t0 = rf_now_ns();
     err = clBuildProgram(prog, 1, &cl->device, options, NULL, NULL);
+    rf_status s = RF_OK;
     if (err != CL_SUCCESS) {
         size_t n = 0;
         clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
@@ -203,16 +202,17 @@ static rf_status build_from_source(rf_device *dev, const char *file, const char 
             clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, n, log, NULL);
             log[n] = '\0';
         }
-        rf_status s = rf_error(RF_ERR_BUILD, "building %s (%s) on %s failed: %s\n%s", file, options,
-                               dev->info.id, rf_cl_error_name(err), log ? log : "(no log)");
+        s = rf_error(RF_ERR_BUILD, "building %s (%s) on %s failed: %s\n%s", file, options, dev->info.id,
+                     rf_cl_error_name(err), log ? log : "(no log)");
         free(log);
         clReleaseProgram(prog);
-        return s;
+    } else {
+        dev->programs.source_builds++;
+        rf_log(RF_LOG_DEBUG, "built %s [%s] on %s in %.1f ms", file, options, dev->info.id,
+               (double)(rf_now_ns() - t0) / 1e6);
+        *out = prog;
     }
-    dev->programs.source_builds++;
-    rf_log(RF_LOG_DEBUG, "built %s [%s] on %s in %.1f ms", file, options, dev->info.id, (double)(rf_now_ns() - t0) / 1e6);
-    *out = prog;
-    return RF_OK;
+    return s;
 }
 
 static rf_status get_program(rf_device *dev, const char *file, const char *defines, rf_cl_program **out) {

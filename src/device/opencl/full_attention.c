@@ -48,14 +48,10 @@ static rf_status rf_cl_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_
     RF_TRY(rf_cl_kernel(dev, "full_attention.cl", "", "normalise_keys_backward", &kernel));
     size_t g;
     RF_TRY(rf_cl_group_size(dev, kernel, NORMALISE_GROUP, &g));
-    rf_tensor kn, dkn;
+    rf_tensor kn, dkn = {0}; /* dkn is freed on every path */
     RF_TRY(normalise_keys(dev, &kn, q, w->head_dim));
     rf_status s = rf_tensor_alloc(dev, &dkn, RF_F32, q->ndim, q->shape);
-    if (s != RF_OK) {
-        rf_tensor_free(&kn);
-        return s;
-    }
-    s = dq->buf->dev->ops.local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
+    if (s == RF_OK) s = dq->buf->dev->ops.local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
     if (s == RF_OK) {
         cl_ulong dqo = dq->offset, qo = q->offset, rows = rf_tensor_numel(q) / (size_t)w->head_dim;
         cl_int di = (cl_int)w->head_dim;
