@@ -42,7 +42,6 @@ typedef struct rf_profile_slot {
 } rf_profile_slot;
 
 struct rf_device {
-    rf_device_kind kind;
     rf_device_info info;
     const rf_backend *backend;
     rf_op_table ops;            /* filled by the backend's init */
@@ -59,7 +58,7 @@ struct rf_buffer {
     void *impl;                 /* the backend's handle: host memory on cpu, a cl_mem on OpenCL */
 };
 
-/* Backends: each one's init sets kind, info, backend, ops and impl. */
+/* Backends: each one's init sets info, backend, ops and impl. */
 rf_status rf_cpu_device_init(rf_device *dev);
 /* OpenCL enumeration: fills up to `cap` infos (ids "cl:P:D"); *count = total.
  * No platform is not an error: *count = 0. */

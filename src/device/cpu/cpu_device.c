@@ -56,7 +56,6 @@ static const rf_backend cpu_backend = {
 };
 
 rf_status rf_cpu_device_init(rf_device *dev) {
-    dev->kind = RF_DEVICE_CPU;
     dev->backend = &cpu_backend;
 #define RF_CPU_REGISTER(family) rf_cpu_##family##_register(&dev->ops);
     RF_OP_FAMILIES(RF_CPU_REGISTER)

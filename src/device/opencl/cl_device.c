@@ -241,7 +241,6 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     find_ctx f = {platform, device, NULL, NULL};
     if (!walk(visit_find, &f))
         return rf_error(RF_ERR_NOT_FOUND, "OpenCL device cl:%d:%d not found", platform, device);
-    dev->kind = RF_DEVICE_OPENCL;
     dev->backend = &cl_backend;
 #define RF_CL_REGISTER(family) rf_cl_##family##_register(&dev->ops);
     RF_OP_FAMILIES(RF_CL_REGISTER)
