@@ -25,14 +25,15 @@ rf_status rf_op_unsupported(const rf_device *dev, const char *entry);
  * has no such entry). A backend that finishes its ops before returning
  * (wall_profile: the cpu) has the call's wall time added to the profile
  * under `prof`; the others record device time themselves (OpenCL events). */
-#define RF_DISPATCH(dev, entry, prof, ...)                                                \
-    do {                                                                                  \
-        rf_device *rf_dev_ = (dev);                                                       \
-        if (!rf_dev_->ops.entry) return rf_op_unsupported(rf_dev_, #entry);               \
-        uint64_t rf_t0_ = rf_dev_->backend->wall_profile ? rf_now_ns() : 0;               \
-        rf_status rf_s_ = rf_dev_->ops.entry(__VA_ARGS__);                                \
-        if (rf_dev_->backend->wall_profile) rf_profile_add(rf_dev_, (prof), rf_now_ns() - rf_t0_); \
-        return rf_s_;                                                                     \
+#define RF_DISPATCH(dev, entry, prof, ...)                                           \
+    do {                                                                             \
+        rf_device *rf_dev_ = (dev);                                                  \
+        if (!rf_dev_->ops.entry) return rf_op_unsupported(rf_dev_, #entry);          \
+        bool rf_wall_ = rf_dev_->backend->wall_profile;                              \
+        uint64_t rf_t0_ = rf_wall_ ? rf_now_ns() : 0;                                \
+        rf_status rf_s_ = rf_dev_->ops.entry(__VA_ARGS__);                           \
+        if (rf_wall_) rf_profile_add(rf_dev_, (prof), rf_now_ns() - rf_t0_);         \
+        return rf_s_;                                                                \
     } while (0)
 
 /* Check that `t` is non-null, of `dtype`, and holds exactly `n` elements

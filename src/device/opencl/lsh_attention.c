@@ -25,7 +25,8 @@ static rf_status kernel(rf_device *dev, int head_dim, const char *name, cl_kerne
 /* Local memory the device leaves for a kernel's __local arguments. */
 static rf_status local_budget(rf_device *dev, cl_kernel k, size_t *bytes) {
     cl_ulong fixed = 0;
-    cl_int err = clGetKernelWorkGroupInfo(k, rf_cl_ctx(dev)->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof fixed, &fixed, NULL);
+    cl_int err =
+        clGetKernelWorkGroupInfo(k, rf_cl_ctx(dev)->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof fixed, &fixed, NULL);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clGetKernelWorkGroupInfo(CL_KERNEL_LOCAL_MEM_SIZE)");
     *bytes = dev->info.local_mem_bytes > fixed ? (size_t)(dev->info.local_mem_bytes - fixed) : 0;
     return RF_OK;
