@@ -87,8 +87,8 @@ test)
             valgrind -q --error-exitcode=1 --leak-check=full "$@" >"$vgtmp/log" 2>&1 ||
             { cat "$vgtmp/log"; echo "setup: valgrind found errors in: $*"; exit 1; }
     }
-    for t in test_safetensors test_config test_no_opencl test_device test_elementwise test_gemm test_linear \
-             test_norm test_activation test_embedding test_loss test_optim test_dropout test_philox \
+    for t in test_safetensors test_config test_no_opencl test_device test_op_table test_elementwise test_gemm \
+             test_linear test_norm test_activation test_embedding test_loss test_optim test_dropout test_philox \
              test_full_attention test_model test_train test_robustness; do
         echo "valgrind: $t"
         vg "./build/$t"
