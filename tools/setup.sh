@@ -2,7 +2,7 @@
 # Set up, build, and run reformer-cl on a Debian machine.
 #
 #   tools/setup.sh run    install what is missing, build, run the main job on the default device
-#   tools/setup.sh test   install what is missing, build, run every test (plain and ASan+UBSan)
+#   tools/setup.sh test   install what is missing, build, run every test (plain, ASan+UBSan, without OpenCL)
 #   tools/setup.sh build  install what is missing and build (build/ and build/reformer)
 #   tools/setup.sh deps   only install the Debian packages that are missing
 #
@@ -73,6 +73,11 @@ test)
     # internals are suppressed by tests/lsan.supp, our code is not).
     build build-asan -DRF_SANITIZE=ON
     (cd build-asan && RF_TEST_REQUIRE_OPENCL=1 ctest --output-on-failure -j 2)
+    # Without the OpenCL backend (-DRF_OPENCL=OFF): tests/poison puts a
+    # CL/cl.h that is an #error first on the include path, so this build
+    # proves no cpu file needs an OpenCL header; the OpenCL tests skip.
+    build build-nocl -DRF_OPENCL=OFF
+    (cd build-nocl && env -u RF_TEST_REQUIRE_OPENCL ctest --output-on-failure -j 2)
     # A cpu-only subset under valgrind memcheck (uninitialised reads, which
     # ASan does not see): OpenCL is hidden behind an empty vendor folder, so
     # the OpenCL tests skip (RF_TEST_REQUIRE_OPENCL unset). Then a short train
@@ -85,8 +90,9 @@ test)
             RF_CLI="$ROOT/build/reformer" valgrind -q --error-exitcode=1 --leak-check=full "$@" >"$vgtmp/log" 2>&1 ||
             { cat "$vgtmp/log"; echo "setup: valgrind found errors in: $*"; exit 1; }
     }
-    for t in test_harness test_safetensors test_config test_no_opencl test_device test_elementwise test_gemm test_linear \
-             test_norm test_activation test_embedding test_loss test_optim test_dropout test_philox \
+    for t in test_harness test_safetensors test_config test_no_opencl test_device test_op_table test_tensor \
+             test_elementwise test_gemm test_linear test_norm test_activation test_embedding test_loss test_optim \
+             test_dropout test_philox \
              test_full_attention test_model test_train test_robustness; do
         echo "valgrind: $t"
         vg "./build/$t"

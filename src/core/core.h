@@ -19,9 +19,10 @@ rf_status rf_error(rf_status status, const char *fmt, ...) RF_PRINTF(2, 3);
 
 /* Propagate a failure without losing the first message.
  *
- * Error paths, one style (src/core, src/io, src/model):
+ * Error paths, one style across the library:
  * - holding nothing that needs releasing: return at once (RF_TRY, or
- *   `return rf_error(...)`);
+ *   `return rf_error(...)`); scratch allocated together is checked together
+ *   (release the lot and return);
  * - holding something: one `rf_status s`, each later step chained as
  *   `if (s == RF_OK) s = step(...);`, and everything released at a single
  *   exit before `return s`. No goto: the chain reads top to bottom and the

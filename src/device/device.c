@@ -16,17 +16,31 @@ uint64_t rf_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The device list: "cpu" then every OpenCL device. Enumerated on each call
- * (cheap) so a test can change OCL_ICD_VENDORS between calls. */
+/* The device list: "cpu" then every OpenCL device (none in a build without
+ * the OpenCL backend, RF_OPENCL=OFF). Enumerated on each call (cheap) so a
+ * test can change OCL_ICD_VENDORS between calls. */
 static rf_status list_devices(rf_device_info *infos, int *count) {
     rf_device cpu;
     memset(&cpu, 0, sizeof cpu);
     RF_TRY(rf_cpu_device_init(&cpu));
     infos[0] = cpu.info;
     int ncl = 0;
+#ifdef RF_HAVE_OPENCL
     RF_TRY(rf_cl_enumerate(infos + 1, RF_MAX_DEVICES - 1, &ncl));
+#endif
     *count = 1 + (ncl < RF_MAX_DEVICES - 1 ? ncl : RF_MAX_DEVICES - 1);
     return RF_OK;
+}
+
+/* Open a listed device other than the cpu: an OpenCL device "cl:P:D". */
+static rf_status open_listed(rf_device *dev, const rf_device_info *info) {
+#ifdef RF_HAVE_OPENCL
+    int p = 0, d = 0;
+    sscanf(info->id, "cl:%d:%d", &p, &d);
+    return rf_cl_device_init(dev, p, d);
+#else
+    return rf_error(RF_ERR_NOT_FOUND, "device %s: this build has no OpenCL backend", info->id);
+#endif
 }
 
 rf_status rf_device_count(int *count) {
@@ -92,9 +106,7 @@ rf_status rf_device_open(rf_device **device, const char *name) {
     if (idx == 0) {
         s = rf_cpu_device_init(dev);
     } else {
-        int p = 0, d = 0;
-        sscanf(infos[idx].id, "cl:%d:%d", &p, &d);
-        s = rf_cl_device_init(dev, p, d);
+        s = open_listed(dev, &infos[idx]);
         if (s != RF_OK && !strcmp(name, "auto")) {
             /* Only "auto" may quietly fall back; an explicit device must fail. */
             rf_log(RF_LOG_WARN, "OpenCL device %s unusable (%s); falling back to cpu", infos[idx].id, rf_last_error());
@@ -102,13 +114,13 @@ rf_status rf_device_open(rf_device **device, const char *name) {
             s = rf_cpu_device_init(dev);
         }
     }
-    if (s != RF_OK) {
+    if (s == RF_OK) {
+        rf_log(RF_LOG_INFO, "opened device %s: %s", dev->info.id, dev->info.name);
+        *device = dev;
+    } else {
         free(dev);
-        return s;
     }
-    rf_log(RF_LOG_INFO, "opened device %s: %s", dev->info.id, dev->info.name);
-    *device = dev;
-    return RF_OK;
+    return s;
 }
 
 void rf_device_close(rf_device *device) {
@@ -220,15 +232,15 @@ rf_status rf_buffer_alloc(rf_device *device, size_t bytes, rf_buffer **buffer) {
     b->dev = device;
     b->bytes = bytes;
     rf_status s = device->backend->alloc(b);
-    if (s != RF_OK) {
+    if (s == RF_OK) {
+        device->mem.in_use_bytes += bytes;
+        device->mem.allocations++;
+        if (device->mem.in_use_bytes > device->mem.peak_bytes) device->mem.peak_bytes = device->mem.in_use_bytes;
+        *buffer = b;
+    } else {
         free(b);
-        return s;
     }
-    device->mem.in_use_bytes += bytes;
-    device->mem.allocations++;
-    if (device->mem.in_use_bytes > device->mem.peak_bytes) device->mem.peak_bytes = device->mem.in_use_bytes;
-    *buffer = b;
-    return RF_OK;
+    return s;
 }
 
 void rf_buffer_free(rf_buffer *buffer) {

@@ -1,8 +1,6 @@
 /* Activations' front door (§7): ReLU and GELU (erf form), forward and
  * backward, over tensors of equal element count. */
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 static rf_status check_act(const char *op, rf_activation act) {
     if (act != RF_ACT_RELU && act != RF_ACT_GELU)
@@ -19,10 +17,7 @@ rf_status rf_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation 
     RF_TRY(rf_check_numel(op, "y", y, RF_F32, n));
     rf_device *dev = y->buf->dev;
     RF_TRY(rf_check_device(op, "x", x, dev));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_activation_forward(y, x, act) : rf_cl_activation_forward(y, x, act);
-    rf_op_end(dev, act == RF_ACT_RELU ? "relu" : "gelu", t0);
-    return s;
+    RF_DISPATCH(dev, activation_forward, act == RF_ACT_RELU ? "relu" : "gelu", y, x, act);
 }
 
 rf_status rf_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act) {
@@ -36,9 +31,5 @@ rf_status rf_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_te
     rf_device *dev = dx->buf->dev;
     RF_TRY(rf_check_device(op, "x", x, dev));
     RF_TRY(rf_check_device(op, "dy", dy, dev));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_activation_backward(dx, dy, x, act)
-                                             : rf_cl_activation_backward(dx, dy, x, act);
-    rf_op_end(dev, act == RF_ACT_RELU ? "relu_backward" : "gelu_backward", t0);
-    return s;
+    RF_DISPATCH(dev, activation_backward, act == RF_ACT_RELU ? "relu_backward" : "gelu_backward", dx, dy, x, act);
 }

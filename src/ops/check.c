@@ -55,23 +55,19 @@ rf_status rf_check_ids(const char *op, const char *name, const rf_tensor *ids, i
     size_t n = rf_tensor_numel(ids);
     const int32_t *v;
     int32_t *copy = NULL;
-    if (ids->buf->dev->kind == RF_DEVICE_CPU) {
-        v = rf_cpu_i32(ids);
+    const rf_backend *be = ids->buf->dev->backend;
+    if (be->host_ptr) {
+        v = (const int32_t *)be->host_ptr(ids->buf) + ids->offset;
     } else {
         /* A kernel could only report "some id is bad"; the host copy (small
          * next to the activations it indexes) lets the message name it. */
         copy = malloc(n * sizeof *copy + 1);
         if (!copy) return rf_error(RF_ERR_OUT_OF_MEMORY, "%s: no host memory to check %s", op, name);
-        rf_status s = rf_tensor_download(ids, copy, n * sizeof *copy);
-        if (s != RF_OK) {
-            free(copy);
-            return s;
-        }
         v = copy;
     }
     int64_t count = 0;
-    rf_status s = RF_OK;
-    for (size_t i = 0; i < n; i++) {
+    rf_status s = copy ? rf_tensor_download(ids, copy, n * sizeof *copy) : RF_OK;
+    for (size_t i = 0; s == RF_OK && i < n; i++) {
         if (v[i] >= 0 && v[i] < bound) {
             count++;
         } else if (!(allow_ignore && v[i] == -1)) {
@@ -83,4 +79,8 @@ rf_status rf_check_ids(const char *op, const char *name, const rf_tensor *ids, i
     free(copy);
     if (s == RF_OK && counted) *counted = count;
     return s;
+}
+
+rf_status rf_op_unsupported(const rf_device *dev, const char *entry) {
+    return rf_error(RF_ERR_UNSUPPORTED, "%s is not implemented on device %s (%s)", entry, dev->info.id, dev->info.name);
 }

@@ -4,8 +4,6 @@
  * one check and one backend entry. */
 #include <math.h>
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 static rf_status dropout(const char *op, const char *prof, const char *out_name, const char *in_name, rf_tensor *out,
                          const rf_tensor *in, float p, uint64_t seed, uint32_t stream, uint32_t step, uint64_t first) {
@@ -23,11 +21,7 @@ static rf_status dropout(const char *op, const char *prof, const char *out_name,
      * scale and the outputs agree bit for bit. p < 1 never gives drop_all. */
     rf_dropout_threshold keep = rf_philox_dropout_threshold(p);
     float scale = 1.0f / (1.0f - p);
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_dropout(out, in, keep, scale, seed, stream, step, first)
-                                             : rf_cl_dropout(out, in, keep, scale, seed, stream, step, first);
-    rf_op_end(dev, prof, t0);
-    return s;
+    RF_DISPATCH(dev, dropout, prof, out, in, keep, scale, seed, stream, step, first);
 }
 
 rf_status rf_dropout_forward(rf_tensor *out, const rf_tensor *in, float p, uint64_t seed, uint32_t stream,

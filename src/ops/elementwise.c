@@ -1,7 +1,5 @@
 /* Elementwise ops' front door. */
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 rf_status rf_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float alpha) {
     const char *op = "rf_add";
@@ -15,10 +13,7 @@ rf_status rf_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float a
     if (rf_tensor_numel(a) != n || rf_tensor_numel(b) != n)
         return rf_error(RF_ERR_INVALID_ARG, "%s: element counts differ (out %zu, a %zu, b %zu)", op, n,
                         rf_tensor_numel(a), rf_tensor_numel(b));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_add(out, a, b, alpha) : rf_cl_add(out, a, b, alpha);
-    rf_op_end(dev, "add", t0);
-    return s;
+    RF_DISPATCH(dev, add, "add", out, a, b, alpha);
 }
 
 /* a, b [..., w] and the joined [..., 2w]: same rank, same leading dims. */
@@ -47,18 +42,12 @@ rf_status rf_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b) {
     size_t rows, w;
     RF_TRY(check_halves("rf_concat", out, a, b, &rows, &w));
     rf_device *dev = out->buf->dev;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_concat(out, a, b, rows, w) : rf_cl_concat(out, a, b, rows, w);
-    rf_op_end(dev, "concat", t0);
-    return s;
+    RF_DISPATCH(dev, concat, "concat", out, a, b, rows, w);
 }
 
 rf_status rf_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in) {
     size_t rows, w;
     RF_TRY(check_halves("rf_split", in, a, b, &rows, &w));
     rf_device *dev = in->buf->dev;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_split(a, b, in, rows, w) : rf_cl_split(a, b, in, rows, w);
-    rf_op_end(dev, "split", t0);
-    return s;
+    RF_DISPATCH(dev, split, "split", a, b, in, rows, w);
 }

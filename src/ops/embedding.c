@@ -1,8 +1,6 @@
 /* Embeddings' front door (§9): word embedding, axial position embedding and
  * plain position embedding, each forward and backward. */
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 /* out (or dout) is [B, L, D]. */
 static rf_status check_bld(const char *op, const char *name, const rf_tensor *t) {
@@ -19,11 +17,7 @@ rf_status rf_embedding_forward(rf_tensor *out, const rf_tensor *ids, const rf_te
     RF_TRY(rf_check_device(op, "ids", ids, dev));
     RF_TRY(rf_check_device(op, "table", table, dev));
     RF_TRY(rf_check_ids(op, "ids", ids, table->shape[0], 0, NULL));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_embedding_forward(out, ids, table)
-                                             : rf_cl_embedding_forward(out, ids, table);
-    rf_op_end(dev, "embedding", t0);
-    return s;
+    RF_DISPATCH(dev, embedding_forward, "embedding", out, ids, table);
 }
 
 rf_status rf_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, const rf_tensor *ids) {
@@ -35,11 +29,7 @@ rf_status rf_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, const 
     RF_TRY(rf_check_device(op, "ids", ids, dev));
     RF_TRY(rf_check_device(op, "dout", dout, dev));
     RF_TRY(rf_check_ids(op, "ids", ids, dtable->shape[0], 0, NULL));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_embedding_backward(dtable, dout, ids)
-                                             : rf_cl_embedding_backward(dtable, dout, ids);
-    rf_op_end(dev, "embedding_backward", t0);
-    return s;
+    RF_DISPATCH(dev, embedding_backward, "embedding_backward", dtable, dout, ids);
 }
 
 /* E0 [s0, d0], E1 [s1, d1] against [B, L, D]: d0 + d1 = D, s0·s1 ≥ L (§9). */
@@ -66,11 +56,7 @@ rf_status rf_axial_position_forward(rf_tensor *out, const rf_tensor *e0, const r
     RF_TRY(check_bld(op, "out", out));
     RF_TRY(check_axial(op, "e0", e0, "e1", e1, out));
     rf_device *dev = out->buf->dev;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_axial_position_forward(out, e0, e1)
-                                             : rf_cl_axial_position_forward(out, e0, e1);
-    rf_op_end(dev, "axial_position", t0);
-    return s;
+    RF_DISPATCH(dev, axial_position_forward, "axial_position", out, e0, e1);
 }
 
 rf_status rf_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_tensor *dout) {
@@ -78,11 +64,7 @@ rf_status rf_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_te
     RF_TRY(check_bld(op, "dout", dout));
     RF_TRY(check_axial(op, "de0", de0, "de1", de1, dout));
     rf_device *dev = dout->buf->dev;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_axial_position_backward(de0, de1, dout)
-                                             : rf_cl_axial_position_backward(de0, de1, dout);
-    rf_op_end(dev, "axial_position_backward", t0);
-    return s;
+    RF_DISPATCH(dev, axial_position_backward, "axial_position_backward", de0, de1, dout);
 }
 
 /* table [max_pos, D] against [B, L, D]: max_pos ≥ L. */
@@ -99,11 +81,7 @@ rf_status rf_position_embedding_forward(rf_tensor *out, const rf_tensor *table) 
     RF_TRY(check_bld(op, "out", out));
     RF_TRY(check_positions(op, "table", table, out));
     rf_device *dev = out->buf->dev;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_position_embedding_forward(out, table)
-                                             : rf_cl_position_embedding_forward(out, table);
-    rf_op_end(dev, "position_embedding", t0);
-    return s;
+    RF_DISPATCH(dev, position_embedding_forward, "position_embedding", out, table);
 }
 
 rf_status rf_position_embedding_backward(rf_tensor *dtable, const rf_tensor *dout) {
@@ -111,9 +89,5 @@ rf_status rf_position_embedding_backward(rf_tensor *dtable, const rf_tensor *dou
     RF_TRY(check_bld(op, "dout", dout));
     RF_TRY(check_positions(op, "dtable", dtable, dout));
     rf_device *dev = dout->buf->dev;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_position_embedding_backward(dtable, dout)
-                                             : rf_cl_position_embedding_backward(dtable, dout);
-    rf_op_end(dev, "position_embedding_backward", t0);
-    return s;
+    RF_DISPATCH(dev, position_embedding_backward, "position_embedding_backward", dtable, dout);
 }

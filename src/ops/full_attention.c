@@ -2,8 +2,6 @@
  * with shared_qk, LSH attention's formulation (§5.2, §5.4) — its oracle. The
  * checks are local attention's (ops/attention_impl.h) with one chunk of L. */
 #include "ops/attention_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 rf_status rf_full_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
                                     const rf_tensor *v, const rf_tensor *mask, const rf_attention_config *cfg) {
@@ -14,11 +12,7 @@ rf_status rf_full_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_ten
     RF_TRY(rf_attention_check_tensor(op, "out", out, false, true, &w, dev, q, k, v));
     if (lse) RF_TRY(rf_attention_check_tensor(op, "lse", lse, true, true, &w, dev, q, k, v));
     bool shared = cfg->shared_qk;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_full_attention_forward(out, lse, q, k, v, mask, &w, shared)
-                                             : rf_cl_full_attention_forward(out, lse, q, k, v, mask, &w, shared);
-    rf_op_end(dev, "full_attention_forward", t0);
-    return s;
+    RF_DISPATCH(dev, full_attention_forward, "full_attention_forward", out, lse, q, k, v, mask, &w, shared);
 }
 
 rf_status rf_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
@@ -38,10 +32,6 @@ rf_status rf_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv
         return rf_error(RF_ERR_INVALID_ARG, "%s: with shared_qk dk must be NULL (the key path is folded into dq)", op);
     if (!shared) RF_TRY(rf_attention_check_tensor(op, "dk", dk, false, true, &w, dev, q, k, v));
     RF_TRY(rf_attention_check_tensor(op, "dv", dv, false, true, &w, dev, q, k, v));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU
-                      ? rf_cpu_full_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, &w, shared)
-                      : rf_cl_full_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, &w, shared);
-    rf_op_end(dev, "full_attention_backward", t0);
-    return s;
+    RF_DISPATCH(dev, full_attention_backward, "full_attention_backward",
+                dq, dk, dv, dout, out, lse, q, k, v, mask, &w, shared);
 }

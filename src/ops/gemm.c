@@ -1,8 +1,6 @@
 /* GEMM's front door: checks every dimension, leading dimension, stride and
  * extent once, then runs OpenBLAS (cpu) or CLBlast (OpenCL). */
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 /* The extent (elements from the tensor's offset) of `batch` r×c matrices
  * with leading dimension ld, `stride` apart; 0 if it overflows. */
@@ -58,8 +56,5 @@ rf_status rf_gemm(rf_tensor *c, const rf_tensor *a, const rf_tensor *b, const rf
     if (d.batch > 1 && d.stride_c == 0)
         return rf_error(RF_ERR_INVALID_ARG, "rf_gemm: stride_c = 0 with batch %lld would write one matrix twice",
                         (long long)d.batch);
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_gemm(c, a, b, &d) : rf_cl_gemm(c, a, b, &d);
-    rf_op_end(dev, "gemm", t0);
-    return s;
+    RF_DISPATCH(dev, gemm, "gemm", c, a, b, &d);
 }

@@ -2,8 +2,6 @@
  * calls; only the bias (add, and its gradient's column sums) is a kernel of
  * this family. */
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 /* x [..., in], w [out, in], and `other` (y or dy) [..., out] with x's leading
  * dimensions; *rows = numel(x) / in. */
@@ -40,10 +38,7 @@ rf_status rf_linear_forward(rf_tensor *y, const rf_tensor *x, const rf_tensor *w
     rf_gemm_desc d = {.trans_b = true, .m = (int64_t)rows, .n = w->shape[0], .k = w->shape[1], .alpha = 1.0f};
     RF_TRY(rf_gemm(y, x, w, &d));
     if (!b) return RF_OK;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_bias_add(y, b) : rf_cl_bias_add(y, b);
-    rf_op_end(dev, "bias_add", t0);
-    return s;
+    RF_DISPATCH(dev, bias_add, "bias_add", y, b);
 }
 
 rf_status rf_linear_backward(rf_tensor *dx, rf_tensor *dw, rf_tensor *db, const rf_tensor *dy,
@@ -74,8 +69,5 @@ rf_status rf_linear_backward(rf_tensor *dx, rf_tensor *dw, rf_tensor *db, const 
         RF_TRY(rf_gemm(dw, dy, x, &d));
     }
     if (!db) return RF_OK;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_bias_grad(db, dy) : rf_cl_bias_grad(db, dy);
-    rf_op_end(dev, "bias_grad", t0);
-    return s;
+    RF_DISPATCH(dev, bias_grad, "bias_grad", db, dy);
 }

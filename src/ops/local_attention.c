@@ -2,8 +2,6 @@
  * and the argument checks full attention shares (ops/attention_impl.h). */
 #include <math.h>
 #include "ops/attention_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 /* Whether two tensors share any byte of one buffer. */
 static bool overlaps(const rf_tensor *a, const rf_tensor *b) {
@@ -106,11 +104,7 @@ rf_status rf_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_te
     RF_TRY(rf_attention_check_inputs(op, false, q, k, v, mask, cfg, &w, &dev));
     RF_TRY(rf_attention_check_tensor(op, "out", out, false, true, &w, dev, q, k, v));
     if (lse) RF_TRY(rf_attention_check_tensor(op, "lse", lse, true, true, &w, dev, q, k, v));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_local_attention_forward(out, lse, q, k, v, mask, &w)
-                                             : rf_cl_local_attention_forward(out, lse, q, k, v, mask, &w);
-    rf_op_end(dev, "local_attention_forward", t0);
-    return s;
+    RF_DISPATCH(dev, local_attention_forward, "local_attention_forward", out, lse, q, k, v, mask, &w);
 }
 
 rf_status rf_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
@@ -127,10 +121,6 @@ rf_status rf_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *d
     RF_TRY(rf_attention_check_tensor(op, "dq", dq, false, true, &w, dev, q, k, v));
     RF_TRY(rf_attention_check_tensor(op, "dk", dk, false, true, &w, dev, q, k, v));
     RF_TRY(rf_attention_check_tensor(op, "dv", dv, false, true, &w, dev, q, k, v));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU
-                      ? rf_cpu_local_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, &w)
-                      : rf_cl_local_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, &w);
-    rf_op_end(dev, "local_attention_backward", t0);
-    return s;
+    RF_DISPATCH(dev, local_attention_backward, "local_attention_backward",
+                dq, dk, dv, dout, out, lse, q, k, v, mask, &w);
 }

@@ -3,8 +3,6 @@
  * host, which also counts the positions the mean is over. */
 #include <math.h>
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 /* logits [..., V]; targets (i32) and lse (f32) one element per row; every
  * tensor on logits' device. */
@@ -32,11 +30,7 @@ rf_status rf_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf_ten
     RF_TRY(rf_check_device(op, "loss", loss, dev));
     int64_t counted;
     RF_TRY(rf_check_ids(op, "targets", targets, logits->shape[logits->ndim - 1], 1, &counted));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_cross_entropy_forward(loss, lse, logits, targets, counted)
-                                             : rf_cl_cross_entropy_forward(loss, lse, logits, targets, counted);
-    rf_op_end(dev, "cross_entropy", t0);
-    return s;
+    RF_DISPATCH(dev, cross_entropy_forward, "cross_entropy", loss, lse, logits, targets, counted);
 }
 
 rf_status rf_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *logits, const rf_tensor *lse,
@@ -52,9 +46,5 @@ rf_status rf_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *logits,
     RF_TRY(rf_check_ids(op, "targets", targets, logits->shape[logits->ndim - 1], 1, &counted));
     /* The loss is a mean over counted positions: each one carries 1/counted. */
     float scale = counted ? dloss / (float)counted : 0.0f;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_cross_entropy_backward(dlogits, logits, lse, targets, scale)
-                                             : rf_cl_cross_entropy_backward(dlogits, logits, lse, targets, scale);
-    rf_op_end(dev, "cross_entropy_backward", t0);
-    return s;
+    RF_DISPATCH(dev, cross_entropy_backward, "cross_entropy_backward", dlogits, logits, lse, targets, scale);
 }

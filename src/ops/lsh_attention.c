@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 #include "core/philox.h"
 
 #define OP "rf_lsh_attention"
@@ -112,8 +110,8 @@ rf_status rf_lsh_state_init(rf_lsh_state *st, rf_device *dev, const rf_lsh_confi
     const int64_t N = (int64_t)st->n_rounds * seq_len;
     if (N > INT_MAX || (int64_t)st->n_rounds * (st->n_buckets + 1) > INT_MAX)
         return rf_error(RF_ERR_INVALID_ARG, "%s: R·L = %lld items per head exceed the int range", OP, (long long)N);
-    if (dev->kind == RF_DEVICE_OPENCL)
-        RF_TRY(rf_cl_lsh_plan(dev, st->head_dim, st->chunk_len, st->n_buckets + 1, &st->key_tile));
+    if (dev->ops.lsh_plan) /* optional: a backend with limits to check (OpenCL) */
+        RF_TRY(dev->ops.lsh_plan(dev, st->head_dim, st->chunk_len, st->n_buckets + 1, &st->key_tile));
     const int64_t H = st->n_heads, d = st->head_dim, B = batch;
     if (!st->full) {
         RF_TRY(alloc(st, &st->rotations, RF_F32, 4, (int64_t[]){H, d, st->n_rounds, st->rot_cols}));
@@ -186,19 +184,13 @@ rf_status rf_lsh_hash(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *ma
         RF_TRY(rf_gemm(&c, &a, &b, &g));
     }
     st->bucket_stride = mask ? st->n_buckets + 1 : st->n_buckets;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_lsh_buckets(st, mask) : rf_cl_lsh_buckets(st, mask);
-    rf_op_end(dev, "lsh_buckets", t0);
-    return s;
+    RF_DISPATCH(dev, lsh_buckets, "lsh_buckets", st, mask);
 }
 
 rf_status rf_lsh_sort(rf_lsh_state *st) {
     RF_TRY(check_state("rf_lsh_sort", st));
     rf_device *dev = st->device;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_lsh_sort(st) : rf_cl_lsh_sort(st);
-    rf_op_end(dev, "lsh_sort", t0);
-    return s;
+    RF_DISPATCH(dev, lsh_sort, "lsh_sort", st);
 }
 
 rf_status rf_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
@@ -208,10 +200,7 @@ rf_status rf_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *
     RF_TRY(check_input(op, "v", v, st));
     RF_TRY(check_mask(op, mask, st));
     rf_device *dev = st->device;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_lsh_attend(st, qk, v, mask) : rf_cl_lsh_attend(st, qk, v, mask);
-    rf_op_end(dev, "lsh_attend", t0);
-    return s;
+    RF_DISPATCH(dev, lsh_attend, "lsh_attend", st, qk, v, mask);
 }
 
 rf_status rf_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
@@ -219,10 +208,7 @@ rf_status rf_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
     RF_TRY(check_state(op, st));
     RF_TRY(check_input(op, "out", out, st));
     rf_device *dev = st->device;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_lsh_combine(out, st) : rf_cl_lsh_combine(out, st);
-    rf_op_end(dev, "lsh_combine", t0);
-    return s;
+    RF_DISPATCH(dev, lsh_combine, "lsh_combine", out, st);
 }
 
 rf_status rf_lsh_attention_forward(rf_tensor *out, rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v,
@@ -277,9 +263,5 @@ rf_status rf_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tens
     RF_TRY(check_input(op, "v", v, st));
     RF_TRY(check_mask(op, mask, st));
     rf_device *dev = st->device;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_lsh_attention_backward(dqk, dv, dout, st, qk, v, mask)
-                                             : rf_cl_lsh_attention_backward(dqk, dv, dout, st, qk, v, mask);
-    rf_op_end(dev, "lsh_attention_backward", t0);
-    return s;
+    RF_DISPATCH(dev, lsh_attention_backward, "lsh_attention_backward", dqk, dv, dout, st, qk, v, mask);
 }

@@ -2,8 +2,6 @@
  * dimension of a tensor of any rank. */
 #include <math.h>
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 /* x is rows × D with D its last extent; gamma is [D]. */
 static rf_status check_rows(const char *op, const rf_tensor *x, const rf_tensor *gamma, int64_t *d, size_t *rows) {
@@ -34,11 +32,7 @@ rf_status rf_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, 
     RF_TRY(rf_check_device(op, "beta", beta, dev));
     if (mean) RF_TRY(rf_check_device(op, "mean", mean, dev));
     if (rstd) RF_TRY(rf_check_device(op, "rstd", rstd, dev));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_layer_norm_forward(y, mean, rstd, x, gamma, beta, eps)
-                                             : rf_cl_layer_norm_forward(y, mean, rstd, x, gamma, beta, eps);
-    rf_op_end(dev, "layer_norm", t0);
-    return s;
+    RF_DISPATCH(dev, layer_norm_forward, "layer_norm", y, mean, rstd, x, gamma, beta, eps);
 }
 
 rf_status rf_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
@@ -59,9 +53,5 @@ rf_status rf_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *db
         {"dy", dy}, {"x", x}, {"gamma", gamma}, {"mean", mean}, {"rstd", rstd}, {"dgamma", dgamma}, {"dbeta", dbeta}};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i].t) RF_TRY(rf_check_device(op, all[i].name, all[i].t, dev));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_layer_norm_backward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd)
-                                             : rf_cl_layer_norm_backward(dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
-    rf_op_end(dev, "layer_norm_backward", t0);
-    return s;
+    RF_DISPATCH(dev, layer_norm_backward, "layer_norm_backward", dx, dgamma, dbeta, dy, x, gamma, mean, rstd);
 }

@@ -1,5 +1,5 @@
 /* Internal helpers for the ops' front doors: argument checks that name what
- * was wrong, and cpu wall-clock profiling. */
+ * was wrong, and the one dispatch to a backend's op table. */
 #ifndef RF_OPS_IMPL_H
 #define RF_OPS_IMPL_H
 
@@ -16,11 +16,25 @@ rf_status rf_check_tensor(const char *op, const char *name, const rf_tensor *t, 
 /* Check that `t` lives on `dev`. */
 rf_status rf_check_device(const char *op, const char *name, const rf_tensor *t, const rf_device *dev);
 
-/* Wall-clock profiling of cpu ops (OpenCL ops are profiled by events). */
-static inline uint64_t rf_op_begin(void) { return rf_now_ns(); }
-static inline void rf_op_end(rf_device *dev, const char *op, uint64_t t0) {
-    if (dev->kind == RF_DEVICE_CPU) rf_profile_add(dev, op, rf_now_ns() - t0);
-}
+/* RF_ERR_UNSUPPORTED: `dev`'s backend has no entry `entry` (op_table.h). */
+rf_status rf_op_unsupported(const rf_device *dev, const char *entry);
+
+/* The one way a front door runs an op, once its arguments are checked: call
+ * entry `entry` of dev's op table with the remaining arguments and return
+ * its status from the calling function (RF_ERR_UNSUPPORTED if the backend
+ * has no such entry). A backend that finishes its ops before returning
+ * (wall_profile: the cpu) has the call's wall time added to the profile
+ * under `prof`; the others record device time themselves (OpenCL events). */
+#define RF_DISPATCH(dev, entry, prof, ...)                                           \
+    do {                                                                             \
+        rf_device *rf_dev_ = (dev);                                                  \
+        if (!rf_dev_->ops.entry) return rf_op_unsupported(rf_dev_, #entry);          \
+        bool rf_wall_ = rf_dev_->backend->wall_profile;                              \
+        uint64_t rf_t0_ = rf_wall_ ? rf_now_ns() : 0;                                \
+        rf_status rf_s_ = rf_dev_->ops.entry(__VA_ARGS__);                           \
+        if (rf_wall_) rf_profile_add(rf_dev_, (prof), rf_now_ns() - rf_t0_);         \
+        return rf_s_;                                                                \
+    } while (0)
 
 /* Check that `t` is non-null, of `dtype`, and holds exactly `n` elements
  * whatever its shape (per-row statistics, flat parameter views). */

@@ -3,8 +3,6 @@
  * are built from. */
 #include <math.h>
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 static rf_status check_config(const char *op, const rf_adam_config *c, int64_t step) {
     if (!c) return rf_error(RF_ERR_INVALID_ARG, "%s: cfg is NULL", op);
@@ -40,11 +38,7 @@ rf_status rf_adam_update(rf_tensor *param, rf_tensor *m, rf_tensor *v, const rf_
     RF_TRY(rf_check_device(op, "grad", grad, dev));
     /* Bias corrections 1 − βᵗ, in double: β2ᵗ stays near 1 for thousands of steps. */
     float bc1 = (float)(1.0 - pow(cfg->beta1, (double)step)), bc2 = (float)(1.0 - pow(cfg->beta2, (double)step));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_adam_update(param, m, v, grad, cfg, bc1, bc2)
-                                             : rf_cl_adam_update(param, m, v, grad, cfg, bc1, bc2);
-    rf_op_end(dev, "adam", t0);
-    return s;
+    RF_DISPATCH(dev, adam_update, "adam", param, m, v, grad, cfg, bc1, bc2);
 }
 
 rf_status rf_sum_squares(rf_tensor *out, const rf_tensor *x) {
@@ -54,8 +48,5 @@ rf_status rf_sum_squares(rf_tensor *out, const rf_tensor *x) {
     RF_TRY(rf_check_numel(op, "x", x, RF_F32, rf_tensor_numel(x)));
     rf_device *dev = out->buf->dev;
     RF_TRY(rf_check_device(op, "x", x, dev));
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_sum_squares(out, x) : rf_cl_sum_squares(out, x);
-    rf_op_end(dev, "sum_squares", t0);
-    return s;
+    RF_DISPATCH(dev, sum_squares, "sum_squares", out, x);
 }

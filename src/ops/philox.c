@@ -1,7 +1,5 @@
 /* rf_philox_fill's front door (§2). */
 #include "ops/ops_impl.h"
-#include "device/cpu/cpu_ops.h"
-#include "device/opencl/cl_ops.h"
 
 rf_status rf_philox_fill(rf_tensor *out, uint64_t seed, uint32_t stream, uint32_t step, uint64_t first_block) {
     const char *op = "rf_philox_fill";
@@ -13,9 +11,5 @@ rf_status rf_philox_fill(rf_tensor *out, uint64_t seed, uint32_t stream, uint32_
         return rf_error(RF_ERR_INVALID_ARG, "%s: first_block = %llu + %zu elements overflows the 64-bit block counter",
                         op, (unsigned long long)first_block, n);
     rf_device *dev = out->buf->dev;
-    uint64_t t0 = rf_op_begin();
-    rf_status s = dev->kind == RF_DEVICE_CPU ? rf_cpu_philox_fill(out, seed, stream, step, first_block)
-                                             : rf_cl_philox_fill(out, seed, stream, step, first_block);
-    rf_op_end(dev, "philox_fill", t0);
-    return s;
+    RF_DISPATCH(dev, philox_fill, "philox_fill", out, seed, stream, step, first_block);
 }

@@ -1,9 +1,8 @@
 /* Activations on the cpu (§7): ReLU and GELU in its erf form, in double. */
 #include <math.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation act) {
+static rf_status rf_cpu_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation act) {
     size_t n = rf_tensor_numel(x);
     const float *xv = rf_cpu_f32(x);
     float *yv = rf_cpu_f32(y);
@@ -15,7 +14,7 @@ rf_status rf_cpu_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activat
 }
 
 /* ReLU'(x) = [x > 0] (0 at 0, as PyTorch); GELU'(x) = Φ(x) + x·φ(x). */
-rf_status rf_cpu_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act) {
+static rf_status rf_cpu_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act) {
     size_t n = rf_tensor_numel(x);
     const float *xv = rf_cpu_f32(x), *dyv = rf_cpu_f32(dy);
     float *dxv = rf_cpu_f32(dx);
@@ -26,4 +25,9 @@ rf_status rf_cpu_activation_backward(rf_tensor *dx, const rf_tensor *dy, const r
         dxv[i] = (float)(dyv[i] * dv);
     }
     return RF_OK;
+}
+
+void rf_cpu_activation_register(rf_op_table *ops) {
+    ops->activation_forward = rf_cpu_activation_forward;
+    ops->activation_backward = rf_cpu_activation_backward;
 }

@@ -1,52 +1,65 @@
-/* The cpu backend's buffers: host memory, synchronous copies. */
+/* The cpu backend: buffers in host memory (a buffer's impl is its address),
+ * synchronous copies, and the op table filled from every family file. */
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include <unistd.h>
-#include "device/device_impl.h"
+#include "device/cpu/cpu_backend.h"
 
 static rf_status cpu_alloc(rf_buffer *buf) {
     /* 64-byte alignment: what SIMD loads and OpenBLAS like best. */
     size_t rounded = (buf->bytes + 63) & ~(size_t)63;
     if (rounded < buf->bytes) return rf_error(RF_ERR_OUT_OF_MEMORY, "cpu: %zu bytes overflows", buf->bytes);
-    buf->host = aligned_alloc(64, rounded);
-    if (!buf->host) return rf_error(RF_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of host memory", buf->bytes);
+    buf->impl = aligned_alloc(64, rounded);
+    if (!buf->impl) return rf_error(RF_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of host memory", buf->bytes);
     return RF_OK;
 }
 
-static void cpu_release(rf_buffer *buf) { free(buf->host); }
+static void cpu_release(rf_buffer *buf) { free(buf->impl); }
 
 static rf_status cpu_upload(rf_buffer *dst, size_t off, const void *src, size_t n) {
-    memcpy((char *)dst->host + off, src, n);
+    memcpy((char *)dst->impl + off, src, n);
     return RF_OK;
 }
 
 static rf_status cpu_download(const rf_buffer *src, size_t off, void *dst, size_t n) {
-    memcpy(dst, (const char *)src->host + off, n);
+    memcpy(dst, (const char *)src->impl + off, n);
     return RF_OK;
 }
 
 static rf_status cpu_copy(rf_buffer *dst, size_t dst_off, const rf_buffer *src, size_t src_off, size_t n) {
-    memmove((char *)dst->host + dst_off, (const char *)src->host + src_off, n);
+    memmove((char *)dst->impl + dst_off, (const char *)src->impl + src_off, n);
     return RF_OK;
 }
 
 static rf_status cpu_fill(rf_buffer *dst, size_t off, const void *pattern, size_t psize, size_t n) {
-    char *p = (char *)dst->host + off;
+    char *p = (char *)dst->impl + off;
     for (size_t i = 0; i < n; i += psize) memcpy(p + i, pattern, psize);
     return RF_OK;
 }
 
 static rf_status cpu_sync(rf_device *dev) { return RF_OK; }
 static void cpu_close(rf_device *dev) {}
+static void *cpu_host_ptr(const rf_buffer *buf) { return buf->impl; }
 
-const rf_backend rf_cpu_backend = {
-    cpu_alloc, cpu_release, cpu_upload, cpu_download, cpu_copy, cpu_fill, cpu_sync, cpu_close,
+static const rf_backend cpu_backend = {
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy = cpu_copy,
+    .fill = cpu_fill,
+    .sync = cpu_sync,
+    .close = cpu_close,
+    .host_ptr = cpu_host_ptr,
+    .wall_profile = true,
 };
 
 rf_status rf_cpu_device_init(rf_device *dev) {
-    dev->kind = RF_DEVICE_CPU;
-    dev->backend = &rf_cpu_backend;
+    dev->backend = &cpu_backend;
+#define RF_CPU_REGISTER(family) rf_cpu_##family##_register(&dev->ops);
+    RF_OP_FAMILIES(RF_CPU_REGISTER)
+#undef RF_CPU_REGISTER
     rf_device_info *in = &dev->info;
     snprintf(in->id, sizeof in->id, "cpu");
     in->kind = RF_DEVICE_CPU;

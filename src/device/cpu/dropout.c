@@ -3,11 +3,11 @@
  * (first + i) % 4 of block (first + i) / 4, and out[i] = in[i] · (keep ?
  * scale : 0). Forward and backward both call this (the backward applies the
  * same mask to the gradient). */
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_threshold keep, float scale, uint64_t seed,
-                         uint32_t stream, uint32_t step, uint64_t first) {
+static rf_status rf_cpu_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_threshold keep, float scale,
+                                uint64_t seed,
+                                uint32_t stream, uint32_t step, uint64_t first) {
     size_t n = rf_tensor_numel(out);
     float *o = rf_cpu_f32(out);
     const float *x = rf_cpu_f32(in);
@@ -25,4 +25,8 @@ rf_status rf_cpu_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_thresho
         o[i] = x[i] * (rf_philox_keep(w[word % 4], keep) ? scale : 0.0f);
     }
     return RF_OK;
+}
+
+void rf_cpu_dropout_register(rf_op_table *ops) {
+    ops->dropout = rf_cpu_dropout;
 }

@@ -1,9 +1,8 @@
 /* Elementwise ops on the cpu. */
 #include <string.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float alpha) {
+static rf_status rf_cpu_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float alpha) {
     size_t n = rf_tensor_numel(out);
     float *o = rf_cpu_f32(out);
     const float *x = rf_cpu_f32(a), *y = rf_cpu_f32(b);
@@ -11,7 +10,7 @@ rf_status rf_cpu_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, flo
     return RF_OK;
 }
 
-rf_status rf_cpu_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, size_t rows, size_t w) {
+static rf_status rf_cpu_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, size_t rows, size_t w) {
     float *o = rf_cpu_f32(out);
     const float *x = rf_cpu_f32(a), *y = rf_cpu_f32(b);
     for (size_t r = 0; r < rows; r++) {
@@ -21,7 +20,7 @@ rf_status rf_cpu_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, 
     return RF_OK;
 }
 
-rf_status rf_cpu_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in, size_t rows, size_t w) {
+static rf_status rf_cpu_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in, size_t rows, size_t w) {
     const float *i = rf_cpu_f32(in);
     float *x = rf_cpu_f32(a), *y = rf_cpu_f32(b);
     for (size_t r = 0; r < rows; r++) {
@@ -29,4 +28,10 @@ rf_status rf_cpu_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in, size_t r
         memcpy(y + r * w, i + r * 2 * w + w, w * sizeof *y);
     }
     return RF_OK;
+}
+
+void rf_cpu_elementwise_register(rf_op_table *ops) {
+    ops->add = rf_cpu_add;
+    ops->concat = rf_cpu_concat;
+    ops->split = rf_cpu_split;
 }

@@ -3,10 +3,9 @@
  * accumulated in double. */
 #include <stdlib.h>
 #include <string.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_embedding_forward(rf_tensor *out, const rf_tensor *ids, const rf_tensor *table) {
+static rf_status rf_cpu_embedding_forward(rf_tensor *out, const rf_tensor *ids, const rf_tensor *table) {
     size_t d = (size_t)table->shape[1], n = rf_tensor_numel(ids);
     const int32_t *id = rf_cpu_i32(ids);
     for (size_t t = 0; t < n; t++) memcpy(rf_cpu_f32(out) + t * d, rf_cpu_f32(table) + (size_t)id[t] * d, d * sizeof(float));
@@ -14,7 +13,7 @@ rf_status rf_cpu_embedding_forward(rf_tensor *out, const rf_tensor *ids, const r
 }
 
 /* In position order, as the OpenCL kernel sums each row's positions. */
-rf_status rf_cpu_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, const rf_tensor *ids) {
+static rf_status rf_cpu_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, const rf_tensor *ids) {
     size_t d = (size_t)dtable->shape[1], n = rf_tensor_numel(ids);
     const int32_t *id = rf_cpu_i32(ids);
     for (size_t t = 0; t < n; t++) {
@@ -26,7 +25,7 @@ rf_status rf_cpu_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, co
 }
 
 /* Position p = i·s1 + j gets concat(E0[i], E1[j]) (§9). */
-rf_status rf_cpu_axial_position_forward(rf_tensor *out, const rf_tensor *e0, const rf_tensor *e1) {
+static rf_status rf_cpu_axial_position_forward(rf_tensor *out, const rf_tensor *e0, const rf_tensor *e1) {
     size_t b = (size_t)out->shape[0], l = (size_t)out->shape[1], d = (size_t)out->shape[2];
     size_t s1 = (size_t)e1->shape[0], d0 = (size_t)e0->shape[1], d1 = (size_t)e1->shape[1];
     for (size_t bi = 0; bi < b; bi++)
@@ -39,7 +38,7 @@ rf_status rf_cpu_axial_position_forward(rf_tensor *out, const rf_tensor *e0, con
     return RF_OK;
 }
 
-rf_status rf_cpu_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_tensor *dout) {
+static rf_status rf_cpu_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_tensor *dout) {
     size_t b = (size_t)dout->shape[0], l = (size_t)dout->shape[1], d = (size_t)dout->shape[2];
     size_t s0 = (size_t)de0->shape[0], d0 = (size_t)de0->shape[1], s1 = (size_t)de1->shape[0],
            d1 = (size_t)de1->shape[1];
@@ -58,14 +57,14 @@ rf_status rf_cpu_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const r
     return RF_OK;
 }
 
-rf_status rf_cpu_position_embedding_forward(rf_tensor *out, const rf_tensor *table) {
+static rf_status rf_cpu_position_embedding_forward(rf_tensor *out, const rf_tensor *table) {
     size_t b = (size_t)out->shape[0], l = (size_t)out->shape[1], d = (size_t)out->shape[2];
     for (size_t bi = 0; bi < b; bi++)
         for (size_t k = 0; k < l * d; k++) rf_cpu_f32(out)[bi * l * d + k] += rf_cpu_f32(table)[k];
     return RF_OK;
 }
 
-rf_status rf_cpu_position_embedding_backward(rf_tensor *dtable, const rf_tensor *dout) {
+static rf_status rf_cpu_position_embedding_backward(rf_tensor *dtable, const rf_tensor *dout) {
     size_t b = (size_t)dout->shape[0], l = (size_t)dout->shape[1], d = (size_t)dout->shape[2];
     for (size_t k = 0; k < l * d; k++) {
         double s = 0;
@@ -73,4 +72,13 @@ rf_status rf_cpu_position_embedding_backward(rf_tensor *dtable, const rf_tensor 
         rf_cpu_f32(dtable)[k] += (float)s;
     }
     return RF_OK;
+}
+
+void rf_cpu_embedding_register(rf_op_table *ops) {
+    ops->embedding_forward = rf_cpu_embedding_forward;
+    ops->embedding_backward = rf_cpu_embedding_backward;
+    ops->axial_position_forward = rf_cpu_axial_position_forward;
+    ops->axial_position_backward = rf_cpu_axial_position_backward;
+    ops->position_embedding_forward = rf_cpu_position_embedding_forward;
+    ops->position_embedding_backward = rf_cpu_position_embedding_backward;
 }

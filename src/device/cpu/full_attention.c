@@ -3,8 +3,7 @@
  * LSH attention (§5.2, rf_attn_key_scale), and the backward adds the
  * gradient through that normalisation to dq. */
 #include <stdlib.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 #include "device/attention_common.h"
 
 /* §5.2's key normalisation (device/attention_common.h), per head row of d. */
@@ -38,35 +37,40 @@ static rf_status like_q(rf_tensor *t, const rf_tensor *q) {
     return rf_tensor_alloc(q->buf->dev, t, RF_F32, q->ndim, q->shape);
 }
 
-rf_status rf_cpu_full_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
-                                        const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w,
-                                        bool shared_qk) {
-    if (!shared_qk) return rf_cpu_local_attention_forward(out, lse, q, k, v, mask, w);
+/* Local attention's entries are static to local_attention.c: reached through
+ * the device's op table. */
+static rf_status rf_cpu_full_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
+                                               const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w,
+                                               bool shared_qk) {
+    if (!shared_qk) return out->buf->dev->ops.local_attention_forward(out, lse, q, k, v, mask, w);
     rf_tensor kn;
     RF_TRY(like_q(&kn, q));
     normalise_keys(rf_cpu_f32(&kn), rf_cpu_f32(q), rf_tensor_numel(q) / (size_t)w->head_dim, w->head_dim);
-    rf_status s = rf_cpu_local_attention_forward(out, lse, q, &kn, v, mask, w);
+    rf_status s = out->buf->dev->ops.local_attention_forward(out, lse, q, &kn, v, mask, w);
     rf_tensor_free(&kn);
     return s;
 }
 
-rf_status rf_cpu_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
-                                         const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
-                                         const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
-                                         const rf_attn_window *w, bool shared_qk) {
-    if (!shared_qk) return rf_cpu_local_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, w);
+static rf_status rf_cpu_full_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
+                                                const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
+                                                const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
+                                                const rf_attn_window *w, bool shared_qk) {
+    if (!shared_qk) return dq->buf->dev->ops.local_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, mask, w);
     size_t rows = rf_tensor_numel(q) / (size_t)w->head_dim;
-    rf_tensor kn, dkn;
+    rf_tensor kn, dkn = {0}; /* dkn is freed on every path */
     RF_TRY(like_q(&kn, q));
     rf_status s = like_q(&dkn, q);
-    if (s != RF_OK) {
-        rf_tensor_free(&kn);
-        return s;
+    if (s == RF_OK) {
+        normalise_keys(rf_cpu_f32(&kn), rf_cpu_f32(q), rows, w->head_dim);
+        s = dq->buf->dev->ops.local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
     }
-    normalise_keys(rf_cpu_f32(&kn), rf_cpu_f32(q), rows, w->head_dim);
-    s = rf_cpu_local_attention_backward(dq, &dkn, dv, dout, out, lse, q, &kn, v, mask, w);
     if (s == RF_OK) s = normalise_keys_backward(rf_cpu_f32(dq), rf_cpu_f32(&dkn), rf_cpu_f32(q), rows, w->head_dim);
     rf_tensor_free(&kn);
     rf_tensor_free(&dkn);
     return s;
+}
+
+void rf_cpu_full_attention_register(rf_op_table *ops) {
+    ops->full_attention_forward = rf_cpu_full_attention_forward;
+    ops->full_attention_backward = rf_cpu_full_attention_backward;
 }

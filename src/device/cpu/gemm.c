@@ -1,9 +1,8 @@
 /* GEMM on the cpu: OpenBLAS's cblas_sgemm, one call per batch item. */
 #include <cblas.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_gemm(rf_tensor *c, const rf_tensor *a, const rf_tensor *b, const rf_gemm_desc *d) {
+static rf_status rf_cpu_gemm(rf_tensor *c, const rf_tensor *a, const rf_tensor *b, const rf_gemm_desc *d) {
     for (int64_t i = 0; i < d->batch; i++) {
         cblas_sgemm(CblasRowMajor, d->trans_a ? CblasTrans : CblasNoTrans, d->trans_b ? CblasTrans : CblasNoTrans,
                     (blasint)d->m, (blasint)d->n, (blasint)d->k, d->alpha,
@@ -12,4 +11,8 @@ rf_status rf_cpu_gemm(rf_tensor *c, const rf_tensor *a, const rf_tensor *b, cons
                     rf_cpu_f32(c) + i * d->stride_c, (blasint)d->ldc);
     }
     return RF_OK;
+}
+
+void rf_cpu_gemm_register(rf_op_table *ops) {
+    ops->gemm = rf_cpu_gemm;
 }

@@ -1,10 +1,9 @@
 /* The bias half of a linear layer on the cpu (§1): y += b per row, and
  * db += Σ_rows dy accumulated in double. */
 #include <stdlib.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_bias_add(rf_tensor *y, const rf_tensor *b) {
+static rf_status rf_cpu_bias_add(rf_tensor *y, const rf_tensor *b) {
     size_t n = (size_t)b->shape[0], rows = rf_tensor_numel(y) / n;
     const float *bv = rf_cpu_f32(b);
     for (size_t r = 0; r < rows; r++) {
@@ -14,7 +13,7 @@ rf_status rf_cpu_bias_add(rf_tensor *y, const rf_tensor *b) {
     return RF_OK;
 }
 
-rf_status rf_cpu_bias_grad(rf_tensor *db, const rf_tensor *dy) {
+static rf_status rf_cpu_bias_grad(rf_tensor *db, const rf_tensor *dy) {
     size_t n = (size_t)db->shape[0], rows = rf_tensor_numel(dy) / n;
     double *acc = calloc(n, sizeof *acc);
     if (!acc) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_linear_backward: no host memory for %zu columns", n);
@@ -26,4 +25,9 @@ rf_status rf_cpu_bias_grad(rf_tensor *db, const rf_tensor *dy) {
     for (size_t j = 0; j < n; j++) dbv[j] += (float)acc[j];
     free(acc);
     return RF_OK;
+}
+
+void rf_cpu_linear_register(rf_op_table *ops) {
+    ops->bias_add = rf_cpu_bias_add;
+    ops->bias_grad = rf_cpu_bias_grad;
 }

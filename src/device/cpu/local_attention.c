@@ -5,8 +5,7 @@
  * attention (full_attention.c) is the same code with one chunk of L keys. */
 #include <math.h>
 #include <stdlib.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 #include "device/attention_common.h"
 
 /* The first element of (b, pos, head h) in a [B, L, H·d] tensor (§1). */
@@ -77,8 +76,8 @@ static int64_t row_probs(const rf_attn_window *w, const float *q, const float *k
     return n;
 }
 
-rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
-                                         const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
+static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
+                                                const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
     const float *qp = rf_cpu_f32(q), *kp = rf_cpu_f32(k), *vp = rf_cpu_f32(v);
     const int32_t *mp = mask ? rf_cpu_i32(mask) : NULL;
     float *op = rf_cpu_f32(out), *lp = lse ? rf_cpu_f32(lse) : NULL;
@@ -106,10 +105,10 @@ rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, const r
  * ds_ij = p_ij·(dp_ij − Σ_j' p_ij'·dp_ij') for unmasked logits (a replaced
  * logit is a constant); dq_i = scale·Σ_j ds_ij·k_j and dk_j += scale·ds_ij·q_i.
  * dk and dv are summed in double over all queries. */
-rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
-                                          const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
-                                          const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
-                                          const rf_attn_window *w) {
+static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
+                                                 const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
+                                                 const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
+                                                 const rf_attn_window *w) {
     (void)out, (void)lse; /* the reference recomputes them in double */
     const float *qp = rf_cpu_f32(q), *kp = rf_cpu_f32(k), *vp = rf_cpu_f32(v), *gp = rf_cpu_f32(dout);
     const int32_t *mp = mask ? rf_cpu_i32(mask) : NULL;
@@ -158,4 +157,9 @@ rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tenso
     for (size_t x = 0; x < total; x++) dkp[x] = (float)dkd[x], dvp[x] = (float)dvd[x];
     free(dkd), free(dvd), free(dqi), scratch_free(&r);
     return RF_OK;
+}
+
+void rf_cpu_local_attention_register(rf_op_table *ops) {
+    ops->local_attention_forward = rf_cpu_local_attention_forward;
+    ops->local_attention_backward = rf_cpu_local_attention_backward;
 }

@@ -1,11 +1,10 @@
 /* Cross-entropy on the cpu (§9): a max-shifted logsumexp per row and the
  * mean over counted rows, in double. */
 #include <math.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf_tensor *logits,
-                                       const rf_tensor *targets, int64_t counted) {
+static rf_status rf_cpu_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf_tensor *logits,
+                                              const rf_tensor *targets, int64_t counted) {
     size_t v = (size_t)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     const int32_t *t = rf_cpu_i32(targets);
     double total = 0;
@@ -23,8 +22,8 @@ rf_status rf_cpu_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf
 }
 
 /* dlogits = scale · (softmax − onehot(target)); 0 on ignored rows. */
-rf_status rf_cpu_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *logits, const rf_tensor *lse,
-                                        const rf_tensor *targets, float scale) {
+static rf_status rf_cpu_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *logits, const rf_tensor *lse,
+                                               const rf_tensor *targets, float scale) {
     size_t v = (size_t)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     const int32_t *t = rf_cpu_i32(targets);
     for (size_t r = 0; r < rows; r++) {
@@ -35,4 +34,9 @@ rf_status rf_cpu_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *log
             dx[j] = t[r] < 0 ? 0.0f : (float)(scale * (exp((double)x[j] - l) - (j == (size_t)t[r] ? 1.0 : 0.0)));
     }
     return RF_OK;
+}
+
+void rf_cpu_loss_register(rf_op_table *ops) {
+    ops->cross_entropy_forward = rf_cpu_cross_entropy_forward;
+    ops->cross_entropy_backward = rf_cpu_cross_entropy_backward;
 }

@@ -4,9 +4,9 @@
  * hashing product x·R into st->rotated with rf_gemm. */
 #include <math.h>
 #include <stdlib.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 #include "device/attention_common.h"
+#include "core/philox.h"
 
 /* §3: argmax over [r, −r] (length 2·half) with ties to the lowest index. */
 static int argmax_pm(const float *r, int half) {
@@ -19,7 +19,7 @@ static int argmax_pm(const float *r, int half) {
     return best;
 }
 
-rf_status rf_cpu_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
+static rf_status rf_cpu_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, R = st->n_rounds, rc = st->rot_cols, f1 = st->factors[0], f2 = st->factors[1];
     const float *rot = rf_cpu_f32(&st->rotated);
@@ -38,7 +38,7 @@ rf_status rf_cpu_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     return RF_OK;
 }
 
-rf_status rf_cpu_lsh_sort(rf_lsh_state *st) {
+static rf_status rf_cpu_lsh_sort(rf_lsh_state *st) {
     /* §4: a stable counting sort of each (batch, head)'s R·L items by their
      * bucket id (which already carries the round): equal ids keep position
      * order, so the order is (round, bucket, position). */
@@ -82,7 +82,7 @@ static void window_keys(double *k, int64_t *kpos, const rf_lsh_state *st, const 
     }
 }
 
-rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len;
     const int64_t N = (int64_t)st->n_rounds * L, nc = N / m;
@@ -143,7 +143,7 @@ rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tens
     return RF_OK;
 }
 
-rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
+static rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
     /* §5.6: o_t = Σ_r exp(lse_tr − logsumexp_r' lse_tr')·o_tr, each round's
      * result found through undo. */
     const int64_t B = st->batch, L = st->seq_len, N = (int64_t)st->n_rounds * L;
@@ -186,8 +186,9 @@ rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
  * s_ij = q_i·k_j sends ds_ij·k_j to the query's qk and ds_ij·q_i to the key,
  * which goes back through k = x·a(x) (§5.2). Everything is summed by
  * position: the sort's gradient is the inverse permutation (§4). */
-rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
-                                        const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout,
+                                               const rf_lsh_state *st,
+                                               const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len, R = st->n_rounds;
     const int64_t N = (int64_t)R * L, nc = N / m;
@@ -204,10 +205,9 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
     double *gq = malloc((size_t)L * d * sizeof *gq), *gk = malloc((size_t)L * d * sizeof *gk);
     double *gv = malloc((size_t)L * d * sizeof *gv), *k = malloc((size_t)nkeys * d * sizeof *k);
     int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
-    rf_status status = RF_OK;
     if (!w || !cw || !gq || !gk || !gv || !k || !kpos) {
-        status = rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
-        goto done;
+        free(w), free(cw), free(gq), free(gk), free(gv), free(k), free(kpos);
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
     }
     for (int64_t bh = 0; bh < B * H; bh++) {
         const int64_t b = bh / H;
@@ -272,7 +272,14 @@ rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_
             }
         }
     }
-done:
     free(w), free(cw), free(gq), free(gk), free(gv), free(k), free(kpos);
-    return status;
+    return RF_OK;
+}
+
+void rf_cpu_lsh_attention_register(rf_op_table *ops) {
+    ops->lsh_buckets = rf_cpu_lsh_buckets;
+    ops->lsh_sort = rf_cpu_lsh_sort;
+    ops->lsh_attend = rf_cpu_lsh_attend;
+    ops->lsh_combine = rf_cpu_lsh_combine;
+    ops->lsh_attention_backward = rf_cpu_lsh_attention_backward;
 }

@@ -2,11 +2,10 @@
  * parameter-gradient sums accumulated in double. */
 #include <math.h>
 #include <stdlib.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, const rf_tensor *x,
-                                    const rf_tensor *gamma, const rf_tensor *beta, float eps) {
+static rf_status rf_cpu_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, const rf_tensor *x,
+                                           const rf_tensor *gamma, const rf_tensor *beta, float eps) {
     size_t d = (size_t)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
     const float *g = rf_cpu_f32(gamma), *b = rf_cpu_f32(beta);
     for (size_t r = 0; r < rows; r++) {
@@ -27,9 +26,9 @@ rf_status rf_cpu_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rs
 
 /* With x̂ = (x − mean)·rstd and g = dy·gamma:
  *   dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)),  dgamma += Σ dy·x̂,  dbeta += Σ dy. */
-rf_status rf_cpu_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
-                                     const rf_tensor *x, const rf_tensor *gamma, const rf_tensor *mean,
-                                     const rf_tensor *rstd) {
+static rf_status rf_cpu_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
+                                            const rf_tensor *x, const rf_tensor *gamma, const rf_tensor *mean,
+                                            const rf_tensor *rstd) {
     size_t d = (size_t)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
     const float *g = rf_cpu_f32(gamma);
     double *sg = calloc(2 * d, sizeof *sg); /* Σ dy·x̂ and Σ dy per column */
@@ -59,4 +58,9 @@ rf_status rf_cpu_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor
     }
     free(sg);
     return RF_OK;
+}
+
+void rf_cpu_norm_register(rf_op_table *ops) {
+    ops->layer_norm_forward = rf_cpu_layer_norm_forward;
+    ops->layer_norm_backward = rf_cpu_layer_norm_backward;
 }

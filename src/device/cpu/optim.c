@@ -1,11 +1,10 @@
 /* The optimiser on the cpu (§9): the AdamW formulas of ops.h element by
  * element, and a double-accumulated sum of squares. */
 #include <math.h>
-#include "device/device_impl.h"
-#include "device/cpu/cpu_ops.h"
+#include "device/cpu/cpu_backend.h"
 
-rf_status rf_cpu_adam_update(rf_tensor *param, rf_tensor *m, rf_tensor *v, const rf_tensor *grad,
-                             const rf_adam_config *cfg, float bc1, float bc2) {
+static rf_status rf_cpu_adam_update(rf_tensor *param, rf_tensor *m, rf_tensor *v, const rf_tensor *grad,
+                                    const rf_adam_config *cfg, float bc1, float bc2) {
     size_t n = rf_tensor_numel(param);
     float *p = rf_cpu_f32(param), *mv = rf_cpu_f32(m), *vv = rf_cpu_f32(v);
     const float *g = rf_cpu_f32(grad);
@@ -20,11 +19,16 @@ rf_status rf_cpu_adam_update(rf_tensor *param, rf_tensor *m, rf_tensor *v, const
     return RF_OK;
 }
 
-rf_status rf_cpu_sum_squares(rf_tensor *out, const rf_tensor *x) {
+static rf_status rf_cpu_sum_squares(rf_tensor *out, const rf_tensor *x) {
     size_t n = rf_tensor_numel(x);
     const float *xv = rf_cpu_f32(x);
     double s = 0;
     for (size_t i = 0; i < n; i++) s += (double)xv[i] * xv[i];
     rf_cpu_f32(out)[0] = (float)s;
     return RF_OK;
+}
+
+void rf_cpu_optim_register(rf_op_table *ops) {
+    ops->adam_update = rf_cpu_adam_update;
+    ops->sum_squares = rf_cpu_sum_squares;
 }

@@ -2,7 +2,6 @@
  * activation chosen at build time (one program per activation). */
 #include <stdio.h>
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 
 static rf_status launch(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, rf_activation act,
                         const char *kernel, const char *op) {
@@ -12,21 +11,26 @@ static rf_status launch(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, 
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "activation.cl", defs, kernel, &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, ao = a->offset;
     size_t global = (size_t)n;
     if (!b)
-        return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(a->buf->mem),
+        return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_MEM(out), RF_ARG(oo), RF_MEM(a),
                             RF_ARG(ao), RF_ARG(n));
     cl_ulong bo = b->offset;
-    return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(a->buf->mem),
-                        RF_ARG(ao), RF_ARG(b->buf->mem), RF_ARG(bo), RF_ARG(n));
+    return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_MEM(out), RF_ARG(oo), RF_MEM(a),
+                        RF_ARG(ao), RF_MEM(b), RF_ARG(bo), RF_ARG(n));
 }
 
-rf_status rf_cl_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation act) {
+static rf_status rf_cl_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation act) {
     return launch(y, x, NULL, act, "activation_forward", act == RF_ACT_RELU ? "relu" : "gelu");
 }
 
-rf_status rf_cl_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act) {
+static rf_status rf_cl_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act) {
     return launch(dx, dy, x, act, "activation_backward", act == RF_ACT_RELU ? "relu_backward" : "gelu_backward");
+}
+
+void rf_cl_activation_register(rf_op_table *ops) {
+    ops->activation_forward = rf_cl_activation_forward;
+    ops->activation_backward = rf_cl_activation_backward;
 }

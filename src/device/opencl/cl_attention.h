@@ -44,7 +44,7 @@ typedef struct rf_cl_attn_optional {
 } rf_cl_attn_optional;
 
 static inline rf_cl_attn_optional rf_cl_attn_optional_of(const rf_tensor *t) {
-    return t ? (rf_cl_attn_optional){t->buf->mem, t->offset, 1} : (rf_cl_attn_optional){NULL, 0, 0};
+    return t ? (rf_cl_attn_optional){rf_cl_mem(t->buf), t->offset, 1} : (rf_cl_attn_optional){NULL, 0, 0};
 }
 #define RF_CL_ATTN_OPTIONAL_ARGS(o) RF_ARG((o).mem), RF_ARG((o).offset), RF_ARG((o).has)
 

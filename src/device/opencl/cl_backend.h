@@ -1,5 +1,8 @@
-/* Internal: the OpenCL backend's context and the helpers every OpenCL op
- * uses to get a kernel, set its arguments, launch it and have it profiled. */
+/* Internal: the OpenCL backend's context, the accessors that get it and a
+ * buffer's cl_mem out of the opaque rf_device / rf_buffer (only files under
+ * src/device/opencl/ see OpenCL types), the registration of each op family
+ * (device/op_table.h), and the helpers every OpenCL op uses to get a kernel,
+ * set its arguments, launch it and have it profiled. */
 #ifndef RF_CL_BACKEND_H
 #define RF_CL_BACKEND_H
 
@@ -18,7 +21,7 @@ typedef struct rf_cl_program {
     struct { char name[64]; cl_kernel kernel; } kernels[RF_CL_MAX_KERNELS];
 } rf_cl_program;
 
-struct rf_cl_context {
+typedef struct rf_cl_context {
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;
@@ -28,7 +31,15 @@ struct rf_cl_context {
     /* Events not yet folded into the profile table. */
     int npending;
     struct { cl_event event; char op[64]; } pending[RF_CL_MAX_PENDING];
-};
+} rf_cl_context;
+
+/* An OpenCL device's impl is its rf_cl_context; a buffer's is its cl_mem. */
+static inline rf_cl_context *rf_cl_ctx(const rf_device *dev) { return (rf_cl_context *)dev->impl; }
+static inline cl_mem rf_cl_mem(const rf_buffer *buf) { return (cl_mem)buf->impl; }
+
+#define RF_CL_DECLARE_REGISTER(family) void rf_cl_##family##_register(rf_op_table *ops);
+RF_OP_FAMILIES(RF_CL_DECLARE_REGISTER)
+#undef RF_CL_DECLARE_REGISTER
 
 /* The name of an OpenCL error code ("CL_OUT_OF_RESOURCES"). */
 const char *rf_cl_error_name(cl_int err);
@@ -46,6 +57,9 @@ rf_status rf_cl_kernel(rf_device *dev, const char *file, const char *options,
 typedef struct rf_cl_arg { size_t size; const void *value; } rf_cl_arg;
 #define RF_ARG(x) ((rf_cl_arg){sizeof(x), &(x)})
 #define RF_LOCAL(bytes) ((rf_cl_arg){(bytes), NULL})
+/* RF_MEM(t) passes tensor t's cl_mem (a compound literal holds the value
+ * for the duration of the call). */
+#define RF_MEM(t) ((rf_cl_arg){sizeof(cl_mem), &(cl_mem){rf_cl_mem((t)->buf)}})
 
 /* Set the arguments and enqueue. `local` may be NULL (the runtime chooses);
  * otherwise the global size is rounded up to a multiple of it, so kernels
@@ -59,6 +73,13 @@ rf_status rf_cl_launch(rf_device *dev, cl_kernel kernel, const char *op, int dim
 
 /* Keep `event` (which this takes ownership of) for the profile under `op`. */
 rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op);
+
+/* The work-group size the host asks for by default (elementwise kernels,
+ * one work-item per element; reductions, one group per row): wide enough to
+ * fill a GPU's SIMD units, and a group's float scratch is then ≤ 1 KiB of
+ * local memory, well under OpenCL's 32 KiB minimum. rf_cl_group_size lowers
+ * it to what the kernel and device allow. */
+#define RF_CL_GROUP 256
 
 /* The largest power-of-two work-group size <= want that the kernel and
  * device allow. */

@@ -126,45 +126,47 @@ static int visit_find(void *vctx, cl_platform_id p, cl_device_id d, int pi, int 
 
 static rf_status cl_alloc(rf_buffer *buf) {
     cl_int err;
-    buf->mem = clCreateBuffer(buf->dev->cl->context, CL_MEM_READ_WRITE, buf->bytes, NULL, &err);
+    cl_mem mem = clCreateBuffer(rf_cl_ctx(buf->dev)->context, CL_MEM_READ_WRITE, buf->bytes, NULL, &err);
     if (err != CL_SUCCESS) {
         char what[160];
         snprintf(what, sizeof what, "clCreateBuffer(%zu bytes) on %s", buf->bytes, buf->dev->info.id);
         return rf_cl_fail(err, what);
     }
+    buf->impl = mem;
     return RF_OK;
 }
 
 static void cl_release(rf_buffer *buf) {
-    if (buf->mem) clReleaseMemObject(buf->mem);
+    if (buf->impl) clReleaseMemObject(rf_cl_mem(buf));
 }
 
 static rf_status cl_upload(rf_buffer *dst, size_t off, const void *src, size_t n) {
     cl_event ev;
-    cl_int err = clEnqueueWriteBuffer(dst->dev->cl->queue, dst->mem, CL_TRUE, off, n, src, 0, NULL, &ev);
+    cl_int err = clEnqueueWriteBuffer(rf_cl_ctx(dst->dev)->queue, rf_cl_mem(dst), CL_TRUE, off, n, src, 0, NULL, &ev);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueWriteBuffer");
     return rf_cl_record(dst->dev, ev, "upload");
 }
 
 static rf_status cl_download(const rf_buffer *src, size_t off, void *dst, size_t n) {
     cl_event ev;
-    cl_int err = clEnqueueReadBuffer(src->dev->cl->queue, src->mem, CL_TRUE, off, n, dst, 0, NULL, &ev);
+    cl_int err = clEnqueueReadBuffer(rf_cl_ctx(src->dev)->queue, rf_cl_mem(src), CL_TRUE, off, n, dst, 0, NULL, &ev);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueReadBuffer");
     return rf_cl_record(src->dev, ev, "download");
 }
 
 static rf_status cl_copy(rf_buffer *dst, size_t dst_off, const rf_buffer *src, size_t src_off, size_t n) {
     cl_event ev;
-    if (dst->mem == src->mem && dst_off < src_off + n && src_off < dst_off + n)
+    if (rf_cl_mem(dst) == rf_cl_mem(src) && dst_off < src_off + n && src_off < dst_off + n)
         return rf_error(RF_ERR_INVALID_ARG, "rf_buffer_copy: overlapping ranges in one OpenCL buffer");
-    cl_int err = clEnqueueCopyBuffer(dst->dev->cl->queue, src->mem, dst->mem, src_off, dst_off, n, 0, NULL, &ev);
+    cl_int err = clEnqueueCopyBuffer(rf_cl_ctx(dst->dev)->queue, rf_cl_mem(src), rf_cl_mem(dst), src_off, dst_off, n,
+                                     0, NULL, &ev);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueCopyBuffer");
     return rf_cl_record(dst->dev, ev, "copy");
 }
 
 static rf_status cl_fill(rf_buffer *dst, size_t off, const void *pattern, size_t psize, size_t n) {
     cl_event ev;
-    cl_int err = clEnqueueFillBuffer(dst->dev->cl->queue, dst->mem, pattern, psize, off, n, 0, NULL, &ev);
+    cl_int err = clEnqueueFillBuffer(rf_cl_ctx(dst->dev)->queue, rf_cl_mem(dst), pattern, psize, off, n, 0, NULL, &ev);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueFillBuffer");
     return rf_cl_record(dst->dev, ev, "fill");
 }
@@ -173,7 +175,7 @@ static rf_status cl_fill(rf_buffer *dst, size_t off, const void *pattern, size_t
 
 /* Fold every pending event into the profile table (waits for them). */
 static rf_status drain_events(rf_device *dev) {
-    rf_cl_context *cl = dev->cl;
+    rf_cl_context *cl = rf_cl_ctx(dev);
     rf_status status = RF_OK;
     for (int i = 0; i < cl->npending; i++) {
         cl_event ev = cl->pending[i].event;
@@ -193,7 +195,7 @@ static rf_status drain_events(rf_device *dev) {
 }
 
 rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op) {
-    rf_cl_context *cl = dev->cl;
+    rf_cl_context *cl = rf_cl_ctx(dev);
     rf_status s = RF_OK;
     if (cl->npending == RF_CL_MAX_PENDING) s = drain_events(dev);
     cl->pending[cl->npending].event = event;
@@ -203,13 +205,13 @@ rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op) {
 }
 
 static rf_status cl_sync(rf_device *dev) {
-    cl_int err = clFinish(dev->cl->queue);
+    cl_int err = clFinish(rf_cl_ctx(dev)->queue);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clFinish");
     return drain_events(dev);
 }
 
 static void cl_close(rf_device *dev) {
-    rf_cl_context *cl = dev->cl;
+    rf_cl_context *cl = rf_cl_ctx(dev);
     if (!cl) return;
     if (cl->queue) {
         clFinish(cl->queue);
@@ -219,23 +221,34 @@ static void cl_close(rf_device *dev) {
     if (cl->queue) clReleaseCommandQueue(cl->queue);
     if (cl->context) clReleaseContext(cl->context);
     free(cl);
-    dev->cl = NULL;
+    dev->impl = NULL;
 }
 
-const rf_backend rf_cl_backend = {
-    cl_alloc, cl_release, cl_upload, cl_download, cl_copy, cl_fill, cl_sync, cl_close,
+/* No host_ptr (device memory is downloaded) and no wall_profile: every
+ * launch and transfer records its event (rf_cl_record). */
+static const rf_backend cl_backend = {
+    .alloc = cl_alloc,
+    .release = cl_release,
+    .upload = cl_upload,
+    .download = cl_download,
+    .copy = cl_copy,
+    .fill = cl_fill,
+    .sync = cl_sync,
+    .close = cl_close,
 };
 
 rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     find_ctx f = {platform, device, NULL, NULL};
     if (!walk(visit_find, &f))
         return rf_error(RF_ERR_NOT_FOUND, "OpenCL device cl:%d:%d not found", platform, device);
-    dev->kind = RF_DEVICE_OPENCL;
-    dev->backend = &rf_cl_backend;
+    dev->backend = &cl_backend;
+#define RF_CL_REGISTER(family) rf_cl_##family##_register(&dev->ops);
+    RF_OP_FAMILIES(RF_CL_REGISTER)
+#undef RF_CL_REGISTER
     fill_info(&dev->info, f.p, f.d, platform, device);
     rf_cl_context *cl = calloc(1, sizeof *cl);
     if (!cl) return rf_error(RF_ERR_OUT_OF_MEMORY, "no host memory for an OpenCL context");
-    dev->cl = cl;
+    dev->impl = cl;
     cl->platform = f.p;
     cl->device = f.d;
     cl_int err;

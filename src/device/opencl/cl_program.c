@@ -77,12 +77,10 @@ static rf_status expand_source(const char *name, int depth, char **out) {
         p += n;
     }
     free(text);
-    if (s != RF_OK) {
-        free(buf);
-        return s;
-    }
-    *out = buf ? buf : strdup("");
-    return RF_OK;
+    if (s == RF_OK && !buf && !(buf = strdup(""))) s = rf_error(RF_ERR_OUT_OF_MEMORY, "no memory for kernel source");
+    if (s == RF_OK) *out = buf;
+    else free(buf);
+    return s;
 }
 
 /* ---- the disk cache --------------------------------------------------------- */
@@ -133,7 +131,7 @@ static rf_status cache_load(rf_device *dev, uint64_t key, const char *options, c
     }
     cl_program prog = NULL;
     if (ok) {
-        rf_cl_context *cl = dev->cl;
+        rf_cl_context *cl = rf_cl_ctx(dev);
         size_t bsize = (size_t)size;
         const unsigned char *bin = p + 32;
         cl_int bstatus, err;
@@ -188,12 +186,13 @@ static void cache_store(rf_device *dev, uint64_t key, cl_program prog) {
 
 static rf_status build_from_source(rf_device *dev, const char *file, const char *source,
                                    const char *options, cl_program *out) {
-    rf_cl_context *cl = dev->cl;
+    rf_cl_context *cl = rf_cl_ctx(dev);
     cl_int err;
     cl_program prog = clCreateProgramWithSource(cl->context, 1, &source, NULL, &err);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clCreateProgramWithSource");
     uint64_t t0 = rf_now_ns();
     err = clBuildProgram(prog, 1, &cl->device, options, NULL, NULL);
+    rf_status s = RF_OK;
     if (err != CL_SUCCESS) {
         size_t n = 0;
         clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
@@ -203,20 +202,21 @@ static rf_status build_from_source(rf_device *dev, const char *file, const char 
             clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, n, log, NULL);
             log[n] = '\0';
         }
-        rf_status s = rf_error(RF_ERR_BUILD, "building %s (%s) on %s failed: %s\n%s", file, options,
-                               dev->info.id, rf_cl_error_name(err), log ? log : "(no log)");
+        s = rf_error(RF_ERR_BUILD, "building %s (%s) on %s failed: %s\n%s", file, options, dev->info.id,
+                     rf_cl_error_name(err), log ? log : "(no log)");
         free(log);
         clReleaseProgram(prog);
-        return s;
+    } else {
+        dev->programs.source_builds++;
+        rf_log(RF_LOG_DEBUG, "built %s [%s] on %s in %.1f ms", file, options, dev->info.id,
+               (double)(rf_now_ns() - t0) / 1e6);
+        *out = prog;
     }
-    dev->programs.source_builds++;
-    rf_log(RF_LOG_DEBUG, "built %s [%s] on %s in %.1f ms", file, options, dev->info.id, (double)(rf_now_ns() - t0) / 1e6);
-    *out = prog;
-    return RF_OK;
+    return s;
 }
 
 static rf_status get_program(rf_device *dev, const char *file, const char *defines, rf_cl_program **out) {
-    rf_cl_context *cl = dev->cl;
+    rf_cl_context *cl = rf_cl_ctx(dev);
     char options[512];
     int n = snprintf(options, sizeof options, "-cl-std=CL1.2 %s", defines ? defines : "");
     if (n < 0 || (size_t)n >= sizeof options)
@@ -297,7 +297,7 @@ rf_status rf_cl_launch(rf_device *dev, cl_kernel kernel, const char *op, int dim
         g[d] = local ? rf_round_up(global[d], local[d]) : global[d];
     }
     cl_event ev;
-    cl_int err = clEnqueueNDRangeKernel(dev->cl->queue, kernel, (cl_uint)dims, NULL, g, local, 0, NULL, &ev);
+    cl_int err = clEnqueueNDRangeKernel(rf_cl_ctx(dev)->queue, kernel, (cl_uint)dims, NULL, g, local, 0, NULL, &ev);
     if (err != CL_SUCCESS) {
         char what[128];
         snprintf(what, sizeof what, "%s: clEnqueueNDRangeKernel", op);
@@ -308,7 +308,8 @@ rf_status rf_cl_launch(rf_device *dev, cl_kernel kernel, const char *op, int dim
 
 rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t *out) {
     size_t kmax = 0;
-    cl_int err = clGetKernelWorkGroupInfo(kernel, dev->cl->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
+    cl_int err =
+        clGetKernelWorkGroupInfo(kernel, rf_cl_ctx(dev)->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clGetKernelWorkGroupInfo");
     size_t limit = kmax < dev->info.max_work_group_size ? kmax : dev->info.max_work_group_size;
     if (want < limit) limit = want;

@@ -1,17 +1,16 @@
 /* Elementwise ops on OpenCL (cl/elementwise.cl). */
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 
-rf_status rf_cl_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float alpha) {
+static rf_status rf_cl_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float alpha) {
     rf_device *dev = out->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", "axpby", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, ao = a->offset, bo = b->offset;
     size_t global = (size_t)n;
-    return RF_CL_LAUNCH(dev, k, "add", 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(a->buf->mem),
-                        RF_ARG(ao), RF_ARG(b->buf->mem), RF_ARG(bo), RF_ARG(alpha), RF_ARG(n));
+    return RF_CL_LAUNCH(dev, k, "add", 1, &global, &local, RF_MEM(out), RF_ARG(oo), RF_MEM(a),
+                        RF_ARG(ao), RF_MEM(b), RF_ARG(bo), RF_ARG(alpha), RF_ARG(n));
 }
 
 /* concat_rows and split_rows share their argument list: (x, y, joined). */
@@ -20,19 +19,25 @@ static rf_status halves(rf_device *dev, const char *kernel, const char *op, cl_m
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", kernel, &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong r = rows, ww = w;
     size_t global = rows * 2 * w;
     return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_ARG(m0), RF_ARG(o0), RF_ARG(m1), RF_ARG(o1), RF_ARG(m2),
                         RF_ARG(o2), RF_ARG(r), RF_ARG(ww));
 }
 
-rf_status rf_cl_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, size_t rows, size_t w) {
-    return halves(out->buf->dev, "concat_rows", "concat", out->buf->mem, out->offset, a->buf->mem, a->offset,
-                  b->buf->mem, b->offset, rows, w);
+static rf_status rf_cl_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, size_t rows, size_t w) {
+    return halves(out->buf->dev, "concat_rows", "concat", rf_cl_mem(out->buf), out->offset, rf_cl_mem(a->buf),
+                  a->offset, rf_cl_mem(b->buf), b->offset, rows, w);
 }
 
-rf_status rf_cl_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in, size_t rows, size_t w) {
-    return halves(in->buf->dev, "split_rows", "split", a->buf->mem, a->offset, b->buf->mem, b->offset, in->buf->mem,
-                  in->offset, rows, w);
+static rf_status rf_cl_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in, size_t rows, size_t w) {
+    return halves(in->buf->dev, "split_rows", "split", rf_cl_mem(a->buf), a->offset, rf_cl_mem(b->buf), b->offset,
+                  rf_cl_mem(in->buf), in->offset, rows, w);
+}
+
+void rf_cl_elementwise_register(rf_op_table *ops) {
+    ops->add = rf_cl_add;
+    ops->concat = rf_cl_concat;
+    ops->split = rf_cl_split;
 }

@@ -6,30 +6,29 @@
  * alive until the commands using it finish. */
 #include <stdlib.h>
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 
 /* One element per work-item over `total` items. */
 static rf_status elementwise_launch(rf_device *dev, cl_kernel k, const char *op, size_t total, int nargs,
                                     const rf_cl_arg *args) {
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     return rf_cl_launch(dev, k, op, 1, &total, &local, nargs, args);
 }
 #define LAUNCH(dev, k, op, total, ...)                                                              \
     elementwise_launch(dev, k, op, total, (int)(sizeof((rf_cl_arg[]){__VA_ARGS__}) / sizeof(rf_cl_arg)), \
                        (rf_cl_arg[]){__VA_ARGS__})
 
-rf_status rf_cl_embedding_forward(rf_tensor *out, const rf_tensor *ids, const rf_tensor *table) {
+static rf_status rf_cl_embedding_forward(rf_tensor *out, const rf_tensor *ids, const rf_tensor *table) {
     rf_device *dev = out->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "embedding_forward", &k));
     cl_ulong oo = out->offset, io = ids->offset, to = table->offset, d = (cl_ulong)table->shape[1],
              total = rf_tensor_numel(out);
-    return LAUNCH(dev, k, "embedding", (size_t)total, RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(ids->buf->mem),
-                  RF_ARG(io), RF_ARG(table->buf->mem), RF_ARG(to), RF_ARG(d), RF_ARG(total));
+    return LAUNCH(dev, k, "embedding", (size_t)total, RF_MEM(out), RF_ARG(oo), RF_MEM(ids),
+                  RF_ARG(io), RF_MEM(table), RF_ARG(to), RF_ARG(d), RF_ARG(total));
 }
 
-rf_status rf_cl_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, const rf_tensor *ids) {
+static rf_status rf_cl_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, const rf_tensor *ids) {
     rf_device *dev = dtable->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "embedding_backward", &k));
@@ -55,8 +54,8 @@ rf_status rf_cl_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, con
     if (s == RF_OK) {
         cl_ulong dto = dtable->offset, doo = dout->offset, d = (cl_ulong)dtable->shape[1],
                  total = rf_tensor_numel(dtable);
-        s = LAUNCH(dev, k, "embedding_backward", (size_t)total, RF_ARG(dtable->buf->mem), RF_ARG(dto),
-                   RF_ARG(dout->buf->mem), RF_ARG(doo), RF_ARG(tstart.buf->mem), RF_ARG(torder.buf->mem), RF_ARG(d),
+        s = LAUNCH(dev, k, "embedding_backward", (size_t)total, RF_MEM(dtable), RF_ARG(dto),
+                   RF_MEM(dout), RF_ARG(doo), RF_MEM(&tstart), RF_MEM(&torder), RF_ARG(d),
                    RF_ARG(total));
     }
     if (tstart.buf) rf_tensor_free(&tstart);
@@ -65,46 +64,55 @@ rf_status rf_cl_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, con
     return s;
 }
 
-rf_status rf_cl_axial_position_forward(rf_tensor *out, const rf_tensor *e0, const rf_tensor *e1) {
+static rf_status rf_cl_axial_position_forward(rf_tensor *out, const rf_tensor *e0, const rf_tensor *e1) {
     rf_device *dev = out->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "axial_position_forward", &k));
     cl_ulong oo = out->offset, o0 = e0->offset, o1 = e1->offset, l = (cl_ulong)out->shape[1],
              s1 = (cl_ulong)e1->shape[0], d0 = (cl_ulong)e0->shape[1], d1 = (cl_ulong)e1->shape[1],
              total = rf_tensor_numel(out);
-    return LAUNCH(dev, k, "axial_position", (size_t)total, RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(e0->buf->mem),
-                  RF_ARG(o0), RF_ARG(e1->buf->mem), RF_ARG(o1), RF_ARG(l), RF_ARG(s1), RF_ARG(d0), RF_ARG(d1),
+    return LAUNCH(dev, k, "axial_position", (size_t)total, RF_MEM(out), RF_ARG(oo), RF_MEM(e0),
+                  RF_ARG(o0), RF_MEM(e1), RF_ARG(o1), RF_ARG(l), RF_ARG(s1), RF_ARG(d0), RF_ARG(d1),
                   RF_ARG(total));
 }
 
-rf_status rf_cl_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_tensor *dout) {
+static rf_status rf_cl_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_tensor *dout) {
     rf_device *dev = dout->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "axial_position_backward", &k));
     cl_ulong o0 = de0->offset, o1 = de1->offset, oo = dout->offset, nb = (cl_ulong)dout->shape[0],
              l = (cl_ulong)dout->shape[1], s0 = (cl_ulong)de0->shape[0], s1 = (cl_ulong)de1->shape[0],
              d0 = (cl_ulong)de0->shape[1], d1 = (cl_ulong)de1->shape[1];
-    return LAUNCH(dev, k, "axial_position_backward", (size_t)(s0 * d0 + s1 * d1), RF_ARG(de0->buf->mem), RF_ARG(o0),
-                  RF_ARG(de1->buf->mem), RF_ARG(o1), RF_ARG(dout->buf->mem), RF_ARG(oo), RF_ARG(nb), RF_ARG(l),
+    return LAUNCH(dev, k, "axial_position_backward", (size_t)(s0 * d0 + s1 * d1), RF_MEM(de0), RF_ARG(o0),
+                  RF_MEM(de1), RF_ARG(o1), RF_MEM(dout), RF_ARG(oo), RF_ARG(nb), RF_ARG(l),
                   RF_ARG(s0), RF_ARG(s1), RF_ARG(d0), RF_ARG(d1));
 }
 
-rf_status rf_cl_position_embedding_forward(rf_tensor *out, const rf_tensor *table) {
+static rf_status rf_cl_position_embedding_forward(rf_tensor *out, const rf_tensor *table) {
     rf_device *dev = out->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "position_embedding_forward", &k));
     cl_ulong oo = out->offset, to = table->offset, per = (cl_ulong)(out->shape[1] * out->shape[2]),
              total = rf_tensor_numel(out);
-    return LAUNCH(dev, k, "position_embedding", (size_t)total, RF_ARG(out->buf->mem), RF_ARG(oo),
-                  RF_ARG(table->buf->mem), RF_ARG(to), RF_ARG(per), RF_ARG(total));
+    return LAUNCH(dev, k, "position_embedding", (size_t)total, RF_MEM(out), RF_ARG(oo),
+                  RF_MEM(table), RF_ARG(to), RF_ARG(per), RF_ARG(total));
 }
 
-rf_status rf_cl_position_embedding_backward(rf_tensor *dtable, const rf_tensor *dout) {
+static rf_status rf_cl_position_embedding_backward(rf_tensor *dtable, const rf_tensor *dout) {
     rf_device *dev = dout->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "position_embedding_backward", &k));
     cl_ulong to = dtable->offset, oo = dout->offset, nb = (cl_ulong)dout->shape[0],
              per = (cl_ulong)(dout->shape[1] * dout->shape[2]);
-    return LAUNCH(dev, k, "position_embedding_backward", (size_t)per, RF_ARG(dtable->buf->mem), RF_ARG(to),
-                  RF_ARG(dout->buf->mem), RF_ARG(oo), RF_ARG(nb), RF_ARG(per));
+    return LAUNCH(dev, k, "position_embedding_backward", (size_t)per, RF_MEM(dtable), RF_ARG(to),
+                  RF_MEM(dout), RF_ARG(oo), RF_ARG(nb), RF_ARG(per));
+}
+
+void rf_cl_embedding_register(rf_op_table *ops) {
+    ops->embedding_forward = rf_cl_embedding_forward;
+    ops->embedding_backward = rf_cl_embedding_backward;
+    ops->axial_position_forward = rf_cl_axial_position_forward;
+    ops->axial_position_backward = rf_cl_axial_position_backward;
+    ops->position_embedding_forward = rf_cl_position_embedding_forward;
+    ops->position_embedding_backward = rf_cl_position_embedding_backward;
 }

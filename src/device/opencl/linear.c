@@ -1,28 +1,32 @@
 /* The bias half of a linear layer on OpenCL (cl/linear.cl); the products go
  * through rf_gemm (CLBlast). */
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 
-rf_status rf_cl_bias_add(rf_tensor *y, const rf_tensor *b) {
+static rf_status rf_cl_bias_add(rf_tensor *y, const rf_tensor *b) {
     rf_device *dev = y->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "linear.cl", "", "bias_add", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong yo = y->offset, bo = b->offset, n = (cl_ulong)b->shape[0], total = rf_tensor_numel(y);
     size_t global = (size_t)total;
-    return RF_CL_LAUNCH(dev, k, "bias_add", 1, &global, &local, RF_ARG(y->buf->mem), RF_ARG(yo), RF_ARG(b->buf->mem),
+    return RF_CL_LAUNCH(dev, k, "bias_add", 1, &global, &local, RF_MEM(y), RF_ARG(yo), RF_MEM(b),
                         RF_ARG(bo), RF_ARG(n), RF_ARG(total));
 }
 
-rf_status rf_cl_bias_grad(rf_tensor *db, const rf_tensor *dy) {
+static rf_status rf_cl_bias_grad(rf_tensor *db, const rf_tensor *dy) {
     rf_device *dev = db->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "linear.cl", "", "bias_grad", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong dbo = db->offset, dyo = dy->offset, n = (cl_ulong)db->shape[0], rows = rf_tensor_numel(dy) / n;
     size_t global = (size_t)n;
-    return RF_CL_LAUNCH(dev, k, "bias_grad", 1, &global, &local, RF_ARG(db->buf->mem), RF_ARG(dbo),
-                        RF_ARG(dy->buf->mem), RF_ARG(dyo), RF_ARG(n), RF_ARG(rows));
+    return RF_CL_LAUNCH(dev, k, "bias_grad", 1, &global, &local, RF_MEM(db), RF_ARG(dbo),
+                        RF_MEM(dy), RF_ARG(dyo), RF_ARG(n), RF_ARG(rows));
+}
+
+void rf_cl_linear_register(rf_op_table *ops) {
+    ops->bias_add = rf_cl_bias_add;
+    ops->bias_grad = rf_cl_bias_grad;
 }

@@ -6,7 +6,6 @@
  * float atomics are needed. Nothing of size L×L (or window×L) is allocated:
  * the only scratch is delta, [B, H, L]. */
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 #include "device/opencl/cl_attention.h"
 
 /* Rows per work-group when the kernel and device allow it. */
@@ -62,8 +61,8 @@ static rf_cl_attn_dropout dropout_args(const rf_attn_window *w) {
     return rf_cl_attn_dropout_args(&d);
 }
 
-rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
-                                        const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
+static rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
+                                               const rf_tensor *v, const rf_tensor *mask, const rf_attn_window *w) {
     rf_device *dev = out->buf->dev;
     window_launch wl;
     RF_TRY(window_kernel(dev, w, "attn_forward", &wl));
@@ -75,9 +74,9 @@ rf_status rf_cl_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf
     float scale = w->scale;
     rf_cl_attn_dropout drop = dropout_args(w);
     size_t block = (size_t)wl.tile * (size_t)w->head_dim * sizeof(float);
-    return RF_CL_LAUNCH(dev, wl.kernel, "attention_forward", 2, wl.global, wl.local, RF_ARG(out->buf->mem),
-                        RF_ARG(oo), RF_CL_ATTN_OPTIONAL_ARGS(lse_arg), RF_ARG(q->buf->mem), RF_ARG(qo),
-                        RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
+    return RF_CL_LAUNCH(dev, wl.kernel, "attention_forward", 2, wl.global, wl.local, RF_MEM(out),
+                        RF_ARG(oo), RF_CL_ATTN_OPTIONAL_ARGS(lse_arg), RF_MEM(q), RF_ARG(qo),
+                        RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_CL_ATTN_DROPOUT_ARGS(drop),
                         RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL((size_t)wl.tile * sizeof(cl_int)));
@@ -91,22 +90,22 @@ static rf_status compute_delta(rf_device *dev, const rf_attn_window *w, rf_tenso
     cl_kernel kernel;
     RF_TRY(rf_cl_kernel(dev, "local_attention.cl", options, "attn_delta", &kernel));
     size_t g;
-    RF_TRY(rf_cl_group_size(dev, kernel, 64, &g));
+    RF_TRY(rf_cl_group_size(dev, kernel, WANT_GROUP, &g));
     RF_TRY(rf_tensor_alloc(dev, delta, RF_F32, 3, (const int64_t[]){w->batch, w->heads, w->len}));
     size_t global[2] = {(size_t)w->len, (size_t)(w->batch * w->heads)}, local[2] = {g, 1};
     cl_ulong go = dout->offset, oo = out->offset;
     cl_int L = (cl_int)w->len, H = (cl_int)w->heads;
-    rf_status s = RF_CL_LAUNCH(dev, kernel, "attention_backward_delta", 2, global, local, RF_ARG(delta->buf->mem),
-                               RF_ARG(dout->buf->mem), RF_ARG(go), RF_ARG(out->buf->mem), RF_ARG(oo), RF_ARG(L),
+    rf_status s = RF_CL_LAUNCH(dev, kernel, "attention_backward_delta", 2, global, local, RF_MEM(delta),
+                               RF_MEM(dout), RF_ARG(go), RF_MEM(out), RF_ARG(oo), RF_ARG(L),
                                RF_ARG(H));
     if (s != RF_OK) rf_tensor_free(delta);
     return s;
 }
 
-rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
-                                         const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
-                                         const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
-                                         const rf_attn_window *w) {
+static rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
+                                                const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
+                                                const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
+                                                const rf_attn_window *w) {
     rf_device *dev = dq->buf->dev;
     window_launch wq, wk;
     RF_TRY(window_kernel(dev, w, "attn_backward_dq", &wq));
@@ -123,22 +122,27 @@ rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor
     size_t block = (size_t)wq.tile * (size_t)w->head_dim * sizeof(float);
     size_t rows = (size_t)wq.tile * sizeof(float);
     rf_status s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
-                               RF_ARG(dq->buf->mem), RF_ARG(dqo), RF_ARG(dout->buf->mem), RF_ARG(go),
-                               RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem),
-                               RF_ARG(qo), RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
+                               RF_MEM(dq), RF_ARG(dqo), RF_MEM(dout), RF_ARG(go),
+                               RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q),
+                               RF_ARG(qo), RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
                                RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
                                RF_ARG(before), RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale),
                                RF_CL_ATTN_DROPOUT_ARGS(drop), RF_LOCAL(block), RF_LOCAL(block),
                                RF_LOCAL((size_t)wq.tile * sizeof(cl_int)));
     if (s == RF_OK)
-        s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_ARG(dk->buf->mem),
-                         RF_ARG(dko), RF_ARG(dv->buf->mem), RF_ARG(dvo), RF_ARG(dout->buf->mem), RF_ARG(go),
-                         RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(delta.buf->mem), RF_ARG(q->buf->mem), RF_ARG(qo),
-                         RF_ARG(k->buf->mem), RF_ARG(ko), RF_ARG(v->buf->mem), RF_ARG(vo),
+        s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_MEM(dk),
+                         RF_ARG(dko), RF_MEM(dv), RF_ARG(dvo), RF_MEM(dout), RF_ARG(go),
+                         RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q), RF_ARG(qo),
+                         RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
                          RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
                          RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_CL_ATTN_DROPOUT_ARGS(drop),
                          RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(rows), RF_LOCAL(rows));
     /* Released now, freed by the runtime once the queued kernels are done. */
     rf_tensor_free(&delta);
     return s;
+}
+
+void rf_cl_local_attention_register(rf_op_table *ops) {
+    ops->local_attention_forward = rf_cl_local_attention_forward;
+    ops->local_attention_backward = rf_cl_local_attention_backward;
 }

@@ -3,10 +3,9 @@
  * gradient. Group sizes from the kernels' and device's limits (≤ 256 floats
  * of local scratch). */
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 
-rf_status rf_cl_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf_tensor *logits,
-                                      const rf_tensor *targets, int64_t counted) {
+static rf_status rf_cl_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf_tensor *logits,
+                                             const rf_tensor *targets, int64_t counted) {
     rf_device *dev = logits->buf->dev;
     cl_kernel klse, kmean;
     RF_TRY(rf_cl_kernel(dev, "loss.cl", "", "cross_entropy_lse", &klse));
@@ -14,30 +13,35 @@ rf_status rf_cl_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf_
     cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     cl_ulong lo = lse->offset, xo = logits->offset, to = targets->offset, oo = loss->offset;
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, klse, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, klse, RF_CL_GROUP, &local));
     size_t global = (size_t)rows * local;
-    RF_TRY(RF_CL_LAUNCH(dev, klse, "cross_entropy", 1, &global, &local, RF_ARG(lse->buf->mem), RF_ARG(lo),
-                        RF_ARG(logits->buf->mem), RF_ARG(xo), RF_ARG(v), RF_LOCAL(local * sizeof(float))));
-    RF_TRY(rf_cl_group_size(dev, kmean, 256, &local));
+    RF_TRY(RF_CL_LAUNCH(dev, klse, "cross_entropy", 1, &global, &local, RF_MEM(lse), RF_ARG(lo),
+                        RF_MEM(logits), RF_ARG(xo), RF_ARG(v), RF_LOCAL(local * sizeof(float))));
+    RF_TRY(rf_cl_group_size(dev, kmean, RF_CL_GROUP, &local));
     global = local;
     cl_float cnt = (cl_float)counted;
-    return RF_CL_LAUNCH(dev, kmean, "cross_entropy", 1, &global, &local, RF_ARG(loss->buf->mem), RF_ARG(oo),
-                        RF_ARG(lse->buf->mem), RF_ARG(lo), RF_ARG(logits->buf->mem), RF_ARG(xo),
-                        RF_ARG(targets->buf->mem), RF_ARG(to), RF_ARG(rows), RF_ARG(v), RF_ARG(cnt),
+    return RF_CL_LAUNCH(dev, kmean, "cross_entropy", 1, &global, &local, RF_MEM(loss), RF_ARG(oo),
+                        RF_MEM(lse), RF_ARG(lo), RF_MEM(logits), RF_ARG(xo),
+                        RF_MEM(targets), RF_ARG(to), RF_ARG(rows), RF_ARG(v), RF_ARG(cnt),
                         RF_LOCAL(local * sizeof(float)));
 }
 
-rf_status rf_cl_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *logits, const rf_tensor *lse,
-                                       const rf_tensor *targets, float scale) {
+static rf_status rf_cl_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *logits, const rf_tensor *lse,
+                                              const rf_tensor *targets, float scale) {
     rf_device *dev = logits->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "loss.cl", "", "cross_entropy_backward", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], total = rf_tensor_numel(logits);
     cl_ulong dxo = dlogits->offset, xo = logits->offset, lo = lse->offset, to = targets->offset;
     size_t global = (size_t)total;
-    return RF_CL_LAUNCH(dev, k, "cross_entropy_backward", 1, &global, &local, RF_ARG(dlogits->buf->mem), RF_ARG(dxo),
-                        RF_ARG(logits->buf->mem), RF_ARG(xo), RF_ARG(lse->buf->mem), RF_ARG(lo),
-                        RF_ARG(targets->buf->mem), RF_ARG(to), RF_ARG(v), RF_ARG(total), RF_ARG(scale));
+    return RF_CL_LAUNCH(dev, k, "cross_entropy_backward", 1, &global, &local, RF_MEM(dlogits), RF_ARG(dxo),
+                        RF_MEM(logits), RF_ARG(xo), RF_MEM(lse), RF_ARG(lo),
+                        RF_MEM(targets), RF_ARG(to), RF_ARG(v), RF_ARG(total), RF_ARG(scale));
+}
+
+void rf_cl_loss_register(rf_op_table *ops) {
+    ops->cross_entropy_forward = rf_cl_cross_entropy_forward;
+    ops->cross_entropy_backward = rf_cl_cross_entropy_backward;
 }

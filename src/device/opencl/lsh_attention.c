@@ -6,7 +6,6 @@
  * state's tensors own their buffers (offset 0), so only the caller's
  * tensors pass offsets. */
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 #include "device/opencl/cl_attention.h"
 
 /* The largest chunk the attend kernel is written for (the head width's limit
@@ -24,7 +23,8 @@ static rf_status kernel(rf_device *dev, int head_dim, const char *name, cl_kerne
 /* Local memory the device leaves for a kernel's __local arguments. */
 static rf_status local_budget(rf_device *dev, cl_kernel k, size_t *bytes) {
     cl_ulong fixed = 0;
-    cl_int err = clGetKernelWorkGroupInfo(k, dev->cl->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof fixed, &fixed, NULL);
+    cl_int err =
+        clGetKernelWorkGroupInfo(k, rf_cl_ctx(dev)->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof fixed, &fixed, NULL);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clGetKernelWorkGroupInfo(CL_KERNEL_LOCAL_MEM_SIZE)");
     *bytes = dev->info.local_mem_bytes > fixed ? (size_t)(dev->info.local_mem_bytes - fixed) : 0;
     return RF_OK;
@@ -35,7 +35,7 @@ static size_t attend_local_bytes(int head_dim, int tile) {
     return (size_t)tile * (2 * (size_t)head_dim * sizeof(cl_float) + sizeof(cl_float) + 2 * sizeof(cl_int));
 }
 
-rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride, int *key_tile) {
+static rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride, int *key_tile) {
     const char *op = "rf_lsh_attention (OpenCL)";
     if (head_dim > RF_ATTN_MAX_HEAD_DIM)
         return rf_error(RF_ERR_UNSUPPORTED, "%s: head_dim = %d exceeds the %d the attend kernel supports on %s", op,
@@ -46,7 +46,7 @@ rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride
     cl_kernel k;
     size_t budget, group;
     RF_TRY(kernel(dev, head_dim, "lsh_sort", &k));
-    RF_TRY(rf_cl_group_size(dev, k, 256, &group));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &group));
     RF_TRY(local_budget(dev, k, &budget));
     if (sort_local_bytes(stride, group) > budget)
         return rf_error(RF_ERR_UNSUPPORTED,
@@ -73,37 +73,37 @@ static rf_cl_attn_dropout dropout_args(const rf_lsh_state *st) {
     return rf_cl_attn_dropout_args(&d);
 }
 
-rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
+static rf_status rf_cl_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     rf_device *dev = st->device;
     cl_kernel k;
     RF_TRY(kernel(dev, st->head_dim, "lsh_buckets", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, rc = st->rot_cols;
     cl_int f1 = st->factors[0], f2 = st->factors[1], nb = st->n_buckets, stride = st->bucket_stride;
     rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
     size_t global = rf_tensor_numel(&st->buckets);
-    return RF_CL_LAUNCH(dev, k, "lsh_buckets", 1, &global, &local, RF_ARG(st->rotated.buf->mem),
-                        RF_ARG(st->buckets.buf->mem), RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(B),
+    return RF_CL_LAUNCH(dev, k, "lsh_buckets", 1, &global, &local, RF_MEM(&st->rotated),
+                        RF_MEM(&st->buckets), RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(B),
                         RF_ARG(L), RF_ARG(H), RF_ARG(R), RF_ARG(rc), RF_ARG(f1), RF_ARG(f2), RF_ARG(nb),
                         RF_ARG(stride));
 }
 
-rf_status rf_cl_lsh_sort(rf_lsh_state *st) {
+static rf_status rf_cl_lsh_sort(rf_lsh_state *st) {
     rf_device *dev = st->device;
     cl_kernel k;
     RF_TRY(kernel(dev, st->head_dim, "lsh_sort", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_int L = (cl_int)st->seq_len, R = st->n_rounds, stride = st->bucket_stride;
     size_t global = (size_t)st->batch * st->n_heads * st->n_rounds * local; /* a group per (b, h, round) */
-    return RF_CL_LAUNCH(dev, k, "lsh_sort", 1, &global, &local, RF_ARG(st->buckets.buf->mem),
-                        RF_ARG(st->perm.buf->mem), RF_ARG(st->undo.buf->mem), RF_ARG(L), RF_ARG(R), RF_ARG(stride),
+    return RF_CL_LAUNCH(dev, k, "lsh_sort", 1, &global, &local, RF_MEM(&st->buckets),
+                        RF_MEM(&st->perm), RF_MEM(&st->undo), RF_ARG(L), RF_ARG(R), RF_ARG(stride),
                         RF_LOCAL((size_t)stride * sizeof(cl_int)), RF_LOCAL(local * sizeof(cl_int)),
                         RF_LOCAL(local * sizeof(cl_int)));
 }
 
-rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+static rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     rf_device *dev = st->device;
     cl_kernel k;
     RF_TRY(kernel(dev, st->head_dim, "lsh_attend", &k));
@@ -116,9 +116,9 @@ rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tenso
     const rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
     cl_ulong qoff = qk->offset, voff = v->offset;
     size_t groups = (size_t)st->batch * st->n_heads * (size_t)(N / m), global = groups * local;
-    return RF_CL_LAUNCH(dev, k, "lsh_attend", 1, &global, &local, RF_ARG(qk->buf->mem), RF_ARG(qoff),
-                        RF_ARG(v->buf->mem), RF_ARG(voff), RF_CL_ATTN_OPTIONAL_ARGS(mask_arg),
-                        RF_ARG(st->perm.buf->mem), RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
+    return RF_CL_LAUNCH(dev, k, "lsh_attend", 1, &global, &local, RF_MEM(qk), RF_ARG(qoff),
+                        RF_MEM(v), RF_ARG(voff), RF_CL_ATTN_OPTIONAL_ARGS(mask_arg),
+                        RF_MEM(&st->perm), RF_MEM(&st->o_sorted), RF_MEM(&st->lse_sorted),
                         RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(hf),
                         RF_CL_ATTN_DROPOUT_ARGS(drop),
                         RF_ARG(tile), RF_LOCAL((size_t)T * d * sizeof(cl_float)),
@@ -126,17 +126,17 @@ rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tenso
                         RF_LOCAL((size_t)T * sizeof(cl_int)), RF_LOCAL((size_t)T * sizeof(cl_int)));
 }
 
-rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
+static rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
     rf_device *dev = st->device;
     cl_kernel k;
     RF_TRY(kernel(dev, st->head_dim, "lsh_combine", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, 256, &local));
+    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_int B = (cl_int)st->batch, L = (cl_int)st->seq_len, H = st->n_heads, R = st->n_rounds, hf = st->hf_rounding;
     cl_ulong off = out->offset;
     size_t global = rf_tensor_numel(out) / (size_t)st->head_dim; /* a work-item per (b, t, h) */
-    return RF_CL_LAUNCH(dev, k, "lsh_combine", 1, &global, &local, RF_ARG(out->buf->mem), RF_ARG(off),
-                        RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem), RF_ARG(st->undo.buf->mem),
+    return RF_CL_LAUNCH(dev, k, "lsh_combine", 1, &global, &local, RF_MEM(out), RF_ARG(off),
+                        RF_MEM(&st->o_sorted), RF_MEM(&st->lse_sorted), RF_MEM(&st->undo),
                         RF_ARG(B), RF_ARG(L), RF_ARG(H), RF_ARG(R), RF_ARG(hf));
 }
 
@@ -148,8 +148,9 @@ rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
  * state's key_tile fits them too. Scratch: w, c [B, H, R·L] and gqk, gv
  * [B, H, R·L, d], released once enqueued (the runtime frees them after the
  * kernels). */
-rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
-                                       const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
+static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout,
+                                              const rf_lsh_state *st,
+                                              const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     rf_device *dev = st->device;
     const int d = st->head_dim, T = st->key_tile;
     const int64_t B = st->batch, H = st->n_heads, N = (int64_t)st->n_rounds * st->seq_len;
@@ -159,10 +160,10 @@ rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_t
     RF_TRY(kernel(dev, d, "lsh_backward_key", &kk));
     RF_TRY(kernel(dev, d, "lsh_backward_gather", &kg));
     size_t lw, lq, lk, lg;
-    RF_TRY(rf_cl_group_size(dev, kw, 256, &lw));
+    RF_TRY(rf_cl_group_size(dev, kw, RF_CL_GROUP, &lw));
     RF_TRY(rf_cl_group_size(dev, kq, (size_t)st->chunk_len, &lq));
     RF_TRY(rf_cl_group_size(dev, kk, (size_t)st->chunk_len, &lk));
-    RF_TRY(rf_cl_group_size(dev, kg, 256, &lg));
+    RF_TRY(rf_cl_group_size(dev, kg, RF_CL_GROUP, &lg));
     rf_tensor w = {0}, cw = {0}, gqk = {0}, gv = {0};
     rf_status s = rf_tensor_alloc(dev, &w, RF_F32, 3, (int64_t[]){B, H, N});
     if (!s) s = rf_tensor_alloc(dev, &cw, RF_F32, 3, (int64_t[]){B, H, N});
@@ -176,36 +177,45 @@ rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_t
     cl_ulong dqoff = dqk->offset, dvoff = dv->offset;
     size_t global = (size_t)(B * H * st->seq_len);
     if (!s)
-        s = RF_CL_LAUNCH(dev, kw, "lsh_backward_weights", 1, &global, &lw, RF_ARG(dout->buf->mem), RF_ARG(goff),
-                         RF_ARG(st->o_sorted.buf->mem), RF_ARG(st->lse_sorted.buf->mem), RF_ARG(st->undo.buf->mem),
-                         RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
+        s = RF_CL_LAUNCH(dev, kw, "lsh_backward_weights", 1, &global, &lw, RF_MEM(dout), RF_ARG(goff),
+                         RF_MEM(&st->o_sorted), RF_MEM(&st->lse_sorted), RF_MEM(&st->undo),
+                         RF_MEM(&w), RF_MEM(&cw), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
     const size_t block = (size_t)T * d * sizeof(cl_float), word = (size_t)T * sizeof(cl_int);
     const size_t groups = (size_t)(B * H * (N / m));
     global = groups * lq;
     if (!s)
-        s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query", 1, &global, &lq, RF_ARG(qk->buf->mem), RF_ARG(qoff),
-                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff),
-                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
-                         RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(L), RF_ARG(cH),
+        s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query", 1, &global, &lq, RF_MEM(qk), RF_ARG(qoff),
+                         RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
+                         RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_ARG(L), RF_ARG(cH),
                          RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop), RF_ARG(tile),
                          RF_LOCAL(block),
                          RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
     global = groups * lk;
     if (!s)
-        s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_ARG(qk->buf->mem), RF_ARG(qoff),
-                         RF_ARG(v->buf->mem), RF_ARG(voff), RF_ARG(dout->buf->mem), RF_ARG(goff),
-                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(st->perm.buf->mem), RF_ARG(st->lse_sorted.buf->mem),
-                         RF_ARG(w.buf->mem), RF_ARG(cw.buf->mem), RF_ARG(gqk.buf->mem), RF_ARG(gv.buf->mem),
+        s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_MEM(qk), RF_ARG(qoff),
+                         RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
+                         RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_MEM(&gv),
                          RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop),
                          RF_ARG(tile),
                          RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
     global = rf_tensor_numel(dqk);
     if (!s)
-        s = RF_CL_LAUNCH(dev, kg, "lsh_backward_gather", 1, &global, &lg, RF_ARG(dqk->buf->mem), RF_ARG(dqoff),
-                         RF_ARG(dv->buf->mem), RF_ARG(dvoff), RF_ARG(gqk.buf->mem), RF_ARG(gv.buf->mem),
-                         RF_ARG(st->undo.buf->mem), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
+        s = RF_CL_LAUNCH(dev, kg, "lsh_backward_gather", 1, &global, &lg, RF_MEM(dqk), RF_ARG(dqoff),
+                         RF_MEM(dv), RF_ARG(dvoff), RF_MEM(&gqk), RF_MEM(&gv),
+                         RF_MEM(&st->undo), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
     rf_tensor *scratch[] = {&w, &cw, &gqk, &gv};
     for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
         if (scratch[i]->buf) rf_tensor_free(scratch[i]);
     return s;
+}
+
+void rf_cl_lsh_attention_register(rf_op_table *ops) {
+    ops->lsh_plan = rf_cl_lsh_plan;
+    ops->lsh_buckets = rf_cl_lsh_buckets;
+    ops->lsh_sort = rf_cl_lsh_sort;
+    ops->lsh_attend = rf_cl_lsh_attend;
+    ops->lsh_combine = rf_cl_lsh_combine;
+    ops->lsh_attention_backward = rf_cl_lsh_attention_backward;
 }

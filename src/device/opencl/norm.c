@@ -4,18 +4,17 @@
  * the reduction scratch is ≤ 1 KiB of local memory, under OpenCL's 32 KiB
  * minimum). */
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_ops.h"
 
 /* A row's work-group: no wider than the row (a D = 64 row in a group of 256
- * leaves three quarters of it idle at every barrier), at most 256. */
+ * leaves three quarters of it idle at every barrier), at most RF_CL_GROUP. */
 static size_t row_group_want(size_t d) {
     size_t want = 1;
-    while (want < d && want < 256) want *= 2;
+    while (want < d && want < RF_CL_GROUP) want *= 2;
     return want;
 }
 
-rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, const rf_tensor *x,
-                                   const rf_tensor *gamma, const rf_tensor *beta, float eps) {
+static rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, const rf_tensor *x,
+                                          const rf_tensor *gamma, const rf_tensor *beta, float eps) {
     rf_device *dev = y->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_forward", &k));
@@ -24,20 +23,20 @@ rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rst
     RF_TRY(rf_cl_group_size(dev, k, row_group_want((size_t)d), &local));
     /* A statistic not wanted: the kernel is handed y's buffer and never writes it. */
     cl_int has_mean = mean != NULL, has_rstd = rstd != NULL;
-    cl_mem mm = mean ? mean->buf->mem : y->buf->mem, rm = rstd ? rstd->buf->mem : y->buf->mem;
+    cl_mem mm = rf_cl_mem(mean ? mean->buf : y->buf), rm = rf_cl_mem(rstd ? rstd->buf : y->buf);
     cl_ulong yo = y->offset, mo = mean ? mean->offset : 0, ro = rstd ? rstd->offset : 0;
     cl_ulong xo = x->offset, go = gamma->offset, bo = beta->offset;
     size_t global = (size_t)rows * local;
-    return RF_CL_LAUNCH(dev, k, "layer_norm", 1, &global, &local, RF_ARG(y->buf->mem), RF_ARG(yo), RF_ARG(mm),
-                        RF_ARG(mo), RF_ARG(has_mean), RF_ARG(rm), RF_ARG(ro), RF_ARG(has_rstd), RF_ARG(x->buf->mem),
-                        RF_ARG(xo), RF_ARG(gamma->buf->mem), RF_ARG(go), RF_ARG(beta->buf->mem), RF_ARG(bo),
+    return RF_CL_LAUNCH(dev, k, "layer_norm", 1, &global, &local, RF_MEM(y), RF_ARG(yo), RF_ARG(mm),
+                        RF_ARG(mo), RF_ARG(has_mean), RF_ARG(rm), RF_ARG(ro), RF_ARG(has_rstd), RF_MEM(x),
+                        RF_ARG(xo), RF_MEM(gamma), RF_ARG(go), RF_MEM(beta), RF_ARG(bo),
                         RF_ARG(d), RF_ARG(eps), RF_LOCAL(local * sizeof(float)));
 }
 
 /* The parameter sums run first: they read dy and x, which dx may alias. */
-rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
-                                    const rf_tensor *x, const rf_tensor *gamma, const rf_tensor *mean,
-                                    const rf_tensor *rstd) {
+static rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
+                                           const rf_tensor *x, const rf_tensor *gamma, const rf_tensor *mean,
+                                           const rf_tensor *rstd) {
     rf_device *dev = dx->buf->dev;
     cl_ulong d = (cl_ulong)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
     cl_ulong dxo = dx->offset, dyo = dy->offset, xo = x->offset, go = gamma->offset, mo = mean->offset,
@@ -46,24 +45,29 @@ rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor 
     if (dgamma || dbeta) {
         cl_kernel kp;
         RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_params", &kp));
-        RF_TRY(rf_cl_group_size(dev, kp, 256, &local));
+        RF_TRY(rf_cl_group_size(dev, kp, RF_CL_GROUP, &local));
         cl_int has_dg = dgamma != NULL, has_db = dbeta != NULL;
         /* A missing gradient is handed the other one's buffer and never written. */
         const rf_tensor *dg = dgamma ? dgamma : dbeta, *db = dbeta ? dbeta : dgamma;
         cl_ulong dgo = dg->offset, dbo = db->offset;
         global = (size_t)d;
-        RF_TRY(RF_CL_LAUNCH(dev, kp, "layer_norm_backward_params", 1, &global, &local, RF_ARG(dg->buf->mem),
-                            RF_ARG(dgo), RF_ARG(has_dg), RF_ARG(db->buf->mem), RF_ARG(dbo), RF_ARG(has_db),
-                            RF_ARG(dy->buf->mem), RF_ARG(dyo), RF_ARG(x->buf->mem), RF_ARG(xo),
-                            RF_ARG(mean->buf->mem), RF_ARG(mo), RF_ARG(rstd->buf->mem), RF_ARG(ro), RF_ARG(rows),
+        RF_TRY(RF_CL_LAUNCH(dev, kp, "layer_norm_backward_params", 1, &global, &local, RF_MEM(dg),
+                            RF_ARG(dgo), RF_ARG(has_dg), RF_MEM(db), RF_ARG(dbo), RF_ARG(has_db),
+                            RF_MEM(dy), RF_ARG(dyo), RF_MEM(x), RF_ARG(xo),
+                            RF_MEM(mean), RF_ARG(mo), RF_MEM(rstd), RF_ARG(ro), RF_ARG(rows),
                             RF_ARG(d)));
     }
     cl_kernel kdx;
     RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_dx", &kdx));
     RF_TRY(rf_cl_group_size(dev, kdx, row_group_want((size_t)d), &local));
     global = (size_t)rows * local;
-    return RF_CL_LAUNCH(dev, kdx, "layer_norm_backward", 1, &global, &local, RF_ARG(dx->buf->mem), RF_ARG(dxo),
-                        RF_ARG(dy->buf->mem), RF_ARG(dyo), RF_ARG(x->buf->mem), RF_ARG(xo),
-                        RF_ARG(gamma->buf->mem), RF_ARG(go), RF_ARG(mean->buf->mem), RF_ARG(mo),
-                        RF_ARG(rstd->buf->mem), RF_ARG(ro), RF_ARG(d), RF_LOCAL(local * sizeof(float)));
+    return RF_CL_LAUNCH(dev, kdx, "layer_norm_backward", 1, &global, &local, RF_MEM(dx), RF_ARG(dxo),
+                        RF_MEM(dy), RF_ARG(dyo), RF_MEM(x), RF_ARG(xo),
+                        RF_MEM(gamma), RF_ARG(go), RF_MEM(mean), RF_ARG(mo),
+                        RF_MEM(rstd), RF_ARG(ro), RF_ARG(d), RF_LOCAL(local * sizeof(float)));
+}
+
+void rf_cl_norm_register(rf_op_table *ops) {
+    ops->layer_norm_forward = rf_cl_layer_norm_forward;
+    ops->layer_norm_backward = rf_cl_layer_norm_backward;
 }
