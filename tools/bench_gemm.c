@@ -48,7 +48,7 @@ static int parse_shapes(const char *s, gemm_opts *o) {
         if ((nd != 1 && nd != 3) || o->nshapes == MAX_SHAPES || (*s && *s != ',')) return -1;
         for (int i = 0; i < 3; i++) o->shapes[o->nshapes][i] = dims[nd == 1 ? 0 : i];
         o->nshapes++;
-        if (*s) s++;
+        if (*s && !*++s) return -1; /* a trailing comma */
     }
     return o->nshapes ? 0 : -1;
 }

@@ -102,13 +102,26 @@ static int walk(int (*visit)(void *ctx, cl_platform_id, cl_device_id, int, int),
         return 0;
     }
     platform_problem[0] = '\0';
+    int found = 0;
     for (cl_uint p = 0; p < np && p < MAX_PLATFORMS; p++) {
         cl_device_id devs[MAX_DEVS];
         cl_uint nd = 0;
-        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVS, devs, &nd) != CL_SUCCESS) continue;
+        err = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVS, devs, &nd);
+        if (err != CL_SUCCESS) {
+            /* A platform without devices (PoCL without a writable cache). */
+            char name[128] = "";
+            clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof name, name, NULL);
+            name[sizeof name - 1] = '\0';
+            snprintf(platform_problem, sizeof platform_problem, "platform %u (%s): clGetDeviceIDs: %s (%d)", p, name,
+                     rf_cl_error_name(err), (int)err);
+            rf_log(RF_LOG_INFO, "OpenCL %s", platform_problem);
+            continue;
+        }
+        found += nd > 0;
         for (cl_uint d = 0; d < nd && d < MAX_DEVS; d++)
             if (visit(ctx, plats[p], devs[d], (int)p, (int)d)) return 1;
     }
+    if (found) platform_problem[0] = '\0'; /* some platform works: nothing to explain */
     return 0;
 }
 
