@@ -113,6 +113,12 @@ static void special_files_are_named_not_read(void **state) {
     assert_int_equal(mkdir(args, 0755), 0);
     snprintf(args, sizeof args, "eval --model '%s/w' --text '%s/m/model.safetensors' --device cpu", dir, dir);
     one_line(NULL, args, 1, "/w/model.safetensors' is a directory, not a file");
+    /* Output files: a FIFO would block the open for writing. */
+    snprintf(args, sizeof args, "bench gemm --device cpu --sizes 8 --csv '%s'", fifo);
+    one_line(NULL, args, 1, "/fifo': it is not a regular file");
+    snprintf(args, sizeof args, "bench gemm --device cpu --sizes 8 --json '%s'", sub);
+    assert_int_equal(run(NULL, args), 1);
+    assert_non_null(strstr(out, "/sub': it is a directory"));
     /* The library readers, directly. */
     rf_config c;
     TH_FAILS(rf_config_load_json(&c, fifo), RF_ERR_IO, "is a FIFO, not a regular file");
@@ -198,14 +204,18 @@ static void output_folders_are_checked_locked_and_usable(void **state) {
     one_line(NULL, args, 1, pid);
     assert_non_null(strstr(out, "is in use by another training"));
     close(fd); /* released */
-    /* Resuming continues; --overwrite starts over (old checkpoints go). */
+    /* Resuming continues (from the folder or its latest file); --overwrite
+     * starts over (old checkpoints go). */
     snprintf(args, sizeof args, "train --task copy %s --steps 3 --eval-every 3 --resume '%s'", SMALL, run_dir);
     if (run(NULL, args) != 0) fail_msg("reformer %s:\n%s", args, out);
     assert_int_equal(latest_step(run_dir), 3);
+    snprintf(args, sizeof args, "train --task copy %s --steps 4 --eval-every 4 --resume '%s/latest'", SMALL, run_dir);
+    if (run(NULL, args) != 0) fail_msg("reformer %s:\n%s", args, out);
+    assert_int_equal(latest_step(run_dir), 4);
     snprintf(args, sizeof args, "train --task copy %s --steps 1 --eval-every 1 --out '%s' --overwrite", SMALL, run_dir);
     if (run(NULL, args) != 0) fail_msg("reformer %s:\n%s", args, out);
     assert_int_equal(latest_step(run_dir), 1);
-    snprintf(args, sizeof args, "%s/ckpt-00000003", run_dir);
+    snprintf(args, sizeof args, "%s/ckpt-00000004", run_dir);
     struct stat st;
     assert_int_not_equal(stat(args, &st), 0);
 }

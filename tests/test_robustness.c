@@ -508,6 +508,11 @@ static void cli_usage_errors_exit_2_failures_exit_1(void **state) {
     cli_one_line("train --steps 5", 2, "reformer train: give exactly one of --task copy or --text FILE");
     cli_one_line("train --task copy --length 7", 2, "the copy task needs --vocab >= 3 and an even --length >= 4");
     cli_one_line("train --task copy --attn full", 2, "--attn takes a comma list of 'local' and 'lsh', not 'full'");
+    /* A list longer than the model can hold is refused, not cut short. */
+    char many[600] = "train --task copy --attn local";
+    for (int i = 0; i < 64; i++) strcat(many, ",lsh");
+    cli_one_line(many, 2, "reformer train: --attn: 'local,lsh,lsh");
+    assert_non_null(strstr(out, "has more than"));
     cli_one_line("train --task copy --hidden 30 --heads 4", 2, "--hidden a multiple of 2*heads");
     cli_one_line("train --task copy --length 4000000000", 2, "--length: 4000000000 is out of range [1, 16777216]");
     cli_one_line("sample --random --length 0", 2, "reformer sample: --length: 0 is out of range [1, 1073741824]");

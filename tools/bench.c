@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char bench_common_help[] =
@@ -187,6 +188,14 @@ static int grow(void *arr, int *cap, int n, size_t size) {
 }
 
 static FILE *open_out(const char *path) {
+    /* Opening a FIFO for writing would wait for a reader; a folder cannot be
+     * written: refuse anything but a regular file (or a new one) by name. */
+    struct stat st;
+    if (!*path || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+        fprintf(stderr, "reformer bench: cannot write '%s': %s\n", path,
+                !*path ? "an empty path names no file" : S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file");
+        return NULL;
+    }
     FILE *f = fopen(path, "w");
     if (!f) fprintf(stderr, "reformer bench: cannot write '%s': %s\n", path, strerror(errno));
     return f;

@@ -234,8 +234,12 @@ static int parse(int argc, char **argv, opts *o) {
         return 0;
     }
     o->layers = 0;
-    for (const char *p = o->attn; *p && o->layers < RF_CONFIG_MAX_LAYERS;) {
+    for (const char *p = o->attn; *p;) {
         size_t n = strcspn(p, ",");
+        if (o->layers == RF_CONFIG_MAX_LAYERS) { /* never drop the rest silently */
+            fprintf(stderr, "reformer train: --attn: '%.80s' has more than %d layers\n", o->attn, RF_CONFIG_MAX_LAYERS);
+            return 0;
+        }
         if (n == 3 && !strncmp(p, "lsh", 3)) o->types[o->layers++] = RF_ATTN_LSH;
         else if (n == 5 && !strncmp(p, "local", 5)) o->types[o->layers++] = RF_ATTN_LOCAL;
         else {
@@ -438,6 +442,16 @@ int cmd_train(int argc, char **argv) {
     }
     opts o;
     if (!parse(argc, argv, &o)) return RF_EXIT_USAGE;
+    /* --resume RUN/latest means the run folder RUN (where saving goes on). */
+    char root[4096];
+    struct stat st;
+    if (o.resume && stat(o.resume, &st) == 0 && S_ISREG(st.st_mode)) {
+        const char *slash = strrchr(o.resume, '/');
+        if (!slash) snprintf(root, sizeof root, ".");
+        else snprintf(root, sizeof root, "%.*s", slash == o.resume ? 1 : (int)(slash - o.resume), o.resume);
+        if (o.out == o.resume) o.out = root;
+        o.resume = root;
+    }
     if (o.resume && !o.out) o.out = o.resume;
     return train(o);
 }
