@@ -133,7 +133,9 @@ static void special_files_are_named_not_read(void **state) {
     assert_int_equal(mkfifo(args, 0600), 0);
     rf_model *m;
     uint64_t pos;
-    TH_FAILS(rf_checkpoint_load(&m, th_cpu(), run_dir, &pos), RF_ERR_IO, "/run/latest' is a FIFO");
+    rf_device *cpu = th_cpu();
+    TH_FAILS(rf_checkpoint_load(&m, cpu, run_dir, &pos), RF_ERR_IO, "/run/latest' is a FIFO");
+    rf_device_close(cpu);
 }
 
 /* ---- class 3 and 8: output folders, locks, run folders as models ---------- */
@@ -325,7 +327,7 @@ static void non_finite_weights_are_never_saved_or_used(void **state) {
     assert_int_equal(system(cmd), 0);
     TH_FAILS(rf_checkpoint_load(&back, dev, run_dir, &pos), RF_ERR_NUMERIC, want);
     rf_model_free(m);
-    assert_null(rf_model_param(NULL, "x") ? (void *)1 : NULL);
+    rf_device_close(dev);
 }
 
 /* ---- class 5: configs that load but cannot work --------------------------- */
@@ -360,6 +362,7 @@ static void configs_must_fit_the_task(void **state) {
     snprintf(tiny, sizeof tiny, "%s/v2", dir);
     TH_OK(rf_model_save(m, tiny));
     rf_model_free(m);
+    rf_device_close(dev);
     snprintf(args, sizeof args, "sample --model '%s' --device cpu --length 2", tiny);
     one_line(NULL, args, 1, "vocab_size 2 is too small for text");
     snprintf(args, sizeof args, "eval --model '%s' --text '%s/config.json' --device cpu", tiny, tiny);
@@ -483,7 +486,9 @@ static void byte_order_marks_and_empty_paths(void **state) {
     one_line(NULL, "train --text ''", 2, "reformer train: --text: an empty path names no file or folder");
     one_line(NULL, "sample --model '' --device cpu", 2, "an empty path names no model folder");
     rf_model *m;
-    TH_FAILS(rf_model_load(&m, th_cpu(), ""), RF_ERR_INVALID_ARG, "an empty path names no model folder");
+    rf_device *cpu = th_cpu();
+    TH_FAILS(rf_model_load(&m, cpu, ""), RF_ERR_INVALID_ARG, "an empty path names no model folder");
+    rf_device_close(cpu);
     /* --out naming a file: refused before training. */
     snprintf(args, sizeof args, "train --task copy %s --steps 1 --out '%s/bom/config.json'", SMALL, dir);
     one_line(NULL, args, 1, "reformer train: --out: ");
