@@ -503,17 +503,23 @@ static void cli_usage_errors_exit_2_failures_exit_1(void **state) {
     char dir[256], args[800];
     th_tmpdir(dir, sizeof dir);
     write_text(dir, "text.txt", "a short text file\n");
-    cli_one_line("train --task copy --steps -1", 2, "reformer train: unknown option, missing or bad value at '--steps'");
-    cli_one_line("train --task copy --steps", 2, "bad value at '--steps'");
+    cli_one_line("train --task copy --steps -1", 2, "reformer train: --steps: -1 is out of range [1, 1000000000000]");
+    cli_one_line("train --task copy --steps", 2, "reformer train: --steps: needs a value");
     cli_one_line("train --steps 5", 2, "reformer train: give exactly one of --task copy or --text FILE");
     cli_one_line("train --task copy --length 7", 2, "the copy task needs --vocab >= 3 and an even --length >= 4");
     cli_one_line("train --task copy --attn full", 2, "--attn takes a comma list of 'local' and 'lsh', not 'full'");
+    /* A list longer than the model can hold is refused, not cut short. */
+    char many[600] = "train --task copy --attn local";
+    for (int i = 0; i < 64; i++) strcat(many, ",lsh");
+    cli_one_line(many, 2, "reformer train: --attn: 'local,lsh,lsh");
+    assert_non_null(strstr(out, "has more than"));
     cli_one_line("train --task copy --hidden 30 --heads 4", 2, "--hidden a multiple of 2*heads");
-    cli_one_line("train --task copy --length 4000000000", 2, "bad value at '--length'");
-    cli_one_line("sample --random --length 0", 2, "reformer sample: give exactly one of --model DIR or --random");
+    cli_one_line("train --task copy --length 4000000000", 2, "--length: 4000000000 is out of range [1, 16777216]");
+    cli_one_line("sample --random --length 0", 2, "reformer sample: --length: 0 is out of range [1, 1073741824]");
+    cli_one_line("sample --length 4", 2, "reformer sample: give exactly one of --model DIR or --random");
     cli_one_line("sample --random --length 5 --bogus", 2, "reformer sample: unknown option or missing value '--bogus'");
     cli_one_line("eval", 2, "reformer eval: --model DIR and --text FILE are required");
-    cli_one_line("eval --model m --text t --length -5", 2, "reformer eval: --length -5 must be positive");
+    cli_one_line("eval --model m --text t --length -5", 2, "reformer eval: --length: -5 is out of range [0, 1073741824]");
     snprintf(args, sizeof args, "eval --text '%s/text.txt'", dir);
     cli_one_line(args, 2, "--model DIR and --text FILE are required");
     /* Failures while running: exit 1. */
@@ -522,11 +528,11 @@ static void cli_usage_errors_exit_2_failures_exit_1(void **state) {
     snprintf(args, sizeof args, "train --task copy --resume '%s/none'", dir);
     cli_one_line(args, 1, "none/latest");
     snprintf(args, sizeof args, "train --text '%s/missing.txt'", dir);
-    cli_one_line(args, 1, "reformer train: cannot open");
+    cli_one_line(args, 1, "reformer train: --text: cannot open");
     snprintf(args, sizeof args, "eval --model '%s/none' --text '%s/text.txt' --device cpu", dir, dir);
     cli_one_line(args, 1, "none/config.json");
     snprintf(args, sizeof args, "eval --model '%s' --text '%s/missing.txt'", dir, dir);
-    cli_one_line(args, 1, "reformer eval: cannot open");
+    cli_one_line(args, 1, "reformer eval: --text: cannot open");
     snprintf(args, sizeof args, "sample --model '%s/none' --length 4 --device cpu", dir);
     cli_one_line(args, 1, "none/config.json");
     /* A batch no host can hold: malloc's NULL is a failure, not a crash

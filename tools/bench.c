@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char bench_common_help[] =
@@ -21,26 +22,19 @@ void bench_common_init(bench_common *c) {
     c->runs = BENCH_MIN_RUNS;
 }
 
-int bench_parse_int(const char *s, int64_t *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end || errno || x <= 0) return -1;
+int bench_parse_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v) {
+    long long x;
+    if (!cli_int(cmd, opt, s, lo, hi, &x)) return -1;
     *v = x;
     return 0;
 }
 
-int bench_parse_list(const char *s, int64_t *out, int cap) {
+int bench_parse_list(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out, int cap) {
+    long long x[64];
     int n = 0;
-    while (*s) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || errno || v <= 0 || n == cap || (*end && *end != ',')) return -1;
-        out[n++] = v;
-        s = *end ? end + 1 : end;
-    }
-    return n > 0 ? n : -1;
+    if (cap > 64 || !cli_int_list(cmd, opt, s, lo, hi, x, cap, &n)) return -1;
+    for (int i = 0; i < n; i++) out[i] = x[i];
+    return n;
 }
 
 int bench_usage_error(const char *name, const char *arg) {
@@ -71,11 +65,8 @@ int bench_common_arg(bench_common *c, int argc, char **argv, int *i) {
         c->devices[c->ndevices++] = val;
         break;
     case 1:
-        if (bench_parse_int(val, &v) || v < BENCH_MIN_RUNS || v > BENCH_MAX_RUNS) {
-            fprintf(stderr, "reformer bench: --runs '%s' must be %d to %d (docs/maths.md §13: median of at least 5)\n",
-                    val, BENCH_MIN_RUNS, BENCH_MAX_RUNS);
-            return -1;
-        }
+        /* §13: the median of at least 5 runs. */
+        if (bench_parse_int("bench", "--runs", val, BENCH_MIN_RUNS, BENCH_MAX_RUNS, &v)) return -1;
         c->runs = (int)v;
         break;
     case 2: c->csv = val; break;
@@ -197,6 +188,14 @@ static int grow(void *arr, int *cap, int n, size_t size) {
 }
 
 static FILE *open_out(const char *path) {
+    /* Opening a FIFO for writing would wait for a reader; a folder cannot be
+     * written: refuse anything but a regular file (or a new one) by name. */
+    struct stat st;
+    if (!*path || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+        fprintf(stderr, "reformer bench: cannot write '%s': %s\n", path,
+                !*path ? "an empty path names no file" : S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file");
+        return NULL;
+    }
     FILE *f = fopen(path, "w");
     if (!f) fprintf(stderr, "reformer bench: cannot write '%s': %s\n", path, strerror(errno));
     return f;

@@ -28,9 +28,11 @@ void bench_common_init(bench_common *c);
 /* Take argv[*i] if it is a common option (advancing *i past its value):
  * 1 taken, 0 not a common option, -1 a bad or missing value (printed). */
 int bench_common_arg(bench_common *c, int argc, char **argv, int *i);
-/* Positive integers: "a,b,c" into out (at most cap); the count, or -1. */
-int bench_parse_list(const char *s, int64_t *out, int cap);
-int bench_parse_int(const char *s, int64_t *v);
+/* Integers in [lo, hi] through the strict parser (cli.h): "a,b,c" into out
+ * (at most cap <= 64; the count), or one; -1 after printing
+ * "reformer CMD: OPT: ...". */
+int bench_parse_list(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out, int cap);
+int bench_parse_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v);
 /* Print "reformer bench NAME: unknown option ..." and return RF_EXIT_USAGE. */
 int bench_usage_error(const char *name, const char *arg);
 

@@ -2,6 +2,8 @@
  * the cpu reference — in GFLOP/s over a few shapes (§13). Every matrix
  * multiply of the model goes through rf_gemm, so this is the ceiling the
  * other ops are measured against. */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +36,10 @@ static int parse_shapes(const char *s, gemm_opts *o) {
         int nd = 0;
         for (;;) {
             char *end;
+            if (!isdigit((unsigned char)*s)) return -1; /* no sign, blank or "0x" */
+            errno = 0;
             long long v = strtoll(s, &end, 10);
-            if (end == s || v <= 0 || v > 65536 || nd == 3) return -1;
+            if (end == s || errno || v <= 0 || v > 65536 || nd == 3) return -1;
             dims[nd++] = v;
             s = end;
             if (*s != 'x') break;
@@ -44,7 +48,7 @@ static int parse_shapes(const char *s, gemm_opts *o) {
         if ((nd != 1 && nd != 3) || o->nshapes == MAX_SHAPES || (*s && *s != ',')) return -1;
         for (int i = 0; i < 3; i++) o->shapes[o->nshapes][i] = dims[nd == 1 ? 0 : i];
         o->nshapes++;
-        if (*s) s++;
+        if (*s && !*++s) return -1; /* a trailing comma */
     }
     return o->nshapes ? 0 : -1;
 }
@@ -109,13 +113,18 @@ int bench_gemm(int argc, char **argv) {
         int taken = bench_common_arg(&o.c, argc, argv, &i);
         if (taken < 0) return RF_EXIT_USAGE;
         if (taken) continue;
-        if (strcmp(argv[i], "--sizes") || i + 1 == argc) return bench_usage_error("gemm", argv[i]);
+        if (strcmp(argv[i], "--sizes")) return bench_usage_error("gemm", argv[i]);
+        if (i + 1 == argc) {
+            fprintf(stderr, "reformer bench gemm: --sizes: needs a value\n");
+            return RF_EXIT_USAGE;
+        }
         if (parse_shapes(argv[++i], &o)) {
-            fprintf(stderr, "reformer bench gemm: bad --sizes '%s' (N or MxNxK items, 1 to 65536, at most %d)\n",
-                    argv[i], MAX_SHAPES);
+            fprintf(stderr, "reformer bench gemm: --sizes: '%.80s' is not a list of N or MxNxK items, each in [1, 65536], "
+                            "at most %d\n", argv[i], MAX_SHAPES);
             return RF_EXIT_USAGE;
         }
     }
+    if (cli_dry_run) return RF_EXIT_OK;
     bench_out *out;
     char done[BENCH_MAX_DEVICES][32];
     int ndone = 0, rc = bench_out_open(&out, &o.c, "gemm");

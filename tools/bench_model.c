@@ -175,24 +175,18 @@ int bench_model(int argc, char **argv) {
         }
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t list[MAX_LAYERS];
-        if (val && !strcmp(a, "--length")) {
+        if (!strcmp(a, "--length")) {
             i++;
-            if (bench_parse_int(val, &o->L) || o->L < 128 || o->L % 64 || o->L > (1 << 24)) {
-                fprintf(stderr, "reformer bench model: --length must be a multiple of 64, 128 to 2^24\n");
+            if (bench_parse_int("bench model", a, val, 128, 1 << 24, &o->L)) rc = RF_EXIT_USAGE;
+            else if (o->L % 64) {
+                fprintf(stderr, "reformer bench model: --length: %lld is not a multiple of 64\n", (long long)o->L);
                 rc = RF_EXIT_USAGE;
             }
-        } else if (val && !strcmp(a, "--layers")) {
+        } else if (!strcmp(a, "--layers")) {
             i++;
-            o->nlayers = bench_parse_list(val, list, MAX_LAYERS);
-            for (int k = 0; k < o->nlayers; k++) {
-                if (list[k] > RF_CONFIG_MAX_LAYERS) o->nlayers = -1;
-                if (o->nlayers > 0) o->layers[k] = (int)list[k];
-            }
-            if (o->nlayers <= 0) {
-                fprintf(stderr, "reformer bench model: --layers takes up to %d counts of 1 to %d\n", MAX_LAYERS,
-                        RF_CONFIG_MAX_LAYERS);
-                rc = RF_EXIT_USAGE;
-            }
+            o->nlayers = bench_parse_list("bench model", a, val, 1, RF_CONFIG_MAX_LAYERS, list, MAX_LAYERS);
+            if (o->nlayers <= 0) rc = RF_EXIT_USAGE;
+            for (int k = 0; k < o->nlayers; k++) o->layers[k] = (int)list[k];
         } else {
             rc = bench_usage_error("model", a);
         }
@@ -200,7 +194,7 @@ int bench_model(int argc, char **argv) {
     bench_out *out = NULL;
     char done[BENCH_MAX_DEVICES][32];
     int ndone = 0;
-    if (rc == RF_EXIT_OK && (rc = bench_out_open(&out, &o->c, "model")) == RF_EXIT_OK) {
+    if (rc == RF_EXIT_OK && !cli_dry_run && (rc = bench_out_open(&out, &o->c, "model")) == RF_EXIT_OK) {
         rc = bench_each_device(out, &o->c, model_device, o, done, &ndone);
         for (int i = 0; i < ndone; i++) memory_report(out, o, done[i]);
         if (rc == RF_EXIT_OK) bench_device_ratios(out);

@@ -198,40 +198,38 @@ int bench_attention(int argc, char **argv) {
             o.causal = false;
             continue;
         }
-        if (!val) return bench_usage_error("attention", a);
+        /* Integer options and their ranges; two lists. */
+        static const struct {
+            const char *name;
+            int64_t lo, hi;
+        } ints[] = {{"--tokens", 1, 1ll << 40}, {"--heads", 1, 1024}, {"--head-dim", 1, 4096}, {"--chunk", 1, 65536},
+                    {"--full-max", 1, 1ll << 40}, {"--lengths", 1, 1ll << 40}, {"--hashes", 1, 64}};
+        int k = 0;
+        while (k < 7 && strcmp(a, ints[k].name)) k++;
+        if (k == 7) return bench_usage_error("attention", a);
         i++;
+        const char *C = "bench attention";
         int64_t tmp[MAX_LIST], v = 0;
-        int bad = 0;
-        if (!strcmp(a, "--lengths")) {
-            bad = (o.nlengths = bench_parse_list(val, o.lengths, MAX_LIST)) <= 0;
+        if (k == 5) {
+            if ((o.nlengths = bench_parse_list(C, a, val, ints[k].lo, ints[k].hi, o.lengths, MAX_LIST)) < 0)
+                return RF_EXIT_USAGE;
             have_lengths = 1;
-        } else if (!strcmp(a, "--hashes")) {
-            int n = bench_parse_list(val, tmp, MAX_LIST);
-            bad = n <= 0;
-            for (int k = 0; k < n; k++) bad |= tmp[k] > 64, o.hashes[k] = (int)tmp[k];
-            o.nhashes = bad ? 0 : n;
-        } else {
-            /* Integer options and their upper bounds. */
-            static const struct {
-                const char *name;
-                int64_t max;
-            } ints[] = {{"--tokens", 1ll << 40}, {"--heads", 1024}, {"--head-dim", 4096}, {"--chunk", 65536},
-                        {"--full-max", 1ll << 40}};
-            int k = 0;
-            while (k < 5 && strcmp(a, ints[k].name)) k++;
-            if (k == 5) return bench_usage_error("attention", a);
-            bad = bench_parse_int(val, &v) || v > ints[k].max;
-            if (!bad) switch (k) {
-                case 0: o.tokens = v; break;
-                case 1: o.heads = (int)v; break;
-                case 2: o.head_dim = (int)v; break;
-                case 3: o.chunk = (int)v; break;
-                default: o.full_max = v; break;
-                }
+            continue;
         }
-        if (bad) {
-            fprintf(stderr, "reformer bench attention: bad value '%s' for %s (see --help)\n", val, a);
-            return RF_EXIT_USAGE;
+        if (k == 6) {
+            int n = bench_parse_list(C, a, val, ints[k].lo, ints[k].hi, tmp, MAX_LIST);
+            if (n < 0) return RF_EXIT_USAGE;
+            for (int j = 0; j < n; j++) o.hashes[j] = (int)tmp[j];
+            o.nhashes = n;
+            continue;
+        }
+        if (bench_parse_int(C, a, val, ints[k].lo, ints[k].hi, &v)) return RF_EXIT_USAGE;
+        switch (k) {
+        case 0: o.tokens = v; break;
+        case 1: o.heads = (int)v; break;
+        case 2: o.head_dim = (int)v; break;
+        case 3: o.chunk = (int)v; break;
+        default: o.full_max = v; break;
         }
     }
     if (!have_lengths) {
@@ -239,6 +237,7 @@ int bench_attention(int argc, char **argv) {
         for (int64_t L = 1024; L <= 65536 && L <= o.tokens && o.nlengths < MAX_LIST; L *= 2) o.lengths[o.nlengths++] = L;
         if (!o.nlengths) o.lengths[o.nlengths++] = o.tokens;
     }
+    if (cli_dry_run) return RF_EXIT_OK;
     bench_out *out;
     char done[BENCH_MAX_DEVICES][32];
     int ndone = 0, rc = bench_out_open(&out, &o.c, "attention");

@@ -60,27 +60,32 @@ int cmd_sample(int argc, char **argv) {
     }
     const char *dir = NULL, *prompt = "", *device = NULL;
     int random = 0, top_k = 0;
-    long length = 64;
+    long long length = 64;
     double temperature = 0;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--random")) random = 1;
-        else if (v && !strcmp(a, "--model")) dir = v, i++;
-        else if (v && !strcmp(a, "--prompt")) prompt = v, i++;
-        else if (v && !strcmp(a, "--device")) device = v, i++;
-        else if (v && !strcmp(a, "--length")) length = strtol(v, NULL, 10), i++;
-        else if (v && !strcmp(a, "--temperature")) temperature = strtod(v, NULL), i++;
-        else if (v && !strcmp(a, "--top-k")) top_k = (int)strtol(v, NULL, 10), i++;
-        else if (v && !strcmp(a, "--seed")) seed = strtoull(v, NULL, 10), i++;
+        int ok = 1;
+        if (!strcmp(a, "--random")) {
+            random = 1;
+            continue;
+        }
+        if (!strcmp(a, "--model") && v) dir = v;
+        else if (!strcmp(a, "--prompt") && v) prompt = v;
+        else if (!strcmp(a, "--device") && v) device = v;
+        else if (!strcmp(a, "--length")) ok = cli_int("sample", a, v, 1, 1 << 30, &length);
+        else if (!strcmp(a, "--temperature")) ok = cli_double("sample", a, v, 0, 1e6, 0, &temperature);
+        else if (!strcmp(a, "--top-k")) ok = cli_int32("sample", a, v, 0, 2147483647, &top_k);
+        else if (!strcmp(a, "--seed")) ok = cli_u64("sample", a, v, &seed);
         else {
             fprintf(stderr, "reformer sample: unknown option or missing value '%s' (see --help)\n", a);
             return RF_EXIT_USAGE;
         }
+        if (!ok) return RF_EXIT_USAGE;
+        i++;
     }
-    if (!dir == !random || length <= 0 || temperature < 0 || top_k < 0) {
-        fprintf(stderr, "reformer sample: give exactly one of --model DIR or --random, a positive --length, "
-                        "--temperature >= 0 and --top-k >= 0\n");
+    if (!dir == !random) {
+        fprintf(stderr, "reformer sample: give exactly one of --model DIR or --random\n");
         return RF_EXIT_USAGE;
     }
     rf_device *dev;
@@ -101,22 +106,37 @@ int cmd_sample(int argc, char **argv) {
     const rf_config *c = rf_model_config(m);
     int64_t V = c->vocab_size;
     int64_t max_len = c->axial_pos_embds ? (int64_t)c->axial_pos_shape[0] * c->axial_pos_shape[1] : c->max_position_embeddings;
+    if (V < 3) { /* ids 0 and 1 are padding and end of sequence: no room for text */
+        fprintf(stderr, "reformer sample: the model's vocab_size %lld is too small for text (byte tokens need >= 3)\n",
+                (long long)V);
+        rf_model_free(m);
+        rf_device_close(dev);
+        return RF_EXIT_FAIL;
+    }
     size_t np = strlen(prompt);
-    int64_t total = (int64_t)np + length;
-    if (np == 0) total++; /* start from one padding token */
+    /* Both terms are bounded (the prompt by the argument size, --length by
+     * its range), so the sum cannot overflow. */
+    int64_t total = (int64_t)np + (int64_t)length + (np == 0); /* an empty prompt starts from one padding token */
     if (total > max_len) {
-        fprintf(stderr, "reformer sample: prompt + length = %lld tokens exceeds the model's %lld positions\n",
-                (long long)total, (long long)max_len);
+        fprintf(stderr, "reformer sample: --length %lld after a prompt of %zu bytes needs %lld positions; the model "
+                        "has %lld\n", length, np, (long long)total, (long long)max_len);
         rf_model_free(m);
         rf_device_close(dev);
         return RF_EXIT_USAGE;
     }
     int32_t *ids = calloc((size_t)total, sizeof *ids);
+    float *row = malloc((size_t)V * sizeof *row);
+    if (!ids || !row || cli_dry_run) {
+        if (!cli_dry_run) fprintf(stderr, "reformer sample: no host memory for %lld tokens\n", (long long)total);
+        free(ids), free(row);
+        rf_model_free(m);
+        rf_device_close(dev);
+        return cli_dry_run ? RF_EXIT_OK : RF_EXIT_FAIL;
+    }
     int64_t n = 0;
     if (np == 0) ids[n++] = 0;
     for (size_t i = 0; i < np; i++) ids[n++] = text_encode_byte((unsigned char)prompt[i], V);
     fputs(prompt, stdout);
-    float *row = malloc((size_t)V * sizeof *row);
     uint64_t rng = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
     while (s == RF_OK && n < total) {
         rf_tensor logits;

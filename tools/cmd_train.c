@@ -1,18 +1,23 @@
 /* `reformer train`: the paper's duplication task (--task copy) or a
  * byte-level language model on a text file (--text FILE), with periodic
  * evaluation, checkpoints and resume. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "core/core.h"
 #include "reformer/model.h"
 #include "text.h"
 
 typedef struct opts {
     const char *device, *text, *out, *resume, *attn, *init, *config;
-    int copy;
+    int copy, overwrite;
     int64_t steps, batch, length, eval_every, save_every, eval_batches, accumulate;
     int hashes, layers, hidden, heads, vocab, chunk;
     int eval_hashes[8], n_eval_hashes;
@@ -41,8 +46,10 @@ static void help(void) {
            "  --lr X               peak learning rate (default 2e-3; warm-up 50 steps, inverse sqrt)\n"
            "  --eval-every N       evaluate every N steps (default 100) on held-out sequences\n"
            "  --save-every N       checkpoint every N steps (default 200) and at the end\n"
-           "  --out DIR            checkpoint folder (default: none, no checkpoints)\n"
+           "  --out DIR            checkpoint folder (default: none, no checkpoints); locked while training\n"
            "  --resume DIR         continue from DIR's latest checkpoint (and keep saving there)\n"
+           "  --overwrite          start over in a non-empty --out: its ckpt-* and latest are deleted\n"
+           "                       (otherwise a folder that holds anything is refused)\n"
            "  --init DIR           start from a model (config.json + model.safetensors, e.g. an HF\n"
            "                       checkpoint) instead of a new one; its config decides the layers\n"
            "  --config FILE        a new model from an HF config.json instead of the task's defaults\n"
@@ -131,58 +138,87 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* An integer option into an int64_t or int field (the strict parser, cli.h). */
+#define INT_OPT(opt, lo, hi, field)                                                                                  \
+    else if (!strcmp(a, opt)) {                                                                                      \
+        long long x_;                                                                                                \
+        if (!cli_int("train", a, v, lo, hi, &x_)) return 0;                                                          \
+        o->field = x_;                                                                                               \
+        i++;                                                                                                         \
+    }
+
+/* A path option: present and not empty. */
+static int path_opt(const char *a, const char *v, const char **field) {
+    if (!v) {
+        fprintf(stderr, "reformer train: %s needs a value\n", a);
+        return 0;
+    }
+    if (!*v) {
+        fprintf(stderr, "reformer train: %s: an empty path names no file or folder\n", a);
+        return 0;
+    }
+    *field = v;
+    return 1;
+}
+
 static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.steps = 600, .batch = 16, .accumulate = 1, .eval_every = 100, .save_every = 200, .eval_batches = 4,
                 .hashes = 2,
                 .attn = "local,lsh", .hidden = 64, .heads = 2, .vocab = 16, .chunk = 16, .lr = 2e-3, .seed = 1};
+    /* Sizes stay small enough that their products (B·L·4 bytes, s0·s1) never overflow. */
+    const long long SIZE_MAX_OPT = 1 << 24, COUNT_MAX_OPT = 1000000000000ll;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        long long x = v ? strtoll(v, &end, 10) : 0;
-        int num = v && *v && end && !*end;
-        if (!strcmp(a, "--task") && v && !strcmp(v, "copy")) o->copy = 1, i++;
-        else if (!strcmp(a, "--text") && v) o->text = v, i++;
-        else if (!strcmp(a, "--device") && v) o->device = v, i++;
-        else if (!strcmp(a, "--out") && v) o->out = v, i++;
-        else if (!strcmp(a, "--resume") && v) o->resume = v, i++;
-        else if (!strcmp(a, "--init") && v) o->init = v, i++;
-        else if (!strcmp(a, "--config") && v) o->config = v, i++;
-        else if (!strcmp(a, "--attn") && v) o->attn = v, i++;
-        else if (!strcmp(a, "--eval-hashes") && v) {
-            o->n_eval_hashes = 0;
-            for (const char *p = v; *p && o->n_eval_hashes < 8;) {
-                char *e;
-                long r = strtol(p, &e, 10);
-                if (e == p || r < 1 || r > 64 || (*e && *e != ',')) goto bad;
-                o->eval_hashes[o->n_eval_hashes++] = (int)r;
-                p = *e ? e + 1 : e;
+        if (!strcmp(a, "--overwrite")) {
+            o->overwrite = 1;
+            continue;
+        }
+        if (!strcmp(a, "--task")) {
+            if (!v || strcmp(v, "copy")) {
+                fprintf(stderr, "reformer train: --task takes 'copy', not '%s'\n", v ? v : "");
+                return 0;
             }
+            o->copy = 1, i++;
+        } else if (!strcmp(a, "--text") || !strcmp(a, "--out") || !strcmp(a, "--resume") || !strcmp(a, "--init") ||
+                   !strcmp(a, "--config")) {
+            const char **f = a[2] == 't' ? &o->text : a[2] == 'o' ? &o->out : a[2] == 'r' ? &o->resume
+                           : a[2] == 'i' ? &o->init : &o->config;
+            if (!path_opt(a, v, f)) return 0;
+            i++;
+        } else if (!strcmp(a, "--device") && v) o->device = v, i++;
+        else if (!strcmp(a, "--attn") && v) o->attn = v, i++;
+        else if (!strcmp(a, "--eval-hashes")) {
+            long long r[8];
+            if (!cli_int_list("train", a, v, 1, 64, r, 8, &o->n_eval_hashes)) return 0;
+            for (int k = 0; k < o->n_eval_hashes; k++) o->eval_hashes[k] = (int)r[k];
+            i++;
+        } else if (!strcmp(a, "--lr")) {
+            if (!cli_double("train", a, v, 0, 100, 1, &o->lr)) return 0;
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_u64("train", a, v, &o->seed)) return 0;
             i++;
         }
-        else if (!strcmp(a, "--lr") && v) o->lr = strtod(v, NULL), i++;
-        else if (!strcmp(a, "--seed") && num) o->seed = (unsigned long long)x, i++;
-        else if (num && x > 0) {
-            i++;
-            /* Sizes stay small enough that their products (B·L·4 bytes, s0·s1) never overflow. */
-            if (x > (1 << 24) && strcmp(a, "--steps") && strcmp(a, "--eval-every") && strcmp(a, "--save-every")) goto bad;
-            if (!strcmp(a, "--steps")) o->steps = x;
-            else if (!strcmp(a, "--batch")) o->batch = x;
-            else if (!strcmp(a, "--accumulate")) o->accumulate = x;
-            else if (!strcmp(a, "--length")) o->length = x;
-            else if (!strcmp(a, "--hashes")) o->hashes = (int)x;
-            else if (!strcmp(a, "--hidden")) o->hidden = (int)x;
-            else if (!strcmp(a, "--heads")) o->heads = (int)x;
-            else if (!strcmp(a, "--vocab")) o->vocab = (int)x;
-            else if (!strcmp(a, "--chunk")) o->chunk = (int)x;
-            else if (!strcmp(a, "--eval-every")) o->eval_every = x;
-            else if (!strcmp(a, "--save-every")) o->save_every = x;
-            else if (!strcmp(a, "--eval-batches")) o->eval_batches = x;
-            else goto bad;
-        } else {
-        bad:
+        INT_OPT("--steps", 1, COUNT_MAX_OPT, steps)
+        INT_OPT("--batch", 1, SIZE_MAX_OPT, batch)
+        INT_OPT("--accumulate", 1, SIZE_MAX_OPT, accumulate)
+        INT_OPT("--length", 1, SIZE_MAX_OPT, length)
+        INT_OPT("--hashes", 1, 64, hashes)
+        INT_OPT("--hidden", 1, SIZE_MAX_OPT, hidden)
+        INT_OPT("--heads", 1, SIZE_MAX_OPT, heads)
+        INT_OPT("--vocab", 3, SIZE_MAX_OPT, vocab)
+        INT_OPT("--chunk", 1, SIZE_MAX_OPT, chunk)
+        INT_OPT("--eval-every", 1, COUNT_MAX_OPT, eval_every)
+        INT_OPT("--save-every", 1, COUNT_MAX_OPT, save_every)
+        INT_OPT("--eval-batches", 1, SIZE_MAX_OPT, eval_batches)
+        else {
             fprintf(stderr, "reformer train: unknown option, missing or bad value at '%s' (see --help)\n", a);
             return 0;
         }
+    }
+    if (o->overwrite && (!o->out || (o->resume && !strcmp(o->out, o->resume)))) {
+        fprintf(stderr, "reformer train: --overwrite needs --out DIR (and never deletes the folder --resume reads)\n");
+        return 0;
     }
     if (!!o->resume + !!o->init + !!o->config > 1) {
         fprintf(stderr, "reformer train: give at most one of --resume, --init and --config\n");
@@ -198,8 +234,12 @@ static int parse(int argc, char **argv, opts *o) {
         return 0;
     }
     o->layers = 0;
-    for (const char *p = o->attn; *p && o->layers < RF_CONFIG_MAX_LAYERS;) {
+    for (const char *p = o->attn; *p;) {
         size_t n = strcspn(p, ",");
+        if (o->layers == RF_CONFIG_MAX_LAYERS) { /* never drop the rest silently */
+            fprintf(stderr, "reformer train: --attn: '%.80s' has more than %d layers\n", o->attn, RF_CONFIG_MAX_LAYERS);
+            return 0;
+        }
         if (n == 3 && !strncmp(p, "lsh", 3)) o->types[o->layers++] = RF_ATTN_LSH;
         else if (n == 5 && !strncmp(p, "local", 5)) o->types[o->layers++] = RF_ATTN_LOCAL;
         else {
@@ -248,6 +288,158 @@ static rf_config task_config(const opts *o) {
     return c;
 }
 
+/* ---- the output folder: checked, locked and (with --overwrite) cleared
+ * before any work, so a mistake costs nothing and loses nothing. */
+
+static int is_checkpoint_entry(const char *name) {
+    return !strncmp(name, "ckpt-", 5) || !strcmp(name, "latest") || !strncmp(name, "latest.tmp.", 11);
+}
+
+/* Remove ckpt-* folders (our files inside, then the folder) and `latest`. */
+static int clear_checkpoints(const char *out) {
+    DIR *d = opendir(out);
+    if (!d) return 0;
+    struct dirent *e;
+    char path[4096], inner[4400];
+    int ok = 1;
+    while ((e = readdir(d))) {
+        if (!is_checkpoint_entry(e->d_name)) continue;
+        snprintf(path, sizeof path, "%s/%s", out, e->d_name);
+        DIR *c = opendir(path);
+        if (c) {
+            struct dirent *f;
+            while ((f = readdir(c)))
+                if (strcmp(f->d_name, ".") && strcmp(f->d_name, "..")) {
+                    snprintf(inner, sizeof inner, "%s/%s", path, f->d_name);
+                    unlink(inner);
+                }
+            closedir(c);
+            if (rmdir(path) != 0) ok = 0;
+        } else if (unlink(path) != 0) {
+            ok = 0;
+        }
+        if (!ok) {
+            fprintf(stderr, "reformer train: --overwrite: cannot remove '%s': %s\n", path, strerror(errno));
+            break;
+        }
+    }
+    closedir(d);
+    return ok;
+}
+
+/* Refuse a folder that holds anything but our lock: the names of up to three
+ * entries go into the message. */
+static int check_empty(const char *out, const char *resume) {
+    DIR *d = opendir(out);
+    if (!d) return 1;
+    struct dirent *e;
+    char names[256] = "";
+    int n = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, ".lock")) continue;
+        if (n++ < 3) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof names - used, "%s'%.60s'", used ? ", " : "", e->d_name);
+        }
+    }
+    closedir(d);
+    if (!n) return 1;
+    fprintf(stderr,
+            "reformer train: --out '%s' is not empty (%s%s); continue its training with --resume %s, or start over "
+            "with --overwrite%s\n",
+            out, names, n > 3 ? ", ..." : "", out, resume ? " (and another --out)" : "");
+    return 0;
+}
+
+/* Lock OUT/.lock (fcntl, released when the process ends) and write our pid
+ * in it; if another process holds it, say which. Returns the fd or -1. */
+static int lock_out(const char *out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.lock", out);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "reformer train: --out: cannot create the lock file '%s': %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+        if (!pid) {
+            char text[32] = "";
+            ssize_t got = pread(fd, text, sizeof text - 1, 0);
+            pid = got > 0 ? strtol(text, NULL, 10) : 0;
+        }
+        if (pid > 0)
+            fprintf(stderr, "reformer train: --out '%s' is in use by another training (pid %ld holds '%s'); wait for "
+                            "it to end or choose another folder\n", out, pid, path);
+        else
+            fprintf(stderr, "reformer train: --out '%s' is in use by another training (it holds '%s'); wait for it "
+                            "to end or choose another folder\n", out, path);
+        close(fd);
+        return -1;
+    }
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n)
+        fprintf(stderr, "reformer train: note: cannot write the pid into '%s'\n", path);
+    return fd;
+}
+
+/* Everything about --out before any work: made, locked, empty unless
+ * --resume or --overwrite. The lock fd (or -1 when there is no --out). */
+static int prepare_out(const opts *o, int *fd) {
+    *fd = -1;
+    if (!o->out) return RF_EXIT_OK;
+    struct stat st;
+    if (o->resume && !strcmp(o->out, o->resume)) {
+        /* Resuming in place: the folder must exist (else the load says why). */
+        if (stat(o->out, &st) != 0 || !S_ISDIR(st.st_mode)) return RF_EXIT_OK;
+    } else if (rf_mkdir_p(o->out) != RF_OK) {
+        fprintf(stderr, "reformer train: --out: %s\n", rf_last_error());
+        return RF_EXIT_FAIL;
+    }
+    /* Checked before the lock too, so that a refusal leaves no lock file in
+     * a folder of the user's; and again under the lock, against a training
+     * that filled it in between. */
+    int resuming_here = o->resume && !strcmp(o->out, o->resume);
+    int must_be_empty = !resuming_here && !o->overwrite;
+    if (must_be_empty && !check_empty(o->out, o->resume)) return RF_EXIT_USAGE;
+    if ((*fd = lock_out(o->out)) < 0) return RF_EXIT_FAIL;
+    if (must_be_empty && !check_empty(o->out, o->resume)) return RF_EXIT_USAGE;
+    return RF_EXIT_OK;
+}
+
+/* The model's positions (axial: the product of the shape). */
+static int64_t model_positions(const rf_config *c) {
+    return c->axial_pos_embds ? (int64_t)c->axial_pos_shape[0] * c->axial_pos_shape[1] : c->max_position_embeddings;
+}
+
+/* Does the model fit the task? Refuse at the start, naming the option. */
+static int check_fit(const opts *o, const rf_config *c) {
+    const char *from = o->resume ? "--resume" : o->init ? "--init" : o->config ? "--config" : NULL;
+    const char *path = o->resume ? o->resume : o->init ? o->init : o->config;
+    if (!from) return RF_EXIT_OK; /* task_config made it to fit */
+    if (o->text && c->vocab_size < 258) {
+        fprintf(stderr, "reformer train: --text needs a model of byte tokens (vocab_size >= 258); the model of %s '%s' "
+                        "has vocab_size %d (a --task copy model?)\n", from, path, c->vocab_size);
+        return RF_EXIT_FAIL;
+    }
+    if (o->copy && c->vocab_size < 3) {
+        fprintf(stderr, "reformer train: --task copy needs vocab_size >= 3; the model of %s '%s' has %d\n", from, path,
+                c->vocab_size);
+        return RF_EXIT_FAIL;
+    }
+    if (o->length > model_positions(c)) {
+        fprintf(stderr, "reformer train: --length %lld exceeds the %lld positions of the model of %s '%s'\n",
+                (long long)o->length, (long long)model_positions(c), from, path);
+        return RF_EXIT_USAGE;
+    }
+    return RF_EXIT_OK;
+}
+
+static int train(opts o);
+
 int cmd_train(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         help();
@@ -255,21 +447,33 @@ int cmd_train(int argc, char **argv) {
     }
     opts o;
     if (!parse(argc, argv, &o)) return RF_EXIT_USAGE;
+    /* --resume RUN/latest means the run folder RUN (where saving goes on). */
+    char root[4096];
+    struct stat st;
+    if (o.resume && stat(o.resume, &st) == 0 && S_ISREG(st.st_mode)) {
+        const char *slash = strrchr(o.resume, '/');
+        if (!slash) snprintf(root, sizeof root, ".");
+        else snprintf(root, sizeof root, "%.*s", slash == o.resume ? 1 : (int)(slash - o.resume), o.resume);
+        if (o.out == o.resume) o.out = root;
+        o.resume = root;
+    }
+    if (o.resume && !o.out) o.out = o.resume;
+    return train(o);
+}
+
+static int train(opts o) {
     unsigned char *bytes = NULL;
     int64_t nbytes = 0, ntrain = 0;
     if (o.text) {
-        FILE *f = fopen(o.text, "rb");
-        if (!f) {
-            fprintf(stderr, "reformer train: cannot open '%s'\n", o.text);
+        size_t got;
+        if (!cli_read_input("train", "--text", o.text, &bytes, &got)) return RF_EXIT_FAIL;
+        nbytes = (int64_t)got;
+        ntrain = nbytes * 95 / 100;
+        if (nbytes == 0) {
+            fprintf(stderr, "reformer train: --text: '%s' is empty: nothing to train on\n", o.text);
+            free(bytes);
             return RF_EXIT_FAIL;
         }
-        fseek(f, 0, SEEK_END);
-        nbytes = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        bytes = malloc(nbytes > 0 ? (size_t)nbytes : 1);
-        nbytes = (int64_t)fread(bytes, 1, (size_t)(nbytes > 0 ? nbytes : 0), f);
-        fclose(f);
-        ntrain = nbytes * 95 / 100;
         if (ntrain < o.length || nbytes - ntrain < o.length) {
             fprintf(stderr, "reformer train: '%s' has %lld bytes; need 20 windows of --length %lld\n", o.text,
                     (long long)nbytes, (long long)o.length);
@@ -277,9 +481,16 @@ int cmd_train(int argc, char **argv) {
             return RF_EXIT_USAGE;
         }
     }
+    int lock = -1, rc = prepare_out(&o, &lock);
+    if (rc != RF_EXIT_OK || cli_dry_run) {
+        if (lock >= 0) close(lock);
+        free(bytes);
+        return rc;
+    }
     rf_device *dev;
     rf_status s = rf_device_open(&dev, o.device);
     if (s) {
+        if (lock >= 0) close(lock);
         free(bytes);
         return cli_fail("train", s);
     }
@@ -287,7 +498,6 @@ int cmd_train(int argc, char **argv) {
     uint64_t position = 0; /* sequences consumed */
     if (o.resume) {
         s = rf_checkpoint_load(&m, dev, o.resume, &position);
-        if (!o.out) o.out = o.resume;
     } else if (o.init) {
         s = rf_model_load(&m, dev, o.init);
     } else if (o.config) {
@@ -298,10 +508,33 @@ int cmd_train(int argc, char **argv) {
         rf_config c = task_config(&o);
         s = rf_model_create(&m, dev, &c, o.seed);
     }
-    if (s) {
-        free(bytes);
+    int32_t *ids = NULL, *tg = NULL;
+    const rf_config *c = s == RF_OK ? rf_model_config(m) : NULL;
+    int64_t start = s == RF_OK ? rf_model_steps(m) : 0;
+    if (s) rc = cli_fail("train", s);
+    else if ((rc = check_fit(&o, c))) {
+    } else if (start >= o.steps) {
+        /* Nothing to do is not a success: say so, and what is there. */
+        fprintf(stderr, "reformer train: nothing to do: the model of %s '%s' is at step %lld and --steps is %lld "
+                        "(raise --steps to train further)\n", o.resume ? "--resume" : "--init",
+                o.resume ? o.resume : o.init, (long long)start, (long long)o.steps);
+        rc = RF_EXIT_FAIL;
+    } else if (o.overwrite && !clear_checkpoints(o.out)) {
+        rc = RF_EXIT_FAIL;
+    } else {
+        ids = malloc((size_t)(o.batch * o.length) * 4), tg = malloc((size_t)(o.batch * o.length) * 4);
+        if (!ids || !tg) {
+            fprintf(stderr, "reformer train: no host memory for a batch of %lld × %lld tokens\n", (long long)o.batch,
+                    (long long)o.length);
+            rc = RF_EXIT_FAIL;
+        }
+    }
+    if (rc != RF_EXIT_OK) {
+        free(ids), free(tg), free(bytes);
+        rf_model_free(m);
         rf_device_close(dev);
-        return cli_fail("train", s);
+        if (lock >= 0) close(lock);
+        return rc;
     }
     rf_device_info info;
     rf_device_get_info(dev, &info);
@@ -310,21 +543,11 @@ int cmd_train(int argc, char **argv) {
     tc.lr = (float)o.lr;
     tc.warmup_steps = 50;
     int tty = isatty(STDOUT_FILENO);
-    const rf_config *c = rf_model_config(m);
     printf("reformer train: %s on %s (%s), %d layers, D %d, %d hash rounds, L %lld, batch %lld, %lld steps\n",
            o.copy ? "copy task" : o.text, info.id, info.name, c->num_layers, c->hidden_size, c->num_hashes,
            (long long)o.length, (long long)o.batch, (long long)o.steps);
-    int64_t B = o.batch, L = o.length;
-    int32_t *ids = malloc((size_t)(B * L) * 4), *tg = malloc((size_t)(B * L) * 4);
-    if (!ids || !tg) {
-        fprintf(stderr, "reformer train: no host memory for a batch of %lld × %lld tokens\n", (long long)B, (long long)L);
-        free(ids), free(tg), free(bytes);
-        rf_model_free(m);
-        rf_device_close(dev);
-        return RF_EXIT_FAIL;
-    }
+    int64_t B = o.batch, L = o.length, saved = -1;
     double t0 = now_s(), avg = 0;
-    int64_t start = rf_model_steps(m);
     eval_result ev = {0, 0};
     for (int64_t step = start + 1; s == RF_OK && step <= o.steps; step++) {
         /* --accumulate micro-batches of --batch sequences make one step. */
@@ -342,6 +565,8 @@ int cmd_train(int argc, char **argv) {
             loss += part / (float)o.accumulate;
         }
         if (s == RF_OK) s = rf_model_step(m, &tc, (int)o.accumulate, &norm);
+        /* Weights or moments gone NaN/Inf are never saved nor trained on. */
+        if (s == RF_OK) s = rf_model_check_finite(m);
         if (s) break;
         avg = step == start + 1 ? loss : 0.95 * avg + 0.05 * loss;
         double el = now_s() - t0, tps = (double)((step - start) * o.accumulate * B * L) / el;
@@ -356,7 +581,10 @@ int cmd_train(int argc, char **argv) {
                    (long long)step, avg, ev.loss, o.copy ? "accuracy" : "bits per byte",
                    o.copy ? ev.accuracy : ev.loss / log(2.0), tps);
         }
-        if (o.out && (step % o.save_every == 0 || step == o.steps)) s = rf_checkpoint_save(m, o.out, position);
+        if (o.out && (step % o.save_every == 0 || step == o.steps)) {
+            s = rf_checkpoint_save(m, o.out, position);
+            if (s == RF_OK) saved = step;
+        }
         fflush(stdout);
     }
     int trained = c->num_hashes;
@@ -373,8 +601,12 @@ int cmd_train(int argc, char **argv) {
         if (o.copy) printf("held-out accuracy: %.4f (loss %.4f)\n", ev.accuracy, ev.loss);
         else printf("held-out bits per byte: %.4f\n", ev.loss / log(2.0));
     }
+    if (saved >= 0)
+        printf("checkpoint: %s/ckpt-%08lld (use --model %s with eval and sample, --resume %s to train on)\n", o.out,
+               (long long)saved, o.out, o.out);
     free(ids), free(tg), free(bytes);
     rf_model_free(m);
     rf_device_close(dev);
+    if (lock >= 0) close(lock);
     return s ? cli_fail("train", s) : RF_EXIT_OK;
 }

@@ -168,13 +168,10 @@ int cmd_verify(int argc, char **argv) {
                 fprintf(stderr, "reformer verify: --grid takes 'quick' or 'full', not '%s'\n", g);
                 return RF_EXIT_USAGE;
             }
-        } else if (!strcmp(argv[i], "--tolerance-scale") && i + 1 < argc) {
-            char *end;
-            c.tol_scale = strtod(argv[++i], &end);
-            if (*end || c.tol_scale < 0) {
-                fprintf(stderr, "reformer verify: --tolerance-scale takes a number >= 0, not '%s'\n", argv[i]);
+        } else if (!strcmp(argv[i], "--tolerance-scale")) {
+            if (!cli_double("verify", argv[i], i + 1 < argc ? argv[i + 1] : NULL, 0, 1e6, 0, &c.tol_scale))
                 return RF_EXIT_USAGE;
-            }
+            i++;
         } else {
             fprintf(stderr, "reformer verify: unknown option '%s' (see --help)\n", argv[i]);
             return RF_EXIT_USAGE;

@@ -42,7 +42,9 @@ int cli_fail(const char *cmd, rf_status s) {
     return s == RF_ERR_INVALID_ARG ? RF_EXIT_USAGE : RF_EXIT_FAIL;
 }
 
-int main(int argc, char **argv) {
+int cli_dry_run;
+
+int cli_main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return RF_EXIT_USAGE;
@@ -56,3 +58,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "reformer: unknown command '%s' (see reformer --help)\n", argv[1]);
     return RF_EXIT_USAGE;
 }
+
+#ifndef RF_CLI_NO_MAIN /* the CLI fuzz target brings its own entry point */
+int main(int argc, char **argv) { return cli_main(argc, argv); }
+#endif

@@ -176,6 +176,10 @@ rf_status rf_model_zero_grad(rf_model *model);
  * norm before clipping. A non-finite gradient returns RF_ERR_NUMERIC and
  * leaves every weight unchanged. */
 rf_status rf_model_step(rf_model *model, const rf_train_config *tc, int micro_batches, float *grad_norm);
+/* RF_ERR_NUMERIC if any weight or AdamW moment is NaN or infinite, naming
+ * the tensor and the first bad index. rf_model_load, rf_checkpoint_load and
+ * rf_checkpoint_save run it; a training loop runs it after each step. */
+rf_status rf_model_check_finite(const rf_model *model);
 /* Optimiser steps taken so far. */
 int64_t rf_model_steps(const rf_model *model);
 /* A gradient buffer (same shape as the parameter), by HF name, for tests and

@@ -43,11 +43,29 @@ int rf_mul3_size(size_t a, size_t b, size_t c, size_t *out);
 #define RF_HASH_INIT 0xcbf29ce484222325ull
 uint64_t rf_hash64(uint64_t h, const void *data, size_t n);
 
+/* SHA-256, incremental (sha256.c). */
+typedef struct rf_sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    unsigned char buf[64];
+    size_t fill;
+} rf_sha256;
+void rf_sha256_init(rf_sha256 *s);
+void rf_sha256_update(rf_sha256 *s, const void *data, size_t n);
+void rf_sha256_final(rf_sha256 *s, unsigned char out[32]);
+
 /* Write `n` bytes to `path` atomically: a temporary file in the same folder,
  * fsync, rename. A crash leaves either the old file or the new one. */
 rf_status rf_write_file_atomic(const char *path, const void *data, size_t n);
 
-/* Read a whole file into a malloc'd buffer (caller frees). */
+/* RF_OK if `path` is a regular file; otherwise a one-line error naming the
+ * path and what it is ("is a directory", "is a FIFO, not a regular file").
+ * Every reader checks this before opening (a FIFO would block the open). */
+rf_status rf_check_regular_file(const char *path);
+/* "a directory", "a FIFO", ... for a st_mode. */
+const char *rf_file_kind(unsigned mode);
+
+/* Read a whole file into a malloc'd buffer (caller frees); regular files only. */
 rf_status rf_read_file(const char *path, void **data, size_t *n);
 
 /* Make a folder and its parents (like mkdir -p). */

@@ -61,8 +61,33 @@ rf_status rf_write_file_atomic(const char *path, const void *data, size_t n) {
     return s;
 }
 
+const char *rf_file_kind(unsigned mode) {
+    mode_t m = (mode_t)mode;
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+rf_status rf_check_regular_file(const char *path) {
+    if (!path || !*path) return rf_error(RF_ERR_INVALID_ARG, "an empty path names no file");
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return rf_error(errno == ENOENT || errno == ENOTDIR ? RF_ERR_NOT_FOUND : RF_ERR_IO, "cannot open '%s': %s",
+                        path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return rf_error(RF_ERR_IO, "'%s' is a directory, not a file", path);
+    if (!S_ISREG(st.st_mode))
+        return rf_error(RF_ERR_IO, "'%s' is %s, not a regular file", path, rf_file_kind((unsigned)st.st_mode));
+    return RF_OK;
+}
+
 rf_status rf_read_file(const char *path, void **data, size_t *n) {
     if (!path || !data || !n) return rf_error(RF_ERR_INVALID_ARG, "rf_read_file: null argument");
+    /* Check the type before opening: opening a FIFO for reading blocks until
+     * a writer comes, and a folder "opens" and reads as 0 bytes. */
+    RF_TRY(rf_check_regular_file(path));
     FILE *f = fopen(path, "rb");
     if (!f) return rf_error(errno == ENOENT ? RF_ERR_NOT_FOUND : RF_ERR_IO,
                             "cannot open '%s': %s", path, strerror(errno));
@@ -70,13 +95,15 @@ rf_status rf_read_file(const char *path, void **data, size_t *n) {
     struct stat st;
     size_t size = 0;
     char *buf = NULL;
-    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) s = rf_error(RF_ERR_IO, "cannot stat '%s'", path);
+    if (fstat(fileno(f), &st) != 0 || st.st_size < 0 || !S_ISREG(st.st_mode))
+        s = rf_error(RF_ERR_IO, "'%s' changed while it was opened: no longer a regular file", path);
     if (s == RF_OK) {
         size = (size_t)st.st_size;
         buf = malloc(size + 1); /* +1: callers may treat it as a string */
         if (!buf) s = rf_error(RF_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", size, path);
     }
-    if (s == RF_OK && fread(buf, 1, size, f) != size) s = rf_error(RF_ERR_IO, "short read from '%s'", path);
+    if (s == RF_OK && fread(buf, 1, size, f) != size)
+        s = rf_error(RF_ERR_IO, "cannot read all %zu bytes of '%s' (did it shrink while being read?)", size, path);
     fclose(f);
     if (s == RF_OK) {
         buf[size] = '\0';
@@ -90,17 +117,23 @@ rf_status rf_read_file(const char *path, void **data, size_t *n) {
 
 rf_status rf_mkdir_p(const char *path) {
     char buf[4096];
-    if (!path || strlen(path) >= sizeof buf) return rf_error(RF_ERR_INVALID_ARG, "rf_mkdir_p: bad path");
+    if (!path || !*path) return rf_error(RF_ERR_INVALID_ARG, "rf_mkdir_p: an empty path names no folder");
+    if (strlen(path) >= sizeof buf)
+        return rf_error(RF_ERR_INVALID_ARG, "rf_mkdir_p: a path of %zu bytes is too long", strlen(path));
     strcpy(buf, path);
     for (char *p = buf + 1; ; p++) {
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            if (buf[0] && mkdir(buf, 0755) != 0 && errno != EEXIST)
                 return rf_error(RF_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
             *p = c;
             if (c == '\0') break;
         }
     }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return rf_error(RF_ERR_IO, "cannot use '%s' as a folder: %s", path,
+                        stat(path, &st) != 0 ? strerror(errno) : "it exists and is not a directory");
     return RF_OK;
 }

@@ -63,6 +63,9 @@ rf_status rf_cpu_device_init(rf_device *dev);
 /* OpenCL enumeration: fills up to `cap` infos (ids "cl:P:D"); *count = total.
  * No platform is not an error: *count = 0. */
 rf_status rf_cl_enumerate(rf_device_info *infos, int cap, int *count);
+/* Why the last enumeration found no OpenCL platform ("clGetPlatformIDs:
+ * CL_PLATFORM_NOT_FOUND_KHR (-1001)"), or "" when it found one. */
+const char *rf_cl_platform_problem(void);
 rf_status rf_cl_device_init(rf_device *dev, int platform, int device);
 
 /* Profiling: add `ns` of device or wall time to `op`'s totals. */

@@ -239,6 +239,9 @@ static rf_status prefixed(rf_status s, const char *where) {
 }
 
 static rf_status parse_text(rf_config *cfg, const char *text, size_t len, const char *where) {
+    /* A UTF-8 byte-order mark (Windows editors write one) is not part of the
+     * JSON: skip it, as Python's utf-8-sig does. */
+    if (text && len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) text += 3, len -= 3;
     json_object *root;
     RF_TRY(rf_json_parse(text, len, where, &root));
     rf_config c;

@@ -363,6 +363,7 @@ static rf_status read_exact(FILE *f, void *dst, size_t n, const rf_safetensors *
 rf_status rf_safetensors_open(rf_safetensors **out, const char *path) {
     if (!out || !path) return rf_error(RF_ERR_INVALID_ARG, "rf_safetensors_open: null argument");
     *out = NULL;
+    RF_TRY(rf_check_regular_file(path)); /* before fopen: a FIFO would block it */
     FILE *f = fopen(path, "rb");
     if (!f) return rf_error(errno == ENOENT ? RF_ERR_NOT_FOUND : RF_ERR_IO, "safetensors '%s': cannot open: %s", path,
                             strerror(errno));

@@ -132,6 +132,11 @@ static void prune(const char *root, const char *keep) {
 
 rf_status rf_checkpoint_save(const rf_model *model, const char *root, uint64_t data_position) {
     if (!model || !root) return rf_error(RF_ERR_INVALID_ARG, "rf_checkpoint_save: null argument");
+    /* `latest` only ever names a finite checkpoint: refuse before writing. */
+    char where[160];
+    snprintf(where, sizeof where, "rf_checkpoint_save: refusing to save step %lld",
+             (long long)(model->train ? model->train->steps : 0));
+    RF_TRY(rf_model_check_finite_at(model, where));
     RF_TRY(rf_mkdir_p(root));
     char name[64], tmp[4096], final[4096], latest[4096];
     snprintf(name, sizeof name, "ckpt-%08lld", (long long)(model->train ? model->train->steps : 0));
@@ -211,25 +216,82 @@ static rf_status read_state(rf_model *m, const char *dir, uint64_t *data_positio
     return RF_OK;
 }
 
-rf_status rf_checkpoint_load(rf_model **model, rf_device *dev, const char *root, uint64_t *data_position) {
-    if (!model || !dev || !root || !data_position) return rf_error(RF_ERR_INVALID_ARG, "rf_checkpoint_load: null argument");
-    *model = NULL;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/latest", root);
+/* The checkpoint folder name a `latest` file holds ("ckpt-<step>"). */
+static rf_status read_pointer(const char *path, char name[64]) {
     char *text;
     size_t n;
     RF_TRY(rf_read_file(path, (void **)&text, &n));
-    char name[64];
     long long step;
     char tail[4];
     int ok = n < 64 && sscanf(text, "%63s", name) == 1 && sscanf(name, "ckpt-%lld%3s", &step, tail) == 1 && step >= 0;
     free(text);
     if (!ok) return rf_error(RF_ERR_FORMAT, "checkpoint '%s' does not name a checkpoint folder", path);
+    return RF_OK;
+}
+
+/* The folder holding `path` ("." for a bare name). */
+static void parent_dir(const char *path, char *out, size_t n) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, n, ".");
+    else if (slash == path) snprintf(out, n, "/");
+    else snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+rf_status rf_model_dir_resolve(const char *path, char *out, size_t n) {
+    struct stat st;
+    char name[64], root[4096], file[4200];
+    if (!*path) return rf_error(RF_ERR_INVALID_ARG, "an empty path names no model folder");
+    if (stat(path, &st) != 0)
+        return rf_error(errno == ENOENT || errno == ENOTDIR ? RF_ERR_NOT_FOUND : RF_ERR_IO,
+                        "no model at '%s': cannot open '%s/config.json': %s", path, path, strerror(errno));
+    if (S_ISREG(st.st_mode)) { /* a training run's `latest` pointer */
+        RF_TRY(read_pointer(path, name));
+        parent_dir(path, root, sizeof root);
+        snprintf(out, n, "%s/%s", root, name);
+        rf_log(RF_LOG_INFO, "model '%s': checkpoint %s", path, out);
+        return RF_OK;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return rf_error(RF_ERR_IO, "no model at '%s': it is %s, not a folder", path, rf_file_kind((unsigned)st.st_mode));
+    snprintf(file, sizeof file, "%s/config.json", path);
+    if (lstat(file, &st) == 0) { /* a model folder (its loader checks the file) */
+        snprintf(out, n, "%s", path);
+        return RF_OK;
+    }
+    snprintf(file, sizeof file, "%s/latest", path);
+    if (lstat(file, &st) != 0)
+        return rf_error(RF_ERR_NOT_FOUND,
+                        "no model in '%s': tried '%s/config.json' (a model folder) and '%s/latest' (a training run's "
+                        "newest checkpoint); neither exists",
+                        path, path, path);
+    RF_TRY(read_pointer(file, name));
+    snprintf(out, n, "%s/%s", path, name);
+    rf_log(RF_LOG_INFO, "model '%s': the training run's latest checkpoint %s", path, out);
+    return RF_OK;
+}
+
+rf_status rf_checkpoint_load(rf_model **model, rf_device *dev, const char *root, uint64_t *data_position) {
+    if (!model || !dev || !root || !data_position) return rf_error(RF_ERR_INVALID_ARG, "rf_checkpoint_load: null argument");
+    *model = NULL;
+    char path[4096], parent[4096];
+    struct stat st;
+    if (stat(root, &st) == 0 && S_ISREG(st.st_mode)) { /* given ROOT/latest itself */
+        parent_dir(root, parent, sizeof parent);
+        root = parent;
+    }
+    snprintf(path, sizeof path, "%s/latest", root);
+    char name[64];
+    RF_TRY(read_pointer(path, name));
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     rf_model *m;
     RF_TRY(rf_model_load(&m, dev, dir));
     rf_status s = read_state(m, dir, data_position);
+    if (s == RF_OK) {
+        char where[4200];
+        snprintf(where, sizeof where, "checkpoint '%s'", dir);
+        s = rf_model_check_finite_at(m, where);
+    }
     if (s != RF_OK) {
         rf_model_free(m);
         return s;

@@ -140,6 +140,13 @@ rf_status rf_config_validate(const rf_config *c) {
         return rf_error(RF_ERR_UNSUPPORTED, "config: tie_word_embeddings = true is not supported (the LM head is [V, 2D])");
     if (c->pad_token_id < -1) return rf_error(RF_ERR_FORMAT, "config: pad_token_id = %d is negative", c->pad_token_id);
     if (c->eos_token_id < -1) return rf_error(RF_ERR_FORMAT, "config: eos_token_id = %d is negative", c->eos_token_id);
+    /* A special token must be a token: an id the embedding and the head have. */
+    if (c->pad_token_id >= c->vocab_size)
+        return rf_error(RF_ERR_FORMAT, "config: pad_token_id = %d is outside the vocabulary [0, %d) (vocab_size)",
+                        c->pad_token_id, c->vocab_size);
+    if (c->eos_token_id >= c->vocab_size)
+        return rf_error(RF_ERR_FORMAT, "config: eos_token_id = %d is outside the vocabulary [0, %d) (vocab_size)",
+                        c->eos_token_id, c->vocab_size);
     return RF_OK;
 }
 

@@ -167,7 +167,9 @@ static void join(char *out, size_t n, const char *dir, const char *file) { snpri
 rf_status rf_model_load(rf_model **model, rf_device *dev, const char *dir) {
     if (!model || !dev || !dir) return rf_error(RF_ERR_INVALID_ARG, "rf_model_load: null argument");
     *model = NULL;
-    char path[4096];
+    char path[4096], resolved[4096];
+    RF_TRY(rf_model_dir_resolve(dir, resolved, sizeof resolved));
+    dir = resolved;
     rf_config cfg;
     join(path, sizeof path, dir, "config.json");
     RF_TRY(rf_config_load_json(&cfg, path));
@@ -188,6 +190,11 @@ rf_status rf_model_load(rf_model **model, rf_device *dev, const char *dir) {
         s = rf_safetensors_load_tensor(st, name, &p->t);
     }
     rf_safetensors_close(st);
+    if (s == RF_OK) {
+        char where[4200];
+        snprintf(where, sizeof where, "model '%s'", dir);
+        s = rf_model_check_finite_at(m, where);
+    }
     if (s == RF_OK) {
         m->seed = cfg.has_hash_seed ? (uint64_t)cfg.hash_seed : 0;
         *model = m;

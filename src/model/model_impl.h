@@ -56,6 +56,14 @@ typedef struct rf_train_state {
     int64_t steps;                   /* optimiser steps taken */
 } rf_train_state;
 
+/* The model folder `path` names (checkpoint.c): itself when it holds
+ * config.json; a training run's folder: its `latest` checkpoint; a `latest`
+ * file: the checkpoint it names. Otherwise an error naming what was tried. */
+rf_status rf_model_dir_resolve(const char *path, char *out, size_t n);
+
+/* rf_model_check_finite with `where` leading the message (finite.c). */
+rf_status rf_model_check_finite_at(const rf_model *m, const char *where);
+
 /* Allocate (zeroed) / free the gradients and AdamW moments. */
 rf_status rf_train_state_ensure(rf_model *m);
 void rf_train_state_free(rf_model *m);

@@ -80,19 +80,48 @@ static void fill_info(rf_device_info *in, cl_platform_id p, cl_device_id d, int 
     in->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
 }
 
+static char platform_problem[160];
+
+const char *rf_cl_platform_problem(void) { return platform_problem; }
+
 /* Walk every platform and device; call `visit` for each until it returns 1. */
 static int walk(int (*visit)(void *ctx, cl_platform_id, cl_device_id, int, int), void *ctx) {
     cl_platform_id plats[MAX_PLATFORMS];
     cl_uint np = 0;
-    /* No ICD or no platform (-1001) simply means no OpenCL device. */
-    if (clGetPlatformIDs(MAX_PLATFORMS, plats, &np) != CL_SUCCESS) return 0;
+    /* No ICD or no platform (-1001) means no OpenCL device; keep the
+     * platform's error to say why (a named device then reports it). */
+    cl_int err = clGetPlatformIDs(MAX_PLATFORMS, plats, &np);
+    if (err != CL_SUCCESS || np == 0) {
+        static int logged;
+        snprintf(platform_problem, sizeof platform_problem, "clGetPlatformIDs: %s (%d)", rf_cl_error_name(err),
+                 (int)err);
+        if (!logged++)
+            rf_log(RF_LOG_INFO, "no OpenCL platform: %s; check the ICD (OCL_ICD_VENDORS) and that the driver's "
+                   "cache folder ($XDG_CACHE_HOME or ~/.cache, used by PoCL) can be created and written",
+                   platform_problem);
+        return 0;
+    }
+    platform_problem[0] = '\0';
+    int found = 0;
     for (cl_uint p = 0; p < np && p < MAX_PLATFORMS; p++) {
         cl_device_id devs[MAX_DEVS];
         cl_uint nd = 0;
-        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVS, devs, &nd) != CL_SUCCESS) continue;
+        err = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVS, devs, &nd);
+        if (err != CL_SUCCESS) {
+            /* A platform without devices (PoCL without a writable cache). */
+            char name[128] = "";
+            clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof name, name, NULL);
+            name[sizeof name - 1] = '\0';
+            snprintf(platform_problem, sizeof platform_problem, "platform %u (%s): clGetDeviceIDs: %s (%d)", p, name,
+                     rf_cl_error_name(err), (int)err);
+            rf_log(RF_LOG_INFO, "OpenCL %s", platform_problem);
+            continue;
+        }
+        found += nd > 0;
         for (cl_uint d = 0; d < nd && d < MAX_DEVS; d++)
             if (visit(ctx, plats[p], devs[d], (int)p, (int)d)) return 1;
     }
+    if (found) platform_problem[0] = '\0'; /* some platform works: nothing to explain */
     return 0;
 }
 

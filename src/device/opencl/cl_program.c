@@ -1,15 +1,34 @@
 /* Kernel programs: embedded sources (or $RF_KERNEL_DIR), `#include "x.cl"`
  * expansion, build at first use per device and options, and the on-disk
- * binary cache. Also the launch helper every OpenCL op uses. */
+ * binary cache. Also the launch helper every OpenCL op uses.
+ *
+ * What the kernel cache trusts. A cached binary goes straight to the driver
+ * (clCreateProgramWithBinary), and a driver may crash on a binary it did not
+ * write, so a file is used only if all of these hold:
+ *   - it lies in $XDG_CACHE_HOME/reformer-cl (or ~/.cache/reformer-cl), a
+ *     folder owned by this user and writable by no one else (we create it
+ *     0700), and the file itself is a regular file owned by this user;
+ *   - its header has our magic and format version, the 64-bit key of (source,
+ *     options, device, driver, platform), and the payload size;
+ *   - the SHA-256 of (the writer's identity: format, library version, device
+ *     name, driver and platform versions, key) followed by the whole payload
+ *     matches the one stored.
+ * This catches truncation, corruption, files from another driver, device or
+ * version, and stray files; it does not defend against this same user
+ * deliberately forging a file (they can run code anyway). Any failed check
+ * only costs a rebuild from source (logged at RF_LOG=warn). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_sources.h"
 
 /* Bump when the cache file layout or what goes into the key changes. */
-#define CACHE_FORMAT_VERSION 1
-static const char CACHE_MAGIC[8] = {'R', 'F', 'C', 'L', 'B', 'I', 'N', '1'};
+#define CACHE_FORMAT_VERSION 2
+static const char CACHE_MAGIC[8] = {'R', 'F', 'C', 'L', 'B', 'I', 'N', '2'};
+enum { CACHE_HEADER = 8 + 8 + 8 + 32 }; /* magic, key, size, SHA-256 */
 
 /* ---- sources ------------------------------------------------------------ */
 
@@ -110,43 +129,76 @@ static void cache_path(uint64_t key, char *out, size_t n) {
     snprintf(out, n, "%s/%016llx.bin", dir, (unsigned long long)key);
 }
 
-/* File: magic[8], key u64, size u64, FNV-1a of the binary u64, binary. */
+/* SHA-256 of the writer's identity and key, then the payload. */
+static void cache_digest(const rf_device *dev, uint64_t key, const unsigned char *bin, size_t size,
+                         unsigned char out[32]) {
+    rf_sha256 h;
+    rf_sha256_init(&h);
+    char who[1024];
+    int n = snprintf(who, sizeof who, "reformer-cl kernel cache v%d\n%s\n%s\n%s\n%016llx\n", CACHE_FORMAT_VERSION,
+                     dev->info.name, dev->info.driver_version, dev->info.platform_version, (unsigned long long)key);
+    rf_sha256_update(&h, who, n > 0 && (size_t)n < sizeof who ? (size_t)n : sizeof who - 1);
+    rf_sha256_update(&h, bin, size);
+    rf_sha256_final(&h, out);
+}
+
+/* The cache folder and file belong to this user and no one else may write
+ * the folder (see the top of this file); a reason otherwise. */
+static const char *untrusted(const char *path) {
+    char dir[3500];
+    cache_dir(dir, sizeof dir);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return "the cache folder is not a folder";
+    if (st.st_uid != getuid() || (st.st_mode & 022)) return "the cache folder is not this user's alone";
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return "not a regular file";
+    if (st.st_uid != getuid()) return "the file belongs to another user";
+    return NULL;
+}
+
+/* File: magic[8], key u64, size u64, SHA-256[32] (cache_digest), binary. */
 static rf_status cache_load(rf_device *dev, uint64_t key, const char *options, cl_program *out) {
     char path[4096];
     cache_path(key, path, sizeof path);
-    void *data;
-    size_t n;
-    if (rf_read_file(path, &data, &n) != RF_OK) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return RF_ERR_NOT_FOUND;
+    const char *why = untrusted(path);
+    void *data = NULL;
+    size_t n = 0;
+    if (!why && rf_read_file(path, &data, &n) != RF_OK) {
         rf_clear_error();
-        return RF_ERR_NOT_FOUND;
+        why = "unreadable";
     }
     const unsigned char *p = data;
-    uint64_t fkey, size, sum;
-    int ok = n >= 32 && !memcmp(p, CACHE_MAGIC, 8);
-    if (ok) {
+    uint64_t fkey, size;
+    unsigned char sum[32];
+    if (!why && (n < CACHE_HEADER || memcmp(p, CACHE_MAGIC, 8))) why = "not a cache file of this format";
+    if (!why) {
         memcpy(&fkey, p + 8, 8);
         memcpy(&size, p + 16, 8);
-        memcpy(&sum, p + 24, 8);
-        ok = fkey == key && size == n - 32 && size > 0 && rf_hash64(RF_HASH_INIT, p + 32, size) == sum;
+        if (fkey != key || size != n - CACHE_HEADER || size == 0) why = "its key or size does not match";
+    }
+    if (!why) {
+        cache_digest(dev, key, p + CACHE_HEADER, (size_t)size, sum);
+        if (memcmp(sum, p + 24, 32)) why = "its SHA-256 does not match";
     }
     cl_program prog = NULL;
-    if (ok) {
+    if (!why) {
         rf_cl_context *cl = rf_cl_ctx(dev);
         size_t bsize = (size_t)size;
-        const unsigned char *bin = p + 32;
+        const unsigned char *bin = p + CACHE_HEADER;
         cl_int bstatus, err;
         prog = clCreateProgramWithBinary(cl->context, 1, &cl->device, &bsize, &bin, &bstatus, &err);
-        ok = err == CL_SUCCESS && bstatus == CL_SUCCESS;
-        if (ok) ok = clBuildProgram(prog, 1, &cl->device, options, NULL, NULL) == CL_SUCCESS;
-        if (!ok && prog) {
+        if (err != CL_SUCCESS || bstatus != CL_SUCCESS) why = "the driver refused the binary";
+        else if (clBuildProgram(prog, 1, &cl->device, options, NULL, NULL) != CL_SUCCESS) why = "the binary did not build";
+        if (why && prog) {
             clReleaseProgram(prog);
             prog = NULL;
         }
     }
     free(data);
-    if (!ok) {
+    if (why) {
         dev->programs.cache_rejects++;
-        rf_log(RF_LOG_WARN, "kernel cache file %s is unusable; rebuilding from source", path);
+        rf_log(RF_LOG_WARN, "kernel cache file %s is unusable (%s); rebuilding from source", path, why);
         return RF_ERR_FORMAT;
     }
     dev->programs.cache_hits++;
@@ -155,23 +207,39 @@ static rf_status cache_load(rf_device *dev, uint64_t key, const char *options, c
     return RF_OK;
 }
 
+/* The cache folder, made 0700 when we create it. */
+static rf_status cache_mkdir(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) == 0) return RF_OK;
+    char parent[3500];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        RF_TRY(rf_mkdir_p(parent));
+    }
+    if (mkdir(dir, 0700) != 0 && stat(dir, &st) != 0)
+        return rf_error(RF_ERR_IO, "cannot create folder '%s'", dir);
+    return RF_OK;
+}
+
 static void cache_store(rf_device *dev, uint64_t key, cl_program prog) {
     size_t size = 0;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0) return;
-    unsigned char *file = malloc(32 + size);
+    unsigned char *file = malloc(CACHE_HEADER + size);
     if (!file) return;
-    unsigned char *bin = file + 32;
+    unsigned char *bin = file + CACHE_HEADER;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS) {
-        uint64_t sz = size, sum = rf_hash64(RF_HASH_INIT, bin, size);
+        uint64_t sz = size;
         memcpy(file, CACHE_MAGIC, 8);
         memcpy(file + 8, &key, 8);
         memcpy(file + 16, &sz, 8);
-        memcpy(file + 24, &sum, 8);
+        cache_digest(dev, key, bin, size, file + 24);
         char dir[3500], path[4096];
         cache_dir(dir, sizeof dir);
         cache_path(key, path, sizeof path);
         /* A cache that cannot be written only costs time: warn, never fail. */
-        if (rf_mkdir_p(dir) == RF_OK && rf_write_file_atomic(path, file, 32 + size) == RF_OK) {
+        if (cache_mkdir(dir) == RF_OK && rf_write_file_atomic(path, file, CACHE_HEADER + size) == RF_OK) {
             dev->programs.cache_writes++;
             rf_log(RF_LOG_DEBUG, "kernel cache write: %s", path);
         } else {
