@@ -11,9 +11,10 @@ static bool overlaps(const rf_tensor *a, const rf_tensor *b) {
     return a0 < b1 && b0 < a1;
 }
 
-rf_status rf_attention_check_inputs(const char *op, bool full, const rf_tensor *q, const rf_tensor *k,
-                                    const rf_tensor *v, const rf_tensor *mask, const rf_attention_config *cfg,
-                                    rf_attn_window *w, rf_device **dev) {
+/* cfg, q, k, v and mask; fills *w and *dev. */
+static rf_status check_inputs(const char *op, bool full, const rf_tensor *q, const rf_tensor *k, const rf_tensor *v,
+                              const rf_tensor *mask, const rf_attention_config *cfg, rf_attn_window *w,
+                              rf_device **dev) {
     if (!cfg) return rf_error(RF_ERR_INVALID_ARG, "%s: cfg is NULL", op);
     if (cfg->n_heads <= 0 || cfg->head_dim <= 0)
         return rf_error(RF_ERR_INVALID_ARG, "%s: n_heads = %d and head_dim = %d must be positive", op,
@@ -84,9 +85,10 @@ rf_status rf_attention_check_inputs(const char *op, bool full, const rf_tensor *
     return RF_OK;
 }
 
-rf_status rf_attention_check_tensor(const char *op, const char *name, const rf_tensor *t, bool per_row,
-                                    bool written, const rf_attn_window *w, const rf_device *dev,
-                                    const rf_tensor *q, const rf_tensor *k, const rf_tensor *v) {
+/* An output or saved tensor of the window's shape (per_row: lse's). */
+static rf_status check_tensor(const char *op, const char *name, const rf_tensor *t, bool per_row, bool written,
+                              const rf_attn_window *w, const rf_device *dev, const rf_tensor *q, const rf_tensor *k,
+                              const rf_tensor *v) {
     if (per_row) RF_CHECK_TENSOR(op, name, t, RF_F32, 3, w->batch, w->heads, w->len);
     else RF_CHECK_TENSOR(op, name, t, RF_F32, 3, w->batch, w->len, w->heads * w->head_dim);
     RF_TRY(rf_check_device(op, name, t, dev));
@@ -96,14 +98,38 @@ rf_status rf_attention_check_tensor(const char *op, const char *name, const rf_t
     return RF_OK;
 }
 
+rf_status rf_attention_check_forward(const char *op, bool full, const rf_tensor *out, const rf_tensor *lse,
+                                     const rf_tensor *q, const rf_tensor *k, const rf_tensor *v,
+                                     const rf_tensor *mask, const rf_attention_config *cfg, rf_attn_window *w,
+                                     rf_device **dev) {
+    RF_TRY(check_inputs(op, full, q, k, v, mask, cfg, w, dev));
+    RF_TRY(check_tensor(op, "out", out, false, true, w, *dev, q, k, v));
+    if (lse) RF_TRY(check_tensor(op, "lse", lse, true, true, w, *dev, q, k, v));
+    return RF_OK;
+}
+
+rf_status rf_attention_check_backward(const char *op, bool full, const rf_tensor *dq, const rf_tensor *dk,
+                                      const rf_tensor *dv, const rf_tensor *dout, const rf_tensor *out,
+                                      const rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
+                                      const rf_tensor *v, const rf_tensor *mask, const rf_attention_config *cfg,
+                                      rf_attn_window *w, rf_device **dev) {
+    RF_TRY(check_inputs(op, full, q, k, v, mask, cfg, w, dev));
+    RF_TRY(check_tensor(op, "dout", dout, false, false, w, *dev, q, k, v));
+    RF_TRY(check_tensor(op, "out", out, false, false, w, *dev, q, k, v));
+    RF_TRY(check_tensor(op, "lse", lse, true, false, w, *dev, q, k, v));
+    RF_TRY(check_tensor(op, "dq", dq, false, true, w, *dev, q, k, v));
+    if (cfg->shared_qk && dk)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: with shared_qk dk must be NULL (the key path is folded into dq)", op);
+    if (!cfg->shared_qk) RF_TRY(check_tensor(op, "dk", dk, false, true, w, *dev, q, k, v));
+    RF_TRY(check_tensor(op, "dv", dv, false, true, w, *dev, q, k, v));
+    return RF_OK;
+}
+
 rf_status rf_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
                                      const rf_tensor *v, const rf_tensor *mask, const rf_attention_config *cfg) {
-    const char *op = "rf_local_attention_forward";
     rf_attn_window w;
     rf_device *dev;
-    RF_TRY(rf_attention_check_inputs(op, false, q, k, v, mask, cfg, &w, &dev));
-    RF_TRY(rf_attention_check_tensor(op, "out", out, false, true, &w, dev, q, k, v));
-    if (lse) RF_TRY(rf_attention_check_tensor(op, "lse", lse, true, true, &w, dev, q, k, v));
+    RF_TRY(rf_attention_check_forward("rf_local_attention_forward", false, out, lse, q, k, v, mask, cfg, &w, &dev));
     RF_DISPATCH(dev, local_attention_forward, "local_attention_forward", out, lse, q, k, v, mask, &w);
 }
 
@@ -111,16 +137,10 @@ rf_status rf_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *d
                                       const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
                                       const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
                                       const rf_attention_config *cfg) {
-    const char *op = "rf_local_attention_backward";
     rf_attn_window w;
     rf_device *dev;
-    RF_TRY(rf_attention_check_inputs(op, false, q, k, v, mask, cfg, &w, &dev));
-    RF_TRY(rf_attention_check_tensor(op, "dout", dout, false, false, &w, dev, q, k, v));
-    RF_TRY(rf_attention_check_tensor(op, "out", out, false, false, &w, dev, q, k, v));
-    RF_TRY(rf_attention_check_tensor(op, "lse", lse, true, false, &w, dev, q, k, v));
-    RF_TRY(rf_attention_check_tensor(op, "dq", dq, false, true, &w, dev, q, k, v));
-    RF_TRY(rf_attention_check_tensor(op, "dk", dk, false, true, &w, dev, q, k, v));
-    RF_TRY(rf_attention_check_tensor(op, "dv", dv, false, true, &w, dev, q, k, v));
+    RF_TRY(rf_attention_check_backward("rf_local_attention_backward", false, dq, dk, dv, dout, out, lse, q, k, v, mask,
+                                       cfg, &w, &dev));
     RF_DISPATCH(dev, local_attention_backward, "local_attention_backward",
                 dq, dk, dv, dout, out, lse, q, k, v, mask, &w);
 }
