@@ -5,7 +5,8 @@
  *
  * Input: the first byte picks the subcommand; the rest, split at '\n', are
  * its arguments (at most 24). Placeholders give the arguments real files:
- *   @MODEL  tests/data/hf_causal (a model folder)
+ *   @MODEL  a copy of tests/data/hf_causal (a model folder; the fuzzer's
+ *           arguments may write into it, never into tests/data)
  *   @RUN    a training run folder (latest + ckpt-00000000, made at start)
  *   @LATEST that run's `latest` pointer     @TEXT  a 4 KiB text file
  *   @EMPTY  an empty file   @FIFO  a FIFO   @DIR   an empty folder
@@ -57,6 +58,8 @@ static void setup(void) {
     rf_model *m;
     snprintf(places[1], sizeof places[1], "%s/run", scratch);
     if (rf_device_open(&dev, "cpu") || rf_model_load(&m, dev, places[0]) || rf_checkpoint_save(m, places[1], 0)) abort();
+    snprintf(places[0], sizeof places[0], "%s/model", scratch);
+    if (rf_model_save(m, places[0])) abort();
     rf_model_free(m);
     rf_device_close(dev);
     snprintf(places[2], sizeof places[2], "%s/latest", places[1]);
