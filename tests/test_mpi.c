@@ -1,0 +1,236 @@
+/* Data-parallel training over MPI (issue 16), through the `reformer` tool
+ * under mpirun on one machine (cpu device, a small model, a few steps):
+ *   - N ranks with micro-batch b give the same losses and weights as one
+ *     process with --accumulate N over the same micro-batches (N = 2, 3);
+ *   - a rank killed mid-run stops the whole job within a bounded time, and
+ *     the last complete checkpoint stays `latest` (it loads);
+ *   - a rank that cannot start (its device) stops every rank at the start.
+ * Skipped only when the tool was built without MPI ($RF_MPIEXEC empty). */
+#include "harness.h"
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Every mpirun is bounded (timeout), and set up for a small container: more
+ * ranks than cores, root allowed, shared-memory transport without CMA. */
+static const char *mpirun(void) {
+    static char cmd[1024];
+    const char *exe = getenv("RF_MPIEXEC");
+    if (!exe || !*exe) return NULL;
+    snprintf(cmd, sizeof cmd,
+             "OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 5 %d '%s' "
+             "--oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none",
+             120, exe);
+    return cmd;
+}
+
+#define MODEL "--task copy --device cpu --batch 2 --length 32 --hidden 32 --vocab 8 --chunk 8 --seed 5"
+
+/* The train losses a run printed ("step K: train loss X"), in order. */
+static int losses(const char *out, double *loss, int cap) {
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, "step ")) && n < cap; p++) {
+        long long k;
+        double x;
+        if (sscanf(p, "step %lld: train loss %lf", &k, &x) == 2) loss[n++] = x;
+    }
+    return n;
+}
+
+/* Run one process (--accumulate N) and N ranks over the same micro-batches,
+ * then compare the printed losses and every weight of the final models. */
+static void equal_to_accumulation(int ranks) {
+    const char *mpi = mpirun();
+    if (!mpi) skip();
+    char one[512], many[512], args[2048];
+    th_tmpdir(one, sizeof one);
+    th_tmpdir(many, sizeof many);
+    static char out1[1 << 16], outn[1 << 16];
+    snprintf(args, sizeof args, "train " MODEL " --steps 4 --eval-every 1 --eval-batches 1 --accumulate %d "
+             "--out '%s'", ranks, one);
+    int rc = th_run_cli("OPENBLAS_NUM_THREADS=1", args, out1, sizeof out1);
+    if (rc != 0) fprintf(stderr, "%s", out1);
+    assert_int_equal(rc, 0);
+    char env[1400];
+    snprintf(env, sizeof env, "%s -np %d", mpi, ranks);
+    snprintf(args, sizeof args, "train " MODEL " --steps 4 --eval-every 1 --eval-batches 1 --out '%s'",
+             many);
+    rc = th_run_cli(env, args, outn, sizeof outn);
+    if (rc != 0) fprintf(stderr, "%s", outn);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(outn, "data-parallel: "));
+    double l1[16], ln[16];
+    int n1 = losses(out1, l1, 16), nn = losses(outn, ln, 16);
+    assert_int_equal(n1, 4);
+    assert_int_equal(nn, 4); /* rank 0 alone prints */
+    for (int i = 0; i < 4; i++) {
+        float a = (float)ln[i], b = (float)l1[i];
+        th_assert_close(&a, &b, 1, 1e-4, "train loss");
+    }
+    rf_device *dev = th_cpu();
+    rf_model *a = NULL, *b = NULL;
+    TH_OK(rf_model_load(&a, dev, one));
+    TH_OK(rf_model_load(&b, dev, many));
+    double worst = 0;
+    for (int i = 0; i < rf_model_param_count(a); i++) {
+        const char *name = rf_model_param_name(a, i);
+        float *wa = th_download_f32(rf_model_param(a, name)), *wb = th_download_f32(rf_model_param(b, name));
+        size_t n = rf_tensor_numel(rf_model_param(a, name));
+        /* §10: products-level agreement; only the order of the float sums
+         * over micro-batches differs. */
+        th_assert_close(wb, wa, n, 1e-4, name);
+        double d = th_max_abs_diff(wb, wa, n);
+        if (d > worst) worst = d;
+        free(wa), free(wb);
+    }
+    printf("%d ranks vs --accumulate %d: max |weight difference| %.3g over %d tensors\n", ranks, ranks, worst,
+           rf_model_param_count(a));
+    rf_model_free(a), rf_model_free(b);
+}
+
+static void two_ranks_equal_accumulate(void **state) { (void)state, equal_to_accumulation(2); }
+static void three_ranks_equal_accumulate(void **state) { (void)state, equal_to_accumulation(3); }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s) {
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* The pid of the `reformer` process whose environment holds both strings
+ * (the test's tag and the rank), or 0. */
+static pid_t find_rank(const char *tag, const char *rank) {
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], env[1 << 15], comm[64] = "";
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+        fclose(f);
+        if (strncmp(comm, "reformer", 8)) continue;
+        snprintf(path, sizeof path, "/proc/%s/environ", e->d_name);
+        if (!(f = fopen(path, "r"))) continue;
+        size_t n = fread(env, 1, sizeof env - 1, f);
+        fclose(f);
+        int has_tag = 0, has_rank = 0;
+        for (size_t at = 0; at < n; at += strlen(env + at) + 1) {
+            env[n] = 0;
+            has_tag |= !strcmp(env + at, tag);
+            has_rank |= !strcmp(env + at, rank);
+        }
+        if (has_tag && has_rank) found = (pid_t)atoi(e->d_name);
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* Kill rank 1 (SIGKILL) once a checkpoint exists: mpirun must end the job,
+ * non-zero, within 30 s; `latest` must still name a checkpoint that loads. */
+static void killed_rank_stops_all(void **state) {
+    (void)state;
+    const char *mpi = mpirun();
+    if (!mpi) skip();
+    char dir[512], cmd[4096], log[600], tag[64], latest[600];
+    th_tmpdir(dir, sizeof dir);
+    snprintf(log, sizeof log, "%s.log", dir);
+    snprintf(latest, sizeof latest, "%s/latest", dir);
+    snprintf(tag, sizeof tag, "RF_MPI_TEST_TAG=%ld", (long)getpid());
+    snprintf(cmd, sizeof cmd, "%s %s -np 2 '%s' train " MODEL " --steps 1000000 --save-every 2 --eval-every 1000000 "
+             "--out '%s' >'%s' 2>&1", tag, mpi, getenv("RF_CLI"), dir, log);
+    pid_t job = fork();
+    assert_true(job >= 0);
+    if (job == 0) {
+        setpgid(0, 0);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    struct stat st;
+    pid_t victim = 0;
+    for (double t0 = now_s(); now_s() - t0 < 60 && (stat(latest, &st) != 0 || !victim);) {
+        sleep_s(0.1);
+        if (!victim) victim = find_rank(tag, "OMPI_COMM_WORLD_RANK=1");
+    }
+    if (!victim || stat(latest, &st) != 0) {
+        kill(-job, SIGKILL);
+        waitpid(job, NULL, 0);
+        fail_msg("no checkpoint or no rank 1 within 60 s (see %s)", log);
+    }
+    sleep_s(0.3); /* mid-run: some steps after the first checkpoint */
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    double t0 = now_s(), waited = 0;
+    int status = 0;
+    pid_t done = 0;
+    while (!done && (waited = now_s() - t0) < 60) {
+        done = waitpid(job, &status, WNOHANG);
+        if (!done) sleep_s(0.05);
+    }
+    if (!done) {
+        kill(-job, SIGKILL);
+        waitpid(job, NULL, 0);
+        fail_msg("the job still ran 60 s after rank 1 was killed (see %s)", log);
+    }
+    printf("rank 1 killed: the job ended in %.2f s with status %d\n", waited, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    assert_true(waited < 30);
+    assert_null(find_rank(tag, "OMPI_COMM_WORLD_RANK=0") ? "rank 0 outlived the job" : NULL);
+    rf_model *m = NULL;
+    uint64_t position = 0;
+    TH_OK(rf_checkpoint_load(&m, th_cpu(), dir, &position));
+    assert_true(rf_model_steps(m) >= 2 && rf_model_steps(m) % 2 == 0);
+    assert_int_equal(position, (uint64_t)rf_model_steps(m) * 2 * 2); /* 2 ranks × batch 2 per step */
+    rf_model_free(m);
+    unlink(log);
+}
+
+/* A rank that cannot open its device: every rank stops at the start, non-zero,
+ * and the message names the device. */
+static void rank_without_device_stops_all(void **state) {
+    (void)state;
+    const char *mpi = mpirun();
+    if (!mpi) skip();
+    char env[1400], out[1 << 14];
+    snprintf(env, sizeof env, "%s -np 2", mpi);
+    int rc = th_run_cli(env, "train " MODEL " --steps 2 --device cpu,no-such-device-xyz", out, sizeof out);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(out, "no-such-device-xyz") || !strstr(out, "rank 1 of 2 could not start"))
+        fail_msg("no message names the device and the rank:\n%s", out);
+    assert_null(strstr(out, "step 2"));
+}
+
+/* Built without MPI, a launch by mpirun (its environment) is refused with a
+ * message, instead of N processes each training alone. */
+static void without_mpi_refuses_mpirun(void **state) {
+    (void)state;
+    const char *exe = getenv("RF_MPIEXEC");
+    if (exe && *exe) skip(); /* this build has MPI: the tests above run */
+    char out[4096];
+    int rc = th_run_cli("OMPI_COMM_WORLD_SIZE=2", "train " MODEL " --steps 2", out, sizeof out);
+    assert_int_equal(rc, 1);
+    if (!strstr(out, "built without MPI")) fail_msg("no clear refusal:\n%s", out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(two_ranks_equal_accumulate),
+        cmocka_unit_test(three_ranks_equal_accumulate),
+        cmocka_unit_test(killed_rank_stops_all),
+        cmocka_unit_test(rank_without_device_stops_all),
+        cmocka_unit_test(without_mpi_refuses_mpirun),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
