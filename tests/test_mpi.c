@@ -224,8 +224,72 @@ static void without_mpi_refuses_mpirun(void **state) {
     if (!strstr(out, "built without MPI")) fail_msg("no clear refusal:\n%s", out);
 }
 
+/* The library half, without MPI: what a collective layer does with the API.
+ * Two "ranks" (models from one seed) each run one micro-batch at the counter
+ * one process would use; their downloaded gradients summed and uploaded give
+ * the step of one model accumulating both micro-batches. */
+static void fused_gradients_sum_to_accumulation(void **state) {
+    (void)state;
+    rf_config c;
+    TH_OK(rf_config_default(&c));
+    c.num_layers = 2, c.attn_layers[0] = RF_ATTN_LOCAL, c.attn_layers[1] = RF_ATTN_LSH;
+    c.hidden_size = 16, c.num_attention_heads = 2, c.attention_head_size = 8, c.feed_forward_size = 24;
+    c.vocab_size = 11, c.max_position_embeddings = 16;
+    c.axial_pos_shape[0] = 4, c.axial_pos_shape[1] = 4, c.axial_pos_embds_dim[0] = 8, c.axial_pos_embds_dim[1] = 8;
+    c.num_hashes = 2, c.num_bucket_factors = 1, c.num_buckets[0] = 4;
+    c.lsh_attn_chunk_length = 4, c.local_attn_chunk_length = 4;
+    c.hidden_dropout_prob = 0.1, c.local_attention_probs_dropout_prob = 0.1; /* the counter draws these too */
+    rf_device *dev = th_cpu();
+    rf_model *one, *r0, *r1;
+    TH_OK(rf_model_create(&one, dev, &c, 7));
+    TH_OK(rf_model_create(&r0, dev, &c, 7));
+    TH_OK(rf_model_create(&r1, dev, &c, 7));
+    int32_t ids[2][2 * 16];
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 32; i++) ids[k][i] = (i * 7 + k * 5 + i / 3) % 11;
+    float loss;
+    uint64_t calls = rf_model_forward_calls(one);
+    TH_OK(rf_model_backward(one, ids[0], NULL, 2, 16, &loss));
+    TH_OK(rf_model_backward(one, ids[1], NULL, 2, 16, &loss));
+    assert_int_equal(rf_model_forward_calls(one), calls + 2);
+    TH_OK(rf_model_set_forward_calls(r1, calls + 1)); /* rank 1 takes micro-batch 1 */
+    TH_OK(rf_model_backward(r0, ids[0], NULL, 2, 16, &loss));
+    TH_OK(rf_model_backward(r1, ids[1], NULL, 2, 16, &loss));
+    size_t n;
+    TH_OK(rf_model_grad_count(one, &n));
+    float *g0 = malloc(n * sizeof *g0), *g1 = malloc(n * sizeof *g1), *want = malloc(n * sizeof *want);
+    assert_true(g0 && g1 && want);
+    TH_FAILS(rf_model_grads_download(r0, g0, n - 1), RF_ERR_INVALID_ARG, "gradient floats");
+    TH_OK(rf_model_grads_download(r0, g0, n));
+    TH_OK(rf_model_grads_download(r1, g1, n));
+    TH_OK(rf_model_grads_download(one, want, n));
+    for (size_t i = 0; i < n; i++) g0[i] += g1[i]; /* the all-reduce */
+    th_assert_close_grad(g0, want, n, 1e-5, "summed gradients");
+    TH_OK(rf_model_grads_upload(r0, g0, n));
+    TH_OK(rf_model_grads_upload(r1, g0, n));
+    rf_train_config tc;
+    TH_OK(rf_train_config_default(&tc));
+    tc.warmup_steps = 0;
+    TH_OK(rf_model_step(one, &tc, 2, NULL));
+    TH_OK(rf_model_step(r0, &tc, 2, NULL));
+    TH_OK(rf_model_step(r1, &tc, 2, NULL));
+    for (int i = 0; i < rf_model_param_count(one); i++) {
+        const char *name = rf_model_param_name(one, i);
+        float *w = th_download_f32(rf_model_param(one, name)), *w0 = th_download_f32(rf_model_param(r0, name)),
+              *w1 = th_download_f32(rf_model_param(r1, name));
+        size_t m = rf_tensor_numel(rf_model_param(one, name));
+        th_assert_close(w0, w, m, 1e-5, name);
+        assert_memory_equal(w0, w1, m * sizeof *w0); /* the same step on every rank */
+        free(w), free(w0), free(w1);
+    }
+    TH_FAILS(rf_model_set_forward_calls(one, 1ull << 32), RF_ERR_INVALID_ARG, "32 bits");
+    free(g0), free(g1), free(want);
+    rf_model_free(one), rf_model_free(r0), rf_model_free(r1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(fused_gradients_sum_to_accumulation),
         cmocka_unit_test(two_ranks_equal_accumulate),
         cmocka_unit_test(three_ranks_equal_accumulate),
         cmocka_unit_test(killed_rank_stops_all),
