@@ -24,8 +24,13 @@ static const char *mpirun(void) {
     const char *exe = getenv("RF_MPIEXEC");
     if (!exe || !*exe) return NULL;
     snprintf(cmd, sizeof cmd,
+             /* Open MPI's libraries keep no frame pointers: the slow unwinder lets
+              * LeakSanitizer see their frames (suppressed, tests/lsan.supp). */
+             "LSAN_OPTIONS=\"$LSAN_OPTIONS:fast_unwind_on_malloc=0\" "
              "OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 5 %d '%s' "
-             "--oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none",
+             "--oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none "
+             /* plugins stay loaded, so LeakSanitizer can name them (tests/lsan.supp) */
+             "--mca mca_base_component_disable_dlclose 1",
              120, exe);
     return cmd;
 }
@@ -92,6 +97,7 @@ static void equal_to_accumulation(int ranks) {
     printf("%d ranks vs --accumulate %d: max |weight difference| %.3g over %d tensors\n", ranks, ranks, worst,
            rf_model_param_count(a));
     rf_model_free(a), rf_model_free(b);
+    rf_device_close(dev);
 }
 
 static void two_ranks_equal_accumulate(void **state) { (void)state, equal_to_accumulation(2); }
@@ -190,10 +196,12 @@ static void killed_rank_stops_all(void **state) {
     assert_null(find_rank(tag, "OMPI_COMM_WORLD_RANK=0") ? "rank 0 outlived the job" : NULL);
     rf_model *m = NULL;
     uint64_t position = 0;
-    TH_OK(rf_checkpoint_load(&m, th_cpu(), dir, &position));
+    rf_device *dev = th_cpu();
+    TH_OK(rf_checkpoint_load(&m, dev, dir, &position));
     assert_true(rf_model_steps(m) >= 2 && rf_model_steps(m) % 2 == 0);
     assert_int_equal(position, (uint64_t)rf_model_steps(m) * 2 * 2); /* 2 ranks × batch 2 per step */
     rf_model_free(m);
+    rf_device_close(dev);
     unlink(log);
 }
 
@@ -285,6 +293,7 @@ static void fused_gradients_sum_to_accumulation(void **state) {
     TH_FAILS(rf_model_set_forward_calls(one, 1ull << 32), RF_ERR_INVALID_ARG, "32 bits");
     free(g0), free(g1), free(want);
     rf_model_free(one), rf_model_free(r0), rf_model_free(r1);
+    rf_device_close(dev);
 }
 
 int main(void) {
