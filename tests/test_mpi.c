@@ -2,6 +2,7 @@
  * under mpirun on one machine (cpu device, a small model, a few steps):
  *   - N ranks with micro-batch b give the same losses and weights as one
  *     process with --accumulate N over the same micro-batches (N = 2, 3);
+ *   - a checkpoint of 2 ranks resumed by 3 continues as one process would;
  *   - a rank killed mid-run stops the whole job within a bounded time, and
  *     the last complete checkpoint stays `latest` (it loads);
  *   - a rank that cannot start (its device) stops every rank at the start.
@@ -96,6 +97,47 @@ static void equal_to_accumulation(int ranks) {
     }
     printf("%d ranks vs --accumulate %d: max |weight difference| %.3g over %d tensors\n", ranks, ranks, worst,
            rf_model_param_count(a));
+    rf_model_free(a), rf_model_free(b);
+    rf_device_close(dev);
+}
+
+/* Resume with another number of ranks: 2 steps of 2 ranks, then 2 more of 3
+ * ranks from the checkpoint, equal one process doing --accumulate 2 then
+ * --accumulate 3 (the data position and the counter carry over). */
+static void resume_with_other_rank_count(void **state) {
+    (void)state;
+    const char *mpi = mpirun();
+    if (!mpi) skip();
+    char one[512], many[512], args[2048], env[1400];
+    static char out[1 << 16];
+    th_tmpdir(one, sizeof one);
+    th_tmpdir(many, sizeof many);
+    for (int leg = 0; leg < 2; leg++) {
+        const char *how = leg ? "--steps 4 --resume" : "--steps 2 --out";
+        snprintf(args, sizeof args, "train " MODEL " --eval-every 100 --eval-batches 1 --accumulate %d %s '%s'",
+                 2 + leg, how, one);
+        int rc = th_run_cli("OPENBLAS_NUM_THREADS=1", args, out, sizeof out);
+        if (rc != 0) fail_msg("%s", out);
+        snprintf(env, sizeof env, "%s -np %d", mpi, 2 + leg);
+        snprintf(args, sizeof args, "train " MODEL " --eval-every 100 --eval-batches 1 %s '%s'", how, many);
+        rc = th_run_cli(env, args, out, sizeof out);
+        if (rc != 0) fail_msg("%s", out);
+    }
+    rf_device *dev = th_cpu();
+    rf_model *a = NULL, *b = NULL;
+    uint64_t pa, pb;
+    TH_OK(rf_checkpoint_load(&a, dev, one, &pa));
+    TH_OK(rf_checkpoint_load(&b, dev, many, &pb));
+    assert_int_equal(pa, 2 * 2 * 2 + 2 * 3 * 2);
+    assert_int_equal(pb, pa);
+    assert_int_equal(rf_model_steps(b), 4);
+    assert_int_equal(rf_model_forward_calls(b), rf_model_forward_calls(a));
+    for (int i = 0; i < rf_model_param_count(a); i++) {
+        const char *name = rf_model_param_name(a, i);
+        float *wa = th_download_f32(rf_model_param(a, name)), *wb = th_download_f32(rf_model_param(b, name));
+        th_assert_close(wb, wa, rf_tensor_numel(rf_model_param(a, name)), 1e-4, name);
+        free(wa), free(wb);
+    }
     rf_model_free(a), rf_model_free(b);
     rf_device_close(dev);
 }
@@ -301,6 +343,7 @@ int main(void) {
         cmocka_unit_test(fused_gradients_sum_to_accumulation),
         cmocka_unit_test(two_ranks_equal_accumulate),
         cmocka_unit_test(three_ranks_equal_accumulate),
+        cmocka_unit_test(resume_with_other_rank_count),
         cmocka_unit_test(killed_rank_stops_all),
         cmocka_unit_test(rank_without_device_stops_all),
         cmocka_unit_test(without_mpi_refuses_mpirun),
