@@ -565,7 +565,9 @@ static int train(opts o, const dist *d) {
     rf_train_config_default(&tc);
     tc.lr = (float)o.lr;
     tc.warmup_steps = 50;
-    int lead = d->rank == 0, tty = lead && isatty(STDOUT_FILENO);
+    /* Under mpirun a rank's stdout is a pty even when the job's output goes to
+     * a file: log lines only, no progress bar. */
+    int lead = d->rank == 0, tty = lead && !d->mpi && isatty(STDOUT_FILENO);
     /* A step is M micro-batches of B sequences: A on each of the N ranks.
      * Rank r takes micro-batches r·A .. r·A+A-1 of the step, in the data and
      * in the forward-call counter that draws the LSH rotations (§2): exactly
