@@ -247,6 +247,34 @@ static void killed_rank_stops_all(void **state) {
     unlink(log);
 }
 
+/* Rank 0 killed in the middle of its second save (the crash points of
+ * tests/test_crash_save.c: 9 = the training state of the step-4 checkpoint
+ * written, not yet renamed): rank 1, waiting in the all-reduce, is ended too,
+ * and `latest` is the step-2 checkpoint. */
+static void rank0_killed_mid_save(void **state) {
+    (void)state;
+    const char *mpi = mpirun();
+    if (!mpi) skip();
+    char dir[512], env[1400], args[1024];
+    static char out[1 << 16];
+    th_tmpdir(dir, sizeof dir);
+    snprintf(env, sizeof env, "RF_TEST_CRASH_AT=9 %s -np 2", mpi);
+    snprintf(args, sizeof args, "train " MODEL " --steps 10 --save-every 2 --eval-every 100 --out '%s'", dir);
+    double t0 = now_s();
+    int rc = th_run_cli(env, args, out, sizeof out);
+    double took = now_s() - t0;
+    printf("rank 0 killed mid-save: the job ended in %.2f s with status %d\n", took, rc);
+    assert_int_not_equal(rc, 0);
+    assert_true(took < 60); /* not the 120 s timeout: Open MPI ended the job */
+    rf_model *m = NULL;
+    uint64_t position = 0;
+    rf_device *dev = th_cpu();
+    TH_OK(rf_checkpoint_load(&m, dev, dir, &position));
+    assert_int_equal(rf_model_steps(m), 2);
+    rf_model_free(m);
+    rf_device_close(dev);
+}
+
 /* A rank that cannot open its device: every rank stops at the start, non-zero,
  * and the message names the device. */
 static void rank_without_device_stops_all(void **state) {
@@ -345,6 +373,7 @@ int main(void) {
         cmocka_unit_test(three_ranks_equal_accumulate),
         cmocka_unit_test(resume_with_other_rank_count),
         cmocka_unit_test(killed_rank_stops_all),
+        cmocka_unit_test(rank0_killed_mid_save),
         cmocka_unit_test(rank_without_device_stops_all),
         cmocka_unit_test(without_mpi_refuses_mpirun),
     };
