@@ -187,6 +187,17 @@ static pid_t find_rank(const char *tag, const char *rank) {
     return found;
 }
 
+/* The step of the run folder's `latest` checkpoint (it must load). */
+static int64_t latest_steps(const char *dir, uint64_t *position) {
+    rf_model *m = NULL;
+    rf_device *dev = th_cpu();
+    TH_OK(rf_checkpoint_load(&m, dev, dir, position));
+    int64_t steps = rf_model_steps(m);
+    rf_model_free(m);
+    rf_device_close(dev);
+    return steps;
+}
+
 /* Kill rank 1 (SIGKILL) once a checkpoint exists: mpirun must end the job,
  * non-zero, within 30 s; `latest` must still name a checkpoint that loads. */
 static void killed_rank_stops_all(void **state) {
@@ -236,14 +247,10 @@ static void killed_rank_stops_all(void **state) {
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
     assert_true(waited < 30);
     assert_null(find_rank(tag, "OMPI_COMM_WORLD_RANK=0") ? "rank 0 outlived the job" : NULL);
-    rf_model *m = NULL;
-    uint64_t position = 0;
-    rf_device *dev = th_cpu();
-    TH_OK(rf_checkpoint_load(&m, dev, dir, &position));
-    assert_true(rf_model_steps(m) >= 2 && rf_model_steps(m) % 2 == 0);
-    assert_int_equal(position, (uint64_t)rf_model_steps(m) * 2 * 2); /* 2 ranks × batch 2 per step */
-    rf_model_free(m);
-    rf_device_close(dev);
+    uint64_t position;
+    int64_t steps = latest_steps(dir, &position);
+    assert_true(steps >= 2 && steps % 2 == 0);
+    assert_int_equal(position, (uint64_t)steps * 2 * 2); /* 2 ranks × batch 2 per step */
     unlink(log);
 }
 
@@ -266,13 +273,8 @@ static void rank0_killed_mid_save(void **state) {
     printf("rank 0 killed mid-save: the job ended in %.2f s with status %d\n", took, rc);
     assert_int_not_equal(rc, 0);
     assert_true(took < 60); /* not the 120 s timeout: Open MPI ended the job */
-    rf_model *m = NULL;
-    uint64_t position = 0;
-    rf_device *dev = th_cpu();
-    TH_OK(rf_checkpoint_load(&m, dev, dir, &position));
-    assert_int_equal(rf_model_steps(m), 2);
-    rf_model_free(m);
-    rf_device_close(dev);
+    uint64_t position;
+    assert_int_equal(latest_steps(dir, &position), 2);
 }
 
 /* A rank that cannot open its device: every rank stops at the start, non-zero,
