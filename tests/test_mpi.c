@@ -277,6 +277,34 @@ static void rank0_killed_mid_save(void **state) {
     assert_int_equal(latest_steps(dir, &position), 2);
 }
 
+/* Rank 1's backward pass fails at step 5 (a device error, injected): it
+ * prints a line naming its rank and the cause and ends every rank, within a
+ * bounded time, while rank 0 waits in the all-reduce or saves step 4. The
+ * step-2 checkpoint was complete before step 3 could be reduced: `latest`
+ * is it or, if that save finished before the abort, step 4's. */
+static void failing_rank_stops_all(void **state) {
+    (void)state;
+    const char *mpi = mpirun();
+    if (!mpi) skip();
+    char dir[512], env[1400], args[2048];
+    static char out[1 << 16];
+    th_tmpdir(dir, sizeof dir);
+    snprintf(env, sizeof env, "%s -np 1 '%s' train " MODEL " --steps 50 --save-every 2 --out '%s' : -np 1 env "
+             "RF_TEST_FAIL_STEP=5", mpi, getenv("RF_CLI"), dir);
+    snprintf(args, sizeof args, "train " MODEL " --steps 50 --save-every 2 --out '%s'", dir);
+    double t0 = now_s();
+    int rc = th_run_cli(env, args, out, sizeof out);
+    double took = now_s() - t0;
+    printf("rank 1 failed at step 5: the job ended in %.2f s with status %d\n", took, rc);
+    assert_int_not_equal(rc, 0);
+    assert_true(took < 60);
+    if (!strstr(out, "rank 1 of 2: a device error injected at step 5"))
+        fail_msg("no line names the rank and the cause:\n%s", out);
+    uint64_t position;
+    int64_t steps = latest_steps(dir, &position);
+    assert_true(steps == 2 || steps == 4);
+}
+
 /* A rank that cannot open its device: every rank stops at the start, non-zero,
  * and the message names the device. */
 static void rank_without_device_stops_all(void **state) {
@@ -376,6 +404,7 @@ int main(void) {
         cmocka_unit_test(resume_with_other_rank_count),
         cmocka_unit_test(killed_rank_stops_all),
         cmocka_unit_test(rank0_killed_mid_save),
+        cmocka_unit_test(failing_rank_stops_all),
         cmocka_unit_test(rank_without_device_stops_all),
         cmocka_unit_test(without_mpi_refuses_mpirun),
     };

@@ -581,6 +581,10 @@ static int train(opts o, const dist *d) {
         printf("data-parallel: %d ranks on %d machine(s) of up to %d, %lld micro-batches of %lld per step, %zu "
                "gradient floats summed per step\n", d->size, d->size / d->local_size, d->local_size, (long long)M,
                (long long)B, ngrad);
+    /* TEST-ONLY fault injection (tests/test_mpi.c): RF_TEST_FAIL_STEP=n makes
+     * this process's backward pass fail at step n as a device error would. */
+    const char *inject = getenv("RF_TEST_FAIL_STEP");
+    int64_t fail_at = inject ? strtoll(inject, NULL, 10) : 0;
     double t0 = now_s(), avg = 0, reduce_s = 0;
     eval_result ev = {0, 0};
     const char *failed = NULL;
@@ -598,7 +602,9 @@ static int train(opts o, const dist *d) {
                 }
             }
             float part = 0;
-            s = rf_model_backward(m, ids, tg, B, L, &part);
+            s = step == fail_at ? rf_error(RF_ERR_DEVICE, "a device error injected at step %lld (RF_TEST_FAIL_STEP)",
+                                           (long long)step)
+                                : rf_model_backward(m, ids, tg, B, L, &part);
             loss += part;
         }
         position += (uint64_t)(M * B);
