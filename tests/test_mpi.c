@@ -254,27 +254,35 @@ static void killed_rank_stops_all(void **state) {
     unlink(log);
 }
 
+/* A job that must fail: `env_fmt` is the command's prefix with %1$s the
+ * mpirun command, %2$s the tool and %3$s the run folder (for an app context
+ * of its own); the run trains with a checkpoint every 2 steps. It must end
+ * non-zero and well before the 120 s timeout (its ranks ended by Open MPI or
+ * MPI_Abort, not by the timeout). Returns the step of `latest`. */
+static int64_t failing_job(const char *env_fmt, const char *what, char *out, size_t n) {
+    char dir[512], env[2048], args[1024];
+    th_tmpdir(dir, sizeof dir);
+    snprintf(env, sizeof env, env_fmt, mpirun(), getenv("RF_CLI"), dir);
+    snprintf(args, sizeof args, "train " MODEL " --steps 50 --save-every 2 --eval-every 100 --out '%s'", dir);
+    double t0 = now_s();
+    int rc = th_run_cli(env, args, out, n);
+    double took = now_s() - t0;
+    printf("%s: the job ended in %.2f s with status %d\n", what, took, rc);
+    assert_int_not_equal(rc, 0);
+    assert_true(took < 60);
+    uint64_t position;
+    return latest_steps(dir, &position);
+}
+
 /* Rank 0 killed in the middle of its second save (the crash points of
  * tests/test_crash_save.c: 9 = the training state of the step-4 checkpoint
  * written, not yet renamed): rank 1, waiting in the all-reduce, is ended too,
  * and `latest` is the step-2 checkpoint. */
 static void rank0_killed_mid_save(void **state) {
     (void)state;
-    const char *mpi = mpirun();
-    if (!mpi) skip();
-    char dir[512], env[1400], args[1024];
+    if (!mpirun()) skip();
     static char out[1 << 16];
-    th_tmpdir(dir, sizeof dir);
-    snprintf(env, sizeof env, "RF_TEST_CRASH_AT=9 %s -np 2", mpi);
-    snprintf(args, sizeof args, "train " MODEL " --steps 10 --save-every 2 --eval-every 100 --out '%s'", dir);
-    double t0 = now_s();
-    int rc = th_run_cli(env, args, out, sizeof out);
-    double took = now_s() - t0;
-    printf("rank 0 killed mid-save: the job ended in %.2f s with status %d\n", took, rc);
-    assert_int_not_equal(rc, 0);
-    assert_true(took < 60); /* not the 120 s timeout: Open MPI ended the job */
-    uint64_t position;
-    assert_int_equal(latest_steps(dir, &position), 2);
+    assert_int_equal(failing_job("RF_TEST_CRASH_AT=9 %1$s -np 2", "rank 0 killed mid-save", out, sizeof out), 2);
 }
 
 /* Rank 1's backward pass fails at step 5 (a device error, injected): it
@@ -284,24 +292,12 @@ static void rank0_killed_mid_save(void **state) {
  * is it or, if that save finished before the abort, step 4's. */
 static void failing_rank_stops_all(void **state) {
     (void)state;
-    const char *mpi = mpirun();
-    if (!mpi) skip();
-    char dir[512], env[1400], args[2048];
+    if (!mpirun()) skip();
     static char out[1 << 16];
-    th_tmpdir(dir, sizeof dir);
-    snprintf(env, sizeof env, "%s -np 1 '%s' train " MODEL " --steps 50 --save-every 2 --out '%s' : -np 1 env "
-             "RF_TEST_FAIL_STEP=5", mpi, getenv("RF_CLI"), dir);
-    snprintf(args, sizeof args, "train " MODEL " --steps 50 --save-every 2 --out '%s'", dir);
-    double t0 = now_s();
-    int rc = th_run_cli(env, args, out, sizeof out);
-    double took = now_s() - t0;
-    printf("rank 1 failed at step 5: the job ended in %.2f s with status %d\n", took, rc);
-    assert_int_not_equal(rc, 0);
-    assert_true(took < 60);
+    int64_t steps = failing_job("%1$s -np 1 '%2$s' train " MODEL " --steps 50 --save-every 2 --eval-every 100 --out "
+                                "'%3$s' : -np 1 env RF_TEST_FAIL_STEP=5", "rank 1 failed at step 5", out, sizeof out);
     if (!strstr(out, "rank 1 of 2: a device error injected at step 5"))
         fail_msg("no line names the rank and the cause:\n%s", out);
-    uint64_t position;
-    int64_t steps = latest_steps(dir, &position);
     assert_true(steps == 2 || steps == 4);
 }
 
