@@ -14,6 +14,7 @@
 #include "core/core.h"
 #include "reformer/model.h"
 #include "text.h"
+#include "train_dist.h"
 
 typedef struct opts {
     const char *device, *text, *out, *resume, *attn, *init, *config;
@@ -54,7 +55,13 @@ static void help(void) {
            "                       checkpoint) instead of a new one; its config decides the layers\n"
            "  --config FILE        a new model from an HF config.json instead of the task's defaults\n"
            "  --seed S             the seed of data, initialisation and hashing (default 1)\n"
-           "  --device NAME        cpu, cl:P:D, a name substring, or auto (default $RF_DEVICE / auto)\n\n"
+           "  --device NAME        cpu, cl:P:D, a name substring, or auto (default $RF_DEVICE / auto);\n"
+           "                       under mpirun a list (one per rank of a machine: cl:0:0,cl:0:1) or\n"
+           "                       a rule with local_rank (cl:0:local_rank)\n\n"
+           "Data-parallel: mpirun -np N reformer train ... runs N ranks (--hostfile for several\n"
+           "machines), each with its own device and --accumulate micro-batches of --batch; their\n"
+           "gradients are summed (MPI_Allreduce) into one step: the same as one process with\n"
+           "--accumulate N x A. Rank 0 alone prints, evaluates and saves; --resume works with any N.\n\n"
            "On a terminal a progress bar shows step, loss, accuracy or bits, tokens/s and ETA;\n"
            "otherwise one log line per evaluation. Ends with the held-out accuracy (copy) or\n"
            "bits per byte (text).\n");
@@ -438,7 +445,7 @@ static int check_fit(const opts *o, const rf_config *c) {
     return RF_EXIT_OK;
 }
 
-static int train(opts o);
+static int train(opts o, const dist *d);
 
 int cmd_train(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
@@ -458,10 +465,14 @@ int cmd_train(int argc, char **argv) {
         o.resume = root;
     }
     if (o.resume && !o.out) o.out = o.resume;
-    return train(o);
+    dist d;
+    if (!dist_init(&d)) return RF_EXIT_FAIL;
+    int rc = train(o, &d);
+    dist_finalize(&d);
+    return rc;
 }
 
-static int train(opts o) {
+static int train(opts o, const dist *d) {
     unsigned char *bytes = NULL;
     int64_t nbytes = 0, ntrain = 0;
     if (o.text) {
@@ -481,22 +492,26 @@ static int train(opts o) {
             return RF_EXIT_USAGE;
         }
     }
-    int lock = -1, rc = prepare_out(&o, &lock);
-    if (rc != RF_EXIT_OK || cli_dry_run) {
+    /* Rank 0 alone owns --out; the others only read (--resume). */
+    int lock = -1, rc = d->rank == 0 ? prepare_out(&o, &lock) : RF_EXIT_OK;
+    if (cli_dry_run) {
         if (lock >= 0) close(lock);
         free(bytes);
         return rc;
     }
-    rf_device *dev;
-    rf_status s = rf_device_open(&dev, o.device);
-    if (s) {
-        if (lock >= 0) close(lock);
-        free(bytes);
-        return cli_fail("train", s);
-    }
+    rf_device *dev = NULL;
     rf_model *m = NULL;
-    uint64_t position = 0; /* sequences consumed */
-    if (o.resume) {
+    rf_status s = RF_OK;
+    char devname[256];
+    if (rc != RF_EXIT_OK) {
+    } else if (!dist_device(d, o.device, devname, sizeof devname)) {
+        rc = RF_EXIT_USAGE;
+    } else if ((s = rf_device_open(&dev, devname))) {
+        rc = cli_fail("train", s);
+    }
+    uint64_t position = 0; /* sequences consumed (by all ranks) */
+    if (rc != RF_EXIT_OK) {
+    } else if (o.resume) {
         s = rf_checkpoint_load(&m, dev, o.resume, &position);
     } else if (o.init) {
         s = rf_model_load(&m, dev, o.init);
@@ -509,9 +524,12 @@ static int train(opts o) {
         s = rf_model_create(&m, dev, &c, o.seed);
     }
     int32_t *ids = NULL, *tg = NULL;
-    const rf_config *c = s == RF_OK ? rf_model_config(m) : NULL;
-    int64_t start = s == RF_OK ? rf_model_steps(m) : 0;
-    if (s) rc = cli_fail("train", s);
+    float *fused = NULL; /* every gradient and the loss: the one buffer a step sums over the ranks */
+    size_t ngrad = 0;
+    const rf_config *c = s == RF_OK && m ? rf_model_config(m) : NULL;
+    int64_t start = c ? rf_model_steps(m) : 0;
+    if (rc != RF_EXIT_OK) {
+    } else if (s) rc = cli_fail("train", s);
     else if ((rc = check_fit(&o, c))) {
     } else if (start >= o.steps) {
         /* Nothing to do is not a success: say so, and what is there. */
@@ -519,18 +537,23 @@ static int train(opts o) {
                         "(raise --steps to train further)\n", o.resume ? "--resume" : "--init",
                 o.resume ? o.resume : o.init, (long long)start, (long long)o.steps);
         rc = RF_EXIT_FAIL;
-    } else if (o.overwrite && !clear_checkpoints(o.out)) {
+    } else if (d->rank == 0 && o.overwrite && !clear_checkpoints(o.out)) {
         rc = RF_EXIT_FAIL;
     } else {
         ids = malloc((size_t)(o.batch * o.length) * 4), tg = malloc((size_t)(o.batch * o.length) * 4);
-        if (!ids || !tg) {
-            fprintf(stderr, "reformer train: no host memory for a batch of %lld × %lld tokens\n", (long long)o.batch,
-                    (long long)o.length);
+        if (d->size > 1 && rf_model_grad_count(m, &ngrad) == RF_OK) fused = malloc((ngrad + 1) * sizeof *fused);
+        if (!ids || !tg || (d->size > 1 && !fused)) {
+            fprintf(stderr, "reformer train: no host memory for a batch of %lld × %lld tokens and the gradients\n",
+                    (long long)o.batch, (long long)o.length);
             rc = RF_EXIT_FAIL;
         }
     }
+    /* Every rank starts, or none: a rank that cannot has said why. */
+    if (rc != RF_EXIT_OK && d->size > 1)
+        fprintf(stderr, "reformer train: rank %d of %d could not start (above); no rank trains\n", d->rank, d->size);
+    if (!dist_all_ok(d, rc == RF_EXIT_OK) && rc == RF_EXIT_OK) rc = RF_EXIT_FAIL;
     if (rc != RF_EXIT_OK) {
-        free(ids), free(tg), free(bytes);
+        free(ids), free(tg), free(fused), free(bytes);
         rf_model_free(m);
         rf_device_close(dev);
         if (lock >= 0) close(lock);
@@ -542,53 +565,95 @@ static int train(opts o) {
     rf_train_config_default(&tc);
     tc.lr = (float)o.lr;
     tc.warmup_steps = 50;
-    int tty = isatty(STDOUT_FILENO);
-    printf("reformer train: %s on %s (%s), %d layers, D %d, %d hash rounds, L %lld, batch %lld, %lld steps\n",
-           o.copy ? "copy task" : o.text, info.id, info.name, c->num_layers, c->hidden_size, c->num_hashes,
-           (long long)o.length, (long long)o.batch, (long long)o.steps);
-    int64_t B = o.batch, L = o.length, saved = -1;
-    double t0 = now_s(), avg = 0;
+    /* Under mpirun a rank's stdout is a pty even when the job's output goes to
+     * a file: log lines only, no progress bar. */
+    int lead = d->rank == 0, tty = lead && !d->mpi && isatty(STDOUT_FILENO);
+    /* A step is M micro-batches of B sequences: A on each of the N ranks.
+     * Rank r takes micro-batches r·A .. r·A+A-1 of the step, in the data and
+     * in the forward-call counter that draws the LSH rotations (§2): exactly
+     * what one process with --accumulate M computes. */
+    int64_t B = o.batch, L = o.length, A = o.accumulate, M = A * d->size, saved = -1;
+    if (lead)
+        printf("reformer train: %s on %s (%s), %d layers, D %d, %d hash rounds, L %lld, batch %lld, %lld steps\n",
+               o.copy ? "copy task" : o.text, info.id, info.name, c->num_layers, c->hidden_size, c->num_hashes,
+               (long long)o.length, (long long)o.batch, (long long)o.steps);
+    if (lead && d->size > 1)
+        printf("data-parallel: %d ranks on %d machine(s) of up to %d, %lld micro-batches of %lld per step, %zu "
+               "gradient floats summed per step\n", d->size, d->size / d->local_size, d->local_size, (long long)M,
+               (long long)B, ngrad);
+    /* TEST-ONLY fault injection (tests/test_mpi.c): RF_TEST_FAIL_STEP=n makes
+     * this process's backward pass fail at step n as a device error would. */
+    const char *inject = getenv("RF_TEST_FAIL_STEP");
+    int64_t fail_at = inject ? strtoll(inject, NULL, 10) : 0;
+    double t0 = now_s(), avg = 0, reduce_s = 0;
     eval_result ev = {0, 0};
+    const char *failed = NULL;
     for (int64_t step = start + 1; s == RF_OK && step <= o.steps; step++) {
-        /* --accumulate micro-batches of --batch sequences make one step. */
         float loss = 0, norm = 0;
-        for (int64_t micro = 0; s == RF_OK && micro < o.accumulate; micro++) {
-            for (int64_t b = 0; b < B; b++, position++) {
-                if (o.copy) copy_sequence(ids + b * L, tg + b * L, L, c->vocab_size, o.seed, position);
+        uint64_t calls = rf_model_forward_calls(m), first = position + (uint64_t)(d->rank * A * B);
+        s = rf_model_set_forward_calls(m, calls + (uint64_t)(d->rank * A));
+        for (int64_t micro = 0; s == RF_OK && micro < A; micro++) {
+            for (int64_t b = 0; b < B; b++) {
+                uint64_t index = first + (uint64_t)(micro * B + b);
+                if (o.copy) copy_sequence(ids + b * L, tg + b * L, L, c->vocab_size, o.seed, index);
                 else {
-                    text_window(ids + b * L, bytes, ntrain, L, c->vocab_size, o.seed, position);
+                    text_window(ids + b * L, bytes, ntrain, L, c->vocab_size, o.seed, index);
                     for (int64_t i = 0; i < L; i++) tg[b * L + i] = i + 1 < L ? ids[b * L + i + 1] : -1;
                 }
             }
             float part = 0;
-            s = rf_model_backward(m, ids, tg, B, L, &part);
-            loss += part / (float)o.accumulate;
+            s = step == fail_at ? rf_error(RF_ERR_DEVICE, "a device error injected at step %lld (RF_TEST_FAIL_STEP)",
+                                           (long long)step)
+                                : rf_model_backward(m, ids, tg, B, L, &part);
+            loss += part;
         }
-        if (s == RF_OK) s = rf_model_step(m, &tc, (int)o.accumulate, &norm);
+        position += (uint64_t)(M * B);
+        if (s == RF_OK && d->size > 1) {
+            /* The all-reduce: one fused buffer, summed in place on the host. */
+            double t = now_s();
+            s = rf_model_grads_download(m, fused, ngrad);
+            fused[ngrad] = loss;
+            if (s == RF_OK && !dist_sum(d, fused, ngrad + 1)) failed = "MPI_Allreduce of the gradients failed";
+            if (s == RF_OK && !failed) s = rf_model_grads_upload(m, fused, ngrad);
+            loss = fused[ngrad];
+            reduce_s += now_s() - t;
+        }
+        loss /= (float)M;
+        if (s == RF_OK && !failed) s = rf_model_set_forward_calls(m, calls + (uint64_t)M);
+        if (s == RF_OK && !failed) s = rf_model_step(m, &tc, (int)M, &norm);
         /* Weights or moments gone NaN/Inf are never saved nor trained on. */
-        if (s == RF_OK) s = rf_model_check_finite(m);
-        if (s) break;
+        if (s == RF_OK && !failed) s = rf_model_check_finite(m);
+        if (s || failed) break;
         avg = step == start + 1 ? loss : 0.95 * avg + 0.05 * loss;
-        double el = now_s() - t0, tps = (double)((step - start) * o.accumulate * B * L) / el;
+        double el = now_s() - t0, tps = (double)((step - start) * M * B * L) / el;
         double eta = el / (double)(step - start) * (double)(o.steps - step);
         if (tty)
             printf("\r  step %5lld/%lld  loss %.4f  %s %.3f  %.0f tok/s  ETA %4.0fs ", (long long)step,
                    (long long)o.steps, avg, o.copy ? "acc" : "bpb", o.copy ? ev.accuracy : ev.loss / log(2.0), tps, eta);
         if (step % o.eval_every == 0 || step == o.steps) {
-            s = evaluate(m, &o, bytes + ntrain, nbytes - ntrain, &ev);
+            /* Rank 0 evaluates; the others count its forward calls. */
+            if (lead) s = evaluate(m, &o, bytes + ntrain, nbytes - ntrain, &ev);
+            else s = rf_model_set_forward_calls(m, rf_model_forward_calls(m) + (uint64_t)o.eval_batches);
             if (s) break;
-            printf("%sstep %lld: train loss %.4f, held-out loss %.4f, %s %.4f, %.0f tokens/s\n", tty ? "\n" : "",
-                   (long long)step, avg, ev.loss, o.copy ? "accuracy" : "bits per byte",
-                   o.copy ? ev.accuracy : ev.loss / log(2.0), tps);
+            if (lead)
+                printf("%sstep %lld: train loss %.4f, held-out loss %.4f, %s %.4f, %.0f tokens/s\n", tty ? "\n" : "",
+                       (long long)step, avg, ev.loss, o.copy ? "accuracy" : "bits per byte",
+                       o.copy ? ev.accuracy : ev.loss / log(2.0), tps);
         }
-        if (o.out && (step % o.save_every == 0 || step == o.steps)) {
+        if (lead && o.out && (step % o.save_every == 0 || step == o.steps)) {
             s = rf_checkpoint_save(m, o.out, position);
             if (s == RF_OK) saved = step;
         }
         fflush(stdout);
     }
+    /* A rank that failed ends them all (the others may wait in a collective). */
+    if ((s || failed) && d->size > 1) dist_abort(d, failed ? failed : rf_last_error());
+    if (lead && s == RF_OK && d->size > 1) {
+        double el = now_s() - t0;
+        printf("data-parallel: all-reduce %.3f s of %.3f s (%.1f%%)\n", reduce_s, el, el > 0 ? 100 * reduce_s / el : 0);
+    }
     int trained = c->num_hashes;
-    for (int k = 0; s == RF_OK && k < o.n_eval_hashes; k++) {
+    for (int k = 0; lead && s == RF_OK && k < o.n_eval_hashes; k++) {
         /* The paper's Table 2: evaluate with other numbers of hash rounds. */
         eval_result other;
         s = rf_model_set_num_hashes(m, o.eval_hashes[k]);
@@ -597,16 +662,16 @@ static int train(opts o) {
             printf("evaluated with %d hash rounds (trained with %d): %s %.4f\n", o.eval_hashes[k], trained,
                    o.copy ? "accuracy" : "bits per byte", o.copy ? other.accuracy : other.loss / log(2.0));
     }
-    if (s == RF_OK) {
+    if (lead && s == RF_OK) {
         if (o.copy) printf("held-out accuracy: %.4f (loss %.4f)\n", ev.accuracy, ev.loss);
         else printf("held-out bits per byte: %.4f\n", ev.loss / log(2.0));
     }
     if (saved >= 0)
         printf("checkpoint: %s/ckpt-%08lld (use --model %s with eval and sample, --resume %s to train on)\n", o.out,
                (long long)saved, o.out, o.out);
-    free(ids), free(tg), free(bytes);
+    free(ids), free(tg), free(fused), free(bytes);
     rf_model_free(m);
     rf_device_close(dev);
     if (lock >= 0) close(lock);
-    return s ? cli_fail("train", s) : RF_EXIT_OK;
+    return s ? cli_fail("train", s) : failed ? RF_EXIT_FAIL : RF_EXIT_OK;
 }

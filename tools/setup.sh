@@ -16,7 +16,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Everything the build, the tests and the default device need.
 PACKAGES=(cmake gcc make pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
-          libclblast-dev libcmocka-dev libopenblas-dev libjson-c-dev valgrind)
+          libclblast-dev libcmocka-dev libopenblas-dev libjson-c-dev valgrind
+          libopenmpi-dev openmpi-bin)
 
 deps() {
     local missing=()

@@ -185,6 +185,28 @@ int64_t rf_model_steps(const rf_model *model);
 /* A gradient buffer (same shape as the parameter), by HF name, for tests and
  * tools; NULL if unknown or before the first backward pass. */
 const rf_tensor *rf_model_grad(const rf_model *model, const char *name);
+/* ---- gradients for an external collective (data-parallel training) ----
+ * Every gradient as ONE contiguous vector of floats, in parameter order (index
+ * 0 .. count-1, each tensor row-major): its length, a download into a host
+ * buffer and an upload back. A data-parallel step is: each rank runs
+ * rf_model_backward on its own micro-batches; downloads; sums the vectors over
+ * the ranks in place (MPI_Allreduce, ncclAllReduce after a copy, mpi4py...);
+ * uploads; then rf_model_step with micro_batches = the micro-batches of all
+ * ranks together — the same AdamW step on every rank, equal (up to the order
+ * of the float sums) to one process accumulating them all. The reformer tool's
+ * `mpirun ... reformer train` does exactly this (tools/train_dist.c). */
+rf_status rf_model_grad_count(const rf_model *model, size_t *count);
+/* host[0 .. count) ← the gradients (the state is made, zeroed, if no backward
+ * pass has run yet); count must be rf_model_grad_count's. */
+rf_status rf_model_grads_download(rf_model *model, float *host, size_t count);
+/* The gradients ← host[0 .. count) (replacing what was accumulated). */
+rf_status rf_model_grads_upload(rf_model *model, const float *host, size_t count);
+/* The forward-call counter: every forward or backward call draws fresh LSH
+ * rotations and dropout masks from it (§2) and adds one. Rank r of a
+ * data-parallel step sets it to what micro-batch r of one process would see,
+ * so that both draw the same; checkpoints keep it. */
+uint64_t rf_model_forward_calls(const rf_model *model);
+rf_status rf_model_set_forward_calls(rf_model *model, uint64_t calls);
 /* A parameter by HF name, or NULL. */
 rf_tensor *rf_model_param(rf_model *model, const char *name);
 /* The names of the parameters: index 0 .. count-1. */

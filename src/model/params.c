@@ -61,3 +61,49 @@ rf_status rf_model_zero_grad(rf_model *model) {
     for (int i = 0; i < model->nparams; i++) RF_TRY(rf_tensor_fill_f32(&model->train->grads[i], 0.0f));
     return RF_OK;
 }
+
+rf_status rf_model_grad_count(const rf_model *model, size_t *count) {
+    if (!model || !count) return rf_error(RF_ERR_INVALID_ARG, "rf_model_grad_count: null argument");
+    size_t n = 0;
+    for (int i = 0; i < model->nparams; i++) n += rf_tensor_numel(&model->params[i].t);
+    *count = n;
+    return RF_OK;
+}
+
+/* Both directions of the fused vector: each tensor's slice in turn. */
+static rf_status grads_transfer(rf_model *m, float *host, size_t count, bool upload, const char *op) {
+    if (!m || !host) return rf_error(RF_ERR_INVALID_ARG, "%s: null argument", op);
+    size_t want;
+    RF_TRY(rf_model_grad_count(m, &want));
+    if (count != want)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: count %zu, but the model has %zu gradient floats", op, count, want);
+    RF_TRY(rf_train_state_ensure(m));
+    size_t at = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        rf_tensor *g = &m->train->grads[i];
+        size_t n = rf_tensor_numel(g);
+        RF_TRY(upload ? rf_tensor_upload(g, host + at, n * sizeof *host) : rf_tensor_download(g, host + at, n * sizeof *host));
+        at += n;
+    }
+    return RF_OK;
+}
+
+rf_status rf_model_grads_download(rf_model *model, float *host, size_t count) {
+    return grads_transfer(model, host, count, false, "rf_model_grads_download");
+}
+
+rf_status rf_model_grads_upload(rf_model *model, const float *host, size_t count) {
+    /* The transfer only reads host when uploading. */
+    return grads_transfer(model, (float *)host, count, true, "rf_model_grads_upload");
+}
+
+uint64_t rf_model_forward_calls(const rf_model *model) { return model ? model->step : 0; }
+
+rf_status rf_model_set_forward_calls(rf_model *model, uint64_t calls) {
+    if (!model) return rf_error(RF_ERR_INVALID_ARG, "rf_model_set_forward_calls: model is NULL");
+    if (calls > UINT32_MAX)
+        return rf_error(RF_ERR_INVALID_ARG, "rf_model_set_forward_calls: %llu exceeds the counter's 32 bits",
+                        (unsigned long long)calls);
+    model->step = (uint32_t)calls;
+    return RF_OK;
+}
