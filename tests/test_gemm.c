@@ -1,7 +1,9 @@
-/* rf_gemm: the cpu op against a direct triple loop, CLBlast on PoCL against
- * the cpu op over awkward shapes, and the front door's checks. */
+/* rf_gemm: the cpu op against a direct triple loop, each OpenCL GEMM path
+ * (CLBlast; host BLAS on mapped buffers) on PoCL against the cpu op over
+ * awkward shapes, and the front door's checks. */
 #include "harness.h"
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     int m, n, k;
@@ -97,20 +99,50 @@ static void cpu_matches_definition(void **state) {
     rf_device_close(cpu);
 }
 
-/* §10: matrix products within 1e-4 · max(1, max|ref|) of the cpu. */
+/* Whether the profile of dev names `op` (the GEMM path that ran). */
+static bool profiled(rf_device *dev, const char *op) {
+    rf_profile_entry e[64];
+    int count = 0;
+    TH_OK(rf_device_profile(dev, e, 64, &count));
+    for (int i = 0; i < count && i < 64; i++)
+        if (!strcmp(e[i].op, op)) return true;
+    return false;
+}
+
+/* §10: matrix products within 1e-4 · max(1, max|ref|) of the cpu, on each
+ * OpenCL GEMM path (RF_CL_GEMM forces one; the profile shows which ran). */
 static void opencl_matches_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
     rf_device *cpu = th_cpu();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t na, nb, nc;
-        describe(&cases[i], &na, &nb, &nc);
-        float *want = malloc(nc * 4), *got = malloc(nc * 4);
-        run_case(cpu, &cases[i], want);
-        run_case(cl, &cases[i], got);
-        th_assert_close(got, want, nc, 1e-4, "gemm opencl vs cpu");
-        free(want), free(got);
+    rf_device_info info;
+    TH_OK(rf_device_get_info(cl, &info));
+    static const char *const paths[][2] = {{"clblast", "gemm (clblast)"}, {"host", "gemm (host blas)"}};
+    for (int p = 0; p < 2; p++) {
+        if (p == 1 && info.is_gpu) break; /* host BLAS is for CPU-type devices only */
+        setenv("RF_CL_GEMM", paths[p][0], 1);
+        TH_OK(rf_device_profile_reset(cl));
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            size_t na, nb, nc;
+            describe(&cases[i], &na, &nb, &nc);
+            float *want = malloc(nc * 4), *got = malloc(nc * 4);
+            run_case(cpu, &cases[i], want);
+            run_case(cl, &cases[i], got);
+            th_assert_close(got, want, nc, 1e-4, paths[p][1]);
+            free(want), free(got);
+        }
+        TH_OK(rf_device_sync(cl));
+        assert_true(profiled(cl, paths[p][1]));
+        assert_false(profiled(cl, paths[1 - p][1]));
     }
+    /* A path that does not exist is refused, not ignored. */
+    setenv("RF_CL_GEMM", "cublas", 1);
+    rf_tensor a = TH_TENSOR(cl, RF_F32, NULL, 2, 2), b = TH_TENSOR(cl, RF_F32, NULL, 2, 2);
+    rf_tensor c = TH_TENSOR(cl, RF_F32, NULL, 2, 2);
+    rf_gemm_desc d = {.m = 2, .n = 2, .k = 2, .alpha = 1};
+    TH_FAILS(rf_gemm(&c, &a, &b, &d), RF_ERR_INVALID_ARG, "expected clblast or host");
+    unsetenv("RF_CL_GEMM");
+    rf_tensor_free(&a), rf_tensor_free(&b), rf_tensor_free(&c);
     rf_device_close(cpu);
     rf_device_close(cl);
 }
