@@ -85,8 +85,7 @@ int bench_common_arg(bench_common *c, int argc, char **argv, int *i) {
     return 1;
 }
 
-/* The devices to run on, as names for rf_device_open (NULL = default). */
-static int device_names(const bench_common *c, char ids[][32], const char **names, int *n) {
+int bench_device_names(const bench_common *c, char ids[][32], const char **names, int *n) {
     *n = 0;
     if (!c->all) {
         for (int i = 0; i < c->ndevices; i++) names[(*n)++] = c->devices[i];
@@ -110,7 +109,7 @@ int bench_each_device(bench_out *out, const bench_common *c, bench_device_fn fn,
                       int *ndone) {
     char ids[BENCH_MAX_DEVICES][32];
     const char *names[BENCH_MAX_DEVICES];
-    int n = 0, rc = device_names(c, ids, names, &n);
+    int n = 0, rc = bench_device_names(c, ids, names, &n);
     *ndone = 0;
     for (int i = 0; i < n && rc == RF_EXIT_OK; i++) {
         rf_device *dev;
@@ -213,11 +212,12 @@ int bench_out_open(bench_out **out, const bench_common *c, const char *bench) {
         return RF_EXIT_FAIL;
     }
     if (o->csv)
-        fprintf(o->csv, "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,peak_bytes\n");
+        fprintf(o->csv,
+                "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,peak_bytes,rss_bytes\n");
     if (o->profile_csv)
         fprintf(o->profile_csv, "bench,device,op,shape,kernel,calls_per_run,ms_per_run,mean_ms,share,gflops,gbps\n");
-    printf("%-8s %-10s %-40s %11s %12s %9s %10s\n", "device", "op", "shape", "median ms", "tokens/s", "GFLOP/s",
-           "peak MiB");
+    printf("%-8s %-10s %-40s %11s %12s %9s %10s %9s\n", "device", "op", "shape", "median ms", "tokens/s", "GFLOP/s",
+           "peak MiB", "RSS MiB");
     *out = o;
     return RF_EXIT_OK;
 }
@@ -303,13 +303,15 @@ rf_status bench_report(bench_out *o, rf_device *dev, const rf_device_info *info,
     const double gflops = row->flops > 0 ? row->flops / (r->ms / 1e3) / 1e9 : NAN;
     char gf[16] = "-";
     if (isfinite(gflops)) snprintf(gf, sizeof gf, "%.2f", gflops);
-    printf("%-8s %-10s %-40s %11.3f %12.0f %9s %10.2f\n", row->device, row->op, row->shape, r->ms, tok_s, gf,
-           (double)r->peak_bytes / 1048576.0);
+    char rss[16] = "-";
+    if (row->rss_bytes) snprintf(rss, sizeof rss, "%.1f", (double)row->rss_bytes / 1048576.0);
+    printf("%-8s %-10s %-40s %11.3f %12.0f %9s %10.2f %9s\n", row->device, row->op, row->shape, r->ms, tok_s, gf,
+           (double)r->peak_bytes / 1048576.0, rss);
     if (o->csv) {
         fprintf(o->csv, "%s,%s,%s,\"%s\",%lld,%lld,%.0f,%.5f,%.1f,", o->bench, row->device, row->op, row->shape,
                 (long long)row->batch, (long long)row->length, tokens, r->ms, tok_s);
         csv_num(o->csv, gflops, "%.4f");
-        fprintf(o->csv, ",%zu,%zu\n", r->base_bytes, r->peak_bytes);
+        fprintf(o->csv, ",%zu,%zu,%zu\n", r->base_bytes, r->peak_bytes, row->rss_bytes);
     }
     if (grow(&o->rows, &o->caprows, o->nrows, sizeof *o->rows)) o->rows[o->nrows++] = *row;
     else o->failed = true;
@@ -392,7 +394,8 @@ static int write_json(const bench_out *o) {
         json_num(f, tokens / (r->ms / 1e3));
         fprintf(f, ", \"gflops\": ");
         json_num(f, r->flops > 0 ? r->flops / (r->ms / 1e3) / 1e9 : NAN);
-        fprintf(f, ", \"base_bytes\": %zu, \"peak_bytes\": %zu}", r->base_bytes, r->peak_bytes);
+        fprintf(f, ", \"base_bytes\": %zu, \"peak_bytes\": %zu, \"rss_bytes\": %zu}", r->base_bytes, r->peak_bytes,
+                r->rss_bytes);
     }
     fprintf(f, "],\n \"profile\": [");
     for (int i = 0; i < o->nprof; i++) {

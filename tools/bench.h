@@ -64,6 +64,7 @@ typedef struct bench_row {
     int64_t batch, length;  /* tokens = batch·length (gemm: the m rows) */
     double ms, flops;       /* flops 0: unknown */
     size_t base_bytes, peak_bytes;
+    size_t rss_bytes;       /* the case's process's peak RSS (bench model --config); 0: not measured */
 } bench_row;
 
 typedef struct bench_out bench_out;
@@ -86,13 +87,18 @@ int bench_out_close(bench_out *o, int rc);
 /* Open every device of c in turn (--all: cpu and every OpenCL device;
  * else each --device, or the default) and run fn on it; the ids of the
  * devices that finished go to done (BENCH_MAX_DEVICES). An exit status. */
+/* The devices of c as names for rf_device_open (NULL: $RF_DEVICE or
+ * auto); ids holds the storage of --all's names. An exit status. */
+int bench_device_names(const bench_common *c, char ids[][32], const char **names, int *n);
 typedef rf_status (*bench_device_fn)(bench_out *out, rf_device *dev, const rf_device_info *info, void *ctx);
 int bench_each_device(bench_out *out, const bench_common *c, bench_device_fn fn, void *ctx, char done[][32],
                       int *ndone);
 
-/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c). */
+/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c, bench_config.c). */
 int bench_attention(int argc, char **argv);
 int bench_gemm(int argc, char **argv);
 int bench_model(int argc, char **argv);
+/* bench model --config FILE (bench_config.c). */
+int bench_model_config(int argc, char **argv);
 
 #endif
