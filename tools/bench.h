@@ -54,7 +54,13 @@ rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_
 typedef struct bench_work {
     const char *op;
     double flops, bytes;
+    bool per_call;      /* flops and bytes are per call of the op, not per run */
 } bench_work;
+
+/* The device's SGEMM rate in GFLOP/s: rf_gemm at m = n = k = 1024, median
+ * of 5 after a warm-up (bench_gemm.c). The profile prints every kernel's
+ * rate as a fraction of it. Resets the device profile. */
+rf_status bench_sgemm_rate(rf_device *dev, double *gflops);
 
 /* One row: a case on a device. */
 typedef struct bench_row {

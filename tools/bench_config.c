@@ -80,6 +80,21 @@ static int run_case(const config_opts *o, const rf_config *cfg) {
         s = rf_tensor_alloc(dev, &c.logits, RF_F32, 3, (int64_t[]){c.B, c.L, cfg->vocab_size});
     bench_result r;
     if (s == RF_OK) s = bench_measure(dev, o->c.runs, o->case_phase ? run_forward : run_training, &c, &r);
+    /* The fused chunk attention kernels' work per call (one call per layer),
+     * counting the masked half of the causal chunk window: a query against
+     * (before + after + 1)·m keys; forward 4·q·k·d (scores, weighted sum),
+     * backward dq 6·q·k·d (scores again, dP, dQ), dk/dv 8·q·k·d (scores,
+     * dP, dK, dV). LSH attends B·H·R·L hashed queries, local B·H·L. */
+    const double BHLd = (double)(c.B * c.L) * cfg->num_attention_heads * cfg->attention_head_size;
+    const double loc = BHLd * (cfg->local_num_chunks_before + cfg->local_num_chunks_after + 1) *
+                       cfg->local_attn_chunk_length,
+                 lsh = BHLd * cfg->num_hashes * (cfg->lsh_num_chunks_before + cfg->lsh_num_chunks_after + 1) *
+                       cfg->lsh_attn_chunk_length;
+    const bench_work work[] = {
+        {"attention_forward", 4 * loc, 0, true},  {"attention_backward_dq", 6 * loc, 0, true},
+        {"attention_backward_dkdv", 8 * loc, 0, true}, {"lsh_attend", 4 * lsh, 0, true},
+        {"lsh_backward_query", 6 * lsh, 0, true}, {"lsh_backward_key", 8 * lsh, 0, true},
+    };
     if (s == RF_OK && o->c.profile) { /* the child's own row (device bytes) and profile */
         bench_out *out;
         bench_common pc = {.profile = true};
@@ -87,7 +102,7 @@ static int run_case(const config_opts *o, const rf_config *cfg) {
         snprintf(row.op, sizeof row.op, "%s", phase_names[o->case_phase]);
         snprintf(row.shape, sizeof row.shape, "B=%lld L=%lld", (long long)c.B, (long long)c.L);
         if (bench_out_open(&out, &pc, "model") == RF_EXIT_OK) {
-            s = bench_report(out, dev, &info, &row, &r, NULL, 0);
+            s = bench_report(out, dev, &info, &row, &r, work, (int)(sizeof work / sizeof work[0]));
             bench_out_close(out, RF_EXIT_OK);
         }
     }

@@ -72,6 +72,20 @@ static rf_status upload_random(rf_tensor *t, uint64_t seed) {
     return s;
 }
 
+rf_status bench_sgemm_rate(rf_device *dev, double *gflops) {
+    const int64_t n = 1024;
+    gemm_case g = {.d = {.m = n, .n = n, .k = n, .alpha = 1.0f, .beta = 0.0f, .batch = 1}};
+    bench_result r;
+    rf_status s;
+    if (!(s = rf_tensor_alloc(dev, &g.a, RF_F32, 2, (int64_t[]){n, n})) &&
+        !(s = rf_tensor_alloc(dev, &g.b, RF_F32, 2, (int64_t[]){n, n})) &&
+        !(s = rf_tensor_alloc(dev, &g.c, RF_F32, 2, (int64_t[]){n, n})) && !(s = upload_random(&g.a, 0x1234567ull)) &&
+        !(s = upload_random(&g.b, 0x89abcdefull)) && !(s = bench_measure(dev, BENCH_MIN_RUNS, run_gemm, &g, &r)))
+        *gflops = 2.0 * (double)(n * n * n) / (r.ms / 1e3) / 1e9;
+    rf_tensor_free(&g.a), rf_tensor_free(&g.b), rf_tensor_free(&g.c);
+    return s;
+}
+
 static rf_status gemm_device(bench_out *out, rf_device *dev, const rf_device_info *info, void *ctx) {
     const gemm_opts *o = ctx;
     rf_status s = RF_OK;
@@ -85,7 +99,8 @@ static rf_status gemm_device(bench_out *out, rf_device *dev, const rf_device_inf
             bench_result r;
             if (!(s = bench_measure(dev, o->c.runs, run_gemm, &g, &r))) {
                 const double flops = 2.0 * (double)m * (double)n * (double)k;
-                const bench_work work[] = {{"gemm", flops, 4.0 * ((double)m * k + (double)k * n + (double)m * n)}};
+                const double bytes = 4.0 * ((double)m * k + (double)k * n + (double)m * n);
+                const bench_work work[] = {{"gemm", flops, bytes, false}};
                 bench_row row = {.batch = 1, .length = m, .flops = flops};
                 snprintf(row.op, sizeof row.op, "gemm");
                 snprintf(row.shape, sizeof row.shape, "m=%lld n=%lld k=%lld", (long long)m, (long long)n, (long long)k);
