@@ -1,7 +1,7 @@
-/* `reformer bench gemm`: rf_gemm — CLBlast on OpenCL devices, OpenBLAS on
- * the cpu reference — in GFLOP/s over a few shapes (§13). Every matrix
- * multiply of the model goes through rf_gemm, so this is the ceiling the
- * other ops are measured against. */
+/* `reformer bench gemm`: rf_gemm — CLBlast or host BLAS on OpenCL devices
+ * (src/device/opencl/gemm.c), OpenBLAS on the cpu reference — in GFLOP/s
+ * over a few shapes (§13). Every matrix multiply of the model goes through
+ * rf_gemm, so this is the ceiling the other ops are measured against. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +18,10 @@ typedef struct {
 static void help(void) {
     printf("usage: reformer bench gemm [--device NAME]... [--all] [--runs N] [--csv FILE] [--json FILE]\n"
            "                           [--profile] [--profile-csv FILE] [--sizes S1,S2,...]\n\n"
-           "C = A·B in f32, row-major, through rf_gemm: CLBlast on OpenCL devices, OpenBLAS\n"
-           "on cpu. --sizes takes N (square) or MxNxK items (default 256,512,1024).\n"
+           "C = A·B in f32, row-major, through rf_gemm: on OpenCL devices CLBlast, or OpenBLAS\n"
+           "on the mapped buffers for devices of CPU type (RF_CL_GEMM=clblast|host forces\n"
+           "one); OpenBLAS on cpu. --sizes takes N (square) or MxNxK items (default\n"
+           "256,512,1024).\n"
            "GFLOP/s counts 2·m·n·k; tokens/s counts the m rows of A as tokens (as in a\n"
            "linear layer). The first CLBlast call of a process compiles its kernels (on\n"
            "PoCL 13-36 s), inside the warm-up.\n\n%s",

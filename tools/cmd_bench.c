@@ -25,8 +25,10 @@ typedef struct {
 static void help(void) {
     printf("usage: reformer bench attention|gemm|model [options]   ('reformer bench NAME --help')\n\n"
            "  attention  LSH vs full self-attention, forward, as the Reformer paper's Fig. 5\n"
-           "  gemm       rf_gemm: CLBlast on OpenCL devices vs OpenBLAS on cpu, GFLOP/s\n"
-           "  model      the model's forward pass: tokens/s and peak memory vs layers\n\n"
+           "  gemm       rf_gemm on each device (OpenCL: CLBlast, or host BLAS on CPU-type\n"
+           "             devices; cpu: OpenBLAS), GFLOP/s\n"
+           "  model      the model's phases: tokens/s and peak memory vs layers, or of an HF\n"
+           "             config.json (--config) against HF transformers (--against-hf)\n\n"
            "Every benchmark warms up once, then reports the median of --runs (at least 5)\n"
            "timed runs, one row per case: device, op, shape, time, tokens/s, achieved\n"
            "GFLOP/s (where the work is known), peak device memory. Ratios (LSH vs full,\n"
