@@ -147,6 +147,46 @@ static void opencl_matches_cpu(void **state) {
     rf_device_close(cl);
 }
 
+/* A and B as two views of one buffer (as Q·Kᵀ of shared-QK attention can
+ * be): the host path maps that buffer once; both paths match the cpu. */
+static float *one_buffer_gemm(rf_device *dev, const float *ab, int m, int n, int k) {
+    rf_buffer *buf, *bc;
+    rf_tensor a, b, c;
+    TH_OK(rf_buffer_alloc(dev, (size_t)(m * k + k * n) * 4, &buf));
+    TH_OK(rf_buffer_alloc(dev, (size_t)(m * n) * 4, &bc));
+    TH_OK(rf_buffer_upload(buf, 0, ab, (size_t)(m * k + k * n) * 4));
+    TH_OK(rf_tensor_view(&a, buf, 0, RF_F32, 2, (int64_t[]){m, k}));
+    TH_OK(rf_tensor_view(&b, buf, (size_t)(m * k), RF_F32, 2, (int64_t[]){k, n}));
+    TH_OK(rf_tensor_view(&c, bc, 0, RF_F32, 2, (int64_t[]){m, n}));
+    rf_gemm_desc d = {.m = m, .n = n, .k = k, .lda = k, .ldb = n, .ldc = n, .alpha = 1, .batch = 1};
+    TH_OK(rf_gemm(&c, &a, &b, &d));
+    float *out = malloc((size_t)(m * n) * 4);
+    TH_OK(rf_buffer_download(bc, 0, out, (size_t)(m * n) * 4));
+    rf_buffer_free(buf), rf_buffer_free(bc);
+    return out;
+}
+
+static void operands_sharing_a_buffer(void **state) {
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    rf_device *cpu = th_cpu();
+    rf_device_info info;
+    TH_OK(rf_device_get_info(cl, &info));
+    const int m = 9, n = 11, k = 7;
+    float *ab = th_random((size_t)(m * k + k * n), 5, 1), *want = one_buffer_gemm(cpu, ab, m, n, k);
+    static const char *const paths[] = {"clblast", "host"};
+    for (int p = 0; p < (info.is_gpu ? 1 : 2); p++) {
+        setenv("RF_CL_GEMM", paths[p], 1);
+        float *got = one_buffer_gemm(cl, ab, m, n, k);
+        th_assert_close(got, want, (size_t)(m * n), 1e-4, paths[p]);
+        free(got);
+    }
+    unsetenv("RF_CL_GEMM");
+    free(ab), free(want);
+    rf_device_close(cpu);
+    rf_device_close(cl);
+}
+
 static void rejects_bad_descriptors(void **state) {
     rf_device *cpu = th_cpu();
     rf_tensor a = TH_TENSOR(cpu, RF_F32, NULL, 6, 4), b = TH_TENSOR(cpu, RF_F32, NULL, 4, 5);
@@ -186,6 +226,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cpu_matches_definition),
         cmocka_unit_test(opencl_matches_cpu),
+        cmocka_unit_test(operands_sharing_a_buffer),
         cmocka_unit_test(rejects_bad_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
