@@ -216,8 +216,8 @@ int bench_out_open(bench_out **out, const bench_common *c, const char *bench) {
         return RF_EXIT_FAIL;
     }
     if (o->csv)
-        fprintf(o->csv,
-                "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,peak_bytes,rss_bytes\n");
+        fprintf(o->csv, "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,peak_bytes,"
+                        "rss_bytes\n");
     if (o->profile_csv)
         fprintf(o->profile_csv,
                 "bench,device,op,shape,kernel,calls_per_run,ms_per_run,mean_ms,share,gflops,gbps,of_sgemm\n");

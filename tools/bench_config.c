@@ -43,7 +43,8 @@ static void help(void) {
            "the transformers model of the same file, run by PATH (default the source tree's\n"
            "tools/hf_bench.py) with $RF_PYTHON (default python3) at 2 threads, skipped with a\n"
            "note when python, torch or transformers are missing; the summary gives every\n"
-           "device's tokens/s over hf's.\n\n%s",
+           "device's tokens/s over hf's. (--case-device ID --case-phase 0|1, used by the\n"
+           "parent, run one case in this process: 0 training, 1 forward.)\n\n%s",
            bench_common_help);
 }
 
@@ -273,7 +274,7 @@ int bench_model_config(int argc, char **argv) {
         if (!strcmp(a, "--config")) o.config = val;
         else if (!strcmp(a, "--hf-script")) o.hf_script = val;
         else if (!strcmp(a, "--case-device")) o.case_device = val;
-        else if (!strcmp(a, "--case-phase")) o.case_phase = !strcmp(val, "1"), bad = strcmp(val, "0") && strcmp(val, "1");
+        else if (!strcmp(a, "--case-phase")) bad = strcmp(val, "0") && strcmp(val, "1"), o.case_phase = val[0] - '0';
         else if (!strcmp(a, "--batch")) bad = bench_parse_int(val, &o.batch) || o.batch > 4096;
         else if (!strcmp(a, "--lengths")) bad = (o.nlengths = bench_parse_list(val, o.lengths, MAX_LENGTHS)) <= 0;
         else return bench_usage_error("model", a);
