@@ -98,7 +98,23 @@ static void bench_arguments(void **state) {
     assert_non_null(fgets(line, sizeof line, f));
     fclose(f);
     assert_string_equal(line, "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,"
-                              "peak_bytes\n");
+                              "peak_bytes,rss_bytes\n");
+    /* bench model --config: a case per process, with its peak RSS; HF's
+     * side is skipped with a note when it cannot run (no such python). */
+    const char *data = getenv("RF_TEST_DATA");
+    snprintf(args, sizeof args, "bench model --config '%s/hf_causal/config.json' --device cpu --against-hf", data);
+    assert_int_equal(th_run_cli("RF_PYTHON=/no/such/python", args, buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "training   B=1 L=64"));
+    assert_non_null(strstr(buf, "forward    B=1 L=64"));
+    assert_non_null(strstr(buf, "note: --against-hf skipped"));
+    const char *row = strstr(buf, "cpu      forward");
+    assert_non_null(row);
+    double ms = 0, tok = 0, peak = 0, rss = 0;
+    assert_int_equal(sscanf(row + 49, "%lf %lf - %lf %lf", &ms, &tok, &peak, &rss), 4);
+    assert_true(rss > peak && rss > 1); /* the process, not only the device bytes */
+    snprintf(args, sizeof args, "bench model --config '%s/hf_causal/config.json' --lengths 0", data);
+    assert_int_equal(th_run_cli(NULL, args, buf, sizeof buf), 2);
+    assert_int_equal(th_run_cli(NULL, "bench model --config /no/such/config.json", buf, sizeof buf), 1);
 }
 
 /* The model commands end to end on small inputs: sample (a random model and

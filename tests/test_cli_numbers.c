@@ -53,6 +53,10 @@ static const struct {
     {"bench gemm", "--sizes", LIST, "reformer bench gemm: --sizes"},
     {"bench model", "--length", INT, "reformer bench model: --length"},
     {"bench model", "--layers", LIST, "reformer bench model: --layers"},
+    /* bench model --config (its own options; the file is read after them) */
+    {"bench model --config x", "--runs", INT, "reformer bench: --runs"},
+    {"bench model --config x", "--batch", INT, "reformer bench model: --batch"},
+    {"bench model --config x", "--lengths", LIST, "reformer bench model: --lengths"},
 };
 enum { NOPTS = sizeof options / sizeof options[0] };
 
@@ -161,7 +165,7 @@ static int numeric_metavar(const char *m) {
 
 static void the_table_covers_every_documented_numeric_option(void **state) {
     static const char *const cmds[] = {"sample", "eval", "train", "verify", "bench attention", "bench gemm",
-                                       "bench model"};
+                                       "bench model", "bench model --config x"};
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
         char args[128];
         snprintf(args, sizeof args, "%s --help", cmds[c]);

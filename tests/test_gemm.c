@@ -1,7 +1,9 @@
-/* rf_gemm: the cpu op against a direct triple loop, CLBlast on PoCL against
- * the cpu op over awkward shapes, and the front door's checks. */
+/* rf_gemm: the cpu op against a direct triple loop, each OpenCL GEMM path
+ * (CLBlast; host BLAS on mapped buffers) on PoCL against the cpu op over
+ * awkward shapes, and the front door's checks. */
 #include "harness.h"
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     int m, n, k;
@@ -97,20 +99,90 @@ static void cpu_matches_definition(void **state) {
     rf_device_close(cpu);
 }
 
-/* §10: matrix products within 1e-4 · max(1, max|ref|) of the cpu. */
+/* Whether the profile of dev names `op` (the GEMM path that ran). */
+static bool profiled(rf_device *dev, const char *op) {
+    rf_profile_entry e[64];
+    int count = 0;
+    TH_OK(rf_device_profile(dev, e, 64, &count));
+    for (int i = 0; i < count && i < 64; i++)
+        if (!strcmp(e[i].op, op)) return true;
+    return false;
+}
+
+/* §10: matrix products within 1e-4 · max(1, max|ref|) of the cpu, on each
+ * OpenCL GEMM path (RF_CL_GEMM forces one; the profile shows which ran). */
 static void opencl_matches_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
     rf_device *cpu = th_cpu();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t na, nb, nc;
-        describe(&cases[i], &na, &nb, &nc);
-        float *want = malloc(nc * 4), *got = malloc(nc * 4);
-        run_case(cpu, &cases[i], want);
-        run_case(cl, &cases[i], got);
-        th_assert_close(got, want, nc, 1e-4, "gemm opencl vs cpu");
-        free(want), free(got);
+    rf_device_info info;
+    TH_OK(rf_device_get_info(cl, &info));
+    static const char *const paths[][2] = {{"clblast", "gemm (clblast)"}, {"host", "gemm (host blas)"}};
+    for (int p = 0; p < 2; p++) {
+        if (p == 1 && info.is_gpu) break; /* host BLAS is for CPU-type devices only */
+        setenv("RF_CL_GEMM", paths[p][0], 1);
+        TH_OK(rf_device_profile_reset(cl));
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            size_t na, nb, nc;
+            describe(&cases[i], &na, &nb, &nc);
+            float *want = malloc(nc * 4), *got = malloc(nc * 4);
+            run_case(cpu, &cases[i], want);
+            run_case(cl, &cases[i], got);
+            th_assert_close(got, want, nc, 1e-4, paths[p][1]);
+            free(want), free(got);
+        }
+        TH_OK(rf_device_sync(cl));
+        assert_true(profiled(cl, paths[p][1]));
+        assert_false(profiled(cl, paths[1 - p][1]));
     }
+    /* A path that does not exist is refused, not ignored. */
+    setenv("RF_CL_GEMM", "cublas", 1);
+    rf_tensor a = TH_TENSOR(cl, RF_F32, NULL, 2, 2), b = TH_TENSOR(cl, RF_F32, NULL, 2, 2);
+    rf_tensor c = TH_TENSOR(cl, RF_F32, NULL, 2, 2);
+    rf_gemm_desc d = {.m = 2, .n = 2, .k = 2, .alpha = 1};
+    TH_FAILS(rf_gemm(&c, &a, &b, &d), RF_ERR_INVALID_ARG, "expected clblast or host");
+    unsetenv("RF_CL_GEMM");
+    rf_tensor_free(&a), rf_tensor_free(&b), rf_tensor_free(&c);
+    rf_device_close(cpu);
+    rf_device_close(cl);
+}
+
+/* A and B as two views of one buffer (as Q·Kᵀ of shared-QK attention can
+ * be): the host path maps that buffer once; both paths match the cpu. */
+static float *one_buffer_gemm(rf_device *dev, const float *ab, int m, int n, int k) {
+    rf_buffer *buf, *bc;
+    rf_tensor a, b, c;
+    TH_OK(rf_buffer_alloc(dev, (size_t)(m * k + k * n) * 4, &buf));
+    TH_OK(rf_buffer_alloc(dev, (size_t)(m * n) * 4, &bc));
+    TH_OK(rf_buffer_upload(buf, 0, ab, (size_t)(m * k + k * n) * 4));
+    TH_OK(rf_tensor_view(&a, buf, 0, RF_F32, 2, (int64_t[]){m, k}));
+    TH_OK(rf_tensor_view(&b, buf, (size_t)(m * k), RF_F32, 2, (int64_t[]){k, n}));
+    TH_OK(rf_tensor_view(&c, bc, 0, RF_F32, 2, (int64_t[]){m, n}));
+    rf_gemm_desc d = {.m = m, .n = n, .k = k, .lda = k, .ldb = n, .ldc = n, .alpha = 1, .batch = 1};
+    TH_OK(rf_gemm(&c, &a, &b, &d));
+    float *out = malloc((size_t)(m * n) * 4);
+    TH_OK(rf_buffer_download(bc, 0, out, (size_t)(m * n) * 4));
+    rf_buffer_free(buf), rf_buffer_free(bc);
+    return out;
+}
+
+static void operands_sharing_a_buffer(void **state) {
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    rf_device *cpu = th_cpu();
+    rf_device_info info;
+    TH_OK(rf_device_get_info(cl, &info));
+    const int m = 9, n = 11, k = 7;
+    float *ab = th_random((size_t)(m * k + k * n), 5, 1), *want = one_buffer_gemm(cpu, ab, m, n, k);
+    static const char *const paths[] = {"clblast", "host"};
+    for (int p = 0; p < (info.is_gpu ? 1 : 2); p++) {
+        setenv("RF_CL_GEMM", paths[p], 1);
+        float *got = one_buffer_gemm(cl, ab, m, n, k);
+        th_assert_close(got, want, (size_t)(m * n), 1e-4, paths[p]);
+        free(got);
+    }
+    unsetenv("RF_CL_GEMM");
+    free(ab), free(want);
     rf_device_close(cpu);
     rf_device_close(cl);
 }
@@ -154,6 +226,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cpu_matches_definition),
         cmocka_unit_test(opencl_matches_cpu),
+        cmocka_unit_test(operands_sharing_a_buffer),
         cmocka_unit_test(rejects_bad_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,8 @@ const char bench_common_help[] =
     "  --runs N           timed runs after one warm-up, median reported (5 to 64; default 5)\n"
     "  --csv FILE         also write the rows as CSV\n"
     "  --json FILE        also write rows, profile and ratios as JSON\n"
-    "  --profile          per kernel / op: calls, device time, share, GFLOP/s, GB/s\n"
+    "  --profile          per kernel / op: calls, device time, share, GFLOP/s, GB/s, and\n"
+    "                     GFLOP/s over the device's SGEMM rate (rf_gemm at 1024^3)\n"
     "  --profile-csv FILE --profile, and write its tables as CSV\n";
 
 void bench_common_init(bench_common *c) {
@@ -76,8 +77,7 @@ int bench_common_arg(bench_common *c, int argc, char **argv, int *i) {
     return 1;
 }
 
-/* The devices to run on, as names for rf_device_open (NULL = default). */
-static int device_names(const bench_common *c, char ids[][32], const char **names, int *n) {
+int bench_device_names(const bench_common *c, char ids[][32], const char **names, int *n) {
     *n = 0;
     if (!c->all) {
         for (int i = 0; i < c->ndevices; i++) names[(*n)++] = c->devices[i];
@@ -101,7 +101,7 @@ int bench_each_device(bench_out *out, const bench_common *c, bench_device_fn fn,
                       int *ndone) {
     char ids[BENCH_MAX_DEVICES][32];
     const char *names[BENCH_MAX_DEVICES];
-    int n = 0, rc = device_names(c, ids, names, &n);
+    int n = 0, rc = bench_device_names(c, ids, names, &n);
     *ndone = 0;
     for (int i = 0; i < n && rc == RF_EXIT_OK; i++) {
         rf_device *dev;
@@ -158,6 +158,7 @@ rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_
 typedef struct {
     char device[32], op[32], shape[96], kernel[64];
     double calls, ms, mean_ms, share, gflops, gbps; /* per run; NAN: unknown */
+    double of_sgemm;                                /* gflops over the device's SGEMM rate */
 } profile_row;
 
 typedef struct {
@@ -174,6 +175,8 @@ struct bench_out {
     ratio_row *ratios;
     int nrows, nprof, nratios, caprows, capprof, capratios;
     bool profile, failed;
+    char sgemm_device[32];  /* the device whose SGEMM rate was measured (once per device) */
+    double sgemm_gflops;
 };
 
 /* Grow *arr (of *cap elements of `size`) to hold one more; 0 on no memory. */
@@ -212,11 +215,13 @@ int bench_out_open(bench_out **out, const bench_common *c, const char *bench) {
         return RF_EXIT_FAIL;
     }
     if (o->csv)
-        fprintf(o->csv, "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,peak_bytes\n");
+        fprintf(o->csv, "bench,device,op,shape,batch,length,tokens,time_ms,tokens_per_s,gflops,base_bytes,peak_bytes,"
+                        "rss_bytes\n");
     if (o->profile_csv)
-        fprintf(o->profile_csv, "bench,device,op,shape,kernel,calls_per_run,ms_per_run,mean_ms,share,gflops,gbps\n");
-    printf("%-8s %-10s %-40s %11s %12s %9s %10s\n", "device", "op", "shape", "median ms", "tokens/s", "GFLOP/s",
-           "peak MiB");
+        fprintf(o->profile_csv,
+                "bench,device,op,shape,kernel,calls_per_run,ms_per_run,mean_ms,share,gflops,gbps,of_sgemm\n");
+    printf("%-8s %-10s %-40s %11s %12s %9s %10s %9s\n", "device", "op", "shape", "median ms", "tokens/s", "GFLOP/s",
+           "peak MiB", "RSS MiB");
     *out = o;
     return RF_EXIT_OK;
 }
@@ -244,11 +249,18 @@ static rf_status report_profile(bench_out *o, rf_device *dev, const bench_row *r
     rf_status s = rf_device_profile(dev, e, 128, &count);
     if (s) return s;
     if (count > 128) count = 128;
+    /* The device's SGEMM rate, measured once per device after its first
+     * profiled case (the entries above are already read). */
+    if (strcmp(o->sgemm_device, row->device)) {
+        o->sgemm_gflops = NAN;
+        if (bench_sgemm_rate(dev, &o->sgemm_gflops)) o->sgemm_gflops = NAN;
+        snprintf(o->sgemm_device, sizeof o->sgemm_device, "%s", row->device);
+    }
     const double wall = r->total_ms / r->runs; /* the mean, so that the shares add up */
-    printf("  profile of %s %s %s: %d runs, %.3f ms wall per run (mean)\n", row->device, row->op, row->shape, r->runs,
-           wall);
-    printf("    %-32s %8s %11s %11s %7s %9s %8s\n", "kernel / op", "calls", "ms per run", "mean ms", "share",
-           "GFLOP/s", "GB/s");
+    printf("  profile of %s %s %s: %d runs, %.3f ms wall per run (mean); %s SGEMM (m=n=k=1024) %.2f GFLOP/s\n",
+           row->device, row->op, row->shape, r->runs, wall, row->device, o->sgemm_gflops);
+    printf("    %-32s %8s %11s %11s %7s %9s %8s %9s\n", "kernel / op", "calls", "ms per run", "mean ms", "share",
+           "GFLOP/s", "GB/s", "of SGEMM");
     double sum = 0;
     for (int i = 0; i < count; i++) {
         profile_row p = {.calls = (double)e[i].calls / r->runs, .ms = e[i].total_ms / r->runs, .mean_ms = e[i].mean_ms,
@@ -260,21 +272,26 @@ static rf_status report_profile(bench_out *o, rf_device *dev, const bench_row *r
         p.share = wall > 0 ? p.ms / wall : NAN;
         const bench_work *w = work_of(e[i].op, work, nwork);
         if (w && p.ms > 0) {
-            if (w->flops > 0) p.gflops = w->flops / (p.ms / 1e3) / 1e9;
-            if (w->bytes > 0) p.gbps = w->bytes / (p.ms / 1e3) / 1e9;
+            const double scale = w->per_call ? p.calls : 1;
+            if (w->flops > 0) p.gflops = scale * w->flops / (p.ms / 1e3) / 1e9;
+            if (w->bytes > 0) p.gbps = scale * w->bytes / (p.ms / 1e3) / 1e9;
         }
+        p.of_sgemm = p.gflops / o->sgemm_gflops;
         sum += p.ms;
-        char gf[16] = "-", gb[16] = "-";
+        char gf[16] = "-", gb[16] = "-", of[16] = "-";
         if (isfinite(p.gflops)) snprintf(gf, sizeof gf, "%.2f", p.gflops);
         if (isfinite(p.gbps)) snprintf(gb, sizeof gb, "%.2f", p.gbps);
-        printf("    %-32s %8.2f %11.3f %11.4f %6.1f%% %9s %8s\n", p.kernel, p.calls, p.ms, p.mean_ms, 100 * p.share, gf,
-               gb);
+        if (isfinite(p.of_sgemm)) snprintf(of, sizeof of, "%.1f%%", 100 * p.of_sgemm);
+        printf("    %-32s %8.2f %11.3f %11.4f %6.1f%% %9s %8s %9s\n", p.kernel, p.calls, p.ms, p.mean_ms, 100 * p.share,
+               gf, gb, of);
         if (o->profile_csv) {
             fprintf(o->profile_csv, "%s,%s,%s,\"%s\",\"%s\",%.2f,%.5f,%.5f,%.4f,", o->bench, p.device, p.op, p.shape,
                     p.kernel, p.calls, p.ms, p.mean_ms, p.share);
             csv_num(o->profile_csv, p.gflops, "%.3f");
             fputc(',', o->profile_csv);
             csv_num(o->profile_csv, p.gbps, "%.3f");
+            fputc(',', o->profile_csv);
+            csv_num(o->profile_csv, p.of_sgemm, "%.4f");
             fputc('\n', o->profile_csv);
         }
         if (grow(&o->prof, &o->capprof, o->nprof, sizeof *o->prof)) o->prof[o->nprof++] = p;
@@ -302,13 +319,15 @@ rf_status bench_report(bench_out *o, rf_device *dev, const rf_device_info *info,
     const double gflops = row->flops > 0 ? row->flops / (r->ms / 1e3) / 1e9 : NAN;
     char gf[16] = "-";
     if (isfinite(gflops)) snprintf(gf, sizeof gf, "%.2f", gflops);
-    printf("%-8s %-10s %-40s %11.3f %12.0f %9s %10.2f\n", row->device, row->op, row->shape, r->ms, tok_s, gf,
-           (double)r->peak_bytes / 1048576.0);
+    char rss[16] = "-";
+    if (row->rss_bytes) snprintf(rss, sizeof rss, "%.1f", (double)row->rss_bytes / 1048576.0);
+    printf("%-8s %-10s %-40s %11.3f %12.0f %9s %10.2f %9s\n", row->device, row->op, row->shape, r->ms, tok_s, gf,
+           (double)r->peak_bytes / 1048576.0, rss);
     if (o->csv) {
         fprintf(o->csv, "%s,%s,%s,\"%s\",%lld,%lld,%.0f,%.5f,%.1f,", o->bench, row->device, row->op, row->shape,
                 (long long)row->batch, (long long)row->length, tokens, r->ms, tok_s);
         csv_num(o->csv, gflops, "%.4f");
-        fprintf(o->csv, ",%zu,%zu\n", r->base_bytes, r->peak_bytes);
+        fprintf(o->csv, ",%zu,%zu,%zu\n", r->base_bytes, r->peak_bytes, row->rss_bytes);
     }
     if (grow(&o->rows, &o->caprows, o->nrows, sizeof *o->rows)) o->rows[o->nrows++] = *row;
     else o->failed = true;
@@ -391,7 +410,8 @@ static int write_json(const bench_out *o) {
         json_num(f, tokens / (r->ms / 1e3));
         fprintf(f, ", \"gflops\": ");
         json_num(f, r->flops > 0 ? r->flops / (r->ms / 1e3) / 1e9 : NAN);
-        fprintf(f, ", \"base_bytes\": %zu, \"peak_bytes\": %zu}", r->base_bytes, r->peak_bytes);
+        fprintf(f, ", \"base_bytes\": %zu, \"peak_bytes\": %zu, \"rss_bytes\": %zu}", r->base_bytes, r->peak_bytes,
+                r->rss_bytes);
     }
     fprintf(f, "],\n \"profile\": [");
     for (int i = 0; i < o->nprof; i++) {
@@ -404,9 +424,10 @@ static int write_json(const bench_out *o) {
         json_str(f, p->shape);
         fprintf(f, ", \"kernel\": ");
         json_str(f, p->kernel);
-        const double v[] = {p->calls, p->ms, p->mean_ms, p->share, p->gflops, p->gbps};
-        static const char *const k[] = {"calls_per_run", "ms_per_run", "mean_ms", "share", "gflops", "gbps"};
-        for (int j = 0; j < 6; j++) {
+        const double v[] = {p->calls, p->ms, p->mean_ms, p->share, p->gflops, p->gbps, p->of_sgemm};
+        static const char *const k[] = {"calls_per_run", "ms_per_run", "mean_ms", "share", "gflops", "gbps",
+                                        "of_sgemm"};
+        for (int j = 0; j < 7; j++) {
             fprintf(f, ", \"%s\": ", k[j]);
             json_num(f, v[j]);
         }

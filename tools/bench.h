@@ -56,7 +56,13 @@ rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_
 typedef struct bench_work {
     const char *op;
     double flops, bytes;
+    bool per_call;      /* flops and bytes are per call of the op, not per run */
 } bench_work;
+
+/* The device's SGEMM rate in GFLOP/s: rf_gemm at m = n = k = 1024, median
+ * of 5 after a warm-up (bench_gemm.c). The profile prints every kernel's
+ * rate as a fraction of it. Resets the device profile. */
+rf_status bench_sgemm_rate(rf_device *dev, double *gflops);
 
 /* One row: a case on a device. */
 typedef struct bench_row {
@@ -66,6 +72,7 @@ typedef struct bench_row {
     int64_t batch, length;  /* tokens = batch·length (gemm: the m rows) */
     double ms, flops;       /* flops 0: unknown */
     size_t base_bytes, peak_bytes;
+    size_t rss_bytes;       /* the case's process's peak RSS (bench model --config); 0: not measured */
 } bench_row;
 
 typedef struct bench_out bench_out;
@@ -88,14 +95,19 @@ int bench_out_close(bench_out *o, int rc);
 /* Open every device of c in turn (--all: cpu and every OpenCL device;
  * else each --device, or the default) and run fn on it; the ids of the
  * devices that finished go to done (BENCH_MAX_DEVICES). An exit status. */
+/* The devices of c as names for rf_device_open (NULL: $RF_DEVICE or
+ * auto); ids holds the storage of --all's names. An exit status. */
+int bench_device_names(const bench_common *c, char ids[][32], const char **names, int *n);
 typedef rf_status (*bench_device_fn)(bench_out *out, rf_device *dev, const rf_device_info *info, void *ctx);
 int bench_each_device(bench_out *out, const bench_common *c, bench_device_fn fn, void *ctx, char done[][32],
                       int *ndone);
 
-/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c, bench_dist.c). */
+/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c, bench_dist.c, bench_config.c). */
 int bench_attention(int argc, char **argv);
 int bench_gemm(int argc, char **argv);
 int bench_model(int argc, char **argv);
 int bench_dp(int argc, char **argv);
+/* bench model --config FILE (bench_config.c). */
+int bench_model_config(int argc, char **argv);
 
 #endif

@@ -1,7 +1,7 @@
-/* `reformer bench gemm`: rf_gemm — CLBlast on OpenCL devices, OpenBLAS on
- * the cpu reference — in GFLOP/s over a few shapes (§13). Every matrix
- * multiply of the model goes through rf_gemm, so this is the ceiling the
- * other ops are measured against. */
+/* `reformer bench gemm`: rf_gemm — CLBlast or host BLAS on OpenCL devices
+ * (src/device/opencl/gemm.c), OpenBLAS on the cpu reference — in GFLOP/s
+ * over a few shapes (§13). Every matrix multiply of the model goes through
+ * rf_gemm, so this is the ceiling the other ops are measured against. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +20,10 @@ typedef struct {
 static void help(void) {
     printf("usage: reformer bench gemm [--device NAME]... [--all] [--runs N] [--csv FILE] [--json FILE]\n"
            "                           [--profile] [--profile-csv FILE] [--sizes S1,S2,...]\n\n"
-           "C = A·B in f32, row-major, through rf_gemm: CLBlast on OpenCL devices, OpenBLAS\n"
-           "on cpu. --sizes takes N (square) or MxNxK items (default 256,512,1024).\n"
+           "C = A·B in f32, row-major, through rf_gemm: on OpenCL devices CLBlast, or OpenBLAS\n"
+           "on the mapped buffers for devices of CPU type (RF_CL_GEMM=clblast|host forces\n"
+           "one); OpenBLAS on cpu. --sizes takes N (square) or MxNxK items (default\n"
+           "256,512,1024).\n"
            "GFLOP/s counts 2·m·n·k; tokens/s counts the m rows of A as tokens (as in a\n"
            "linear layer). The first CLBlast call of a process compiles its kernels (on\n"
            "PoCL 13-36 s), inside the warm-up.\n\n%s",
@@ -76,6 +78,20 @@ static rf_status upload_random(rf_tensor *t, uint64_t seed) {
     return s;
 }
 
+rf_status bench_sgemm_rate(rf_device *dev, double *gflops) {
+    const int64_t n = 1024;
+    gemm_case g = {.d = {.m = n, .n = n, .k = n, .alpha = 1.0f, .beta = 0.0f, .batch = 1}};
+    bench_result r;
+    rf_status s;
+    if (!(s = rf_tensor_alloc(dev, &g.a, RF_F32, 2, (int64_t[]){n, n})) &&
+        !(s = rf_tensor_alloc(dev, &g.b, RF_F32, 2, (int64_t[]){n, n})) &&
+        !(s = rf_tensor_alloc(dev, &g.c, RF_F32, 2, (int64_t[]){n, n})) && !(s = upload_random(&g.a, 0x1234567ull)) &&
+        !(s = upload_random(&g.b, 0x89abcdefull)) && !(s = bench_measure(dev, BENCH_MIN_RUNS, run_gemm, &g, &r)))
+        *gflops = 2.0 * (double)(n * n * n) / (r.ms / 1e3) / 1e9;
+    rf_tensor_free(&g.a), rf_tensor_free(&g.b), rf_tensor_free(&g.c);
+    return s;
+}
+
 static rf_status gemm_device(bench_out *out, rf_device *dev, const rf_device_info *info, void *ctx) {
     const gemm_opts *o = ctx;
     rf_status s = RF_OK;
@@ -89,7 +105,8 @@ static rf_status gemm_device(bench_out *out, rf_device *dev, const rf_device_inf
             bench_result r;
             if (!(s = bench_measure(dev, o->c.runs, run_gemm, &g, &r))) {
                 const double flops = 2.0 * (double)m * (double)n * (double)k;
-                const bench_work work[] = {{"gemm", flops, 4.0 * ((double)m * k + (double)k * n + (double)m * n)}};
+                const double bytes = 4.0 * ((double)m * k + (double)k * n + (double)m * n);
+                const bench_work work[] = {{"gemm", flops, bytes, false}};
                 bench_row row = {.batch = 1, .length = m, .flops = flops};
                 snprintf(row.op, sizeof row.op, "gemm");
                 snprintf(row.shape, sizeof row.shape, "m=%lld n=%lld k=%lld", (long long)m, (long long)n, (long long)k);

@@ -71,7 +71,10 @@ static void help(void) {
            "device bytes (GFLOP/s is not modelled: '-'). The memory report gives per phase\n"
            "the bytes kept between calls (weights; in training also gradients and AdamW\n"
            "moments), the peak, the peak over what was alive before the phase, and its growth\n"
-           "from the fewest layers to the most.\n\n%s",
+           "from the fewest layers to the most.\n\n"
+           "With --config FILE: the model of an HF config.json instead, training and forward\n"
+           "phases, tokens/s and peak RSS, optionally against HF transformers ('reformer bench\n"
+           "model --config FILE --help').\n\n%s",
            bench_common_help);
 }
 
@@ -156,6 +159,8 @@ static void memory_report(bench_out *out, const model_opts *o, const char *dev) 
 }
 
 int bench_model(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--config")) return bench_model_config(argc, argv);
     if (cli_wants_help(argc, argv)) {
         help();
         return RF_EXIT_OK;

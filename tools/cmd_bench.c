@@ -23,10 +23,12 @@ typedef struct {
 } attn_opts;
 
 static void help(void) {
-    printf("usage: reformer bench attention|gemm|model [options]   ('reformer bench NAME --help')\n\n"
+    printf("usage: reformer bench attention|gemm|model|dp [options]   ('reformer bench NAME --help')\n\n"
            "  attention  LSH vs full self-attention, forward, as the Reformer paper's Fig. 5\n"
-           "  gemm       rf_gemm: CLBlast on OpenCL devices vs OpenBLAS on cpu, GFLOP/s\n"
-           "  model      the model's forward pass: tokens/s and peak memory vs layers\n"
+           "  gemm       rf_gemm on each device (OpenCL: CLBlast, or host BLAS on CPU-type\n"
+           "             devices; cpu: OpenBLAS), GFLOP/s\n"
+           "  model      the model's phases: tokens/s and peak memory vs layers, or of an HF\n"
+           "             config.json (--config) against HF transformers (--against-hf)\n"
            "  dp         data-parallel training over MPI, 1 and 2 ranks: tokens/s, all-reduce share\n\n"
            "Every benchmark warms up once, then reports the median of --runs (at least 5)\n"
            "timed runs, one row per case: device, op, shape, time, tokens/s, achieved\n"
@@ -88,12 +90,12 @@ static rf_status lsh_case(bench_out *out, rf_device *dev, const rf_device_info *
     const double items = B * H * rounds * (double)L; /* hashed copies: [B, H, R·L] */
     const double rot_flops = 2.0 * BL * H * d * rounds * rc, attend_flops = 4.0 * items * keys * d;
     const bench_work work[] = {
-        {"gemm", rot_flops, 4 * (BL * H * d + H * d * rounds * rc + H * BL * rounds * rc)},
-        {"upload", 0, 4 * H * d * rounds * rc}, /* the rotations, drawn on the host (§2) */
-        {"lsh_buckets", 0, 4 * (H * BL * rounds * rc + items)},
-        {"lsh_sort", 0, 4 * 3 * items},
-        {"lsh_attend", attend_flops, 4 * items * (3 * d + 2)}, /* qk, v gathered per round, perm; o, lse */
-        {"lsh_combine", 2 * items * d, 4 * (items * (d + 2) + BL * H * d)},
+        {"gemm", rot_flops, 4 * (BL * H * d + H * d * rounds * rc + H * BL * rounds * rc), false},
+        {"upload", 0, 4 * H * d * rounds * rc, false}, /* the rotations, drawn on the host (§2) */
+        {"lsh_buckets", 0, 4 * (H * BL * rounds * rc + items), false},
+        {"lsh_sort", 0, 4 * 3 * items, false},
+        {"lsh_attend", attend_flops, 4 * items * (3 * d + 2), false}, /* qk, v gathered per round, perm; o, lse */
+        {"lsh_combine", 2 * items * d, 4 * (items * (d + 2) + BL * H * d), false},
     };
     bench_row row = {.batch = B, .length = L, .flops = rot_flops + attend_flops};
     snprintf(row.op, sizeof row.op, "lsh R=%d", R);
@@ -114,9 +116,9 @@ static rf_status full_case(bench_out *out, rf_device *dev, const rf_device_info 
     const double H = o->heads, d = o->head_dim, BLHd = (double)(B * L) * H * d;
     const double flops = 4.0 * B * H * (double)L * (double)L * d;
     const bench_work work[] = {
-        {"full_attention_forward", flops, 4 * 3 * BLHd}, /* cpu: the whole op */
-        {"attention_forward", flops, 4 * 4 * BLHd},      /* OpenCL: q, normalised k, v; out */
-        {"attention_normalise_keys", 3 * BLHd, 4 * 2 * BLHd},
+        {"full_attention_forward", flops, 4 * 3 * BLHd, false}, /* cpu: the whole op */
+        {"attention_forward", flops, 4 * 4 * BLHd, false},      /* OpenCL: q, normalised k, v; out */
+        {"attention_normalise_keys", 3 * BLHd, 4 * 2 * BLHd, false},
     };
     bench_row row = {.batch = B, .length = L, .flops = flops};
     snprintf(row.op, sizeof row.op, "full");

@@ -8,7 +8,7 @@ static void help(void) {
            "Lists the cpu reference and every OpenCL device of every platform, with the\n"
            "name to pass to --device, and what each reports: vendor, driver and OpenCL C\n"
            "versions, compute units, global and local memory, largest allocation, largest\n"
-           "work-group, fp16/fp64 support. The device 'auto' picks is marked '*'.\n");
+           "work-group, fp16/fp64 support. The device 'auto' picks is marked '*': the first GPU, else cpu.\n");
 }
 
 int cmd_devices(int argc, char **argv) {
@@ -27,13 +27,12 @@ int cmd_devices(int argc, char **argv) {
     int n;
     rf_status s = rf_device_count(&n);
     if (s != RF_OK) return cli_fail("devices", s);
-    /* auto = first GPU, else the first OpenCL device (see rf_device_open). */
+    /* auto = first GPU, else cpu (see rf_device_open). */
     int auto_index = 0;
     for (int i = 1; i < n && !auto_index; i++) {
         rf_device_info in;
         if (rf_device_info_at(i, &in) == RF_OK && in.is_gpu) auto_index = i;
     }
-    if (!auto_index && n > 1) auto_index = 1;
     if (json) printf("[\n");
     else printf("  %-8s %-40s %-10s %5s %9s %9s %9s %6s %-5s %-5s %s\n", "id", "name", "type", "CUs", "global",
                 "local", "max alloc", "max wg", "fp16", "fp64", "driver / OpenCL C");
@@ -60,5 +59,8 @@ int cmd_devices(int argc, char **argv) {
         }
     }
     if (json) printf("]\n");
+    else if (!auto_index)
+        printf("auto: cpu, as no GPU is listed: the cpu backend trains and infers faster than an OpenCL\n"
+               "CPU device on the same cores (measured: README \"Speed\"); name cl:P:D to use one.\n");
     return RF_EXIT_OK;
 }
