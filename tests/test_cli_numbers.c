@@ -23,6 +23,8 @@ static const struct {
     {"sample", "--temperature", FLOAT, "reformer sample: --temperature"},
     {"sample", "--top-k", INT, "reformer sample: --top-k"},
     {"sample", "--seed", U64, "reformer sample: --seed"},
+    {"sample", "--batch", INT, "reformer sample: --batch"},
+    {"sample", "--top-p", FLOAT, "reformer sample: --top-p"},
     {"eval", "--length", INT, "reformer eval: --length"},
     {"train", "--steps", INT, "reformer train: --steps"},
     {"train", "--batch", INT, "reformer train: --batch"},
