@@ -55,6 +55,9 @@ static const struct {
     {"bench gemm", "--sizes", LIST, "reformer bench gemm: --sizes"},
     {"bench model", "--length", INT, "reformer bench model: --length"},
     {"bench model", "--layers", LIST, "reformer bench model: --layers"},
+    {"bench decode", "--prompt", INT, "reformer bench decode: --prompt"},
+    {"bench decode", "--generate", INT, "reformer bench decode: --generate"},
+    {"bench decode", "--samples", INT, "reformer bench decode: --samples"},
 };
 enum { NOPTS = sizeof options / sizeof options[0] };
 
@@ -163,7 +166,7 @@ static int numeric_metavar(const char *m) {
 
 static void the_table_covers_every_documented_numeric_option(void **state) {
     static const char *const cmds[] = {"sample", "eval", "train", "verify", "bench attention", "bench gemm",
-                                       "bench model"};
+                                       "bench model", "bench decode"};
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
         char args[128];
         snprintf(args, sizeof args, "%s --help", cmds[c]);

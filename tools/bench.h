@@ -92,9 +92,10 @@ typedef rf_status (*bench_device_fn)(bench_out *out, rf_device *dev, const rf_de
 int bench_each_device(bench_out *out, const bench_common *c, bench_device_fn fn, void *ctx, char done[][32],
                       int *ndone);
 
-/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c). */
+/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c, bench_decode.c). */
 int bench_attention(int argc, char **argv);
 int bench_gemm(int argc, char **argv);
 int bench_model(int argc, char **argv);
+int bench_decode(int argc, char **argv);
 
 #endif

@@ -23,10 +23,11 @@ typedef struct {
 } attn_opts;
 
 static void help(void) {
-    printf("usage: reformer bench attention|gemm|model [options]   ('reformer bench NAME --help')\n\n"
+    printf("usage: reformer bench attention|gemm|model|decode [options]   ('reformer bench NAME --help')\n\n"
            "  attention  LSH vs full self-attention, forward, as the Reformer paper's Fig. 5\n"
            "  gemm       rf_gemm: CLBlast on OpenCL devices vs OpenBLAS on cpu, GFLOP/s\n"
-           "  model      the model's forward pass: tokens/s and peak memory vs layers\n\n"
+           "  model      the model's forward pass: tokens/s and peak memory vs layers\n"
+           "  decode     cached incremental generation vs recomputing, per-token time\n\n"
            "Every benchmark warms up once, then reports the median of --runs (at least 5)\n"
            "timed runs, one row per case: device, op, shape, time, tokens/s, achieved\n"
            "GFLOP/s (where the work is known), peak device memory. Ratios (LSH vs full,\n"
@@ -258,6 +259,7 @@ int cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "attention")) return bench_attention(argc - 1, argv + 1);
     if (!strcmp(argv[1], "gemm")) return bench_gemm(argc - 1, argv + 1);
     if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "decode")) return bench_decode(argc - 1, argv + 1);
     fprintf(stderr, "reformer bench: unknown benchmark '%s' (known: attention, gemm, model)\n", argv[1]);
     return RF_EXIT_USAGE;
 }

@@ -148,15 +148,13 @@ rf_status rf_model_forward(rf_model *model, rf_tensor *logits, const int32_t *id
  * rotations (the model's explicit ones, else Philox draws of that forward
  * call, §2) and attends to the past positions of its sorted chunk and the
  * one before (§3–§5). Local layers keep the keys and values of the last two
- * chunks (§6). Memory: bytes(rf_model_decode_bytes) =
- *   4·B·capacity·(2·H·d + 3·H·R) per LSH layer
- *   + 4·B·2·m_loc·2·H·d per local layer + 4·H·d·R·rot_cols per LSH layer
- *   + the one-position buffers (4·B·(1 + 6·D + 4·H·d + V-free) ...)
- * exactly as docs/decode.md states it: linear in the capacity. Causal
- * models only; the state belongs to the model (one state per model at a
- * time; do not run other passes of the same model in between if explicit
- * rotations are to line up). After a failed step the state can only be
- * ended. */
+ * chunks (§6). Memory is linear in the capacity: per LSH layer
+ * 4·B·capacity·(2·H·d + 3·H·R) bytes plus fixed buffers (docs/decode.md
+ * has the exact formula rf_model_decode_bytes follows). Causal models only.
+ * The state uses the model (its forward-call counter draws the rotations):
+ * one state per model at a time. After a failed step the state can only be
+ * ended. HF's cached step mixes batch rows (every row's keys come from row 0,
+ * docs/decode.md); here rows stay apart, and each row matches HF run alone. */
 typedef struct rf_decoder rf_decoder;
 
 /* Prompt: host ids [batch · prompt_len] (equal lengths); capacity: the most
