@@ -37,6 +37,20 @@ inline void hash_row(__global const float *x, __global const float *rotations, i
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
+// §5.5: the logsumexp of the group's n logits s (written by the group
+// before the call), through *lse_l; every work-item of the group calls it.
+inline float window_lse(__local const float *s, int n, __local float *lse_l) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (get_local_id(0) == 0) {
+        float mx = RUNNING_MAX_INIT, sum = 0.0f;
+        for (int w = 0; w < n; w++) mx = fmax(mx, s[w]);
+        for (int w = 0; w < n; w++) sum += exp(s[w] - mx);
+        *lse_l = mx + log(sum);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return *lse_l;
+}
+
 // §5: o (into o_out, HEAD_DIM values) and the logsumexp (returned) of the
 // query q over the cached positions pos[0..n): keys normalised (§5.2), the
 // self mask on `self` (§5.4), p = exp(s − lse) as HF (§5.5).
@@ -54,15 +68,7 @@ inline float attend_window(__global const float *qk, __global const float *v, si
         int masked;
         s[w] = masked_logit(dot * key_scale(ss), 0, pos[w] == self ? 0 : 1, 1, 0, 1, &masked);
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid == 0) {
-        float mx = RUNNING_MAX_INIT, sum = 0.0f;
-        for (int w = 0; w < n; w++) mx = fmax(mx, s[w]);
-        for (int w = 0; w < n; w++) sum += exp(s[w] - mx);
-        *lse_l = mx + log(sum);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const float lse = *lse_l;
+    const float lse = window_lse(s, n, lse_l);
     for (int e = lid; e < HEAD_DIM; e += G) {
         float acc = 0.0f;
         for (int w = 0; w < n; w++) acc += exp(s[w] - lse) * v[(size_t)pos[w] * row_stride + e];
@@ -208,17 +214,10 @@ __kernel void local_cache_attend(__global float *out, __global float *k_ring, __
         for (int e = 0; e < HEAD_DIM; e++) dot += qh[e] * (kj[e] * scale);
         s[w] = dot;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid == 0) {
-        float mx = RUNNING_MAX_INIT, sum = 0.0f;
-        for (int w = 0; w < n; w++) mx = fmax(mx, s[w]);
-        for (int w = 0; w < n; w++) sum += exp(s[w] - mx);
-        *lse_l = mx + log(sum);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    const float lse = window_lse(s, n, lse_l);
     for (int e = lid; e < HEAD_DIM; e += G) {
         float acc = 0.0f;
-        for (int w = 0; w < n; w++) acc += exp(s[w] - *lse_l) * VR[(size_t)((start + w) % W) * HD + e];
+        for (int w = 0; w < n; w++) acc += exp(s[w] - lse) * VR[(size_t)((start + w) % W) * HD + e];
         out[out_off + b * HD + hoff + e] = acc;
     }
 }

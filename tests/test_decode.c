@@ -12,21 +12,6 @@
 #include "reformer/model.h"
 #include "ops/decode_attention.h"
 
-static void *data_file(const char *dir, const char *file, size_t *n) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s/%s", getenv("RF_TEST_DATA"), dir, file);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)size + 1);
-    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
 /* Set the rotations HF drew at forward call `step` (rot_index rows (step,
  * layer, positions hashed), blocks of `per` floats in call order). */
 static void set_step_rotations(rf_model *m, const int32_t *index, size_t calls, const float *rot, size_t per, int step) {
@@ -52,15 +37,15 @@ static void hf_case(rf_device *dev, const char *name, const char *where) {
     const int64_t B = 2, V = c->vocab_size;
     size_t n, nt, nl, ni, nr;
     snprintf(f, sizeof f, "%s_prompt.bin", name);
-    int32_t *prompt = data_file("hf_decode", f, &n);
+    int32_t *prompt = th_data_file("hf_decode", f, &n);
     snprintf(f, sizeof f, "%s_tokens.bin", name);
-    int32_t *tokens = data_file("hf_decode", f, &nt);
+    int32_t *tokens = th_data_file("hf_decode", f, &nt);
     snprintf(f, sizeof f, "%s_logits.bin", name);
-    float *want = data_file("hf_decode", f, &nl);
+    float *want = th_data_file("hf_decode", f, &nl);
     snprintf(f, sizeof f, "%s_rot_index.bin", name);
-    int32_t *index = data_file("hf_decode", f, &ni);
+    int32_t *index = th_data_file("hf_decode", f, &ni);
     snprintf(f, sizeof f, "%s_rotations.bin", name);
-    float *rot = data_file("hf_decode", f, &nr);
+    float *rot = th_data_file("hf_decode", f, &nr);
     const int64_t L0 = (int64_t)(n / 4 / B), N = (int64_t)(nt / 4 / B);
     assert_int_equal(nl, (size_t)(N * B * V) * 4);
     const size_t calls = ni / 12, per = (size_t)c->num_attention_heads * c->attention_head_size * c->num_hashes *

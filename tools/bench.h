@@ -48,6 +48,8 @@ typedef struct bench_result {
     size_t peak_bytes;  /* peak device bytes during the timed runs */
 } bench_result;
 rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_result *r);
+/* A monotonic clock in milliseconds. */
+double bench_now_ms(void);
 
 /* The work one run of a case does in one profiled op: flops and the bytes
  * it must move (each input read once, each output written once); 0 when

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "bench.h"
 #include "reformer/model.h"
 
@@ -43,25 +42,15 @@ static void help(void) {
            "  --samples K        lengths the recomputing path is timed at (default 8)\n");
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
+/* The median of n ≤ EDGE values (an insertion sort of a copy). */
 static double median(const double *x, int n) {
-    double *t = malloc((size_t)n * sizeof *t);
-    if (!t) return NAN;
-    memcpy(t, x, (size_t)n * sizeof *t);
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-    free(t);
-    return m;
+    double t[EDGE];
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        for (; j > 0 && t[j - 1] > x[i]; j--) t[j] = t[j - 1];
+        t[j] = x[i];
+    }
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
 static rf_config bench_config(void) {
@@ -110,19 +99,19 @@ static rf_status run_device(bench_out *out, rf_device *dev, const rf_device_info
     if (s == RF_OK) s = rf_tensor_alloc(dev, &logits, RF_F32, 2, (int64_t[]){1, V});
     /* Cached: the prompt's pass, then one step per token (greedy; each step
      * reads its logits back, as sampling does, so it is synchronised). */
-    double t0 = now_ms(), prefill_ms = 0, cached_ms = 0;
+    double t0 = bench_now_ms(), prefill_ms = 0, cached_ms = 0;
     if (s == RF_OK) s = rf_model_decode_begin(&d, m, ids, 1, L0, total - 1, &logits);
     if (s == RF_OK) s = rf_tensor_download(&logits, row, (size_t)V * sizeof *row);
-    prefill_ms = now_ms() - t0;
+    prefill_ms = bench_now_ms() - t0;
     for (int64_t t = 0; s == RF_OK && t < N; t++) {
         ids[L0 + t] = argmax(row, V);
         if (t == N - 1) break;
-        double a = now_ms();
+        double a = bench_now_ms();
         s = rf_model_decode_step(d, &ids[L0 + t], &logits);
         if (s == RF_OK) s = rf_tensor_download(&logits, row, (size_t)V * sizeof *row);
-        step_ms[t] = now_ms() - a;
+        step_ms[t] = bench_now_ms() - a;
     }
-    cached_ms = now_ms() - t0;
+    cached_ms = bench_now_ms() - t0;
     size_t state_bytes = 0;
     if (s == RF_OK) s = rf_model_decode_bytes(d, &state_bytes);
     rf_model_decode_end(d);
@@ -143,10 +132,10 @@ static rf_status run_device(bench_out *out, rf_device *dev, const rf_device_info
         int64_t L = L0 + (K > 1 ? (k < 0 ? 0 : k) * (N - 1) / (K - 1) : 0);
         rf_tensor full;
         s = rf_tensor_alloc(dev, &full, RF_F32, 3, (int64_t[]){1, L, V});
-        double a = now_ms();
+        double a = bench_now_ms();
         if (s == RF_OK) s = rf_model_forward(m, &full, ids, NULL, 1, L, NULL);
         if (s == RF_OK) s = rf_buffer_download(full.buf, (size_t)((L - 1) * V) * 4, row, (size_t)V * 4);
-        double e = now_ms() - a;
+        double e = bench_now_ms() - a;
         if (full.buf) rf_tensor_free(&full);
         if (k < 0 || s) continue;
         lens[k] = (double)L, ms[k] = e;
