@@ -256,11 +256,44 @@ static void ops_cpu_vs_opencl(void **state) {
     rf_device_close(cl);
 }
 
+/* `reformer sample` on a saved local-only model: the cached decoder and
+ * --no-cache print the same greedy text; --batch prints every row; the
+ * tokens/s line names the path taken. */
+static void sample_cli(void **state) {
+    rf_device *dev = th_cpu();
+    rf_config c = local_config(2);
+    c.eos_token_id = -1; /* never stops early */
+    rf_model *m;
+    TH_OK(rf_model_create(&m, dev, &c, 8));
+    char dir[512], args[1024], cached[4096], recomputed[4096];
+    th_tmpdir(dir, sizeof dir);
+    TH_OK(rf_model_save(m, dir));
+    snprintf(args, sizeof args, "sample --model '%s' --device cpu --prompt '' --length 30", dir);
+    assert_int_equal(th_run_cli(NULL, args, cached, sizeof cached), 0);
+    assert_non_null(strstr(cached, "30 tokens in"));
+    assert_non_null(strstr(cached, "(cached decoding)"));
+    snprintf(args, sizeof args, "sample --model '%s' --device cpu --prompt '' --length 30 --no-cache", dir);
+    assert_int_equal(th_run_cli(NULL, args, recomputed, sizeof recomputed), 0);
+    assert_non_null(strstr(recomputed, "(recomputing)"));
+    /* The text: everything before the tokens/s line. */
+    *strstr(cached, "30 tokens in") = '\0', *strstr(recomputed, "30 tokens in") = '\0';
+    assert_string_equal(cached, recomputed);
+    snprintf(args, sizeof args, "sample --model '%s' --device cpu --length 5 --batch 3 --temperature 0.9 --top-p 0.5",
+             dir);
+    assert_int_equal(th_run_cli(NULL, args, cached, sizeof cached), 0);
+    assert_non_null(strstr(cached, "[0] "));
+    assert_non_null(strstr(cached, "[2] "));
+    assert_non_null(strstr(cached, "15 tokens in"));
+    rf_model_free(m);
+    rf_device_close(dev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hf_golden_cpu),       cmocka_unit_test(hf_golden_opencl),
         cmocka_unit_test(cached_local_cpu),    cmocka_unit_test(cached_local_opencl),
         cmocka_unit_test(memory_formula),      cmocka_unit_test(ops_cpu_vs_opencl),
+        cmocka_unit_test(sample_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
