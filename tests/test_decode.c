@@ -82,6 +82,7 @@ static void hf_golden_cpu(void **state) {
     const char *where = "cpu";
     hf_case(dev, "long", where);
     hf_case(dev, "short", where);
+    hf_case(dev, "padded", where);
     rf_device_close(dev);
 }
 
@@ -91,6 +92,7 @@ static void hf_golden_opencl(void **state) {
     const char *where = "OpenCL";
     hf_case(dev, "long", where);
     hf_case(dev, "short", where);
+    hf_case(dev, "padded", where);
     rf_device_close(dev);
 }
 

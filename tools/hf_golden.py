@@ -37,6 +37,11 @@ that leaves no hashed item within 1e-3 x RMS of a tie) and writes tests/data/<na
     short_*.bin        (hf_causal only) a second input with L = chunk length: the
                        L <= chunk_length shortcut (no hashing, no rotations)
 
+hf_decode (cached incremental decoding, docs/decode.md): greedy generate(...,
+use_cache=True) of the hf_causal model from three prompts (long, short, padded),
+with the logits of every step and the rotations of every hashing call; see
+DECODE_CASES below. --check re-runs it and compares the tokens.
+
 Checking (--check): loads config.json + model.safetensors into a fresh HF model,
 forces the recorded rotations into `_hash_vectors`, and compares the logits with
 logits.bin (expects <= 1e-6); then runs an independent float64 numpy
@@ -626,7 +631,10 @@ def check(name):
 # same rotations (see generate_decode for why not one batch). Case "long": a 32-token prompt (> the LSH chunk
 # of 16, so the prefill hashes and every step hashes the new query); case
 # "short": an 8-token prompt (<= the chunk: no buckets until the sequence
-# reaches 16, when HF hashes all cached positions at once). Written to
+# reaches 16, when HF hashes all cached positions at once); case "padded": a
+# 40-token prompt, padded by HF to 48 for the prefill (the padding hashed into
+# the extra bucket, round offsets nb + 1, so later queries may get them too:
+# increase_num_buckets). Written to
 # tests/data/hf_decode/<case>_*:
 #     prompt.bin     int32 [B, L0]
 #     tokens.bin     int32 [B, N]  the tokens generate() appended
@@ -637,7 +645,7 @@ def check(name):
 #                    forward of token s-1 (it gives token s's logits)
 #     rotations.bin  float32, the rotations of those calls in that order, each
 #                    (H, d, R, nb/2)
-DECODE_CASES = {"long": dict(L0=32, N=16), "short": dict(L0=8, N=16)}
+DECODE_CASES = {"long": dict(L0=32, N=16), "short": dict(L0=8, N=16), "padded": dict(L0=40, N=16)}
 
 
 def _decode_margin(vectors, r):
