@@ -258,6 +258,36 @@ static void ops_cpu_vs_opencl(void **state) {
     rf_device_close(cl);
 }
 
+/* Refusals name what is wrong; a refused call leaves nothing allocated. */
+static void refusals(void **state) {
+    rf_device *dev = th_cpu();
+    rf_config c = local_config(2);
+    rf_model *m;
+    rf_decoder *d = NULL;
+    int32_t prompt[4] = {1, 2, 3, 4};
+    rf_tensor logits = TH_TENSOR(dev, RF_F32, NULL, 1, c.vocab_size), wrong = TH_TENSOR(dev, RF_F32, NULL, 2, c.vocab_size);
+    c.is_decoder = false;
+    TH_OK(rf_model_create(&m, dev, &c, 1));
+    TH_FAILS(rf_model_decode_begin(&d, m, prompt, 1, 4, 8, &logits), RF_ERR_INVALID_ARG, "not causal");
+    rf_model_free(m);
+    c.is_decoder = true;
+    TH_OK(rf_model_create(&m, dev, &c, 1));
+    TH_FAILS(rf_model_decode_begin(&d, m, prompt, 1, 4, 3, &logits), RF_ERR_INVALID_ARG, "capacity");
+    TH_FAILS(rf_model_decode_begin(&d, m, prompt, 1, 4, 65, &logits), RF_ERR_INVALID_ARG, "64 positions");
+    TH_FAILS(rf_model_decode_begin(&d, m, prompt, 1, 4, 8, &wrong), RF_ERR_INVALID_ARG, "logits");
+    assert_null(d);
+    TH_OK(rf_model_decode_begin(&d, m, prompt, 1, 4, 8, &logits));
+    TH_FAILS(rf_model_decode_step(d, (int32_t[]){50}, &logits), RF_ERR_INVALID_ARG, "outside [0, 50)");
+    TH_OK(rf_model_decode_step(d, (int32_t[]){49}, &logits));
+    int64_t len;
+    TH_OK(rf_model_decode_length(d, &len));
+    assert_int_equal(len, 5);
+    rf_model_decode_end(d);
+    rf_model_free(m);
+    rf_tensor_free(&logits), rf_tensor_free(&wrong);
+    rf_device_close(dev);
+}
+
 /* `reformer sample` on a saved local-only model: the cached decoder and
  * --no-cache print the same greedy text; --batch prints every row; the
  * tokens/s line names the path taken. */
@@ -295,7 +325,7 @@ int main(void) {
         cmocka_unit_test(hf_golden_cpu),       cmocka_unit_test(hf_golden_opencl),
         cmocka_unit_test(cached_local_cpu),    cmocka_unit_test(cached_local_opencl),
         cmocka_unit_test(memory_formula),      cmocka_unit_test(ops_cpu_vs_opencl),
-        cmocka_unit_test(sample_cli),
+        cmocka_unit_test(sample_cli),          cmocka_unit_test(refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
