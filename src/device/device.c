@@ -83,6 +83,15 @@ static int resolve_name(const rf_device_info *infos, int n, const char *name) {
     return -1;
 }
 
+/* Why OpenCL found no platform ("" when it did); a cpu-only build has none. */
+static const char *platform_problem(void) {
+#ifdef RF_HAVE_OPENCL
+    return rf_cl_platform_problem();
+#else
+    return "";
+#endif
+}
+
 rf_status rf_device_open(rf_device **device, const char *name) {
     if (!device) return rf_error(RF_ERR_INVALID_ARG, "rf_device_open: device is NULL");
     *device = NULL;
@@ -98,7 +107,7 @@ rf_status rf_device_open(rf_device **device, const char *name) {
             size_t used = strlen(list);
             snprintf(list + used, sizeof list - used, "%s%s (%s)", i ? ", " : "", infos[i].id, infos[i].name);
         }
-        const char *why = rf_cl_platform_problem();
+        const char *why = platform_problem();
         if (*why) /* name the cause: OpenCL is missing, not the device */
             return rf_error(RF_ERR_NOT_FOUND,
                             "unknown device '%s': OpenCL found no device (%s; check the ICD and that the driver's cache "
@@ -106,9 +115,9 @@ rf_status rf_device_open(rf_device **device, const char *name) {
                             name, why, list);
         return rf_error(RF_ERR_NOT_FOUND, "unknown device '%s'; available: %s", name, list);
     }
-    if (idx == 0 && strcmp(name, "cpu") && *rf_cl_platform_problem())
+    if (idx == 0 && strcmp(name, "cpu") && *platform_problem())
         rf_log(RF_LOG_INFO, "device '%s' is the cpu reference: OpenCL found no device (%s)", name,
-               rf_cl_platform_problem());
+               platform_problem());
     rf_device *dev = calloc(1, sizeof *dev);
     if (!dev) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_device_open: no host memory");
     rf_status s;
