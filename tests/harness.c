@@ -176,6 +176,26 @@ void th_guarded_free(th_guarded *g) {
     memset(g, 0, sizeof *g);
 }
 
+void *th_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc((size_t)size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+void *th_data_file(const char *dir, const char *file, size_t *n) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s", getenv("RF_TEST_DATA"), dir, file);
+    return th_read_file(path, n);
+}
+
 void th_tmpdir(char *out, size_t n) {
     snprintf(out, n, "/tmp/rf-test-XXXXXX");
     assert_non_null(mkdtemp(out));

@@ -72,6 +72,11 @@ void th_guarded_free(th_guarded *g);
  * its combined stdout and stderr in out. */
 int th_run_cli(const char *env, const char *args, char *out, size_t n);
 
+/* A file's bytes (malloc'd, one spare byte for a terminator); *n = its size.
+ * th_data_file reads $RF_TEST_DATA/dir/file. */
+void *th_read_file(const char *path, size_t *n);
+void *th_data_file(const char *dir, const char *file, size_t *n);
+
 /* A fresh empty temporary folder (a static buffer per call site is fine). */
 void th_tmpdir(char *out, size_t n);
 

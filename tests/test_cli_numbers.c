@@ -23,6 +23,8 @@ static const struct {
     {"sample", "--temperature", FLOAT, "reformer sample: --temperature"},
     {"sample", "--top-k", INT, "reformer sample: --top-k"},
     {"sample", "--seed", U64, "reformer sample: --seed"},
+    {"sample", "--batch", INT, "reformer sample: --batch"},
+    {"sample", "--top-p", FLOAT, "reformer sample: --top-p"},
     {"eval", "--length", INT, "reformer eval: --length"},
     {"train", "--steps", INT, "reformer train: --steps"},
     {"train", "--batch", INT, "reformer train: --batch"},
@@ -57,6 +59,9 @@ static const struct {
     {"bench model --config x", "--runs", INT, "reformer bench: --runs"},
     {"bench model --config x", "--batch", INT, "reformer bench model: --batch"},
     {"bench model --config x", "--lengths", LIST, "reformer bench model: --lengths"},
+    {"bench decode", "--prompt", INT, "reformer bench decode: --prompt"},
+    {"bench decode", "--generate", INT, "reformer bench decode: --generate"},
+    {"bench decode", "--samples", INT, "reformer bench decode: --samples"},
 };
 enum { NOPTS = sizeof options / sizeof options[0] };
 
@@ -165,7 +170,7 @@ static int numeric_metavar(const char *m) {
 
 static void the_table_covers_every_documented_numeric_option(void **state) {
     static const char *const cmds[] = {"sample", "eval", "train", "verify", "bench attention", "bench gemm",
-                                       "bench model", "bench model --config x"};
+                                       "bench model", "bench model --config x", "bench decode"};
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
         char args[128];
         snprintf(args, sizeof args, "%s --help", cmds[c]);

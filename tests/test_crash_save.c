@@ -208,21 +208,6 @@ static bool exists(const char *dir, const char *name) {
     return stat(path, &st) == 0;
 }
 
-/* A file's bytes (malloc'd). */
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
 /* The checkpoint `latest` names in `dir` against the uninterrupted run's:
  * step, seed, forward calls, data position, every weight and both Adam
  * moments bit for bit, and the checkpoint files byte for byte. */
@@ -260,7 +245,7 @@ static void same_checkpoint(rf_device *dev, const char *dir, const char *ref, co
         snprintf(p1, sizeof p1, "%s/%s/%s", dir, ckpt, files[f]);
         snprintf(p2, sizeof p2, "%s/%s/%s", ref, ckpt, files[f]);
         size_t n1, n2;
-        char *x = slurp(p1, &n1), *y = slurp(p2, &n2);
+        char *x = th_read_file(p1, &n1), *y = th_read_file(p2, &n2);
         if (n1 != n2 || memcmp(x, y, n1)) fail_msg("%s: %s is not byte-equal to the uninterrupted run's", what, p1);
         free(x), free(y);
     }

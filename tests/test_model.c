@@ -9,27 +9,11 @@
 #include "reformer/model.h"
 #include "model/model_impl.h"
 
-/* tests/data/<model>/<file> into a malloc'd buffer; *n bytes. */
-static void *data_file(const char *model, const char *file, size_t *n) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s/%s", getenv("RF_TEST_DATA"), model, file);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)size + 1);
-    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
 /* Each LSH layer's rotations from rotations.bin, in layer order (the blocks
  * follow the config's LSH layers; rotations.json documents the layout). */
 static void set_rotations(rf_model *m, const char *model) {
     size_t n;
-    float *rot = data_file(model, "rotations.bin", &n);
+    float *rot = th_data_file(model, "rotations.bin", &n);
     const rf_config *c = rf_model_config(m);
     int rs = 0;
     size_t off = 0, per;
@@ -53,7 +37,7 @@ static void set_rotations(rf_model *m, const char *model) {
  * input_ids); fails if the key is missing or null. */
 static double meta_number(const char *model, const char *key) {
     size_t n;
-    char *text = data_file(model, "meta.json", &n), pat[64];
+    char *text = th_data_file(model, "meta.json", &n), pat[64];
     text[n] = '\0';
     snprintf(pat, sizeof pat, "\"%s\":", key);
     const char *at = strstr(text, pat);
@@ -76,10 +60,10 @@ static void golden(rf_device *dev, const char *model, const char *ids_file, cons
     TH_OK(rf_model_load(&m, dev, dir));
     set_rotations(m, model);
     size_t n;
-    int32_t *ids = data_file(model, ids_file, &n);
+    int32_t *ids = th_data_file(model, ids_file, &n);
     assert_int_equal(n, (size_t)(B * L) * 4);
-    int32_t *mask = with_mask ? data_file(model, "attention_mask.bin", &n) : NULL;
-    float *want = data_file(model, logits_file, &n);
+    int32_t *mask = with_mask ? th_data_file(model, "attention_mask.bin", &n) : NULL;
+    float *want = th_data_file(model, logits_file, &n);
     int64_t V = rf_model_config(m)->vocab_size;
     assert_int_equal(n, (size_t)(B * L * V) * 4);
     rf_tensor logits = TH_TENSOR(dev, RF_F32, NULL, B, L, V);

@@ -115,7 +115,7 @@ int bench_each_device(bench_out *out, const bench_common *c, bench_device_fn fn,
     return rc;
 }
 
-static double now_ms(void) {
+double bench_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
@@ -140,9 +140,9 @@ rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_
     r->base_bytes = m.in_use_bytes;
     r->total_ms = 0;
     for (int i = 0; i < runs; i++) {
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         if ((s = fn(ctx)) || (s = rf_device_sync(dev))) return s;
-        times[i] = now_ms() - t0;
+        times[i] = bench_now_ms() - t0;
         r->total_ms += times[i];
     }
     qsort(times, (size_t)runs, sizeof times[0], cmp_double);

@@ -48,6 +48,8 @@ typedef struct bench_result {
     size_t peak_bytes;  /* peak device bytes during the timed runs */
 } bench_result;
 rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_result *r);
+/* A monotonic clock in milliseconds. */
+double bench_now_ms(void);
 
 /* The work one run of a case does in one profiled op: flops and the bytes
  * it must move (each input read once, each output written once); 0 when
@@ -102,11 +104,13 @@ typedef rf_status (*bench_device_fn)(bench_out *out, rf_device *dev, const rf_de
 int bench_each_device(bench_out *out, const bench_common *c, bench_device_fn fn, void *ctx, char done[][32],
                       int *ndone);
 
-/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c, bench_dist.c, bench_config.c). */
+/* The benchmarks (cmd_bench.c, bench_gemm.c, bench_model.c, bench_dist.c, bench_config.c,
+ * bench_decode.c). */
 int bench_attention(int argc, char **argv);
 int bench_gemm(int argc, char **argv);
 int bench_model(int argc, char **argv);
 int bench_dp(int argc, char **argv);
+int bench_decode(int argc, char **argv);
 /* bench model --config FILE (bench_config.c). */
 int bench_model_config(int argc, char **argv);
 

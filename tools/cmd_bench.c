@@ -23,12 +23,13 @@ typedef struct {
 } attn_opts;
 
 static void help(void) {
-    printf("usage: reformer bench attention|gemm|model|dp [options]   ('reformer bench NAME --help')\n\n"
+    printf("usage: reformer bench attention|gemm|model|decode|dp [options]   ('reformer bench NAME --help')\n\n"
            "  attention  LSH vs full self-attention, forward, as the Reformer paper's Fig. 5\n"
            "  gemm       rf_gemm on each device (OpenCL: CLBlast, or host BLAS on CPU-type\n"
            "             devices; cpu: OpenBLAS), GFLOP/s\n"
            "  model      the model's phases: tokens/s and peak memory vs layers, or of an HF\n"
            "             config.json (--config) against HF transformers (--against-hf)\n"
+           "  decode     cached incremental generation vs recomputing, per-token time\n"
            "  dp         data-parallel training over MPI, 1 and 2 ranks: tokens/s, all-reduce share\n\n"
            "Every benchmark warms up once, then reports the median of --runs (at least 5)\n"
            "timed runs, one row per case: device, op, shape, time, tokens/s, achieved\n"
@@ -261,7 +262,8 @@ int cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "attention")) return bench_attention(argc - 1, argv + 1);
     if (!strcmp(argv[1], "gemm")) return bench_gemm(argc - 1, argv + 1);
     if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "decode")) return bench_decode(argc - 1, argv + 1);
     if (!strcmp(argv[1], "dp")) return bench_dp(argc - 1, argv + 1);
-    fprintf(stderr, "reformer bench: unknown benchmark '%s' (known: attention, gemm, model, dp)\n", argv[1]);
+    fprintf(stderr, "reformer bench: unknown benchmark '%s' (known: attention, gemm, model, decode, dp)\n", argv[1]);
     return RF_EXIT_USAGE;
 }

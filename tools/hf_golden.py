@@ -37,6 +37,11 @@ that leaves no hashed item within 1e-3 x RMS of a tie) and writes tests/data/<na
     short_*.bin        (hf_causal only) a second input with L = chunk length: the
                        L <= chunk_length shortcut (no hashing, no rotations)
 
+hf_decode (cached incremental decoding, docs/decode.md): greedy generate(...,
+use_cache=True) of the hf_causal model from three prompts (long, short, padded),
+with the logits of every step and the rotations of every hashing call; see
+DECODE_CASES below. --check re-runs it and compares the tokens.
+
 Checking (--check): loads config.json + model.safetensors into a fresh HF model,
 forces the recorded rotations into `_hash_vectors`, and compares the logits with
 logits.bin (expects <= 1e-6); then runs an independent float64 numpy
@@ -616,16 +621,161 @@ def check(name):
     return ok
 
 
+
+# --------------------------------------------------------------------------
+# cached incremental decoding (hf_decode): HF generate(use_cache=True)
+# --------------------------------------------------------------------------
+# The hf_causal model (its config.json and model.safetensors are read from
+# tests/data/hf_causal, not copied) greedily extends two prompts with HF's
+# cache (past_buckets_states), one generate() call per prompt row with the
+# same rotations (see generate_decode for why not one batch). Case "long": a 32-token prompt (> the LSH chunk
+# of 16, so the prefill hashes and every step hashes the new query); case
+# "short": an 8-token prompt (<= the chunk: no buckets until the sequence
+# reaches 16, when HF hashes all cached positions at once); case "padded": a
+# 40-token prompt, padded by HF to 48 for the prefill (the padding hashed into
+# the extra bucket, round offsets nb + 1, so later queries may get them too:
+# increase_num_buckets). Written to
+# tests/data/hf_decode/<case>_*:
+#     prompt.bin     int32 [B, L0]
+#     tokens.bin     int32 [B, N]  the tokens generate() appended
+#     logits.bin     float32 [N, B, V]  the logits each token was chosen from
+#     rot_index.bin  int32 [calls, 3]: (step, layer, positions hashed) of each
+#                    _hash_vectors call in call order; step 0 = the prefill
+#                    (it gives token 0's logits), step s >= 1 = the cached
+#                    forward of token s-1 (it gives token s's logits)
+#     rotations.bin  float32, the rotations of those calls in that order, each
+#                    (H, d, R, nb/2)
+DECODE_CASES = {"long": dict(L0=32, N=16), "short": dict(L0=8, N=16), "padded": dict(L0=40, N=16)}
+
+
+def _decode_margin(vectors, r):
+    import torch
+    rot = torch.einsum("bmtd,mdhr->bmhtr", vectors.double(), r.double())
+    rot = torch.cat([rot, -rot], dim=-1)
+    top = torch.topk(rot, 2, dim=-1).values
+    rms = rot.pow(2).mean().sqrt()
+    return float(((top[..., 0] - top[..., 1]) / rms).min())
+
+
+def _decode_run(model, mr, prompt, N, forced):
+    """HF greedy generate(use_cache=True) of one prompt row: (sequences,
+    logits [N, 1, V], hash calls [(step, layer, positions, rotations)], hash
+    margins). With `forced` (a previous run's calls), its rotations are used
+    in call order instead of torch.randn's."""
+    import torch
+    calls, margins = [], []
+    orig = mr.LSHSelfAttention._hash_vectors
+    step = {"n": 0}
+
+    def hashed(attn, vectors, num_hashes, attention_mask, increase_num_buckets=False):
+        real = torch.randn
+
+        def randn(*shape, **kw):
+            if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+                shape = tuple(shape[0])
+            if forced is not None:
+                s, li, n, r = forced[len(calls)]
+                assert (s, li, tuple(r.shape)) == (step["n"], attn.layer_idx, tuple(shape))
+                r = r.clone()
+            else:
+                r = real(shape, **kw)
+            calls.append((step["n"], attn.layer_idx, vectors.shape[-2], r.detach().clone()))
+            margins.append(_decode_margin(vectors, r))
+            return r
+        torch.randn = randn
+        try:
+            return orig(attn, vectors, num_hashes, attention_mask, increase_num_buckets)
+        finally:
+            torch.randn = real
+
+    fwd = model.forward
+
+    def counted(*a, **kw):
+        res = fwd(*a, **kw)
+        step["n"] += 1
+        return res
+    mr.LSHSelfAttention._hash_vectors = hashed
+    model.forward = counted
+    try:
+        with torch.no_grad():
+            g = model.generate(torch.tensor(prompt, dtype=torch.long), max_new_tokens=N, min_new_tokens=N,
+                               do_sample=False, use_cache=True, output_logits=True, return_dict_in_generate=True)
+    finally:
+        mr.LSHSelfAttention._hash_vectors = orig
+        del model.forward
+    return g.sequences.numpy(), torch.stack(g.logits).float().numpy(), calls, margins
+
+
+def generate_decode(check_only=False):
+    torch, transformers, mr = _torch()
+    from safetensors.torch import load_file
+    src = os.path.join(DATA, "hf_causal")
+    out = os.path.join(DATA, "hf_decode")
+    cfg = transformers.ReformerConfig.from_json_file(os.path.join(src, "config.json"))
+    model = transformers.ReformerModelWithLMHead(cfg).eval()
+    model.load_state_dict(load_file(os.path.join(src, "model.safetensors")), strict=False)
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = cfg.pad_token_id
+    V, H, R = cfg.vocab_size, cfg.num_attention_heads, cfg.num_hashes
+    os.makedirs(out, exist_ok=True)
+    ok = True
+    for case, spec in DECODE_CASES.items():
+        rng = np.random.default_rng(77 + spec["L0"])
+        prompt = rng.integers(3, V, size=(2, spec["L0"])).astype(np.int32)
+        for rot_seed in range(100, 300):
+            torch.manual_seed(rot_seed)
+            # One HF run per prompt row, the second forced to the first's
+            # rotations: HF's cached LSH step gathers every row's keys from
+            # row 0's hidden states (the batch offset in
+            # _get_relevant_hid_states_and_buckets is always 0), so a batch of
+            # 2 in one generate() call would test that bug, not the maths.
+            runs = []
+            for b in range(2):
+                runs.append(_decode_run(model, mr, prompt[b:b + 1], spec["N"], runs[0][2] if b else None))
+            logits = np.concatenate([r[1] for r in runs], axis=1)  # [N, B, V]
+            calls, margins = runs[0][2], runs[0][3] + runs[1][3]
+            srt = np.sort(logits, -1)
+            gap = float((srt[..., -1] - srt[..., -2]).min())
+            if min(margins, default=1.0) >= MIN_MARGIN and gap >= 1e-3:
+                break
+        else:
+            raise SystemExit(f"hf_decode {case}: no rotation seed gives margins >= {MIN_MARGIN}")
+        seqs = np.concatenate([r[0] for r in runs], axis=0)
+        tokens = seqs[:, spec["L0"]:].astype(np.int32)
+        assert np.array_equal(tokens, logits.argmax(-1).T)
+        if check_only:
+            want = np.fromfile(os.path.join(out, case + "_tokens.bin"), "<i4").reshape(tokens.shape)
+            same = np.array_equal(want, tokens)
+            ok &= same
+            print(("OK   " if same else "FAIL ") + f"hf_decode {case}: tokens reproduced")
+            continue
+        write_bin(os.path.join(out, case + "_prompt.bin"), prompt, np.int32)
+        write_bin(os.path.join(out, case + "_tokens.bin"), tokens, np.int32)
+        write_bin(os.path.join(out, case + "_logits.bin"), logits, np.float32)
+        write_bin(os.path.join(out, case + "_rot_index.bin"),
+                  np.array([[s, li, n] for s, li, n, _ in calls], np.int32).reshape(-1, 3), np.int32)
+        with open(os.path.join(out, case + "_rotations.bin"), "wb") as f:
+            for _, _, _, r in calls:
+                f.write(r.numpy().astype("<f4").tobytes())
+        print(f"hf_decode {case}: prompt {list(prompt.shape)}, {spec['N']} tokens, {len(calls)} hash calls "
+              f"(steps {sorted(set(c[0] for c in calls))[:3]}...), rotation seed {rot_seed}, "
+              f"min margin {min(margins, default=1):.3g}, min logit gap {gap:.3g}")
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="verify tests/data/hf_* instead of writing")
-    ap.add_argument("names", nargs="*", help="subset of " + ", ".join(MODELS))
+    ap.add_argument("names", nargs="*", help="subset of " + ", ".join(MODELS) + ", hf_decode")
     a = ap.parse_args()
-    names = a.names or list(MODELS)
+    names = a.names or list(MODELS) + ["hf_decode"]
     if a.check:
-        sys.exit(0 if all([check(n) for n in names]) else 1)
+        sys.exit(0 if all([generate_decode(True) if n == "hf_decode" else check(n) for n in names]) else 1)
     for n in names:
-        generate(n, MODELS[n])
+        if n == "hf_decode":
+            generate_decode()
+        else:
+            generate(n, MODELS[n])
 
 
 if __name__ == "__main__":

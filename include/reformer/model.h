@@ -137,6 +137,41 @@ rf_status rf_model_set_num_hashes(rf_model *model, int num_hashes);
 rf_status rf_model_forward(rf_model *model, rf_tensor *logits, const int32_t *ids, const int32_t *attention_mask,
                            int64_t batch, int64_t len, float *loss);
 
+/* ---- cached incremental decoding (docs/decode.md) ---------------------------
+ * Generation at one position per step, with the Hugging Face model's cache
+ * semantics (`past_buckets_states`, `generate(..., use_cache=True)`):
+ * rf_model_decode_begin runs the prompt in one forward pass and keeps, per
+ * layer, what later positions attend to; each rf_model_decode_step then runs
+ * one new token per sequence through the layers and returns its logits.
+ * LSH layers keep every past position's shared query/key and value
+ * projections, bucket ids and sorted order; a new query is hashed with fresh
+ * rotations (the model's explicit ones, else Philox draws of that forward
+ * call, §2) and attends to the past positions of its sorted chunk and the
+ * one before (§3–§5). Local layers keep the keys and values of the last two
+ * chunks (§6). Memory is linear in the capacity: per LSH layer
+ * 4·B·capacity·(2·H·d + 3·H·R) bytes plus fixed buffers (docs/decode.md
+ * has the exact formula rf_model_decode_bytes follows). Causal models only.
+ * The state uses the model (its forward-call counter draws the rotations):
+ * one state per model at a time. After a failed step the state can only be
+ * ended. HF's cached step mixes batch rows (every row's keys come from row 0,
+ * docs/decode.md); here rows stay apart, and each row matches HF run alone. */
+typedef struct rf_decoder rf_decoder;
+
+/* Prompt: host ids [batch · prompt_len] (equal lengths); capacity: the most
+ * positions (prompt + generated) the state will hold (≤ the model's
+ * positions). logits: [batch, V] on the model's device, receives the logits
+ * of each sequence's last prompt position. */
+rf_status rf_model_decode_begin(rf_decoder **dec, rf_model *model, const int32_t *prompt, int64_t batch,
+                                int64_t prompt_len, int64_t capacity, rf_tensor *logits);
+/* One token per sequence (host [batch]) at the next position: its logits
+ * [batch, V]. RF_ERR_INVALID_ARG once the state holds `capacity` positions. */
+rf_status rf_model_decode_step(rf_decoder *dec, const int32_t *tokens, rf_tensor *logits);
+/* Positions held so far (prompt + steps). */
+rf_status rf_model_decode_length(const rf_decoder *dec, int64_t *length);
+/* Device bytes the state holds (docs/decode.md has the formula). */
+rf_status rf_model_decode_bytes(const rf_decoder *dec, size_t *bytes);
+void rf_model_decode_end(rf_decoder *dec);
+
 /* ---- training (§8, §9) ------------------------------------------------------ */
 typedef enum rf_schedule {
     RF_SCHEDULE_CONSTANT = 0,   /* lr after warm-up */

@@ -64,6 +64,23 @@ static inline void rf_attn_key_scale_backward(double *dx, const double *dk, cons
     for (int64_t e = 0; e < d; e++) dx[e] = dx[e] + a * dk[e] - a * a * a * dkx * x[e];
 }
 
+/* §3: argmax over [r, −r] (length 2·half) with ties to the lowest index. */
+static inline int rf_attn_argmax_pm(const float *r, int half) {
+    int best = 0;
+    float bv = r[0];
+    for (int j = 1; j < half; j++)
+        if (r[j] > bv) bv = r[j], best = j;
+    for (int j = 0; j < half; j++)
+        if (-r[j] > bv) bv = -r[j], best = half + j;
+    return best;
+}
+
+/* §3: the bucket of one rotated row x (f1/2 + f2/2 columns): factorised
+ * (f2 > 0) as HF combines the factors, bucket = b1 + f1·b2. */
+static inline int rf_attn_lsh_bucket(const float *x, int f1, int f2) {
+    return f2 ? rf_attn_argmax_pm(x, f1 / 2) + f1 * rf_attn_argmax_pm(x + f1 / 2, f2 / 2) : rf_attn_argmax_pm(x, f1 / 2);
+}
+
 /* Attention-probability dropout (§2, HF's attention dropout), one layout for
  * every attention op and both backends: probability j (0 ≤ j < width) of
  * query row `row` (0 ≤ row < rows) of (batch, head) bh is kept iff word

@@ -43,15 +43,6 @@ static rf_status open_listed(rf_device *dev, const rf_device_info *info) {
 #endif
 }
 
-/* Why OpenCL lists no device ("" when it lists some, or was not asked). */
-static const char *platform_problem(void) {
-#ifdef RF_HAVE_OPENCL
-    return rf_cl_platform_problem();
-#else
-    return "";
-#endif
-}
-
 rf_status rf_device_count(int *count) {
     if (!count) return rf_error(RF_ERR_INVALID_ARG, "rf_device_count: count is NULL");
     rf_device_info infos[RF_MAX_DEVICES];
@@ -93,6 +84,15 @@ static int resolve_name(const rf_device_info *infos, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (contains_nocase(infos[i].name, name) || contains_nocase(infos[i].platform, name)) return i;
     return -1;
+}
+
+/* Why OpenCL found no platform ("" when it did); a cpu-only build has none. */
+static const char *platform_problem(void) {
+#ifdef RF_HAVE_OPENCL
+    return rf_cl_platform_problem();
+#else
+    return "";
+#endif
 }
 
 rf_status rf_device_open(rf_device **device, const char *name) {

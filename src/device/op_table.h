@@ -18,6 +18,8 @@
 #include "core/philox.h"
 #include "device/attention_window.h"
 
+struct rf_lsh_cache; /* ops/decode_attention.h */
+
 typedef struct rf_op_table {
     /* gemm.c: arguments and leading dimensions resolved by the front door. */
     rf_status (*gemm)(rf_tensor *c, const rf_tensor *a, const rf_tensor *b, const rf_gemm_desc *d);
@@ -99,6 +101,14 @@ typedef struct rf_op_table {
     rf_status (*lsh_attention_backward)(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout, const rf_lsh_state *st,
                                         const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask);
 
+    /* decode_attention.c: cached incremental decoding, one new position per
+     * sequence (ops/decode_attention.h; §3–§6); arguments checked. */
+    rf_status (*lsh_cache_sort)(struct rf_lsh_cache *c, const rf_tensor *rotations);
+    rf_status (*lsh_cache_attend)(rf_tensor *out, struct rf_lsh_cache *c, const rf_tensor *qk, const rf_tensor *v,
+                                  const rf_tensor *rotations);
+    rf_status (*local_cache_attend)(rf_tensor *out, rf_tensor *k_ring, rf_tensor *v_ring, const rf_tensor *q,
+                                    const rf_tensor *k, const rf_tensor *v, int64_t pos, int chunk_len, int n_heads);
+
     /* dropout.c (§2): forward and backward alike; keep and scale from the
      * front door. */
     rf_status (*dropout)(rf_tensor *out, const rf_tensor *in, rf_dropout_threshold keep, float scale, uint64_t seed,
@@ -112,6 +122,6 @@ typedef struct rf_op_table {
  * list then). */
 #define RF_OP_FAMILIES(X)                                                                                   \
     X(gemm) X(elementwise) X(norm) X(activation) X(linear) X(embedding) X(loss) X(optim) X(local_attention) \
-    X(full_attention) X(philox) X(lsh_attention) X(dropout)
+    X(full_attention) X(philox) X(lsh_attention) X(dropout) X(decode_attention)
 
 #endif

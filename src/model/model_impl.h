@@ -117,6 +117,8 @@ rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *b
 /* One row chunk of the feed-forward half g = FF(x) (§7, §8). */
 rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
                             rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
+/* The feed-forward half x2 += FF(x1) over the pass's rows, in chunks (§7, §8). */
+rf_status rf_model_ff_block(rf_model *m, int li, rf_pass *s);
 /* Layers [first, last) of the reversible stack on the pass's halves;
  * keep_buckets[i] (NULL or per layer) receives LSH layer i's buckets for the
  * backward pass; saved (NULL, or 2 per layer) receives each layer's input

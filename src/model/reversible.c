@@ -96,7 +96,7 @@ rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, r
 }
 
 /* x2 += FF(x1), in chunks of rows bounding the F-wide intermediate (§7). */
-static rf_status feed_forward_block(rf_model *m, int li, rf_pass *s) {
+rf_status rf_model_ff_block(rf_model *m, int li, rf_pass *s) {
     int64_t D = m->cfg.hidden_size, F = m->cfg.feed_forward_size, rows = s->B * s->Lp, chunk = s->ff.shape[0];
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
@@ -164,7 +164,7 @@ rf_status rf_model_stack(rf_model *m, rf_pass *s, int first, int last, rf_tensor
         /* §8: Y1 = X1 + Attn(LN(X2)); Y2 = X2 + FF(Y1). */
         RF_TRY(rf_model_attention_block(m, i, s, keep_buckets ? keep_buckets[i] : NULL, false, NULL));
         RF_TRY(rf_add(&s->x1, &s->x1, &s->f, 1.0f));
-        RF_TRY(feed_forward_block(m, i, s));
+        RF_TRY(rf_model_ff_block(m, i, s));
     }
     return RF_OK;
 }

@@ -8,17 +8,6 @@
 #include "device/attention_common.h"
 #include "core/philox.h"
 
-/* §3: argmax over [r, −r] (length 2·half) with ties to the lowest index. */
-static int argmax_pm(const float *r, int half) {
-    int best = 0;
-    float bv = r[0];
-    for (int j = 1; j < half; j++)
-        if (r[j] > bv) bv = r[j], best = j;
-    for (int j = 0; j < half; j++)
-        if (-r[j] > bv) bv = -r[j], best = half + j;
-    return best;
-}
-
 static rf_status rf_cpu_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, R = st->n_rounds, rc = st->rot_cols, f1 = st->factors[0], f2 = st->factors[1];
@@ -31,7 +20,7 @@ static rf_status rf_cpu_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
                 for (int64_t t = 0; t < L; t++) {
                     /* rotated[h, b·L + t, r·rc + j] = (x·R_h)[round r, column j] */
                     const float *x = rot + ((size_t)h * B * L + (size_t)(b * L + t)) * R * rc + (size_t)r * rc;
-                    int bucket = f2 ? argmax_pm(x, f1 / 2) + f1 * argmax_pm(x + f1 / 2, f2 / 2) : argmax_pm(x, f1 / 2);
+                    int bucket = rf_attn_lsh_bucket(x, f1, f2);
                     if (pad && pad[b * L + t] == 0) bucket = st->n_buckets; /* §3: the extra bucket */
                     bk[((size_t)(b * H + h) * R + r) * L + t] = bucket + r * st->bucket_stride;
                 }
