@@ -73,13 +73,17 @@ static int contains_nocase(const char *hay, const char *needle) {
 /* Pick the list index `name` refers to, or -1. */
 static int resolve_name(const rf_device_info *infos, int n, const char *name) {
     if (!strcmp(name, "auto")) {
-        for (int i = 1; i < n; i++) if (infos[i].is_gpu) return i;
-        return n > 1 ? 1 : 0;
+        /* The first GPU, else the first OpenCL device; never a simulator. */
+        for (int i = 1; i < n; i++) if (infos[i].is_gpu && !infos[i].is_simulator) return i;
+        for (int i = 1; i < n; i++) if (!infos[i].is_simulator) return i;
+        return 0;
     }
     for (int i = 0; i < n; i++) if (!strcmp(name, infos[i].id)) return i;
     if (!strncmp(name, "cl:", 3)) return -1; /* an explicit index that does not exist */
     for (int i = 0; i < n; i++)
-        if (contains_nocase(infos[i].name, name) || contains_nocase(infos[i].platform, name)) return i;
+        if (contains_nocase(infos[i].name, name) || contains_nocase(infos[i].platform, name) ||
+            contains_nocase(infos[i].platform_version, name)) /* "OpenCL 3.0 PoCL 3.1 ..." */
+            return i;
     return -1;
 }
 

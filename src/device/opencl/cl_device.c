@@ -61,6 +61,9 @@ static void fill_info(rf_device_info *in, cl_platform_id p, cl_device_id d, int 
     cl_device_type type = 0;
     clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     in->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+    /* oclgrind reports itself as a GPU but runs kernels one instruction at a
+     * time: named only, never "auto" (docs/oclgrind.md). */
+    in->is_simulator = strstr(in->platform, "Oclgrind") != NULL || strstr(in->name, "Oclgrind") != NULL;
     cl_uint cu = 0;
     clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
     in->compute_units = cu;
@@ -164,7 +167,26 @@ static rf_status cl_copy(rf_buffer *dst, size_t dst_off, const rf_buffer *src, s
     return rf_cl_record(dst->dev, ev, "copy");
 }
 
+/* Word-aligned ranges (every fill the library makes) go through fill.cl's
+ * kernel, the rest through clEnqueueFillBuffer; see cl/fill.cl for why. */
 static rf_status cl_fill(rf_buffer *dst, size_t off, const void *pattern, size_t psize, size_t n) {
+    if (off % 4 == 0 && n % 4 == 0) {
+        /* Repeat the pattern to whole words: 1 and 2 bytes fill one word. */
+        unsigned char bytes[16];
+        size_t wsize = psize < 4 ? 4 : psize;
+        for (size_t i = 0; i < wsize; i++) bytes[i] = ((const unsigned char *)pattern)[i % psize];
+        cl_uint4 words = {{0}};
+        memcpy(words.s, bytes, wsize);
+        cl_uint period = (cl_uint)(wsize / 4);
+        cl_ulong woff = off / 4, count = n / 4;
+        cl_kernel k;
+        size_t local, global = (size_t)count;
+        RF_TRY(rf_cl_kernel(dst->dev, "fill.cl", "", "fill_words", &k));
+        RF_TRY(rf_cl_group_size(dst->dev, k, RF_CL_GROUP, &local));
+        cl_mem m = rf_cl_mem(dst);
+        return RF_CL_LAUNCH(dst->dev, k, "fill", 1, &global, &local, RF_ARG(m), RF_ARG(woff), RF_ARG(count),
+                            RF_ARG(words), RF_ARG(period));
+    }
     cl_event ev;
     cl_int err = clEnqueueFillBuffer(rf_cl_ctx(dst->dev)->queue, rf_cl_mem(dst), pattern, psize, off, n, 0, NULL, &ev);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueFillBuffer");
