@@ -117,6 +117,46 @@ static void buffer_round_trips_opencl(void **state) {
     rf_device_close(dev);
 }
 
+/* RF_CL_LIMITS lowers the limits the kernels plan against (a profile, or
+ * explicit values), never raises them, and rejects what it cannot read. */
+static void cl_limits_override_device_limits(void **state) {
+    rf_device *dev;
+    TH_CL_OR_SKIP(dev);
+    rf_device_info real, info;
+    TH_OK(rf_device_get_info(dev, &real));
+    rf_device_close(dev);
+    const char *name = getenv("RF_TEST_CL_DEVICE");
+    name = name && *name ? name : "pocl";
+    setenv("RF_CL_LIMITS", "wg:64,local:16384,multiple:32", 1);
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_int_equal(info.max_work_group_size, real.max_work_group_size < 64 ? real.max_work_group_size : 64);
+    assert_int_equal(info.local_mem_bytes, real.local_mem_bytes < 16384 ? real.local_mem_bytes : 16384);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "nvidia", 1);
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_true(info.max_work_group_size <= 1024 && info.local_mem_bytes <= 49152);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "wg:1000000000", 1); /* above the device: unchanged */
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_int_equal(info.max_work_group_size, real.max_work_group_size);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "amd,wg:128", 1); /* a profile, then an override */
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_true(info.max_work_group_size <= 128 && info.local_mem_bytes <= 65536);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "geforce", 1);
+    TH_FAILS(rf_device_open(&dev, name), RF_ERR_INVALID_ARG, "'geforce' is neither a profile");
+    setenv("RF_CL_LIMITS", "wg:256,multiple:48", 1);
+    TH_FAILS(rf_device_open(&dev, name), RF_ERR_INVALID_ARG, "multiple 48 is not a power of two");
+    setenv("RF_CL_LIMITS", "wg:0", 1);
+    TH_FAILS(rf_device_open(&dev, name), RF_ERR_INVALID_ARG, "'wg:0'");
+    unsetenv("RF_CL_LIMITS");
+}
+
 /* An impossible allocation fails cleanly and the device stays usable. */
 static void absurd_allocation(rf_device *dev) {
     rf_buffer *b = (rf_buffer *)&b;
@@ -225,6 +265,7 @@ int main(void) {
         cmocka_unit_test(unknown_device_lists_the_available_ones),
         cmocka_unit_test(buffer_round_trips_cpu),
         cmocka_unit_test(buffer_round_trips_opencl),
+        cmocka_unit_test(cl_limits_override_device_limits),
         cmocka_unit_test(absurd_allocation_cpu),
         cmocka_unit_test(absurd_allocation_opencl),
         cmocka_unit_test(memory_accounting_and_limit),
