@@ -4,8 +4,8 @@
 // over the row and combine partial sums with group_sum (a fixed tree,
 // so deterministic). Two passes (mean, then the centred variance) avoid the
 // cancellation of E[x²] − E[x]².
-// Backward's dgamma/dbeta: one work-item per column summing over rows in row
-// order (no atomics; deterministic).
+// Backward's dgamma/dbeta: column sums in two stages (blocks of rows, then
+// the blocks in order; no atomics; deterministic).
 #include "reduce.cl"
 
 __kernel void layer_norm_forward(__global float *y, const ulong y_off,
@@ -57,21 +57,42 @@ __kernel void layer_norm_backward_dx(__global float *dx, const ulong dx_off,
     }
 }
 
-// dgamma[c] += Σ_r dy[r,c]·x̂[r,c],  dbeta[c] += Σ_r dy[r,c]  (when has_*).
-__kernel void layer_norm_backward_params(__global float *dgamma, const ulong dg_off, const int has_dgamma,
-                                         __global float *dbeta, const ulong db_off, const int has_dbeta,
-                                         __global const float *dy, const ulong dy_off,
-                                         __global const float *x, const ulong x_off,
-                                         __global const float *mean, const ulong mean_off,
-                                         __global const float *rstd, const ulong rstd_off,
-                                         const ulong rows, const ulong d) {
-    size_t c = get_global_id(0);
+// dgamma[c] += Σ_r dy[r,c]·x̂[r,c],  dbeta[c] += Σ_r dy[r,c]  (when has_*),
+// in two stages so that rows·d work-items' worth of reading is spread over
+// the device rather than d items each walking every row. Stage 1: item
+// (c, b) sums rows [b·R, b·R + R) of column c (neighbouring items read
+// neighbouring columns: coalesced) into part[b·d + c] (dgamma's) and
+// part[(blocks + b)·d + c] (dbeta's). Stage 2: one item per
+// column adds the blocks' sums in block order (deterministic; no atomics).
+__kernel void layer_norm_params_partial(__global float *part,
+                                        __global const float *dy, const ulong dy_off,
+                                        __global const float *x, const ulong x_off,
+                                        __global const float *mean, const ulong mean_off,
+                                        __global const float *rstd, const ulong rstd_off,
+                                        const ulong rows, const ulong d, const ulong block_rows) {
+    size_t c = get_global_id(0), b = get_global_id(1), blocks = get_global_size(1);
     if (c >= d) return;
+    size_t r1 = min((b + 1) * block_rows, (size_t)rows);
     float sg = 0.0f, sb = 0.0f;
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t r = b * block_rows; r < r1; r++) {
         float g = dy[dy_off + r * d + c];
         sg += g * (x[x_off + r * d + c] - mean[mean_off + r]) * rstd[rstd_off + r];
         sb += g;
+    }
+    part[b * d + c] = sg;
+    part[(blocks + b) * d + c] = sb;
+}
+
+__kernel void layer_norm_params_final(__global float *dgamma, const ulong dg_off, const int has_dgamma,
+                                      __global float *dbeta, const ulong db_off, const int has_dbeta,
+                                      __global const float *part,
+                                      const ulong blocks, const ulong d) {
+    size_t c = get_global_id(0);
+    if (c >= d) return;
+    float sg = 0.0f, sb = 0.0f;
+    for (size_t b = 0; b < blocks; b++) {
+        sg += part[b * d + c];
+        sb += part[(blocks + b) * d + c];
     }
     if (has_dgamma) dgamma[dg_off + c] += sg;
     if (has_dbeta) dbeta[db_off + c] += sb;

@@ -35,9 +35,11 @@ rf_device *th_cl(void) {
         return NULL;
     }
     rf_device *dev = NULL;
-    /* RF_TEST_CL_DEVICE picks another OpenCL device (e.g. a GPU) for the tests. */
+    /* The device by what it is, not by its index (which follows the ICD
+     * vendors folder): PoCL, or RF_TEST_CL_DEVICE (e.g. "oclgrind", a GPU's
+     * name, or "cl:P:D"). */
     const char *name = getenv("RF_TEST_CL_DEVICE");
-    TH_OK(rf_device_open(&dev, name && *name ? name : "cl:0:0"));
+    TH_OK(rf_device_open(&dev, name && *name ? name : "pocl"));
     return dev;
 }
 

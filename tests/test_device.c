@@ -47,16 +47,19 @@ static void devices_open_by_id_substring_env_and_auto(void **state) {
     TH_OK(rf_device_get_info(dev, &info));
     assert_string_equal(info.id, clinfo.id);
     rf_device_close(dev);
-    /* auto: the first GPU; with none, cpu (faster than an OpenCL CPU device). */
+    /* auto: the first GPU that is not a simulator; with none, cpu (faster
+     * than an OpenCL CPU device). */
     int count = 0;
     const char *first_gpu = "cpu";
     TH_OK(rf_device_count(&count));
     rf_device_info listed[16];
     for (int i = count - 1; i > 0; i--)
-        if (i < 16 && rf_device_info_at(i, &listed[i]) == RF_OK && listed[i].is_gpu) first_gpu = listed[i].id;
+        if (i < 16 && rf_device_info_at(i, &listed[i]) == RF_OK && listed[i].is_gpu && !listed[i].is_simulator)
+            first_gpu = listed[i].id;
     TH_OK(rf_device_open(&dev, "auto"));
     TH_OK(rf_device_get_info(dev, &info));
     assert_string_equal(info.id, first_gpu);
+    assert_false(info.is_simulator);
     rf_device_close(dev);
     /* NULL name: $RF_DEVICE. */
     setenv("RF_DEVICE", "cpu", 1);
@@ -119,6 +122,46 @@ static void buffer_round_trips_opencl(void **state) {
     TH_CL_OR_SKIP(dev);
     round_trips(dev);
     rf_device_close(dev);
+}
+
+/* RF_CL_LIMITS lowers the limits the kernels plan against (a profile, or
+ * explicit values), never raises them, and rejects what it cannot read. */
+static void cl_limits_override_device_limits(void **state) {
+    rf_device *dev;
+    TH_CL_OR_SKIP(dev);
+    rf_device_info real, info;
+    TH_OK(rf_device_get_info(dev, &real));
+    rf_device_close(dev);
+    const char *name = getenv("RF_TEST_CL_DEVICE");
+    name = name && *name ? name : "pocl";
+    setenv("RF_CL_LIMITS", "wg:64,local:16384,multiple:32", 1);
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_int_equal(info.max_work_group_size, real.max_work_group_size < 64 ? real.max_work_group_size : 64);
+    assert_int_equal(info.local_mem_bytes, real.local_mem_bytes < 16384 ? real.local_mem_bytes : 16384);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "nvidia", 1);
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_true(info.max_work_group_size <= 1024 && info.local_mem_bytes <= 49152);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "wg:1000000000", 1); /* above the device: unchanged */
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_int_equal(info.max_work_group_size, real.max_work_group_size);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "amd,wg:128", 1); /* a profile, then an override */
+    TH_OK(rf_device_open(&dev, name));
+    TH_OK(rf_device_get_info(dev, &info));
+    assert_true(info.max_work_group_size <= 128 && info.local_mem_bytes <= 65536);
+    rf_device_close(dev);
+    setenv("RF_CL_LIMITS", "geforce", 1);
+    TH_FAILS(rf_device_open(&dev, name), RF_ERR_INVALID_ARG, "'geforce' is neither a profile");
+    setenv("RF_CL_LIMITS", "wg:256,multiple:48", 1);
+    TH_FAILS(rf_device_open(&dev, name), RF_ERR_INVALID_ARG, "multiple 48 is not a power of two");
+    setenv("RF_CL_LIMITS", "wg:0", 1);
+    TH_FAILS(rf_device_open(&dev, name), RF_ERR_INVALID_ARG, "'wg:0'");
+    unsetenv("RF_CL_LIMITS");
 }
 
 /* An impossible allocation fails cleanly and the device stays usable. */
@@ -229,6 +272,7 @@ int main(void) {
         cmocka_unit_test(unknown_device_lists_the_available_ones),
         cmocka_unit_test(buffer_round_trips_cpu),
         cmocka_unit_test(buffer_round_trips_opencl),
+        cmocka_unit_test(cl_limits_override_device_limits),
         cmocka_unit_test(absurd_allocation_cpu),
         cmocka_unit_test(absurd_allocation_opencl),
         cmocka_unit_test(memory_accounting_and_limit),

@@ -27,11 +27,19 @@ int cmd_devices(int argc, char **argv) {
     int n;
     rf_status s = rf_device_count(&n);
     if (s != RF_OK) return cli_fail("devices", s);
-    /* auto = first GPU, else cpu (see rf_device_open). */
+    /* The device "auto" opens (rf_device_open: the first GPU that is not a
+     * simulator, else cpu): marked with '*'. */
     int auto_index = 0;
-    for (int i = 1; i < n && !auto_index; i++) {
-        rf_device_info in;
-        if (rf_device_info_at(i, &in) == RF_OK && in.is_gpu) auto_index = i;
+    rf_device *auto_dev = NULL;
+    rf_device_info auto_info;
+    if (rf_device_open(&auto_dev, "auto") == RF_OK && rf_device_get_info(auto_dev, &auto_info) == RF_OK) {
+        for (int i = 0; i < n; i++) {
+            rf_device_info in;
+            if (rf_device_info_at(i, &in) == RF_OK && !strcmp(in.id, auto_info.id)) auto_index = i;
+        }
+        rf_device_close(auto_dev);
+    } else {
+        rf_clear_error();
     }
     if (json) printf("[\n");
     else printf("  %-8s %-40s %-10s %5s %9s %9s %9s %6s %-5s %-5s %s\n", "id", "name", "type", "CUs", "global",
@@ -40,7 +48,7 @@ int cmd_devices(int argc, char **argv) {
         rf_device_info in;
         s = rf_device_info_at(i, &in);
         if (s != RF_OK) return cli_fail("devices", s);
-        const char *type = in.kind == RF_DEVICE_CPU ? "reference" : in.is_gpu ? "gpu" : "cl-cpu";
+        const char *type = in.kind == RF_DEVICE_CPU ? "reference" : in.is_simulator ? "simulator" : in.is_gpu ? "gpu" : "cl-cpu";
         if (json) {
             printf("  {\"id\": \"%s\", \"name\": \"%s\", \"vendor\": \"%s\", \"platform\": \"%s\", \"type\": \"%s\", "
                    "\"driver\": \"%s\", \"opencl_c\": \"%s\", \"compute_units\": %u, \"global_mem\": %llu, "

@@ -8,8 +8,8 @@
 #include "verify.h"
 
 static void help(void) {
-    printf("usage: reformer verify [--device NAME | --all] [--grid quick|full] [--json]\n"
-           "                       [--tolerance-scale X]\n\n"
+    printf("usage: reformer verify [--device NAME | --all] [--grid tiny|quick|full]\n"
+           "                       [--limits PROFILE] [--json] [--tolerance-scale X]\n\n"
            "Runs every op on each chosen device and on the cpu reference with the same\n"
            "inputs and compares them with the tolerances of §10, element by element:\n"
            "|device - cpu| <= atol + rtol * |cpu|, with atol = rtol = tol for values\n"
@@ -23,7 +23,11 @@ static void help(void) {
            "                        device only an explicit --device cpu checks the cpu\n"
            "                        against itself (otherwise: exit 1)\n"
            "  --all                 every OpenCL device\n"
-           "  --grid quick|full     a quick sample (default) or the whole shape grid\n"
+           "  --grid G              quick: a sample (default); full: the whole shape grid;\n"
+           "                        tiny: one small case per op, for simulators (oclgrind)\n"
+           "  --limits PROFILE      plan kernels against a GPU's limits: amd, nvidia,\n"
+           "                        intel, min, or wg:N,local:BYTES,multiple:N (sets\n"
+           "                        $RF_CL_LIMITS; docs/portability.md)\n"
            "  --json                one JSON object per row instead of the table\n"
            "  --tolerance-scale X   multiply every tolerance by X (0: demand bit equality)\n\n"
            "Exit status: 0 all passed, 1 a failure (or nothing to verify), 2 a usage error.\n");
@@ -160,12 +164,15 @@ int cmd_verify(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
         else if (!strcmp(argv[i], "--all")) all = 1;
+        /* Read when each OpenCL device opens (src/device/opencl/cl_limits.c). */
+        else if (!strcmp(argv[i], "--limits") && i + 1 < argc) setenv("RF_CL_LIMITS", argv[++i], 1);
         else if (!strcmp(argv[i], "--json")) c.json = 1;
         else if (!strcmp(argv[i], "--grid") && i + 1 < argc) {
             const char *g = argv[++i];
             if (!strcmp(g, "full")) c.full = 1;
+            else if (!strcmp(g, "tiny")) c.tiny = 1;
             else if (strcmp(g, "quick")) {
-                fprintf(stderr, "reformer verify: --grid takes 'quick' or 'full', not '%s'\n", g);
+                fprintf(stderr, "reformer verify: --grid takes 'tiny', 'quick' or 'full', not '%s'\n", g);
                 return RF_EXIT_USAGE;
             }
         } else if (!strcmp(argv[i], "--tolerance-scale")) {

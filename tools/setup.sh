@@ -16,7 +16,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Everything the build, the tests and the default device need.
 PACKAGES=(cmake gcc make pkg-config ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
-          libclblast-dev libcmocka-dev libopenblas-dev libjson-c-dev valgrind
+          libclblast-dev libcmocka-dev libopenblas-dev libjson-c-dev valgrind oclgrind
           libopenmpi-dev openmpi-bin)
 
 deps() {
@@ -70,6 +70,14 @@ test)
     # RF_TEST_REQUIRE_OPENCL=1: a test that wants an OpenCL device fails when
     # there is none (PoCL is installed above) instead of skipping.
     (cd build && RF_TEST_REQUIRE_OPENCL=1 ctest --output-on-failure -j 2)
+    # Portability (docs/portability.md): every kernel planned against each
+    # GPU limits profile, on PoCL (the quick grid) and on oclgrind with its
+    # checks on (the tiny grid; any report fails).
+    for p in amd nvidia intel min; do
+        echo "verify --limits $p: pocl, oclgrind"
+        ./build/reformer verify --device pocl --limits "$p" >/dev/null
+        tools/oclgrind_check.sh build --limits "$p" >/dev/null
+    done
     # The same suite under AddressSanitizer + UBSan (+ LeakSanitizer; driver
     # internals are suppressed by tests/lsan.supp, our code is not).
     build build-asan -DRF_SANITIZE=ON

@@ -10,6 +10,7 @@ typedef struct vf_ctx {
     rf_device *cpu, *dev;
     rf_device_info info;
     int full;                  /* --grid full */
+    int tiny;                  /* --grid tiny: one small case per op (simulators) */
     double tol_scale;          /* --tolerance-scale (0 makes any difference a FAIL) */
     int json;
     int passed, failed;

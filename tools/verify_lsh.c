@@ -134,6 +134,11 @@ void vf_cases_lsh(vf_ctx *c) {
         {2, 2048, 2, 32, 256, 8, 0, 0, 0},
         {1, 4096, 1, 64, 32, 1, 0, 1, 0},
     };
+    static const lsh_shape tiny = {1, 32, 1, 16, 8, 2, 1, 1, 0.2f};
+    if (c->tiny) {
+        lsh_case(c, &tiny);
+        return;
+    }
     for (size_t i = 0; i < sizeof quick / sizeof quick[0]; i++) lsh_case(c, &quick[i]);
     if (c->full)
         for (size_t i = 0; i < sizeof full / sizeof full[0]; i++) lsh_case(c, &full[i]);

@@ -421,7 +421,29 @@ static void attn_case(vf_ctx *c, int64_t b, int64_t l, int h, int d, int chunk, 
     run_case(c, &k, attn_run, &o);
 }
 
+/* One small case of every op, shapes sized for a simulator (oclgrind runs
+ * each work-item's instructions one by one, with its checks on each). */
+static void tiny_cases(vf_ctx *c) {
+    ln_case(c, 3, 37);
+    act_case(c, RF_ACT_RELU, 37);
+    act_case(c, RF_ACT_GELU, 37);
+    drop_case(c, 37, 0.5f);
+    cat_case(c, 3, 5);
+    lin_case(c, 3, 8, 5, 1);
+    emb_case(c, 1, 8, 5, 6);
+    axial_case(c, 1, 6, 2, 4, 3, 2);
+    pos_case(c, 2, 6, 8, 5);
+    ce_case(c, 3, 37);
+    adam_case(c, 37, 3, 0.01f);
+    attn_case(c, 1, 32, 1, 16, 8, 1, 1, 1, 0, 1, 0.2f); /* local, several chunks */
+    attn_case(c, 1, 12, 1, 16, -1, 0, 0, 1, 1, 1, 0.2f); /* full, shared-QK */
+}
+
 void vf_cases_ops(vf_ctx *c) {
+    if (c->tiny) {
+        tiny_cases(c);
+        return;
+    }
     ln_case(c, 1, 37);
     ln_case(c, 33, 256);
     act_case(c, RF_ACT_RELU, 1);

@@ -27,6 +27,7 @@ typedef struct rf_device_info {
     char id[32];                /* "cpu" or "cl:P:D": a name rf_device_open takes */
     rf_device_kind kind;
     int is_gpu;
+    int is_simulator;           /* a checking simulator (oclgrind): never picked by "auto" */
     char name[256];
     char vendor[256];
     char platform[256];

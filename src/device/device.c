@@ -73,16 +73,18 @@ static int contains_nocase(const char *hay, const char *needle) {
 /* Pick the list index `name` refers to, or -1. */
 static int resolve_name(const rf_device_info *infos, int n, const char *name) {
     if (!strcmp(name, "auto")) {
-        /* The first GPU; with none, the cpu backend: measured faster than an
-         * OpenCL CPU device (PoCL) on the same cores at training and
-         * inference of the benchmark model (README "Speed"). */
-        for (int i = 1; i < n; i++) if (infos[i].is_gpu) return i;
+        /* The first GPU that is not a simulator; with none, the cpu backend:
+         * measured faster than an OpenCL CPU device (PoCL) on the same cores at
+         * training and inference of the benchmark model (README "Speed"). */
+        for (int i = 1; i < n; i++) if (infos[i].is_gpu && !infos[i].is_simulator) return i;
         return 0;
     }
     for (int i = 0; i < n; i++) if (!strcmp(name, infos[i].id)) return i;
     if (!strncmp(name, "cl:", 3)) return -1; /* an explicit index that does not exist */
     for (int i = 0; i < n; i++)
-        if (contains_nocase(infos[i].name, name) || contains_nocase(infos[i].platform, name)) return i;
+        if (contains_nocase(infos[i].name, name) || contains_nocase(infos[i].platform, name) ||
+            contains_nocase(infos[i].platform_version, name)) /* "OpenCL 3.0 PoCL 3.1 ..." */
+            return i;
     return -1;
 }
 

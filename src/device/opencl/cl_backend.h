@@ -81,8 +81,14 @@ rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op);
  * it to what the kernel and device allow. */
 #define RF_CL_GROUP 256
 
+/* Apply $RF_CL_LIMITS (cl_limits.c) to `info`: lower its work-group size and
+ * local memory (checking the preferred multiple fits them). */
+rf_status rf_cl_limits_apply(rf_device_info *info);
+/* The profile names RF_CL_LIMITS takes, for messages. */
+const char *rf_cl_limits_profiles(void);
+
 /* The largest power-of-two work-group size <= want that the kernel and
- * device allow. */
+ * device (after RF_CL_LIMITS) allow. */
 rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t *out);
 
 static inline size_t rf_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }

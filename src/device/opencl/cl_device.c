@@ -61,6 +61,9 @@ static void fill_info(rf_device_info *in, cl_platform_id p, cl_device_id d, int 
     cl_device_type type = 0;
     clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     in->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+    /* oclgrind reports itself as a GPU but runs kernels one instruction at a
+     * time: named only, never "auto" (docs/oclgrind.md). */
+    in->is_simulator = strstr(in->platform, "Oclgrind") != NULL || strstr(in->name, "Oclgrind") != NULL;
     cl_uint cu = 0;
     clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
     in->compute_units = cu;
@@ -169,7 +172,35 @@ static void cl_release(rf_buffer *buf) {
     if (buf->impl) clReleaseMemObject(rf_cl_mem(buf));
 }
 
+/* oclgrind's uninitialised-value checker forgets a buffer's state on a host
+ * write that covers only part of it (docs/oclgrind.md): on a simulator such
+ * an upload goes whole into a staging buffer and a kernel copies it in. */
+static rf_status upload_through_staging(rf_buffer *dst, size_t off, const void *src, size_t n) {
+    rf_cl_context *cl = rf_cl_ctx(dst->dev);
+    cl_int err;
+    cl_mem staging = clCreateBuffer(cl->context, CL_MEM_READ_ONLY, n, NULL, &err);
+    if (err != CL_SUCCESS) return rf_cl_fail(err, "clCreateBuffer(staging)");
+    cl_kernel k;
+    size_t local, global = n / 4;
+    cl_ulong woff = off / 4, count = n / 4;
+    cl_mem m = rf_cl_mem(dst);
+    rf_status s = RF_OK;
+    err = clEnqueueWriteBuffer(cl->queue, staging, CL_TRUE, 0, n, src, 0, NULL, NULL);
+    if (err != CL_SUCCESS) s = rf_cl_fail(err, "clEnqueueWriteBuffer(staging)");
+    if (s == RF_OK) s = rf_cl_kernel(dst->dev, "words.cl", "", "copy_words", &k);
+    if (s == RF_OK) s = rf_cl_group_size(dst->dev, k, RF_CL_GROUP, &local);
+    if (s == RF_OK)
+        s = RF_CL_LAUNCH(dst->dev, k, "upload", 1, &global, &local, RF_ARG(m), RF_ARG(woff), RF_ARG(staging),
+                         RF_ARG(count));
+    /* The copy must finish before the staging buffer goes. */
+    if (s == RF_OK && (err = clFinish(cl->queue)) != CL_SUCCESS) s = rf_cl_fail(err, "clFinish");
+    clReleaseMemObject(staging);
+    return s;
+}
+
 static rf_status cl_upload(rf_buffer *dst, size_t off, const void *src, size_t n) {
+    if (dst->dev->info.is_simulator && (off != 0 || n != dst->bytes) && off % 4 == 0 && n % 4 == 0)
+        return upload_through_staging(dst, off, src, n);
     cl_event ev;
     cl_int err = clEnqueueWriteBuffer(rf_cl_ctx(dst->dev)->queue, rf_cl_mem(dst), CL_TRUE, off, n, src, 0, NULL, &ev);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueWriteBuffer");
@@ -193,7 +224,26 @@ static rf_status cl_copy(rf_buffer *dst, size_t dst_off, const rf_buffer *src, s
     return rf_cl_record(dst->dev, ev, "copy");
 }
 
+/* Word-aligned ranges (every fill the library makes) go through words.cl's
+ * kernel, the rest through clEnqueueFillBuffer; see cl/words.cl for why. */
 static rf_status cl_fill(rf_buffer *dst, size_t off, const void *pattern, size_t psize, size_t n) {
+    if (off % 4 == 0 && n % 4 == 0) {
+        /* Repeat the pattern to whole words: 1 and 2 bytes fill one word. */
+        unsigned char bytes[16];
+        size_t wsize = psize < 4 ? 4 : psize;
+        for (size_t i = 0; i < wsize; i++) bytes[i] = ((const unsigned char *)pattern)[i % psize];
+        cl_uint w[4] = {0, 0, 0, 0};
+        memcpy(w, bytes, wsize);
+        cl_uint period = (cl_uint)(wsize / 4);
+        cl_ulong woff = off / 4, count = n / 4;
+        cl_kernel k;
+        size_t local, global = (size_t)count;
+        RF_TRY(rf_cl_kernel(dst->dev, "words.cl", "", "fill_words", &k));
+        RF_TRY(rf_cl_group_size(dst->dev, k, RF_CL_GROUP, &local));
+        cl_mem m = rf_cl_mem(dst);
+        return RF_CL_LAUNCH(dst->dev, k, "fill", 1, &global, &local, RF_ARG(m), RF_ARG(woff), RF_ARG(count),
+                            RF_ARG(w[0]), RF_ARG(w[1]), RF_ARG(w[2]), RF_ARG(w[3]), RF_ARG(period));
+    }
     cl_event ev;
     cl_int err = clEnqueueFillBuffer(rf_cl_ctx(dst->dev)->queue, rf_cl_mem(dst), pattern, psize, off, n, 0, NULL, &ev);
     if (err != CL_SUCCESS) return rf_cl_fail(err, "clEnqueueFillBuffer");
@@ -275,6 +325,7 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     RF_OP_FAMILIES(RF_CL_REGISTER)
 #undef RF_CL_REGISTER
     fill_info(&dev->info, f.p, f.d, platform, device);
+    RF_TRY(rf_cl_limits_apply(&dev->info));
     rf_cl_context *cl = calloc(1, sizeof *cl);
     if (!cl) return rf_error(RF_ERR_OUT_OF_MEMORY, "no host memory for an OpenCL context");
     dev->impl = cl;

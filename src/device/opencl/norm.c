@@ -1,5 +1,5 @@
 /* LayerNorm on OpenCL (cl/norm.cl): one work-group per row for the forward
- * and the backward's dx, one work-item per column for dgamma/dbeta. The
+ * and the backward's dx, column sums in two stages for dgamma/dbeta. The
  * group size comes from the kernel's and device's limits (at most 256, so
  * the reduction scratch is ≤ 1 KiB of local memory, under OpenCL's 32 KiB
  * minimum). */
@@ -33,6 +33,45 @@ static rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tens
                         RF_ARG(d), RF_ARG(eps), RF_LOCAL(local * sizeof(float)));
 }
 
+/* Rows per stage-1 block of the dgamma/dbeta sums: enough blocks to fill a
+ * GPU at the model's row counts (B·L ≥ 1,024 gives ≥ 32 blocks per column),
+ * few enough that stage 2 is short. */
+#define PARAM_BLOCK_ROWS 32
+
+static rf_status params_backward(rf_device *dev, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
+                                 const rf_tensor *x, const rf_tensor *mean, const rf_tensor *rstd, cl_ulong rows,
+                                 cl_ulong d) {
+    cl_kernel kp, kf;
+    RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_params_partial", &kp));
+    RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_params_final", &kf));
+    cl_ulong block_rows = PARAM_BLOCK_ROWS, blocks = (rows + block_rows - 1) / block_rows;
+    rf_tensor part = {0};
+    RF_TRY(rf_tensor_alloc(dev, &part, RF_F32, 3, (int64_t[]){2, (int64_t)blocks, (int64_t)d}));
+    cl_mem pm = rf_cl_mem(part.buf);
+    rf_status s = RF_OK;
+    size_t lp[2] = {1, 1}, gp[2] = {(size_t)d, (size_t)blocks}, lf, gf = (size_t)d;
+    cl_ulong dyo = dy->offset, xo = x->offset, mo = mean->offset, ro = rstd->offset;
+    if (s == RF_OK) s = rf_cl_group_size(dev, kp, RF_CL_GROUP, &lp[0]);
+    if (s == RF_OK)
+        s = RF_CL_LAUNCH(dev, kp, "layer_norm_backward_params", 2, gp, lp, RF_ARG(pm), RF_MEM(dy),
+                         RF_ARG(dyo), RF_MEM(x), RF_ARG(xo), RF_MEM(mean), RF_ARG(mo), RF_MEM(rstd), RF_ARG(ro),
+                         RF_ARG(rows), RF_ARG(d), RF_ARG(block_rows));
+    if (s == RF_OK) s = rf_cl_group_size(dev, kf, RF_CL_GROUP, &lf);
+    if (s == RF_OK) {
+        cl_int has_dg = dgamma != NULL, has_db = dbeta != NULL;
+        /* A missing gradient is handed the other one's buffer and never written. */
+        const rf_tensor *dg = dgamma ? dgamma : dbeta, *db = dbeta ? dbeta : dgamma;
+        cl_ulong dgo = dg->offset, dbo = db->offset;
+        s = RF_CL_LAUNCH(dev, kf, "layer_norm_backward_params", 1, &gf, &lf, RF_MEM(dg), RF_ARG(dgo),
+                         RF_ARG(has_dg), RF_MEM(db), RF_ARG(dbo), RF_ARG(has_db), RF_ARG(pm),
+                         RF_ARG(blocks), RF_ARG(d));
+    }
+    /* Freed with the launches queued: OpenCL keeps a buffer a queued kernel
+     * uses alive until it finishes. */
+    rf_tensor_free(&part);
+    return s;
+}
+
 /* The parameter sums run first: they read dy and x, which dx may alias. */
 static rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *dbeta, const rf_tensor *dy,
                                            const rf_tensor *x, const rf_tensor *gamma, const rf_tensor *mean,
@@ -42,21 +81,7 @@ static rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_
     cl_ulong dxo = dx->offset, dyo = dy->offset, xo = x->offset, go = gamma->offset, mo = mean->offset,
              ro = rstd->offset;
     size_t local, global;
-    if (dgamma || dbeta) {
-        cl_kernel kp;
-        RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_params", &kp));
-        RF_TRY(rf_cl_group_size(dev, kp, RF_CL_GROUP, &local));
-        cl_int has_dg = dgamma != NULL, has_db = dbeta != NULL;
-        /* A missing gradient is handed the other one's buffer and never written. */
-        const rf_tensor *dg = dgamma ? dgamma : dbeta, *db = dbeta ? dbeta : dgamma;
-        cl_ulong dgo = dg->offset, dbo = db->offset;
-        global = (size_t)d;
-        RF_TRY(RF_CL_LAUNCH(dev, kp, "layer_norm_backward_params", 1, &global, &local, RF_MEM(dg),
-                            RF_ARG(dgo), RF_ARG(has_dg), RF_MEM(db), RF_ARG(dbo), RF_ARG(has_db),
-                            RF_MEM(dy), RF_ARG(dyo), RF_MEM(x), RF_ARG(xo),
-                            RF_MEM(mean), RF_ARG(mo), RF_MEM(rstd), RF_ARG(ro), RF_ARG(rows),
-                            RF_ARG(d)));
-    }
+    if (dgamma || dbeta) RF_TRY(params_backward(dev, dgamma, dbeta, dy, x, mean, rstd, rows, d));
     cl_kernel kdx;
     RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_dx", &kdx));
     RF_TRY(rf_cl_group_size(dev, kdx, row_group_want((size_t)d), &local));
