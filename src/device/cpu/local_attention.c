@@ -9,6 +9,7 @@
  * per thread, since the tiles of a head add into the same keys' gradients. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "device/cpu/cpu_backend.h"
 #include "device/cpu/block.h"
 #include "device/attention_common.h"
@@ -46,19 +47,19 @@ static int64_t tile_count(const rf_attn_window *w) {
 }
 
 /* One thread's blocks: the window's key positions, the tile's queries
- * [TILE × d], the window's keys [W × d] and transposed [d × W], values
- * [W × d] and transposed [d × W]; [TILE × W] probabilities, dropout factors
+ * [TILE × d], the window's keys and values [W × d]; [TILE × W]
+ * probabilities, dropout factors
  * and which logits a mask replaced (those carry no gradient); the backward's
  * [TILE × W] dp, [TILE × d] output gradient and dq, and [W × d] dk and dv
  * of the block. */
 typedef struct scratch {
     int64_t *keys;
-    float *q, *k, *kt, *v, *vt, *p, *drop, *dp, *g, *dq, *dk, *dv;
+    float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
     unsigned char *masked;
 } scratch;
 
 static void scratch_free(scratch *s) {
-    free(s->keys), free(s->q), free(s->k), free(s->kt), free(s->v), free(s->vt), free(s->p), free(s->drop);
+    free(s->keys), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
     free(s->dp), free(s->g), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
 }
 
@@ -66,13 +67,13 @@ static void scratch_free(scratch *s) {
 static bool scratch_alloc(const rf_attn_window *w, scratch *s, bool backward) {
     size_t W = (size_t)rf_attn_window_width(w), d = (size_t)w->head_dim, f = sizeof(float);
     *s = (scratch){.keys = malloc(W * sizeof *s->keys), .q = malloc(TILE * d * f), .k = malloc(W * d * f),
-                   .kt = malloc(W * d * f), .v = malloc(W * d * f), .p = malloc(TILE * W * f),
-                   .drop = malloc(TILE * W * f), .masked = malloc(TILE * W)};
-    bool ok = s->keys && s->q && s->k && s->kt && s->v && s->p && s->drop && s->masked;
+                   .v = malloc(W * d * f), .p = malloc(TILE * W * f), .drop = malloc(TILE * W * f),
+                   .masked = malloc(TILE * W)};
+    bool ok = s->keys && s->q && s->k && s->v && s->p && s->drop && s->masked;
     if (backward) {
-        s->vt = malloc(W * d * f), s->dp = malloc(TILE * W * f), s->g = malloc(TILE * d * f);
-        s->dq = malloc(TILE * d * f), s->dk = malloc(W * d * f), s->dv = malloc(W * d * f);
-        ok = ok && s->vt && s->dp && s->g && s->dq && s->dk && s->dv;
+        s->dp = malloc(TILE * W * f), s->g = malloc(TILE * d * f), s->dq = malloc(TILE * d * f);
+        s->dk = malloc(W * d * f), s->dv = malloc(W * d * f);
+        ok = ok && s->dp && s->g && s->dq && s->dk && s->dv;
     }
     if (!ok) scratch_free(s);
     return ok;
@@ -97,16 +98,15 @@ static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t 
 
 /* The tile's softmax probabilities s->p (undropped), s->masked, the dropout
  * factors s->drop, and each row's lse when lse is not NULL (§6, §5.4, §2).
- * Leaves the window's positions in s->keys, its keys in s->k and s->kt and
- * the tile's queries in s->q. */
+ * Leaves the window's positions in s->keys, its keys in s->k and the
+ * tile's queries in s->q. */
 static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, const float *K, const int32_t *mask,
                        scratch *s, float *lse) {
     const int64_t W = rf_attn_window_width(w), d = w->head_dim;
     window_keys(w, x->c, s->keys);
     for (int64_t i = 0; i < x->nq; i++) memcpy(s->q + i * d, Q + row(w, x->b, x->q0 + i, x->h), (size_t)d * 4);
     gather(s->k, K, w, x->b, x->h, s->keys, W);
-    rf_cpu_transpose(s->kt, s->k, W, d);
-    rf_cpu_mm(s->p, s->q, s->kt, x->nq, d, W, false); /* q·k for every pair of the block */
+    rf_cpu_block_mm(s->p, s->q, false, s->k, true, x->nq, W, d); /* q·k for every pair of the block */
     const rf_attn_dropout drop = rf_attn_window_dropout(w);
     for (int64_t i = 0; i < x->nq; i++) {
         const int64_t qpos = x->q0 + i;
@@ -150,7 +150,7 @@ static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, 
             tile_probs(w, &x, qp, kp, mp, &s, lp);
             for (int64_t e = 0; e < x.nq * W; e++) s.p[e] *= s.drop[e];
             gather(s.v, vp, w, x.b, x.h, s.keys, W);
-            rf_cpu_mm(s.q, s.p, s.v, x.nq, W, d, false); /* the tile's output, in q's room */
+            rf_cpu_block_mm(s.q, s.p, false, s.v, false, x.nq, d, W); /* the tile's output, in q's room */
             for (int64_t i = 0; i < x.nq; i++) memcpy(op + row(w, x.b, x.q0 + i, x.h), s.q + i * d, (size_t)d * 4);
         }
         if (!oom) scratch_free(&s);
@@ -187,9 +187,8 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                 tile x = tile_at(w, t);
                 tile_probs(w, &x, qp, kp, mp, &s, NULL);
                 gather(s.v, vp, w, x.b, x.h, s.keys, W);
-                rf_cpu_transpose(s.vt, s.v, W, d);
                 for (int64_t i = 0; i < x.nq; i++) memcpy(s.g + i * d, gp + row(w, x.b, x.q0 + i, x.h), (size_t)d * 4);
-                rf_cpu_mm(s.dp, s.g, s.vt, x.nq, d, W, false); /* dout_i·v_j */
+                rf_cpu_block_mm(s.dp, s.g, false, s.v, true, x.nq, W, d); /* dout_i·v_j */
                 for (int64_t i = 0; i < x.nq; i++) {
                     float *pi = s.p + i * W, *dpi = s.dp + i * W, *fi = s.drop + i * W;
                     double delta = 0;
@@ -200,9 +199,9 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                         dpi[j] = ds;
                     }
                 }
-                rf_cpu_mm(s.dq, s.dp, s.k, x.nq, W, d, false);
-                rf_cpu_mm_tn(s.dk, s.dp, s.q, x.nq, W, d, false);
-                rf_cpu_mm_tn(s.dv, s.drop, s.g, x.nq, W, d, false);
+                rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, x.nq, d, W);
+                rf_cpu_block_mm(s.dk, s.dp, true, s.q, false, W, d, x.nq);
+                rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, W, d, x.nq);
                 for (int64_t i = 0; i < x.nq; i++) memcpy(dqp + row(w, x.b, x.q0 + i, x.h), s.dq + i * d, (size_t)d * 4);
                 /* scatter-add: a key reached through two window slots gets both */
                 for (int64_t j = 0; j < W; j++) {

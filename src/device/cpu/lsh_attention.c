@@ -76,33 +76,32 @@ static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
  * queries against its window of nkeys keys — m = 64 and 2m = 128 keys by
  * default, a [64 × 128] float score block of 32 KiB that stays in cache
  * with the gathered rows. Positions of the queries and keys; the queries
- * [m × d]; the normalised keys [nkeys × d] and transposed [d × nkeys]; the
- * values [nkeys × d]; probabilities and dropout factors [m × nkeys] and
- * which logits a mask replaced; the backward's values transposed, round-
- * weighted output gradients [m × d], dp [m × nkeys] and the block's
+ * [m × d]; the normalised keys and the values [nkeys × d]; probabilities
+ * and dropout factors [m × nkeys] and which logits a mask replaced; the
+ * backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
  * gradients for queries [m × d], keys and values [nkeys × d]. */
 typedef struct chunk_scratch {
     int64_t *qpos, *kpos;
-    float *q, *k, *kt, *v, *p, *drop, *vt, *g, *dp, *dq, *dk, *dv;
+    float *q, *k, *v, *p, *drop, *g, *dp, *dq, *dk, *dv;
     unsigned char *masked;
 } chunk_scratch;
 
 static void chunk_scratch_free(chunk_scratch *s) {
-    free(s->qpos), free(s->kpos), free(s->q), free(s->k), free(s->kt), free(s->v), free(s->p), free(s->drop);
-    free(s->vt), free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
+    free(s->qpos), free(s->kpos), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
+    free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
 }
 
 /* Returns false when out of memory (s is then freed). */
 static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool backward) {
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
     *s = (chunk_scratch){.qpos = malloc(m * sizeof *s->qpos), .kpos = malloc(nkeys * sizeof *s->kpos),
-                         .q = malloc(md * f), .k = malloc(kd * f), .kt = malloc(kd * f), .v = malloc(kd * f),
-                         .p = malloc(mk * f), .drop = malloc(mk * f), .masked = malloc(mk)};
-    bool ok = s->qpos && s->kpos && s->q && s->k && s->kt && s->v && s->p && s->drop && s->masked;
+                         .q = malloc(md * f), .k = malloc(kd * f), .v = malloc(kd * f), .p = malloc(mk * f),
+                         .drop = malloc(mk * f), .masked = malloc(mk)};
+    bool ok = s->qpos && s->kpos && s->q && s->k && s->v && s->p && s->drop && s->masked;
     if (backward) {
-        s->vt = malloc(kd * f), s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f);
-        s->dk = malloc(kd * f), s->dv = malloc(kd * f);
-        ok = ok && s->vt && s->g && s->dp && s->dq && s->dk && s->dv;
+        s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
+        s->dv = malloc(kd * f);
+        ok = ok && s->g && s->dp && s->dq && s->dk && s->dv;
     }
     if (!ok) chunk_scratch_free(s);
     return ok;
@@ -110,7 +109,7 @@ static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool 
 
 /* Sorted chunk c of (batch b, head h): the positions of its queries and
  * window keys, the queries, the keys k_j = x_j·rf_attn_key_scale(x_j)
- * (§5.2) as rows and transposed, the values, and the masked logits
+ * (§5.2), the values, and the masked logits
  * q_i·k_j (§5.4) in s->p. */
 static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V, const int32_t *pad,
                          const int32_t *perm, int64_t b, int h, int64_t c, int nkeys, chunk_scratch *s) {
@@ -128,8 +127,7 @@ static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V
         for (int e = 0; e < d; e++) s->k[(size_t)j * d + e] = x[e] * a;
         memcpy(s->v + (size_t)j * d, V + (size_t)(b * L + s->kpos[j]) * row + (size_t)h * d, (size_t)d * 4);
     }
-    rf_cpu_transpose(s->kt, s->k, nkeys, d);
-    rf_cpu_mm(s->p, s->q, s->kt, m, d, nkeys, false);
+    rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < nkeys; j++) {
             bool masked;
@@ -168,19 +166,20 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
                 float *si = s.p + (size_t)i * nkeys, mx = -HUGE_VALF;
                 for (int j = 0; j < nkeys; j++) mx = si[j] > mx ? si[j] : mx;
                 double sum = 0;
-                for (int j = 0; j < nkeys; j++) sum += expf(si[j] - mx);
+                for (int j = 0; j < nkeys; j++) sum += si[j] = expf(si[j] - mx);
                 /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
                  * p = exp(s − lse) is not renormalised, so a query that sees only copies
                  * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
                  * slightly less than 1 (docs/hf-compat.md §8). */
                 float lse = (float)(mx + log(sum));
                 double norm = st->hf_rounding ? (double)lse : mx + log(sum);
-                /* now the probabilities, dropped out (lse is not) */
+                /* now the probabilities exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
+                const float rescale = (float)exp(mx - norm);
                 for (int j = 0; j < nkeys; j++)
-                    si[j] = expf((float)(si[j] - norm)) * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                    si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
                 LSE[qslot] = lse;
             }
-            rf_cpu_mm(O + c * m * d, s.p, s.v, m, nkeys, d, false); /* the chunk's outputs, in sorted order */
+            rf_cpu_block_mm(O + c * m * d, s.p, false, s.v, false, m, d, nkeys); /* the chunk's outputs, in sorted order */
         }
         if (!oom) chunk_scratch_free(&s);
     }
@@ -282,12 +281,11 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
             for (size_t x = 0; x < (size_t)L * d; x++) gq[x] = gk[x] = gv[x] = 0;
             for (int64_t c = 0; c < nc; c++) {
                 chunk_logits(st, QK, V, pad, perm, b, h, c, nkeys, &s); /* as the forward */
-                rf_cpu_transpose(s.vt, s.v, nkeys, d);
                 for (int i = 0; i < m; i++) { /* g_i = w_i·dout */
                     const float *g = DOUT + (size_t)(b * L + s.qpos[i]) * row + (size_t)h * d;
                     for (int e = 0; e < d; e++) s.g[(size_t)i * d + e] = (float)(w[c * m + i] * g[e]);
                 }
-                rf_cpu_mm(s.dp, s.g, s.vt, m, d, nkeys, false); /* g_i·v_j */
+                rf_cpu_block_mm(s.dp, s.g, false, s.v, true, m, nkeys, d); /* g_i·v_j */
                 for (int i = 0; i < m; i++) {
                     const int64_t qslot = c * m + i;
                     for (int j = 0; j < nkeys; j++) {
@@ -302,9 +300,9 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                         s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - (float)cw[qslot]);
                     }
                 }
-                rf_cpu_mm(s.dq, s.dp, s.k, m, nkeys, d, false);
-                rf_cpu_mm_tn(s.dk, s.dp, s.q, m, nkeys, d, false);
-                rf_cpu_mm_tn(s.dv, s.drop, s.g, m, nkeys, d, false);
+                rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, m, d, nkeys);
+                rf_cpu_block_mm(s.dk, s.dp, true, s.q, false, nkeys, d, m);
+                rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, nkeys, d, m);
                 /* Summed by position: the sort's gradient is the inverse permutation (§4). */
                 for (int i = 0; i < m; i++)
                     for (int e = 0; e < d; e++) gq[s.qpos[i] * d + e] += s.dq[(size_t)i * d + e];
