@@ -35,10 +35,10 @@ typedef struct tile {
 static tile tile_at(const rf_attn_window *w, int64_t t) {
     int64_t per_chunk = (w->chunk_len + TILE - 1) / TILE, nc = w->len / w->chunk_len;
     tile x = {.b = t / (w->heads * nc * per_chunk), .h = t / (nc * per_chunk) % w->heads};
-    int64_t in_head = t % (nc * per_chunk);
+    int64_t in_head = t % (nc * per_chunk), first = in_head % per_chunk * TILE; /* first row in the chunk */
     x.c = in_head / per_chunk;
-    x.q0 = x.c * w->chunk_len + in_head % per_chunk * TILE;
-    x.nq = w->chunk_len - in_head % per_chunk * TILE < TILE ? w->chunk_len - in_head % per_chunk * TILE : TILE;
+    x.q0 = x.c * w->chunk_len + first;
+    x.nq = w->chunk_len - first < TILE ? w->chunk_len - first : TILE;
     return x;
 }
 
@@ -48,10 +48,9 @@ static int64_t tile_count(const rf_attn_window *w) {
 
 /* One thread's blocks: the window's key positions, the tile's queries
  * [TILE × d], the window's keys and values [W × d]; [TILE × W]
- * probabilities, dropout factors
- * and which logits a mask replaced (those carry no gradient); the backward's
- * [TILE × W] dp, [TILE × d] output gradient and dq, and [W × d] dk and dv
- * of the block. */
+ * probabilities, dropout factors and which logits a mask replaced (those
+ * carry no gradient); the backward's [TILE × W] dp, [TILE × d] output
+ * gradient and dq, and the block's [W × d] dk and dv. */
 typedef struct scratch {
     int64_t *keys;
     float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
