@@ -95,8 +95,9 @@ test)
     vgtmp=$(mktemp -d)
     mkdir "$vgtmp/no-vendors"
     vg() {
-        env -u RF_TEST_REQUIRE_OPENCL OCL_ICD_VENDORS="$vgtmp/no-vendors" RF_TEST_DATA="$ROOT/tests/data" \
-            RF_CLI="$ROOT/build/reformer" valgrind -q --error-exitcode=1 --leak-check=full "$@" >"$vgtmp/log" 2>&1 ||
+        env -u RF_TEST_REQUIRE_OPENCL OCL_ICD_VENDORS="$vgtmp/no-vendors" RF_TEST_DATA="$ROOT/tests/data" OMP_WAIT_POLICY=passive \
+            RF_CLI="$ROOT/build/reformer" valgrind -q --error-exitcode=1 --leak-check=full \
+            --suppressions="$ROOT/tests/valgrind.supp" "$@" >"$vgtmp/log" 2>&1 ||
             { cat "$vgtmp/log"; echo "setup: valgrind found errors in: $*"; exit 1; }
     }
     for t in test_harness test_safetensors test_config test_no_opencl test_device test_op_table test_tensor \

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <cblas.h>
 #include "device/cpu/cpu_backend.h"
 
 static rf_status cpu_alloc(rf_buffer *buf) {
@@ -57,13 +58,15 @@ static const rf_backend cpu_backend = {
 
 rf_status rf_cpu_device_init(rf_device *dev) {
     dev->backend = &cpu_backend;
+    /* The backend's threads are OpenMP's; OpenBLAS runs inside them (gemm.c). */
+    openblas_set_num_threads(1);
 #define RF_CPU_REGISTER(family) rf_cpu_##family##_register(&dev->ops);
     RF_OP_FAMILIES(RF_CPU_REGISTER)
 #undef RF_CPU_REGISTER
     rf_device_info *in = &dev->info;
     snprintf(in->id, sizeof in->id, "cpu");
     in->kind = RF_DEVICE_CPU;
-    snprintf(in->name, sizeof in->name, "cpu (reference, C + OpenBLAS)");
+    snprintf(in->name, sizeof in->name, "cpu (reference, C + OpenBLAS, OpenMP)");
     snprintf(in->vendor, sizeof in->vendor, "host");
     snprintf(in->platform, sizeof in->platform, "reformer-cl reference");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -1,4 +1,4 @@
-/* Elementwise ops on the cpu. */
+/* Elementwise ops on the cpu, split over the OpenMP threads. */
 #include <string.h>
 #include "device/cpu/cpu_backend.h"
 
@@ -6,6 +6,7 @@ static rf_status rf_cpu_add(rf_tensor *out, const rf_tensor *a, const rf_tensor 
     size_t n = rf_tensor_numel(out);
     float *o = rf_cpu_f32(out);
     const float *x = rf_cpu_f32(a), *y = rf_cpu_f32(b);
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) o[i] = x[i] + alpha * y[i];
     return RF_OK;
 }

@@ -6,6 +6,7 @@
 static rf_status rf_cpu_bias_add(rf_tensor *y, const rf_tensor *b) {
     size_t n = (size_t)b->shape[0], rows = rf_tensor_numel(y) / n;
     const float *bv = rf_cpu_f32(b);
+#pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++) {
         float *yr = rf_cpu_f32(y) + r * n;
         for (size_t j = 0; j < n; j++) yr[j] += bv[j];

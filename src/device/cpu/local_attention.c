@@ -1,79 +1,134 @@
-/* Windowed attention on the cpu (§6, device/attention_window.h): for
- * each query, the logits of the keys in its window, the masks of §5.4
- * replacing them (device/attention_common.h), a softmax and the weighted
- * values — the direct maths, in double, one query row at a time. Full
- * attention (full_attention.c) is the same code with one chunk of L keys. */
+/* Windowed attention on the cpu (§6, device/attention_window.h), as dense
+ * blocks (device/cpu/block.h): a tile of up to TILE queries of one chunk
+ * shares that chunk's window of W keys, so its logits are one [rows × W]
+ * product, the masks of §5.4 replace entries of it (device/
+ * attention_common.h), each row gets its softmax, and the output is the
+ * [rows × W]·[W × d] product with the values. Full attention
+ * (full_attention.c) is the same code with one chunk of L keys. The forward
+ * runs its tiles in parallel (OpenMP); the backward runs one (batch, head)
+ * per thread, since the tiles of a head add into the same keys' gradients. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "device/cpu/cpu_backend.h"
+#include "device/cpu/block.h"
 #include "device/attention_common.h"
+
+/* Query rows per block: a chunk of the HF default 64, and a [64 × 128]
+ * float score block (32 KiB) for the default window of two chunks — with
+ * the block's keys and values it stays in L2. Full attention's one chunk
+ * of L is cut into tiles of this many rows. */
+enum { TILE = 64 };
 
 /* The first element of (b, pos, head h) in a [B, L, H·d] tensor (§1). */
 static size_t row(const rf_attn_window *w, int64_t b, int64_t pos, int64_t h) {
     return (size_t)(((b * w->len + pos) * w->heads + h) * w->head_dim);
 }
 
-/* The key positions query `qpos` attends to, in the HF model's order: window
- * slot s = −before … after holds chunk (c + s) mod n_chunks, cyclically.
- * Returns how many (keys has room for (before + 1 + after)·chunk_len). */
-static int64_t window_keys(const rf_attn_window *w, int64_t qpos, int64_t *keys) {
-    int64_t nc = w->len / w->chunk_len, c = qpos / w->chunk_len, n = 0;
+/* A block: batch row b, head h, queries q0 … q0 + nq − 1 of chunk c. */
+typedef struct tile {
+    int64_t b, h, c, q0, nq;
+} tile;
+
+/* Tile t of n = batch · heads · chunks · tiles-per-chunk, chunk-major
+ * within (batch, head). */
+static tile tile_at(const rf_attn_window *w, int64_t t) {
+    int64_t per_chunk = (w->chunk_len + TILE - 1) / TILE, nc = w->len / w->chunk_len;
+    tile x = {.b = t / (w->heads * nc * per_chunk), .h = t / (nc * per_chunk) % w->heads};
+    int64_t in_head = t % (nc * per_chunk), first = in_head % per_chunk * TILE; /* first row in the chunk */
+    x.c = in_head / per_chunk;
+    x.q0 = x.c * w->chunk_len + first;
+    x.nq = w->chunk_len - first < TILE ? w->chunk_len - first : TILE;
+    return x;
+}
+
+static int64_t tile_count(const rf_attn_window *w) {
+    return w->batch * w->heads * (w->len / w->chunk_len) * ((w->chunk_len + TILE - 1) / TILE);
+}
+
+/* One thread's blocks: the window's key positions, the tile's queries
+ * [TILE × d], the window's keys and values [W × d]; [TILE × W]
+ * probabilities, dropout factors and which logits a mask replaced (those
+ * carry no gradient); the backward's [TILE × W] dp, [TILE × d] output
+ * gradient and dq, and the block's [W × d] dk and dv. */
+typedef struct scratch {
+    int64_t *keys;
+    float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
+    unsigned char *masked;
+} scratch;
+
+static void scratch_free(scratch *s) {
+    free(s->keys), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
+    free(s->dp), free(s->g), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
+}
+
+/* Returns false when out of memory (s is then freed). */
+static bool scratch_alloc(const rf_attn_window *w, scratch *s, bool backward) {
+    size_t W = (size_t)rf_attn_window_width(w), d = (size_t)w->head_dim, f = sizeof(float);
+    *s = (scratch){.keys = malloc(W * sizeof *s->keys), .q = malloc(TILE * d * f), .k = malloc(W * d * f),
+                   .v = malloc(W * d * f), .p = malloc(TILE * W * f), .drop = malloc(TILE * W * f),
+                   .masked = malloc(TILE * W)};
+    bool ok = s->keys && s->q && s->k && s->v && s->p && s->drop && s->masked;
+    if (backward) {
+        s->dp = malloc(TILE * W * f), s->g = malloc(TILE * d * f), s->dq = malloc(TILE * d * f);
+        s->dk = malloc(W * d * f), s->dv = malloc(W * d * f);
+        ok = ok && s->dp && s->g && s->dq && s->dk && s->dv;
+    }
+    if (!ok) scratch_free(s);
+    return ok;
+}
+
+/* The key positions of chunk c's window, in the HF model's order: window
+ * slot s = −before … after holds chunk (c + s) mod n_chunks, cyclically. */
+static void window_keys(const rf_attn_window *w, int64_t c, int64_t *keys) {
+    int64_t nc = w->len / w->chunk_len, n = 0;
     for (int s = -w->before; s <= w->after; s++) {
         int64_t kc = ((c + s) % nc + nc) % nc;
         for (int64_t j = 0; j < w->chunk_len; j++) keys[n++] = kc * w->chunk_len + j;
     }
-    return n;
 }
 
-/* Scratch for one query row: its window, logits, probabilities, which
- * logits a mask replaced (those carry no gradient) and each probability's
- * dropout factor (0, or 1/(1−p) when kept; 1 without dropout). */
-typedef struct row_scratch {
-    int64_t *keys;
-    double *p;
-    bool *masked;
-    double *drop;
-} row_scratch;
-
-static rf_status scratch_alloc(const rf_attn_window *w, row_scratch *r) {
-    size_t n = (size_t)rf_attn_window_width(w);
-    r->keys = malloc(n * sizeof *r->keys);
-    r->p = malloc(n * sizeof *r->p);
-    r->masked = malloc(n * sizeof *r->masked);
-    r->drop = malloc(n * sizeof *r->drop);
-    if (r->keys && r->p && r->masked && r->drop) return RF_OK;
-    free(r->keys), free(r->p), free(r->masked), free(r->drop);
-    return rf_error(RF_ERR_OUT_OF_MEMORY, "local attention (cpu): no memory for a %zu-key window", n);
+/* Gather n rows of head h at positions pos[] of x [B, L, H·d] into a
+ * contiguous [n × d] block. */
+static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t b, int64_t h, const int64_t *pos,
+                   int64_t n) {
+    for (int64_t i = 0; i < n; i++) memcpy(dst + i * w->head_dim, x + row(w, b, pos[i], h), (size_t)w->head_dim * 4);
 }
 
-static void scratch_free(row_scratch *r) { free(r->keys), free(r->p), free(r->masked), free(r->drop); }
-
-/* Fill r with query (b, h, qpos)'s window, softmax probabilities and their
- * dropout factors; return the window size and set *lse (undropped). Masks
- * replace logits (§5.4, device/attention_common.h). */
-static int64_t row_probs(const rf_attn_window *w, const float *q, const float *k, const int32_t *mask, int64_t b,
-                         int64_t h, int64_t qpos, row_scratch *r, double *lse) {
-    int64_t n = window_keys(w, qpos, r->keys);
-    const float *qi = q + row(w, b, qpos, h);
-    double mx = -HUGE_VAL;
-    for (int64_t j = 0; j < n; j++) {
-        int64_t kpos = r->keys[j];
-        const float *kj = k + row(w, b, kpos, h);
-        double dot = 0;
-        for (int64_t e = 0; e < w->head_dim; e++) dot += (double)qi[e] * kj[e];
-        r->p[j] = rf_attn_masked_logit(dot * w->scale, qpos, kpos, rf_attn_key_is_token(mask, b, w->len, kpos),
-                                       w->causal, w->self_mask, &r->masked[j]);
-        if (r->p[j] > mx) mx = r->p[j];
+/* The tile's softmax probabilities s->p (undropped), s->masked, the dropout
+ * factors s->drop, and each row's lse when lse is not NULL (§6, §5.4, §2).
+ * Leaves the window's positions in s->keys, its keys in s->k and the
+ * tile's queries in s->q. */
+static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, const float *K, const int32_t *mask,
+                       scratch *s, float *lse) {
+    const int64_t W = rf_attn_window_width(w), d = w->head_dim;
+    window_keys(w, x->c, s->keys);
+    for (int64_t i = 0; i < x->nq; i++) memcpy(s->q + i * d, Q + row(w, x->b, x->q0 + i, x->h), (size_t)d * 4);
+    gather(s->k, K, w, x->b, x->h, s->keys, W);
+    rf_cpu_block_mm(s->p, s->q, false, s->k, true, x->nq, W, d); /* q·k for every pair of the block */
+    const rf_attn_dropout drop = rf_attn_window_dropout(w);
+    for (int64_t i = 0; i < x->nq; i++) {
+        const int64_t qpos = x->q0 + i;
+        float *pi = s->p + i * W;
+        unsigned char *mi = s->masked + i * W;
+        float mx = -HUGE_VALF;
+        for (int64_t j = 0; j < W; j++) {
+            bool masked;
+            pi[j] = (float)rf_attn_masked_logit(pi[j] * w->scale, qpos, s->keys[j],
+                                                rf_attn_key_is_token(mask, x->b, w->len, s->keys[j]), w->causal,
+                                                w->self_mask, &masked);
+            mi[j] = masked;
+            mx = pi[j] > mx ? pi[j] : mx;
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < W; j++) sum += pi[j] = expf(pi[j] - mx);
+        const float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < W; j++) pi[j] *= inv;
+        if (lse) lse[(x->b * w->heads + x->h) * w->len + qpos] = (float)(mx + log(sum));
+        /* Dropout (§2): query row qpos of L, window key j of W. */
+        for (int64_t j = 0; j < W; j++)
+            s->drop[i * W + j] = (float)rf_attn_dropout_factor(&drop, x->b * w->heads + x->h, w->len, qpos, W, j);
     }
-    double sum = 0;
-    for (int64_t j = 0; j < n; j++) sum += exp(r->p[j] - mx);
-    *lse = mx + log(sum);
-    for (int64_t j = 0; j < n; j++) r->p[j] = exp(r->p[j] - *lse);
-    /* Dropout (§2): query row qpos of L, window key j of n. */
-    rf_attn_dropout drop = rf_attn_window_dropout(w);
-    for (int64_t j = 0; j < n; j++)
-        r->drop[j] = rf_attn_dropout_factor(&drop, b * w->heads + h, w->len, qpos, n, j);
-    return n;
 }
 
 static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, const rf_tensor *q, const rf_tensor *k,
@@ -81,81 +136,83 @@ static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, 
     const float *qp = rf_cpu_f32(q), *kp = rf_cpu_f32(k), *vp = rf_cpu_f32(v);
     const int32_t *mp = mask ? rf_cpu_i32(mask) : NULL;
     float *op = rf_cpu_f32(out), *lp = lse ? rf_cpu_f32(lse) : NULL;
-    row_scratch r;
-    RF_TRY(scratch_alloc(w, &r));
-    for (int64_t b = 0; b < w->batch; b++)
-        for (int64_t h = 0; h < w->heads; h++)
-            for (int64_t i = 0; i < w->len; i++) {
-                double l;
-                int64_t n = row_probs(w, qp, kp, mp, b, h, i, &r, &l);
-                float *oi = op + row(w, b, i, h);
-                for (int64_t e = 0; e < w->head_dim; e++) {
-                    double acc = 0;
-                    for (int64_t j = 0; j < n; j++) acc += r.p[j] * r.drop[j] * vp[row(w, b, r.keys[j], h) + e];
-                    oi[e] = (float)acc;
-                }
-                if (lp) lp[(b * w->heads + h) * w->len + i] = (float)l;
-            }
-    scratch_free(&r);
+    const int64_t W = rf_attn_window_width(w), d = w->head_dim, n = tile_count(w);
+    bool oom = false;
+#pragma omp parallel reduction(|| : oom)
+    {
+        scratch s;
+        oom = !scratch_alloc(w, &s, false);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < n; t++) {
+            if (oom) continue;
+            tile x = tile_at(w, t);
+            tile_probs(w, &x, qp, kp, mp, &s, lp);
+            for (int64_t e = 0; e < x.nq * W; e++) s.p[e] *= s.drop[e];
+            gather(s.v, vp, w, x.b, x.h, s.keys, W);
+            rf_cpu_block_mm(s.q, s.p, false, s.v, false, x.nq, d, W); /* the tile's output, in q's room */
+            for (int64_t i = 0; i < x.nq; i++) memcpy(op + row(w, x.b, x.q0 + i, x.h), s.q + i * d, (size_t)d * 4);
+        }
+        if (!oom) scratch_free(&s);
+    }
+    if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "local attention (cpu): no memory for a %lld-key block", (long long)W);
     return RF_OK;
 }
 
-/* For each query i, with p the (undropped) probabilities, f_ij the dropout
+/* For each tile, with p the (undropped) probabilities, f_ij the dropout
  * factor and dp_ij = f_ij·(dout_i·v_j): dv_j += f_ij·p_ij·dout_i;
  * ds_ij = p_ij·(dp_ij − Σ_j' p_ij'·dp_ij') for unmasked logits (a replaced
- * logit is a constant); dq_i = scale·Σ_j ds_ij·k_j and dk_j += scale·ds_ij·q_i.
- * dk and dv are summed in double over all queries. */
+ * logit is a constant); dq_i = scale·Σ_j ds_ij·k_j and dk_j += scale·ds_ij·q_i
+ * — five block products. A (batch, head)'s tiles add into the same keys,
+ * so one thread takes all of a (batch, head). */
 static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf_tensor *dv, const rf_tensor *dout,
                                                  const rf_tensor *out, const rf_tensor *lse, const rf_tensor *q,
                                                  const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
                                                  const rf_attn_window *w) {
-    (void)out, (void)lse; /* the reference recomputes them in double */
+    (void)out, (void)lse; /* the reference recomputes them */
     const float *qp = rf_cpu_f32(q), *kp = rf_cpu_f32(k), *vp = rf_cpu_f32(v), *gp = rf_cpu_f32(dout);
     const int32_t *mp = mask ? rf_cpu_i32(mask) : NULL;
-    size_t total = rf_tensor_numel(q);
-    int64_t d = w->head_dim;
-    row_scratch r;
-    RF_TRY(scratch_alloc(w, &r));
-    double *dkd = calloc(total, sizeof *dkd), *dvd = calloc(total, sizeof *dvd);
-    double *dqi = malloc((size_t)d * sizeof *dqi);
-    if (!dkd || !dvd || !dqi) {
-        free(dkd), free(dvd), free(dqi), scratch_free(&r);
-        return rf_error(RF_ERR_OUT_OF_MEMORY, "local attention backward (cpu): no memory for %zu gradients", total);
-    }
-    float *dqp = rf_cpu_f32(dq);
-    for (int64_t b = 0; b < w->batch; b++)
-        for (int64_t h = 0; h < w->heads; h++)
-            for (int64_t i = 0; i < w->len; i++) {
-                double l;
-                int64_t n = row_probs(w, qp, kp, mp, b, h, i, &r, &l);
-                size_t ri = row(w, b, i, h);
-                const float *gi = gp + ri, *qi = qp + ri;
-                double delta = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    const float *vj = vp + row(w, b, r.keys[j], h);
-                    double dp = 0;
-                    for (int64_t e = 0; e < d; e++) dp += (double)gi[e] * vj[e];
-                    delta += r.p[j] * (r.drop[j] * dp);
-                }
-                for (int64_t e = 0; e < d; e++) dqi[e] = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    size_t rj = row(w, b, r.keys[j], h);
-                    double dp = 0;
-                    for (int64_t e = 0; e < d; e++) dp += (double)gi[e] * vp[rj + e];
-                    dp *= r.drop[j];
-                    for (int64_t e = 0; e < d; e++) dvd[rj + e] += r.p[j] * r.drop[j] * gi[e];
-                    if (r.masked[j]) continue;
-                    double ds = r.p[j] * (dp - delta) * w->scale;
-                    for (int64_t e = 0; e < d; e++) {
-                        dqi[e] += ds * kp[rj + e];
-                        dkd[rj + e] += ds * qi[e];
+    float *dqp = rf_cpu_f32(dq), *dkp = rf_cpu_f32(dk), *dvp = rf_cpu_f32(dv);
+    const int64_t W = rf_attn_window_width(w), d = w->head_dim, n = tile_count(w), heads = w->batch * w->heads;
+    memset(dkp, 0, rf_tensor_numel(dk) * sizeof *dkp);
+    memset(dvp, 0, rf_tensor_numel(dv) * sizeof *dvp);
+    bool oom = false;
+#pragma omp parallel reduction(|| : oom)
+    {
+        scratch s;
+        oom = !scratch_alloc(w, &s, true);
+#pragma omp for schedule(dynamic)
+        for (int64_t bh = 0; bh < heads; bh++)
+            for (int64_t t = bh * (n / heads); t < (bh + 1) * (n / heads) && !oom; t++) {
+                tile x = tile_at(w, t);
+                tile_probs(w, &x, qp, kp, mp, &s, NULL);
+                gather(s.v, vp, w, x.b, x.h, s.keys, W);
+                for (int64_t i = 0; i < x.nq; i++) memcpy(s.g + i * d, gp + row(w, x.b, x.q0 + i, x.h), (size_t)d * 4);
+                rf_cpu_block_mm(s.dp, s.g, false, s.v, true, x.nq, W, d); /* dout_i·v_j */
+                for (int64_t i = 0; i < x.nq; i++) {
+                    float *pi = s.p + i * W, *dpi = s.dp + i * W, *fi = s.drop + i * W;
+                    double delta = 0;
+                    for (int64_t j = 0; j < W; j++) dpi[j] *= fi[j], delta += (double)pi[j] * dpi[j];
+                    for (int64_t j = 0; j < W; j++) {
+                        float ds = s.masked[i * W + j] ? 0.0f : pi[j] * (dpi[j] - (float)delta) * w->scale;
+                        fi[j] *= pi[j]; /* now the dropped probability f·p, for dv */
+                        dpi[j] = ds;
                     }
                 }
-                for (int64_t e = 0; e < d; e++) dqp[ri + e] = (float)dqi[e];
+                rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, x.nq, d, W);
+                rf_cpu_block_mm(s.dk, s.dp, true, s.q, false, W, d, x.nq);
+                rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, W, d, x.nq);
+                for (int64_t i = 0; i < x.nq; i++) memcpy(dqp + row(w, x.b, x.q0 + i, x.h), s.dq + i * d, (size_t)d * 4);
+                /* scatter-add: a key reached through two window slots gets both */
+                for (int64_t j = 0; j < W; j++) {
+                    float *dkj = dkp + row(w, x.b, s.keys[j], x.h), *dvj = dvp + row(w, x.b, s.keys[j], x.h);
+                    for (int64_t e = 0; e < d; e++) dkj[e] += s.dk[j * d + e], dvj[e] += s.dv[j * d + e];
+                }
             }
-    float *dkp = rf_cpu_f32(dk), *dvp = rf_cpu_f32(dv);
-    for (size_t x = 0; x < total; x++) dkp[x] = (float)dkd[x], dvp[x] = (float)dvd[x];
-    free(dkd), free(dvd), free(dqi), scratch_free(&r);
+        if (!oom) scratch_free(&s);
+    }
+    if (oom)
+        return rf_error(RF_ERR_OUT_OF_MEMORY, "local attention backward (cpu): no memory for a %lld-key block",
+                        (long long)W);
     return RF_OK;
 }
 

@@ -1,10 +1,14 @@
-/* LSH self-attention on the cpu: the reference (§3–§5), a direct
- * reading of the maths with double accumulation. The front door
+/* LSH self-attention on the cpu: the reference (§3–§5). Attention is
+ * computed a sorted chunk at a time as dense blocks (device/cpu/block.h),
+ * in float with double softmax sums and position sums; the forward runs
+ * its chunks in parallel, the backward one (batch, head) per thread. The front door
  * (src/ops/lsh_attention.c) has checked every argument and computed the
  * hashing product x·R into st->rotated with rf_gemm. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "device/cpu/cpu_backend.h"
+#include "device/cpu/block.h"
 #include "device/attention_common.h"
 #include "core/philox.h"
 
@@ -57,78 +61,118 @@ static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
     return nc > 1 ? (j < m ? ((c + nc - 1) % nc) * m + j : c * m + j - m) : c * m + j;
 }
 
-/* §5.2: chunk c's window keys, k_j = x_j·rf_attn_key_scale(x_j) in double,
- * and their positions. */
-static void window_keys(double *k, int64_t *kpos, const rf_lsh_state *st, const float *QK, const int32_t *perm,
-                        int64_t b, int h, int64_t c, int nkeys) {
-    const int64_t L = st->seq_len, nc = (int64_t)st->n_rounds * L / st->chunk_len;
-    const int d = st->head_dim;
-    for (int j = 0; j < nkeys; j++) {
-        kpos[j] = perm[key_slot(c, j, st->chunk_len, nc)] % L;
-        const float *x = QK + (size_t)(b * L + kpos[j]) * st->n_heads * d + (size_t)h * d;
-        double scale = rf_attn_key_scale(x, d);
-        for (int e = 0; e < d; e++) k[(size_t)j * d + e] = x[e] * scale;
-    }
+/* One thread's blocks for one sorted chunk (device/cpu/block.h): its m
+ * queries against its window of nkeys keys — m = 64 and 2m = 128 keys by
+ * default, a [64 × 128] float score block of 32 KiB that stays in cache
+ * with the gathered rows. Positions of the queries and keys; the queries
+ * [m × d]; the normalised keys and the values [nkeys × d]; probabilities
+ * and dropout factors [m × nkeys] and which logits a mask replaced; the
+ * backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
+ * gradients for queries [m × d], keys and values [nkeys × d]. */
+typedef struct chunk_scratch {
+    int64_t *qpos, *kpos;
+    float *q, *k, *v, *p, *drop, *g, *dp, *dq, *dk, *dv;
+    unsigned char *masked;
+} chunk_scratch;
+
+static void chunk_scratch_free(chunk_scratch *s) {
+    free(s->qpos), free(s->kpos), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
+    free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
 }
 
+/* Returns false when out of memory (s is then freed). */
+static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool backward) {
+    const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
+    *s = (chunk_scratch){.qpos = malloc(m * sizeof *s->qpos), .kpos = malloc(nkeys * sizeof *s->kpos),
+                         .q = malloc(md * f), .k = malloc(kd * f), .v = malloc(kd * f), .p = malloc(mk * f),
+                         .drop = malloc(mk * f), .masked = malloc(mk)};
+    bool ok = s->qpos && s->kpos && s->q && s->k && s->v && s->p && s->drop && s->masked;
+    if (backward) {
+        s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
+        s->dv = malloc(kd * f);
+        ok = ok && s->g && s->dp && s->dq && s->dk && s->dv;
+    }
+    if (!ok) chunk_scratch_free(s);
+    return ok;
+}
+
+/* Sorted chunk c of (batch b, head h): the positions of its queries and
+ * window keys, the queries, the keys k_j = x_j·rf_attn_key_scale(x_j)
+ * (§5.2), the values, and the masked logits
+ * q_i·k_j (§5.4) in s->p. */
+static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V, const int32_t *pad,
+                         const int32_t *perm, int64_t b, int h, int64_t c, int nkeys, chunk_scratch *s) {
+    const int64_t L = st->seq_len, nc = (int64_t)st->n_rounds * L / st->chunk_len;
+    const int d = st->head_dim, m = st->chunk_len;
+    const size_t row = (size_t)st->n_heads * d; /* elements between positions in qk and v */
+    for (int i = 0; i < m; i++) {
+        s->qpos[i] = perm[c * m + i] % L;
+        memcpy(s->q + (size_t)i * d, QK + (size_t)(b * L + s->qpos[i]) * row + (size_t)h * d, (size_t)d * 4);
+    }
+    for (int j = 0; j < nkeys; j++) {
+        s->kpos[j] = perm[key_slot(c, j, m, nc)] % L;
+        const float *x = QK + (size_t)(b * L + s->kpos[j]) * row + (size_t)h * d;
+        const float a = (float)rf_attn_key_scale(x, d);
+        for (int e = 0; e < d; e++) s->k[(size_t)j * d + e] = x[e] * a;
+        memcpy(s->v + (size_t)j * d, V + (size_t)(b * L + s->kpos[j]) * row + (size_t)h * d, (size_t)d * 4);
+    }
+    rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < nkeys; j++) {
+            bool masked;
+            float *sij = s->p + (size_t)i * nkeys + j;
+            *sij = (float)rf_attn_masked_logit(*sij, s->qpos[i], s->kpos[j], rf_attn_key_is_token(pad, b, L, s->kpos[j]),
+                                               st->causal, true, &masked);
+            s->masked[(size_t)i * nkeys + j] = masked;
+        }
+}
+
+/* The forward, one sorted chunk per block, the blocks in parallel. */
 static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len;
     const int64_t N = (int64_t)st->n_rounds * L, nc = N / m;
-    const size_t row = (size_t)H * d; /* elements between positions in qk and v */
     const float *QK = rf_cpu_f32(qk), *V = rf_cpu_f32(v);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
     /* Chunk c attends to chunk c−1 (cyclic) and itself; a single chunk (the
      * full path, §5.7) only to itself. */
     const int nkeys = nc > 1 ? 2 * m : m;
     const rf_attn_dropout drop = rf_attn_lsh_dropout(st);
-    double *k = malloc((size_t)nkeys * d * sizeof *k), *s = malloc((size_t)nkeys * sizeof *s);
-    int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
-    if (!k || !s || !kpos) {
-        free(k), free(s), free(kpos);
-        return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attend: no memory for a chunk's keys");
-    }
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        const int64_t b = bh / H;
-        const int h = (int)(bh % H);
-        const int32_t *perm = rf_cpu_i32(&st->perm) + bh * N;
-        float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
-        for (int64_t c = 0; c < nc; c++) {
-            window_keys(k, kpos, st, QK, perm, b, h, c, nkeys); /* the normalised queries, in sorted order */
+    bool oom = false;
+#pragma omp parallel reduction(|| : oom)
+    {
+        chunk_scratch s;
+        oom = !chunk_scratch_alloc(&s, m, nkeys, d, false);
+#pragma omp for schedule(static)
+        for (int64_t bc = 0; bc < B * H * nc; bc++) {
+            if (oom) continue;
+            const int64_t bh = bc / nc, c = bc % nc, b = bh / H;
+            const int h = (int)(bh % H);
+            chunk_logits(st, QK, V, pad, rf_cpu_i32(&st->perm) + bh * N, b, h, c, nkeys, &s);
+            float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
             for (int i = 0; i < m; i++) {
-                int64_t qslot = c * m + i, qpos = perm[qslot] % L;
-                const float *q = QK + (size_t)(b * L + qpos) * row + (size_t)h * d;
-                double mx = -INFINITY;
-                for (int j = 0; j < nkeys; j++) {
-                    double dot = 0;
-                    for (int e = 0; e < d; e++) dot += q[e] * k[(size_t)j * d + e];
-                    bool masked;
-                    s[j] = rf_attn_masked_logit(dot, qpos, kpos[j], rf_attn_key_is_token(pad, b, L, kpos[j]),
-                                                st->causal, true, &masked);
-                    if (s[j] > mx) mx = s[j];
-                }
+                const int64_t qslot = c * m + i;
+                float *si = s.p + (size_t)i * nkeys, mx = -HUGE_VALF;
+                for (int j = 0; j < nkeys; j++) mx = si[j] > mx ? si[j] : mx;
                 double sum = 0;
-                for (int j = 0; j < nkeys; j++) sum += exp(s[j] - mx);
+                for (int j = 0; j < nkeys; j++) sum += si[j] = expf(si[j] - mx);
                 /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
                  * p = exp(s − lse) is not renormalised, so a query that sees only copies
                  * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
                  * slightly less than 1 (docs/hf-compat.md §8). */
                 float lse = (float)(mx + log(sum));
                 double norm = st->hf_rounding ? (double)lse : mx + log(sum);
-                /* now the probabilities, dropped out (lse is not) */
+                /* now the probabilities exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
+                const float rescale = (float)exp(mx - norm);
                 for (int j = 0; j < nkeys; j++)
-                    s[j] = exp(s[j] - norm) * rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
-                float *o = O + qslot * d;
-                for (int e = 0; e < d; e++) {
-                    double acc = 0;
-                    for (int j = 0; j < nkeys; j++) acc += s[j] * V[(size_t)(b * L + kpos[j]) * row + (size_t)h * d + e];
-                    o[e] = (float)acc;
-                }
+                    si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
                 LSE[qslot] = lse;
             }
+            rf_cpu_block_mm(O + c * m * d, s.p, false, s.v, false, m, d, nkeys); /* the chunk's outputs, in sorted order */
         }
+        if (!oom) chunk_scratch_free(&s);
     }
-    free(k), free(s), free(kpos);
+    if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attend: no memory for a chunk's blocks");
     return RF_OK;
 }
 
@@ -138,6 +182,7 @@ static rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
     const int64_t B = st->batch, L = st->seq_len, N = (int64_t)st->n_rounds * L;
     const int H = st->n_heads, d = st->head_dim, R = st->n_rounds;
     float *OUT = rf_cpu_f32(out);
+#pragma omp parallel for schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
         const int64_t b = bh / H;
         const int h = (int)(bh % H);
@@ -187,81 +232,90 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
     const float *QK = rf_cpu_f32(qk), *V = rf_cpu_f32(v), *DOUT = rf_cpu_f32(dout);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
     float *DQK = rf_cpu_f32(dqk), *DV = rf_cpu_f32(dv);
-    /* per (batch, head): the round weight w and c = w·dout·out of each sorted
-     * item; per position: the three gradients (query path, key path before
-     * the normalisation, value) */
-    double *w = malloc((size_t)N * sizeof *w), *cw = malloc((size_t)N * sizeof *cw);
-    double *gq = malloc((size_t)L * d * sizeof *gq), *gk = malloc((size_t)L * d * sizeof *gk);
-    double *gv = malloc((size_t)L * d * sizeof *gv), *k = malloc((size_t)nkeys * d * sizeof *k);
-    int64_t *kpos = malloc((size_t)nkeys * sizeof *kpos);
-    if (!w || !cw || !gq || !gk || !gv || !k || !kpos) {
-        free(w), free(cw), free(gq), free(gk), free(gv), free(k), free(kpos);
-        return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
-    }
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        const int64_t b = bh / H;
-        const int h = (int)(bh % H);
-        const int32_t *perm = rf_cpu_i32(&st->perm) + bh * N, *undo = rf_cpu_i32(&st->undo) + bh * N;
-        const float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
-        /* §5.6: w_tr and dout_t·out_t = Σ_r w_tr·(dout_t·o_tr). */
-        for (int64_t t = 0; t < L; t++) {
-            const float *g = DOUT + (size_t)(b * L + t) * row + (size_t)h * d;
-            double mx = -INFINITY, sum = 0, delta = 0;
-            for (int r = 0; r < R; r++) mx = fmax(mx, LSE[undo[r * L + t]]);
-            for (int r = 0; r < R; r++) sum += exp(LSE[undo[r * L + t]] - mx);
-            for (int r = 0; r < R; r++) {
-                int32_t slot = undo[r * L + t];
-                double dot = 0;
-                for (int e = 0; e < d; e++) dot += (double)g[e] * O[(size_t)slot * d + e];
-                w[slot] = exp(LSE[slot] - mx) / sum;
-                delta += w[slot] * dot;
-            }
-            for (int r = 0; r < R; r++) cw[undo[r * L + t]] = w[undo[r * L + t]] * delta;
-        }
-        for (size_t x = 0; x < (size_t)L * d; x++) gq[x] = gk[x] = gv[x] = 0;
-        for (int64_t c = 0; c < nc; c++) {
-            window_keys(k, kpos, st, QK, perm, b, h, c, nkeys); /* as the forward */
-            for (int i = 0; i < m; i++) {
-                const int64_t qslot = c * m + i, qpos = perm[qslot] % L;
-                const float *q = QK + (size_t)(b * L + qpos) * row + (size_t)h * d;
-                const float *g = DOUT + (size_t)(b * L + qpos) * row + (size_t)h * d; /* g_i = w_i·g */
-                for (int j = 0; j < nkeys; j++) {
-                    const float *vj = V + (size_t)(b * L + kpos[j]) * row + (size_t)h * d;
+    bool oom = false;
+    /* One (batch, head) per thread: its chunks add into the same positions'
+     * gradients. */
+#pragma omp parallel reduction(|| : oom)
+    {
+        /* per (batch, head): the round weight w and c = w·dout·out of each
+         * sorted item; per position: the three gradients (query path, key
+         * path before the normalisation, value), summed in double */
+        double *w = malloc((size_t)N * sizeof *w), *cw = malloc((size_t)N * sizeof *cw);
+        double *gq = malloc((size_t)L * d * sizeof *gq), *gk = malloc((size_t)L * d * sizeof *gk);
+        double *gv = malloc((size_t)L * d * sizeof *gv);
+        chunk_scratch s;
+        oom = !(w && cw && gq && gk && gv && chunk_scratch_alloc(&s, m, nkeys, d, true));
+#pragma omp for schedule(dynamic)
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            if (oom) continue;
+            const int64_t b = bh / H;
+            const int h = (int)(bh % H);
+            const int32_t *perm = rf_cpu_i32(&st->perm) + bh * N, *undo = rf_cpu_i32(&st->undo) + bh * N;
+            const float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
+            /* §5.6: w_tr and dout_t·out_t = Σ_r w_tr·(dout_t·o_tr). */
+            for (int64_t t = 0; t < L; t++) {
+                const float *g = DOUT + (size_t)(b * L + t) * row + (size_t)h * d;
+                double mx = -INFINITY, sum = 0, delta = 0;
+                for (int r = 0; r < R; r++) mx = fmax(mx, LSE[undo[r * L + t]]);
+                for (int r = 0; r < R; r++) sum += exp(LSE[undo[r * L + t]] - mx);
+                for (int r = 0; r < R; r++) {
+                    int32_t slot = undo[r * L + t];
                     double dot = 0;
-                    for (int e = 0; e < d; e++) dot += q[e] * k[(size_t)j * d + e];
-                    bool masked;
-                    double s = rf_attn_masked_logit(dot, qpos, kpos[j], rf_attn_key_is_token(pad, b, L, kpos[j]),
-                                                    st->causal, true, &masked);
-                    /* §5.5 from the stored lse, the forward's own normaliser. It is a
-                     * float: for a query that sees only copies of itself (two at a
-                     * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
-                     * there is off by up to 0.4% (as on every device). */
-                    double p = exp(s - LSE[qslot]), gvj = 0, D = rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
-                    for (int e = 0; e < d; e++) {
-                        gv[kpos[j] * d + e] += D * p * w[qslot] * g[e];
-                        gvj += w[qslot] * g[e] * vj[e];
+                    for (int e = 0; e < d; e++) dot += (double)g[e] * O[(size_t)slot * d + e];
+                    w[slot] = exp(LSE[slot] - mx) / sum;
+                    delta += w[slot] * dot;
+                }
+                for (int r = 0; r < R; r++) cw[undo[r * L + t]] = w[undo[r * L + t]] * delta;
+            }
+            for (size_t x = 0; x < (size_t)L * d; x++) gq[x] = gk[x] = gv[x] = 0;
+            for (int64_t c = 0; c < nc; c++) {
+                chunk_logits(st, QK, V, pad, perm, b, h, c, nkeys, &s); /* as the forward */
+                for (int i = 0; i < m; i++) { /* g_i = w_i·dout */
+                    const float *g = DOUT + (size_t)(b * L + s.qpos[i]) * row + (size_t)h * d;
+                    for (int e = 0; e < d; e++) s.g[(size_t)i * d + e] = (float)(w[c * m + i] * g[e]);
+                }
+                rf_cpu_block_mm(s.dp, s.g, false, s.v, true, m, nkeys, d); /* g_i·v_j */
+                for (int i = 0; i < m; i++) {
+                    const int64_t qslot = c * m + i;
+                    for (int j = 0; j < nkeys; j++) {
+                        const size_t ij = (size_t)i * nkeys + j;
+                        /* §5.5 from the stored lse, the forward's own normaliser. It is a
+                         * float: for a query that sees only copies of itself (two at a
+                         * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
+                         * there is off by up to 0.4% (as on every device). */
+                        const float p = expf(s.p[ij] - LSE[qslot]);
+                        const float D = (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                        s.drop[ij] = D * p; /* for dv */
+                        s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - (float)cw[qslot]);
                     }
-                    if (masked) continue;
-                    double ds = p * (D * gvj - cw[qslot]);
+                }
+                rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, m, d, nkeys);
+                rf_cpu_block_mm(s.dk, s.dp, true, s.q, false, nkeys, d, m);
+                rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, nkeys, d, m);
+                /* Summed by position: the sort's gradient is the inverse permutation (§4). */
+                for (int i = 0; i < m; i++)
+                    for (int e = 0; e < d; e++) gq[s.qpos[i] * d + e] += s.dq[(size_t)i * d + e];
+                for (int j = 0; j < nkeys; j++)
                     for (int e = 0; e < d; e++) {
-                        gq[qpos * d + e] += ds * k[(size_t)j * d + e];
-                        gk[kpos[j] * d + e] += ds * q[e];
+                        gk[s.kpos[j] * d + e] += s.dk[(size_t)j * d + e];
+                        gv[s.kpos[j] * d + e] += s.dv[(size_t)j * d + e];
                     }
+            }
+            /* §5.2 backward: the key path gk goes back through k = x·a(x) and
+             * joins the query path gq. */
+            for (int64_t t = 0; t < L; t++) {
+                const size_t at = (size_t)(b * L + t) * row + (size_t)h * d;
+                rf_attn_key_scale_backward(gq + t * d, gk + t * d, QK + at, d);
+                for (int e = 0; e < d; e++) {
+                    DQK[at + e] = (float)gq[t * d + e];
+                    DV[at + e] = (float)gv[t * d + e];
                 }
             }
         }
-        /* §5.2 backward: the key path gk goes back through k = x·a(x) and
-         * joins the query path gq. */
-        for (int64_t t = 0; t < L; t++) {
-            const size_t at = (size_t)(b * L + t) * row + (size_t)h * d;
-            rf_attn_key_scale_backward(gq + t * d, gk + t * d, QK + at, d);
-            for (int e = 0; e < d; e++) {
-                DQK[at + e] = (float)gq[t * d + e];
-                DV[at + e] = (float)gv[t * d + e];
-            }
-        }
+        if (!oom) chunk_scratch_free(&s);
+        free(w), free(cw), free(gq), free(gk), free(gv);
     }
-    free(w), free(cw), free(gq), free(gk), free(gv), free(k), free(kpos);
+    if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
     return RF_OK;
 }
 

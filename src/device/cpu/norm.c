@@ -8,6 +8,7 @@ static rf_status rf_cpu_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_ten
                                            const rf_tensor *gamma, const rf_tensor *beta, float eps) {
     size_t d = (size_t)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
     const float *g = rf_cpu_f32(gamma), *b = rf_cpu_f32(beta);
+#pragma omp parallel for schedule(static) /* rows are independent */
     for (size_t r = 0; r < rows; r++) {
         const float *xr = rf_cpu_f32(x) + r * d;
         float *yr = rf_cpu_f32(y) + r * d;

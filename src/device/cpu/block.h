@@ -1,0 +1,26 @@
+/* Internal: the small dense products the cpu attention ops are built from
+ * (§5, §6 as blocks). An attention op cuts its work into blocks of a few
+ * dozen query rows against the window of keys they share, so each block's
+ * operands — and its [rows × window] score block — stay in cache and no
+ * score tensor over the whole sequence exists. Each product is one
+ * cblas_sgemm: OpenBLAS runs single-threaded inside the calling OpenMP
+ * thread (gemm.c), with its vectorised kernels. Accumulation is in float: a
+ * block sums at most a window of terms, well within SPEC §10's tolerances. */
+#ifndef RF_CPU_BLOCK_H
+#define RF_CPU_BLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cblas.h>
+
+/* c = op(a)·op(b): c [m × n], op(a) [m × k], op(b) [k × n], every block
+ * row-major and contiguous; op(x) = xᵀ when trans_x (a stored [k × m], b
+ * stored [n × k]). */
+static inline void rf_cpu_block_mm(float *c, const float *a, bool trans_a, const float *b, bool trans_b, int64_t m,
+                                   int64_t n, int64_t k) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (blasint)m,
+                (blasint)n, (blasint)k, 1.0f, a, (blasint)(trans_a ? m : k), b, (blasint)(trans_b ? k : n), 0.0f, c,
+                (blasint)n);
+}
+
+#endif
