@@ -81,18 +81,7 @@ static char out[1 << 14];
 
 /* Run reformer with a 10 s limit; the exit status (124: timed out, -1: a
  * signal), output (stdout and stderr) in `out`. */
-static int run(const char *args) {
-    const char *cli = getenv("RF_CLI");
-    assert_non_null(cli);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "timeout -k 2 10 '%s' %s 2>&1", cli, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, sizeof out - 1, p);
-    out[got] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args) { return th_run_cli("timeout -k 2 10", args, out, sizeof out); }
 
 static int checked;
 

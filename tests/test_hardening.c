@@ -21,16 +21,9 @@ static char out[1 << 16];
 
 /* reformer ARGS after an environment prefix, 10 s at most (124: timed out). */
 static int run(const char *env, const char *args) {
-    const char *cli = getenv("RF_CLI");
-    assert_non_null(cli);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s timeout -k 2 10 '%s' %s 2>&1", env ? env : "", cli, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, sizeof out - 1, p);
-    out[got] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char prefix[1024];
+    snprintf(prefix, sizeof prefix, "%s timeout -k 2 10", env ? env : "");
+    return th_run_cli(prefix, args, out, sizeof out);
 }
 
 /* Exit `code` with exactly one line of output that contains `needle`. */
