@@ -94,12 +94,17 @@ test)
     # (test_lsh_attention takes minutes under valgrind: not in the subset.)
     vgtmp=$(mktemp -d)
     mkdir "$vgtmp/no-vendors"
-    vg() {
-        env -u RF_TEST_REQUIRE_OPENCL OCL_ICD_VENDORS="$vgtmp/no-vendors" RF_TEST_DATA="$ROOT/tests/data" OMP_WAIT_POLICY=passive \
-            RF_CLI="$ROOT/build/reformer" valgrind -q --error-exitcode=1 --leak-check=full \
-            --suppressions="$ROOT/tests/valgrind.supp" "$@" >"$vgtmp/log" 2>&1 ||
-            { cat "$vgtmp/log"; echo "setup: valgrind found errors in: $*"; exit 1; }
+    # vg_exit WANT CMD...: CMD under valgrind memcheck must exit WANT (99: valgrind
+    # found errors); vg CMD...: must succeed.
+    vg_exit() {
+        local want=$1 rc=0
+        shift
+        env -u RF_TEST_REQUIRE_OPENCL OCL_ICD_VENDORS="$vgtmp/no-vendors" RF_TEST_DATA="$ROOT/tests/data" \
+            OMP_WAIT_POLICY=passive RF_CLI="$ROOT/build/reformer" valgrind -q --error-exitcode=99 --leak-check=full \
+            --suppressions="$ROOT/tests/valgrind.supp" "$@" >"$vgtmp/log" 2>&1 || rc=$?
+        [ "$rc" = "$want" ] || { cat "$vgtmp/log"; echo "setup: valgrind: exit $rc, expected $want: $*"; exit 1; }
     }
+    vg() { vg_exit 0 "$@"; }
     for t in test_harness test_safetensors test_config test_no_opencl test_device test_op_table test_tensor \
              test_elementwise test_gemm test_linear test_norm test_activation test_embedding test_loss test_optim \
              test_dropout test_philox test_full_attention test_model test_train test_robustness test_hardening \
@@ -112,15 +117,7 @@ test)
     vg ./build/reformer train "${small[@]}" --steps 3 --hidden 16 --heads 2 --chunk 8 --out "$vgtmp/ckpt"
     vg ./build/reformer train "${small[@]}" --steps 5 --resume "$vgtmp/ckpt"
     # Refusals and the run folder as a model, under valgrind too (error paths
-    # read uninitialised memory where tests rarely look): the exit status must
-    # be the one expected and valgrind must report nothing.
-    vg_exit() {
-        local want=$1 rc=0
-        shift
-        OCL_ICD_VENDORS="$vgtmp/no-vendors" valgrind -q --error-exitcode=99 --leak-check=full "$@" \
-            >"$vgtmp/log" 2>&1 || rc=$?
-        [ "$rc" = "$want" ] || { cat "$vgtmp/log"; echo "setup: valgrind: exit $rc, expected $want: $*"; exit 1; }
-    }
+    # read uninitialised memory where tests rarely look).
     echo "valgrind: reformer refusals (issue 14)"
     mkfifo "$vgtmp/fifo"
     vg_exit 2 ./build/reformer train "${small[@]}" --steps 1 --out ""
