@@ -121,6 +121,19 @@ double bench_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+rf_status bench_upload_random(rf_tensor *t, uint64_t seed) {
+    size_t n = rf_tensor_numel(t);
+    float *x = malloc(n * sizeof *x);
+    if (!x) return RF_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        x[i] = (float)(seed >> 40) / 16777216.0f * 2 - 1;
+    }
+    rf_status s = rf_tensor_upload(t, x, n * sizeof *x);
+    free(x);
+    return s;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;

@@ -136,19 +136,6 @@ static const workload *workload_of(const char *key) {
     return NULL;
 }
 
-static rf_status fill_random(rf_tensor *t, uint64_t seed) {
-    size_t n = rf_tensor_numel(t);
-    float *h = malloc(n * sizeof *h);
-    if (!h) return RF_ERR_OUT_OF_MEMORY;
-    uint64_t x = 0x9e3779b97f4a7c15ull ^ seed;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        h[i] = (float)(x >> 40) / 16777216.0f * 2 - 1;
-    }
-    rf_status s = rf_tensor_upload(t, h, n * sizeof *h);
-    free(h);
-    return s;
-}
 
 static void case_free(tune_case *c) {
     rf_tensor *all[] = {&c->q, &c->k, &c->v, &c->dout, &c->out, &c->lse, &c->dq, &c->dk, &c->dv, &c->x,
@@ -180,7 +167,7 @@ static rf_status case_init(tune_case *c, rf_device *dev, const tune_shapes *sh) 
     if (!s) s = rf_tensor_alloc(dev, &c->mean, RF_F32, 1, stat);
     if (!s) s = rf_tensor_alloc(dev, &c->rstd, RF_F32, 1, stat);
     rf_tensor *inputs[] = {&c->q, &c->k, &c->v, &c->dout, &c->x, &c->gamma, &c->beta};
-    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0] && !s; i++) s = fill_random(inputs[i], i + 1);
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0] && !s; i++) s = bench_upload_random(inputs[i], i + 1);
     if (!s) s = rf_lsh_state_init(&c->st, dev, &c->lsh, sh->batch, sh->len);
     if (s) case_free(c);
     return s;
