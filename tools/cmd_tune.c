@@ -258,6 +258,8 @@ static rf_status tune_key(tune_case *c, const rf_cl_tunable *t, const workload *
     size_t n = 0, m = 0;
     bench_result r;
     *row = (tune_row){.key = t->key, .default_ms = NAN, .best_ms = NAN};
+    const int prior = rf_cl_tuned(c->dev, t->key, 0); /* stored before; 0: none */
+    int tried = 0;
     if (!s) s = rf_cl_tune_set(c->dev, t->key, 0);
     if (!s && w->prepare) s = w->prepare(c);
     if (!s) s = bench_measure(c->dev, o->runs, w->run, c, &r);
@@ -288,6 +290,7 @@ static rf_status tune_key(tune_case *c, const rf_cl_tunable *t, const workload *
         }
         if (!s) s = outputs_of(c, w, &got, &m);
         if (s) break;
+        tried++;
         double err = INFINITY; /* a size mismatch */
         if (m != n || !matches(got, ref, n, w->tol, &err)) {
             fprintf(stderr, "reformer tune: REJECTED %s = %d: its %s output differs from the default's by %.3g "
@@ -312,8 +315,9 @@ static rf_status tune_key(tune_case *c, const rf_cl_tunable *t, const workload *
         }
     }
     if (!row->best) row->best_ms = row->default_ms;
-    /* The device keeps the winner (forced) for the keys tuned after this one. */
-    if (!s) s = rf_cl_tune_set(c->dev, t->key, row->best);
+    /* The device keeps the winner (forced) for the keys tuned after this one;
+     * with no candidate measured, what was stored before. */
+    if (!s) s = rf_cl_tune_set(c->dev, t->key, tried ? row->best : prior);
     return s;
 }
 
@@ -345,6 +349,10 @@ static int run_tune(const tune_opts *o) {
         const workload *w = workload_of(t->key);
         if (!w) {
             printf("%-28s skipped: no op benchmark runs its kernel (tools/cmd_tune.c workloads)\n", t->key);
+            continue;
+        }
+        if (bench_now_ms() > deadline) { /* its stored value, if any, stays */
+            printf("%-28s not reached: the --budget is spent\n", t->key);
             continue;
         }
         s = tune_key(&c, t, w, o, deadline, &rows[nrows]);

@@ -176,32 +176,26 @@ rf_status rf_cl_tune_load(rf_device *dev) {
     return RF_OK;
 }
 
+/* obj[key] = a new value `v` (taken by obj); false on no memory. */
+static bool add(json_object *obj, const char *key, json_object *v) {
+    if (v && !json_object_object_add(obj, key, v)) return true;
+    json_object_put(v);
+    return false;
+}
+
 rf_status rf_cl_tune_store(rf_device *dev, char *path, size_t n) {
     rf_cl_tuning *t = tuning_of(dev);
     if (!t) return rf_error(RF_ERR_UNSUPPORTED, "rf_cl_tune_store: not an OpenCL device");
     json_object *root = json_object_new_object(), *values = json_object_new_object();
-    rf_status s = RF_OK;
-    if (!root || !values) s = rf_error(RF_ERR_OUT_OF_MEMORY, "no memory for the tuning table");
-    for (int i = 0; s == RF_OK && i < NIDENTITY + 1; i++) {
-        const char *field = i ? identity[i - 1].field : "format";
-        const char *value = i ? identity[i - 1].get(&dev->info) : TABLE_FORMAT;
-        json_object *str = json_object_new_string(value);
-        if (!str || json_object_object_add(root, field, str)) {
-            json_object_put(str);
-            s = rf_error(RF_ERR_OUT_OF_MEMORY, "no memory for the tuning table");
-        }
+    bool ok = root && values && add(root, "format", json_object_new_string(TABLE_FORMAT));
+    for (int i = 0; ok && i < NIDENTITY; i++)
+        ok = add(root, identity[i].field, json_object_new_string(identity[i].get(&dev->info)));
+    for (int i = 0; ok && i < t->count; i++) ok = add(values, t->values[i].key, json_object_new_int(t->values[i].value));
+    if (ok) {
+        ok = add(root, "values", values);
+        values = NULL; /* root owns it, or add() released it */
     }
-    for (int i = 0; s == RF_OK && i < t->count; i++) {
-        json_object *num = json_object_new_int(t->values[i].value);
-        if (!num || json_object_object_add(values, t->values[i].key, num)) {
-            json_object_put(num);
-            s = rf_error(RF_ERR_OUT_OF_MEMORY, "no memory for the tuning table");
-        }
-    }
-    if (s == RF_OK) {
-        if (json_object_object_add(root, "values", values)) s = rf_error(RF_ERR_OUT_OF_MEMORY, "no memory");
-        else values = NULL; /* root owns it */
-    }
+    rf_status s = ok ? RF_OK : rf_error(RF_ERR_OUT_OF_MEMORY, "no memory for the tuning table");
     rf_cl_tune_path(dev, path, n);
     char dir[3500];
     rf_cl_cache_dir(dir, sizeof dir);
