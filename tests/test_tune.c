@@ -3,7 +3,8 @@
  * are ignored, an override changes the kernel's build options and the
  * results still match the cpu, a value beyond the device's limits is
  * refused when forced and falls back when stored, and `reformer tune`
- * stores a table that another process reads. Every test works in a private
+ * stores a table that another process reads, and rejects a candidate whose
+ * results are wrong. Every test works in a private
  * $XDG_CACHE_HOME. */
 #include "harness.h"
 #include <json-c/json.h>
@@ -253,6 +254,39 @@ static void cli_tune_stores_a_table_another_process_reads(void **state) {
     remove(path);
 }
 
+/* A development copy of the kernels (RF_KERNEL_DIR) in which an 8-row tile
+ * scales every exp() by 1.1, so local attention's lse is off by log 1.1:
+ * the tuner must reject that candidate loudly and exit 1. */
+static void a_candidate_with_wrong_results_is_rejected(void **state) {
+    rf_device *dev;
+    TH_CL_OR_SKIP(dev);
+    rf_device_close(dev);
+    const char *data = getenv("RF_TEST_DATA");
+    assert_non_null(data);
+    char dir[256], cmd[2048], path[600], env[1024];
+    th_tmpdir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "cp '%s'/../../cl/*.cl '%s'/", data, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/local_attention.cl", dir);
+    size_t n;
+    char *src = th_read_file(path, &n);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("#if TILE == 8\nfloat wrong_exp(float x) { return 1.1f * exp(x); }\n#define exp wrong_exp\n#endif\n", f);
+    assert_int_equal(fwrite(src, 1, n, f), n);
+    fclose(f);
+    free(src);
+    snprintf(env, sizeof env, "XDG_CACHE_HOME='%s' RF_KERNEL_DIR='%s'", cache_home, dir);
+    int rc = th_run_cli(env, "tune --device pocl --shapes small --runs 1 --dry-run", out, sizeof out);
+    if (rc != 1) fail_msg("reformer tune with a wrong 8-row tile: exit %d, expected 1\n%s", rc, out);
+    if (!strstr(out, "REJECTED attn_forward.tile = 8") ||
+        !strstr(out, "attn_forward.tile            = 8     REJECTED: wrong results"))
+        fail_msg("the 8-row tile was not rejected:\n%s", out);
+    assert_null(strstr(out, "REJECTED attn_forward.tile = 16"));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table_round_trips),
@@ -260,6 +294,7 @@ int main(void) {
         cmocka_unit_test(override_changes_build_options_and_matches_cpu),
         cmocka_unit_test(a_value_beyond_the_limits_is_refused_when_forced_and_falls_back_when_stored),
         cmocka_unit_test(cli_tune_stores_a_table_another_process_reads),
+        cmocka_unit_test(a_candidate_with_wrong_results_is_rejected),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

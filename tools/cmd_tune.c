@@ -282,8 +282,11 @@ static rf_status tune_key(tune_case *c, const rf_cl_tunable *t, const workload *
         }
         if ((s = rf_cl_tune_set(c->dev, t->key, v))) break;
         s = bench_measure(c->dev, o->runs, w->run, c, &r);
-        if (s == RF_ERR_UNSUPPORTED) { /* rf_cl_tuned_unfit: beyond this device's limits */
-            printf("%-28s = %-4d  skipped: %s\n", t->key, v, rf_last_error());
+        if (s == RF_ERR_UNSUPPORTED || s == RF_ERR_BUILD) {
+            /* Beyond this device's limits (rf_cl_tuned_unfit), or its
+             * compiler refuses the program: the first line of why. */
+            const char *why = rf_last_error();
+            printf("%-28s = %-4d  skipped: %.*s\n", t->key, v, (int)strcspn(why, "\n"), why);
             rf_clear_error();
             s = RF_OK;
             continue;
