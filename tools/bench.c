@@ -139,6 +139,11 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+double bench_median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof x[0], cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
 rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_result *r) {
     double times[BENCH_MAX_RUNS];
     rf_memory_stats m;
@@ -158,8 +163,7 @@ rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_
         times[i] = bench_now_ms() - t0;
         r->total_ms += times[i];
     }
-    qsort(times, (size_t)runs, sizeof times[0], cmp_double);
-    r->ms = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
+    r->ms = bench_median(times, runs);
     r->runs = runs;
     if ((s = rf_device_memory(dev, &m))) return s;
     r->peak_bytes = m.peak_bytes;

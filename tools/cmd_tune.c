@@ -233,14 +233,9 @@ static rf_status interleaved(tune_case *c, const workload *w, const char *key, i
             double t0 = bench_now_ms();
             if (!(s = w->run(c)) && !(s = rf_device_sync(c->dev))) t[j][i] = bench_now_ms() - t0;
         }
-    for (int j = 0; j < 2 && !s; j++) {
-        double *x = t[j]; /* median by insertion sort: runs ≤ 64 */
-        for (int a = 1; a < runs; a++)
-            for (int b = a; b > 0 && x[b] < x[b - 1]; b--) {
-                double tmp = x[b];
-                x[b] = x[b - 1], x[b - 1] = tmp;
-            }
-        *(j ? ms_best : ms_default) = runs % 2 ? x[runs / 2] : 0.5 * (x[runs / 2 - 1] + x[runs / 2]);
+    if (!s) {
+        *ms_default = bench_median(t[0], runs);
+        *ms_best = bench_median(t[1], runs);
     }
     return s;
 }
