@@ -62,6 +62,8 @@ static const struct {
     {"bench decode", "--prompt", INT, "reformer bench decode: --prompt"},
     {"bench decode", "--generate", INT, "reformer bench decode: --generate"},
     {"bench decode", "--samples", INT, "reformer bench decode: --samples"},
+    {"tune", "--runs", INT, "reformer tune: --runs"},
+    {"tune", "--budget", FLOAT, "reformer tune: --budget"},
 };
 enum { NOPTS = sizeof options / sizeof options[0] };
 
@@ -159,7 +161,7 @@ static int numeric_metavar(const char *m) {
 
 static void the_table_covers_every_documented_numeric_option(void **state) {
     static const char *const cmds[] = {"sample", "eval", "train", "verify", "bench attention", "bench gemm",
-                                       "bench model", "bench model --config x", "bench decode"};
+                                       "bench model", "bench model --config x", "bench decode", "tune"};
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
         char args[128];
         snprintf(args, sizeof args, "%s --help", cmds[c]);

@@ -121,9 +121,27 @@ double bench_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+rf_status bench_upload_random(rf_tensor *t, uint64_t seed) {
+    size_t n = rf_tensor_numel(t);
+    float *x = malloc(n * sizeof *x);
+    if (!x) return RF_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        x[i] = (float)(seed >> 40) / 16777216.0f * 2 - 1;
+    }
+    rf_status s = rf_tensor_upload(t, x, n * sizeof *x);
+    free(x);
+    return s;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+double bench_median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof x[0], cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
 rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_result *r) {
@@ -145,8 +163,7 @@ rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_
         times[i] = bench_now_ms() - t0;
         r->total_ms += times[i];
     }
-    qsort(times, (size_t)runs, sizeof times[0], cmp_double);
-    r->ms = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
+    r->ms = bench_median(times, runs);
     r->runs = runs;
     if ((s = rf_device_memory(dev, &m))) return s;
     r->peak_bytes = m.peak_bytes;

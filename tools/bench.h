@@ -48,6 +48,11 @@ typedef struct bench_result {
     size_t peak_bytes;  /* peak device bytes during the timed runs */
 } bench_result;
 rf_status bench_measure(rf_device *dev, int runs, bench_fn fn, void *ctx, bench_result *r);
+/* Fill an f32 tensor with uniform values in [-1, 1) from a xorshift of
+ * `seed` (not 0). */
+rf_status bench_upload_random(rf_tensor *t, uint64_t seed);
+/* The median of x[0..n), n ≥ 1 (sorts x). */
+double bench_median(double *x, int n);
 /* A monotonic clock in milliseconds. */
 double bench_now_ms(void);
 

@@ -65,18 +65,6 @@ static rf_status run_gemm(void *p) {
     return rf_gemm(&g->c, &g->a, &g->b, &g->d);
 }
 
-static rf_status upload_random(rf_tensor *t, uint64_t seed) {
-    size_t n = rf_tensor_numel(t);
-    float *x = malloc(n * sizeof *x);
-    if (!x) return RF_ERR_OUT_OF_MEMORY;
-    for (size_t i = 0; i < n; i++) {
-        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
-        x[i] = (float)(seed >> 40) / 16777216.0f * 2 - 1;
-    }
-    rf_status s = rf_tensor_upload(t, x, n * sizeof *x);
-    free(x);
-    return s;
-}
 
 rf_status bench_sgemm_rate(rf_device *dev, double *gflops) {
     const int64_t n = 1024;
@@ -85,8 +73,8 @@ rf_status bench_sgemm_rate(rf_device *dev, double *gflops) {
     rf_status s;
     if (!(s = rf_tensor_alloc(dev, &g.a, RF_F32, 2, (int64_t[]){n, n})) &&
         !(s = rf_tensor_alloc(dev, &g.b, RF_F32, 2, (int64_t[]){n, n})) &&
-        !(s = rf_tensor_alloc(dev, &g.c, RF_F32, 2, (int64_t[]){n, n})) && !(s = upload_random(&g.a, 0x1234567ull)) &&
-        !(s = upload_random(&g.b, 0x89abcdefull)) && !(s = bench_measure(dev, BENCH_MIN_RUNS, run_gemm, &g, &r)))
+        !(s = rf_tensor_alloc(dev, &g.c, RF_F32, 2, (int64_t[]){n, n})) && !(s = bench_upload_random(&g.a, 0x1234567ull)) &&
+        !(s = bench_upload_random(&g.b, 0x89abcdefull)) && !(s = bench_measure(dev, BENCH_MIN_RUNS, run_gemm, &g, &r)))
         *gflops = 2.0 * (double)(n * n * n) / (r.ms / 1e3) / 1e9;
     rf_tensor_free(&g.a), rf_tensor_free(&g.b), rf_tensor_free(&g.c);
     return s;
@@ -100,8 +88,8 @@ static rf_status gemm_device(bench_out *out, rf_device *dev, const rf_device_inf
         gemm_case g = {.d = {.m = m, .n = n, .k = k, .alpha = 1.0f, .beta = 0.0f, .batch = 1}};
         if (!(s = rf_tensor_alloc(dev, &g.a, RF_F32, 2, (int64_t[]){m, k})) &&
             !(s = rf_tensor_alloc(dev, &g.b, RF_F32, 2, (int64_t[]){k, n})) &&
-            !(s = rf_tensor_alloc(dev, &g.c, RF_F32, 2, (int64_t[]){m, n})) && !(s = upload_random(&g.a, 0x1234567ull)) &&
-            !(s = upload_random(&g.b, 0x89abcdefull))) {
+            !(s = rf_tensor_alloc(dev, &g.c, RF_F32, 2, (int64_t[]){m, n})) && !(s = bench_upload_random(&g.a, 0x1234567ull)) &&
+            !(s = bench_upload_random(&g.b, 0x89abcdefull))) {
             bench_result r;
             if (!(s = bench_measure(dev, o->c.runs, run_gemm, &g, &r))) {
                 const double flops = 2.0 * (double)m * (double)n * (double)k;

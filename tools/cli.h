@@ -13,6 +13,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 /* The whole tool: argv[0] is the program, argv[1] the subcommand. main()
  * is this; the CLI fuzz target (tests/fuzz/fuzz_cli.c) calls it in-process. */

@@ -15,6 +15,7 @@ static const subcommand commands[] = {
     {"eval", cmd_eval, "bits per byte of a model on a text file"},
     {"sample", cmd_sample, "generate text from a model"},
     {"train", cmd_train, "train on the copy task or a text file, with checkpoints"},
+    {"tune", cmd_tune, "time the OpenCL kernels' tile sizes on a device and store the fastest"},
     {"bench", cmd_bench, "benchmarks: attention (paper Fig. 5), gemm, model; --profile, --csv, --json"},
 };
 

@@ -8,6 +8,7 @@
 
 #include <CL/cl.h>
 #include "device/device_impl.h"
+#include "device/opencl/cl_tune.h"
 
 #define RF_CL_MAX_PROGRAMS 64
 #define RF_CL_MAX_KERNELS 16
@@ -31,6 +32,8 @@ typedef struct rf_cl_context {
     /* Events not yet folded into the profile table. */
     int npending;
     struct { cl_event event; char op[64]; } pending[RF_CL_MAX_PENDING];
+    /* Tuned kernel parameters (cl_tune.h): the table file's, and overrides. */
+    rf_cl_tuning tuning;
 } rf_cl_context;
 
 /* An OpenCL device's impl is its rf_cl_context; a buffer's is its cl_mem. */
@@ -92,6 +95,12 @@ const char *rf_cl_limits_profiles(void);
 rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t *out);
 
 static inline size_t rf_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* The folder of the kernel cache and of the tuning tables:
+ * $XDG_CACHE_HOME/reformer-cl, else ~/.cache/reformer-cl. */
+void rf_cl_cache_dir(char *out, size_t n);
+/* Create it (0700) when missing. */
+rf_status rf_cl_cache_mkdir(const char *dir);
 
 /* Release every program and kernel of a context (on close). */
 void rf_cl_programs_release(rf_cl_context *cl);

@@ -344,5 +344,6 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
         cl_close(dev);
         return rf_cl_fail(err, "clCreateCommandQueue");
     }
-    return RF_OK;
+    /* Tuned tile sizes for this device and driver, if `reformer tune` stored any. */
+    return rf_cl_tune_load(dev);
 }

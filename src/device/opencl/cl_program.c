@@ -104,7 +104,7 @@ static rf_status expand_source(const char *name, int depth, char **out) {
 
 /* ---- the disk cache --------------------------------------------------------- */
 
-static void cache_dir(char *out, size_t n) {
+void rf_cl_cache_dir(char *out, size_t n) {
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
     if (xdg && *xdg) snprintf(out, n, "%s/reformer-cl", xdg);
@@ -125,7 +125,7 @@ static uint64_t cache_key(const rf_device *dev, const char *source, const char *
 
 static void cache_path(uint64_t key, char *out, size_t n) {
     char dir[3500];
-    cache_dir(dir, sizeof dir);
+    rf_cl_cache_dir(dir, sizeof dir);
     snprintf(out, n, "%s/%016llx.bin", dir, (unsigned long long)key);
 }
 
@@ -146,7 +146,7 @@ static void cache_digest(const rf_device *dev, uint64_t key, const unsigned char
  * the folder (see the top of this file); a reason otherwise. */
 static const char *untrusted(const char *path) {
     char dir[3500];
-    cache_dir(dir, sizeof dir);
+    rf_cl_cache_dir(dir, sizeof dir);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return "the cache folder is not a folder";
     if (st.st_uid != getuid() || (st.st_mode & 022)) return "the cache folder is not this user's alone";
@@ -208,7 +208,7 @@ static rf_status cache_load(rf_device *dev, uint64_t key, const char *options, c
 }
 
 /* The cache folder, made 0700 when we create it. */
-static rf_status cache_mkdir(const char *dir) {
+rf_status rf_cl_cache_mkdir(const char *dir) {
     struct stat st;
     if (stat(dir, &st) == 0) return RF_OK;
     char parent[3500];
@@ -236,10 +236,10 @@ static void cache_store(rf_device *dev, uint64_t key, cl_program prog) {
         memcpy(file + 16, &sz, 8);
         cache_digest(dev, key, bin, size, file + 24);
         char dir[3500], path[4096];
-        cache_dir(dir, sizeof dir);
+        rf_cl_cache_dir(dir, sizeof dir);
         cache_path(key, path, sizeof path);
         /* A cache that cannot be written only costs time: warn, never fail. */
-        if (cache_mkdir(dir) == RF_OK && rf_write_file_atomic(path, file, CACHE_HEADER + size) == RF_OK) {
+        if (rf_cl_cache_mkdir(dir) == RF_OK && rf_write_file_atomic(path, file, CACHE_HEADER + size) == RF_OK) {
             dev->programs.cache_writes++;
             rf_log(RF_LOG_DEBUG, "kernel cache write: %s", path);
         } else {

@@ -5,6 +5,7 @@
  * dv (one work-item per key row) — so every output row has one writer and no
  * float atomics are needed. Nothing of size L×L (or window×L) is allocated:
  * the only scratch is delta, [B, H, L]. */
+#include <stdio.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_attention.h"
 
@@ -17,18 +18,24 @@ static uint64_t tile_bytes(int tile, int64_t d) {
     return (2u * (uint64_t)tile * (uint64_t)d + 2u * (uint64_t)tile) * 4u;
 }
 
-/* The largest TILE (32, 16 or 8 rows) whose staging fits the device's local
- * memory (queried: 48 KiB on NVIDIA, 32–64 KiB elsewhere). */
-static rf_status pick_tile(rf_device *dev, const rf_attn_window *w, int *tile) {
-    for (int t = 32; t >= 8; t /= 2) {
+/* The TILE of kernel `name`: its tuned value ("<name>.tile", cl_tune.c;
+ * default 32 rows), halved (down to 8 rows) until the staging fits the
+ * device's local memory (queried: 48 KiB on NVIDIA, 32–64 KiB elsewhere). */
+static rf_status pick_tile(rf_device *dev, const rf_attn_window *w, const char *name, int *tile) {
+    char key[RF_CL_TUNE_KEY_MAX];
+    snprintf(key, sizeof key, "%s.tile", name);
+    const int want = rf_cl_tuned(dev, key, 32), least = want < 8 ? want : 8;
+    if (tile_bytes(want, w->head_dim) > dev->info.local_mem_bytes)
+        RF_TRY(rf_cl_tuned_unfit(dev, key, want, "its staging exceeds the local memory"));
+    for (int t = want; t >= least; t /= 2) {
         if (tile_bytes(t, w->head_dim) <= dev->info.local_mem_bytes) {
             *tile = t;
             return RF_OK;
         }
     }
     return rf_error(RF_ERR_UNSUPPORTED,
-                    "attention: head_dim %lld needs %llu bytes of local memory even with 8-row tiles; %s has %llu",
-                    (long long)w->head_dim, (unsigned long long)tile_bytes(8, w->head_dim), dev->info.name,
+                    "attention: head_dim %lld needs %llu bytes of local memory even with %d-row tiles; %s has %llu",
+                    (long long)w->head_dim, (unsigned long long)tile_bytes(least, w->head_dim), least, dev->info.name,
                     (unsigned long long)dev->info.local_mem_bytes);
 }
 
@@ -41,7 +48,7 @@ typedef struct window_launch {
 /* Build (cached) `name` for this head width and tile, and size a launch
  * whose work-groups each own up to G rows of one chunk (see the .cl). */
 static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const char *name, window_launch *wl) {
-    RF_TRY(pick_tile(dev, w, &wl->tile));
+    RF_TRY(pick_tile(dev, w, name, &wl->tile));
     char options[96];
     rf_cl_attn_options(options, sizeof options, w->head_dim, wl->tile);
     RF_TRY(rf_cl_kernel(dev, "local_attention.cl", options, name, &wl->kernel));
@@ -119,8 +126,9 @@ static rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf
     cl_int before = w->before, after = w->after, causal = w->causal, self_mask = w->self_mask;
     float scale = w->scale;
     rf_cl_attn_dropout drop = dropout_args(w);
+    /* Each kernel stages blocks of its own tile (both are tunable). */
     size_t block = (size_t)wq.tile * (size_t)w->head_dim * sizeof(float);
-    size_t rows = (size_t)wq.tile * sizeof(float);
+    size_t kblock = (size_t)wk.tile * (size_t)w->head_dim * sizeof(float), krows = (size_t)wk.tile * sizeof(float);
     rf_status s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
                                RF_MEM(dq), RF_ARG(dqo), RF_MEM(dout), RF_ARG(go),
                                RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q),
@@ -136,7 +144,7 @@ static rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf
                          RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
                          RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
                          RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_CL_ATTN_DROPOUT_ARGS(drop),
-                         RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(rows), RF_LOCAL(rows));
+                         RF_LOCAL(kblock), RF_LOCAL(kblock), RF_LOCAL(krows), RF_LOCAL(krows));
     /* Released now, freed by the runtime once the queued kernels are done. */
     rf_tensor_free(&delta);
     return s;
