@@ -121,7 +121,7 @@ static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, c
             mx = pi[j] > mx ? pi[j] : mx;
         }
         double sum = 0;
-        for (int64_t j = 0; j < W; j++) sum += pi[j] = expf(pi[j] - mx);
+        for (int64_t j = 0; j < W; j++) sum += pi[j] = rf_cpu_block_exp(pi[j] - mx);
         const float inv = (float)(1.0 / sum);
         for (int64_t j = 0; j < W; j++) pi[j] *= inv;
         if (lse) lse[(x->b * w->heads + x->h) * w->len + qpos] = (float)(mx + log(sum));

@@ -155,7 +155,7 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
                 float *si = s.p + (size_t)i * nkeys, mx = -HUGE_VALF;
                 for (int j = 0; j < nkeys; j++) mx = si[j] > mx ? si[j] : mx;
                 double sum = 0;
-                for (int j = 0; j < nkeys; j++) sum += si[j] = expf(si[j] - mx);
+                for (int j = 0; j < nkeys; j++) sum += si[j] = rf_cpu_block_exp(si[j] - mx);
                 /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
                  * p = exp(s − lse) is not renormalised, so a query that sees only copies
                  * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
@@ -195,14 +195,14 @@ static rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
             /* The rounds' total; with hf_rounding a float32 value as in HF
              * (docs/hf-compat.md §8). */
             double total = st->hf_rounding ? (double)(float)(mx + log(sum)) : mx + log(sum);
+            /* Each round's weight once, then its whole row (a few terms per
+             * element: float sums are within SPEC §10). */
             float *o = OUT + (size_t)(b * L + t) * H * d + (size_t)h * d;
-            for (int e = 0; e < d; e++) {
-                double acc = 0;
-                for (int r = 0; r < R; r++) {
-                    int32_t slot = undo[r * L + t];
-                    acc += exp((double)LSE[slot] - total) * O[(size_t)slot * d + e];
-                }
-                o[e] = (float)acc;
+            for (int r = 0; r < R; r++) {
+                const int32_t slot = undo[r * L + t];
+                const float wr = (float)exp((double)LSE[slot] - total), *os = O + (size_t)slot * d;
+#pragma omp simd
+                for (int e = 0; e < d; e++) o[e] = (r ? o[e] : 0.0f) + wr * os[e];
             }
         }
     }
@@ -283,7 +283,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                          * float: for a query that sees only copies of itself (two at a
                          * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
                          * there is off by up to 0.4% (as on every device). */
-                        const float p = expf(s.p[ij] - LSE[qslot]);
+                        const float p = rf_cpu_block_exp(s.p[ij] - LSE[qslot]);
                         const float D = (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
                         s.drop[ij] = D * p; /* for dv */
                         s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - (float)cw[qslot]);
