@@ -54,12 +54,12 @@ static int64_t tile_count(const rf_attn_window *w) {
 typedef struct scratch {
     int64_t *keys;
     float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
-    unsigned char *masked;
+    unsigned char *masked, *key_ok;
 } scratch;
 
 static void scratch_free(scratch *s) {
     free(s->keys), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
-    free(s->dp), free(s->g), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
+    free(s->dp), free(s->g), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
 }
 
 /* Returns false when out of memory (s is then freed). */
@@ -67,8 +67,8 @@ static bool scratch_alloc(const rf_attn_window *w, scratch *s, bool backward) {
     size_t W = (size_t)rf_attn_window_width(w), d = (size_t)w->head_dim, f = sizeof(float);
     *s = (scratch){.keys = malloc(W * sizeof *s->keys), .q = malloc(TILE * d * f), .k = malloc(W * d * f),
                    .v = malloc(W * d * f), .p = malloc(TILE * W * f), .drop = malloc(TILE * W * f),
-                   .masked = malloc(TILE * W)};
-    bool ok = s->keys && s->q && s->k && s->v && s->p && s->drop && s->masked;
+                   .masked = malloc(TILE * W), .key_ok = malloc(W)};
+    bool ok = s->keys && s->q && s->k && s->v && s->p && s->drop && s->masked && s->key_ok;
     if (backward) {
         s->dp = malloc(TILE * W * f), s->g = malloc(TILE * d * f), s->dq = malloc(TILE * d * f);
         s->dk = malloc(W * d * f), s->dv = malloc(W * d * f);
@@ -106,20 +106,16 @@ static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, c
     for (int64_t i = 0; i < x->nq; i++) memcpy(s->q + i * d, Q + row(w, x->b, x->q0 + i, x->h), (size_t)d * 4);
     gather(s->k, K, w, x->b, x->h, s->keys, W);
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, x->nq, W, d); /* q·k for every pair of the block */
+    for (int64_t j = 0; j < W; j++) s->key_ok[j] = rf_attn_key_is_token(mask, x->b, w->len, s->keys[j]);
     const rf_attn_dropout drop = rf_attn_window_dropout(w);
     for (int64_t i = 0; i < x->nq; i++) {
         const int64_t qpos = x->q0 + i;
         float *pi = s->p + i * W;
         unsigned char *mi = s->masked + i * W;
         float mx = -HUGE_VALF;
-        for (int64_t j = 0; j < W; j++) {
-            bool masked;
-            pi[j] = (float)rf_attn_masked_logit(pi[j] * w->scale, qpos, s->keys[j],
-                                                rf_attn_key_is_token(mask, x->b, w->len, s->keys[j]), w->causal,
-                                                w->self_mask, &masked);
-            mi[j] = masked;
-            mx = pi[j] > mx ? pi[j] : mx;
-        }
+        for (int64_t j = 0; j < W; j++) pi[j] *= w->scale;
+        rf_cpu_block_mask_row(pi, mi, qpos, s->keys, s->key_ok, W, w->causal, w->self_mask);
+        for (int64_t j = 0; j < W; j++) mx = pi[j] > mx ? pi[j] : mx;
         double sum = 0;
         for (int64_t j = 0; j < W; j++) sum += pi[j] = rf_cpu_block_exp(pi[j] - mx);
         const float inv = (float)(1.0 / sum);

@@ -72,12 +72,12 @@ static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
 typedef struct chunk_scratch {
     int64_t *qpos, *kpos;
     float *q, *k, *v, *p, *drop, *g, *dp, *dq, *dk, *dv;
-    unsigned char *masked;
+    unsigned char *masked, *key_ok;
 } chunk_scratch;
 
 static void chunk_scratch_free(chunk_scratch *s) {
     free(s->qpos), free(s->kpos), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
-    free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
+    free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
 }
 
 /* Returns false when out of memory (s is then freed). */
@@ -85,8 +85,8 @@ static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool 
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
     *s = (chunk_scratch){.qpos = malloc(m * sizeof *s->qpos), .kpos = malloc(nkeys * sizeof *s->kpos),
                          .q = malloc(md * f), .k = malloc(kd * f), .v = malloc(kd * f), .p = malloc(mk * f),
-                         .drop = malloc(mk * f), .masked = malloc(mk)};
-    bool ok = s->qpos && s->kpos && s->q && s->k && s->v && s->p && s->drop && s->masked;
+                         .drop = malloc(mk * f), .masked = malloc(mk), .key_ok = malloc(nkeys)};
+    bool ok = s->qpos && s->kpos && s->q && s->k && s->v && s->p && s->drop && s->masked && s->key_ok;
     if (backward) {
         s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
         s->dv = malloc(kd * f);
@@ -111,6 +111,7 @@ static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V
     }
     for (int j = 0; j < nkeys; j++) {
         s->kpos[j] = perm[key_slot(c, j, m, nc)] % L;
+        s->key_ok[j] = rf_attn_key_is_token(pad, b, L, s->kpos[j]);
         const float *x = QK + (size_t)(b * L + s->kpos[j]) * row + (size_t)h * d;
         const float a = (float)rf_attn_key_scale(x, d);
         for (int e = 0; e < d; e++) s->k[(size_t)j * d + e] = x[e] * a;
@@ -118,13 +119,8 @@ static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V
     }
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
     for (int i = 0; i < m; i++)
-        for (int j = 0; j < nkeys; j++) {
-            bool masked;
-            float *sij = s->p + (size_t)i * nkeys + j;
-            *sij = (float)rf_attn_masked_logit(*sij, s->qpos[i], s->kpos[j], rf_attn_key_is_token(pad, b, L, s->kpos[j]),
-                                               st->causal, true, &masked);
-            s->masked[(size_t)i * nkeys + j] = masked;
-        }
+        rf_cpu_block_mask_row(s->p + (size_t)i * nkeys, s->masked + (size_t)i * nkeys, s->qpos[i], s->kpos, s->key_ok,
+                              nkeys, st->causal, true);
 }
 
 /* The forward, one sorted chunk per block, the blocks in parallel. */
