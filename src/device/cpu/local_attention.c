@@ -112,13 +112,13 @@ static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, c
         const int64_t qpos = x->q0 + i;
         float *pi = s->p + i * W;
         unsigned char *mi = s->masked + i * W;
-        float mx = -HUGE_VALF;
+        float mx;
+#pragma omp simd
         for (int64_t j = 0; j < W; j++) pi[j] *= w->scale;
         rf_cpu_block_mask_row(pi, mi, qpos, s->keys, s->key_ok, W, w->causal, w->self_mask);
-        for (int64_t j = 0; j < W; j++) mx = pi[j] > mx ? pi[j] : mx;
-        double sum = 0;
-        for (int64_t j = 0; j < W; j++) sum += pi[j] = rf_cpu_block_exp(pi[j] - mx);
+        const double sum = rf_cpu_block_exp_row(pi, W, &mx);
         const float inv = (float)(1.0 / sum);
+#pragma omp simd
         for (int64_t j = 0; j < W; j++) pi[j] *= inv;
         if (lse) lse[(x->b * w->heads + x->h) * w->len + qpos] = (float)(mx + log(sum));
         /* Dropout (§2): query row qpos of L, window key j of W. */

@@ -148,10 +148,8 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
             float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
             for (int i = 0; i < m; i++) {
                 const int64_t qslot = c * m + i;
-                float *si = s.p + (size_t)i * nkeys, mx = -HUGE_VALF;
-                for (int j = 0; j < nkeys; j++) mx = si[j] > mx ? si[j] : mx;
-                double sum = 0;
-                for (int j = 0; j < nkeys; j++) sum += si[j] = rf_cpu_block_exp(si[j] - mx);
+                float *si = s.p + (size_t)i * nkeys, mx;
+                const double sum = rf_cpu_block_exp_row(si, nkeys, &mx);
                 /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
                  * p = exp(s − lse) is not renormalised, so a query that sees only copies
                  * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
@@ -160,8 +158,12 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
                 double norm = st->hf_rounding ? (double)lse : mx + log(sum);
                 /* now the probabilities exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
                 const float rescale = (float)exp(mx - norm);
-                for (int j = 0; j < nkeys; j++)
-                    si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                if (drop.on)
+                    for (int j = 0; j < nkeys; j++)
+                        si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                else
+#pragma omp simd
+                    for (int j = 0; j < nkeys; j++) si[j] *= rescale;
                 LSE[qslot] = lse;
             }
             rf_cpu_block_mm(O + c * m * d, s.p, false, s.v, false, m, d, nkeys); /* the chunk's outputs, in sorted order */
@@ -273,16 +275,22 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 rf_cpu_block_mm(s.dp, s.g, false, s.v, true, m, nkeys, d); /* g_i·v_j */
                 for (int i = 0; i < m; i++) {
                     const int64_t qslot = c * m + i;
+                    const size_t i0 = (size_t)i * nkeys;
+                    const float lse = LSE[qslot], ci = (float)cw[qslot];
+                    /* The dropout factors first (1 without dropout), so the loop
+                     * below is selects and arithmetic only and vectorises. */
+                    for (int j = 0; j < nkeys; j++)
+                        s.drop[i0 + j] = drop.on ? (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j) : 1.0f;
+#pragma omp simd
                     for (int j = 0; j < nkeys; j++) {
-                        const size_t ij = (size_t)i * nkeys + j;
+                        const size_t ij = i0 + j;
                         /* §5.5 from the stored lse, the forward's own normaliser. It is a
                          * float: for a query that sees only copies of itself (two at a
                          * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
                          * there is off by up to 0.4% (as on every device). */
-                        const float p = rf_cpu_block_exp(s.p[ij] - LSE[qslot]);
-                        const float D = (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                        const float p = rf_cpu_block_exp(s.p[ij] - lse), D = s.drop[ij];
                         s.drop[ij] = D * p; /* for dv */
-                        s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - (float)cw[qslot]);
+                        s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - ci);
                     }
                 }
                 rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, m, d, nkeys);
