@@ -71,9 +71,11 @@ static inline double rf_cpu_block_exp_row(float *s, int64_t n, float *mx) {
  * rf_attn_masked_logit's rules — a key that is padding (!key_ok) or, when
  * causal, later than the query gets −1e9; with self_mask the query's own
  * position gets −1e5 — as selects over the row, which the compiler
- * vectorises (one call per pair was a tenth of the attention's time).
+ * vectorises (one call per pair was a tenth of the attention's time);
+ * positions are int32 for SSE2's 32-bit compares (a sequence's positions
+ * are int32 already in the LSH permutation, §4).
  * masked[j]: whether s[j] was replaced (no gradient flows to it). */
-static inline void rf_cpu_block_mask_row(float *s, unsigned char *masked, int64_t qpos, const int64_t *kpos,
+static inline void rf_cpu_block_mask_row(float *s, unsigned char *masked, int32_t qpos, const int32_t *kpos,
                                          const unsigned char *key_ok, int64_t n, bool causal, bool self_mask) {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {

@@ -52,7 +52,7 @@ static int64_t tile_count(const rf_attn_window *w) {
  * carry no gradient); the backward's [TILE × W] dp, [TILE × d] output
  * gradient and dq, and the block's [W × d] dk and dv. */
 typedef struct scratch {
-    int64_t *keys;
+    int32_t *keys; /* positions: the front door keeps len ≤ INT32_MAX / 2 */
     float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
     unsigned char *masked, *key_ok;
 } scratch;
@@ -80,17 +80,17 @@ static bool scratch_alloc(const rf_attn_window *w, scratch *s, bool backward) {
 
 /* The key positions of chunk c's window, in the HF model's order: window
  * slot s = −before … after holds chunk (c + s) mod n_chunks, cyclically. */
-static void window_keys(const rf_attn_window *w, int64_t c, int64_t *keys) {
+static void window_keys(const rf_attn_window *w, int64_t c, int32_t *keys) {
     int64_t nc = w->len / w->chunk_len, n = 0;
     for (int s = -w->before; s <= w->after; s++) {
         int64_t kc = ((c + s) % nc + nc) % nc;
-        for (int64_t j = 0; j < w->chunk_len; j++) keys[n++] = kc * w->chunk_len + j;
+        for (int64_t j = 0; j < w->chunk_len; j++) keys[n++] = (int32_t)(kc * w->chunk_len + j);
     }
 }
 
 /* Gather n rows of head h at positions pos[] of x [B, L, H·d] into a
  * contiguous [n × d] block. */
-static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t b, int64_t h, const int64_t *pos,
+static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t b, int64_t h, const int32_t *pos,
                    int64_t n) {
     for (int64_t i = 0; i < n; i++) memcpy(dst + i * w->head_dim, x + row(w, b, pos[i], h), (size_t)w->head_dim * 4);
 }
@@ -115,7 +115,7 @@ static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, c
         float mx;
 #pragma omp simd
         for (int64_t j = 0; j < W; j++) pi[j] *= w->scale;
-        rf_cpu_block_mask_row(pi, mi, qpos, s->keys, s->key_ok, W, w->causal, w->self_mask);
+        rf_cpu_block_mask_row(pi, mi, (int32_t)qpos, s->keys, s->key_ok, W, w->causal, w->self_mask);
         const double sum = rf_cpu_block_exp_row(pi, W, &mx);
         const float inv = (float)(1.0 / sum);
 #pragma omp simd

@@ -70,7 +70,7 @@ static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
  * backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
  * gradients for queries [m × d], keys and values [nkeys × d]. */
 typedef struct chunk_scratch {
-    int64_t *qpos, *kpos;
+    int32_t *qpos, *kpos;
     float *q, *k, *v, *p, *drop, *g, *dp, *dq, *dk, *dv;
     unsigned char *masked, *key_ok;
 } chunk_scratch;
@@ -298,11 +298,11 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, nkeys, d, m);
                 /* Summed by position: the sort's gradient is the inverse permutation (§4). */
                 for (int i = 0; i < m; i++)
-                    for (int e = 0; e < d; e++) gq[s.qpos[i] * d + e] += s.dq[(size_t)i * d + e];
+                    for (int e = 0; e < d; e++) gq[(size_t)s.qpos[i] * d + e] += s.dq[(size_t)i * d + e];
                 for (int j = 0; j < nkeys; j++)
                     for (int e = 0; e < d; e++) {
-                        gk[s.kpos[j] * d + e] += s.dk[(size_t)j * d + e];
-                        gv[s.kpos[j] * d + e] += s.dv[(size_t)j * d + e];
+                        gk[(size_t)s.kpos[j] * d + e] += s.dk[(size_t)j * d + e];
+                        gv[(size_t)s.kpos[j] * d + e] += s.dv[(size_t)j * d + e];
                     }
             }
             /* §5.2 backward: the key path gk goes back through k = x·a(x) and
