@@ -259,6 +259,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 for (int r = 0; r < R; r++) {
                     int32_t slot = undo[r * L + t];
                     double dot = 0;
+#pragma omp simd reduction(+ : dot)
                     for (int e = 0; e < d; e++) dot += (double)g[e] * O[(size_t)slot * d + e];
                     w[slot] = exp(LSE[slot] - mx) / sum;
                     delta += w[slot] * dot;
@@ -270,6 +271,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 chunk_logits(st, QK, V, pad, perm, b, h, c, nkeys, &s); /* as the forward */
                 for (int i = 0; i < m; i++) { /* g_i = w_i·dout */
                     const float *g = DOUT + (size_t)(b * L + s.qpos[i]) * row + (size_t)h * d;
+#pragma omp simd
                     for (int e = 0; e < d; e++) s.g[(size_t)i * d + e] = (float)(w[c * m + i] * g[e]);
                 }
                 rf_cpu_block_mm(s.dp, s.g, false, s.v, true, m, nkeys, d); /* g_i·v_j */
@@ -298,8 +300,10 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, nkeys, d, m);
                 /* Summed by position: the sort's gradient is the inverse permutation (§4). */
                 for (int i = 0; i < m; i++)
+#pragma omp simd
                     for (int e = 0; e < d; e++) gq[(size_t)s.qpos[i] * d + e] += s.dq[(size_t)i * d + e];
                 for (int j = 0; j < nkeys; j++)
+#pragma omp simd
                     for (int e = 0; e < d; e++) {
                         gk[(size_t)s.kpos[j] * d + e] += s.dk[(size_t)j * d + e];
                         gv[(size_t)s.kpos[j] * d + e] += s.dv[(size_t)j * d + e];
@@ -310,6 +314,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
             for (int64_t t = 0; t < L; t++) {
                 const size_t at = (size_t)(b * L + t) * row + (size_t)h * d;
                 rf_attn_key_scale_backward(gq + t * d, gk + t * d, QK + at, d);
+#pragma omp simd
                 for (int e = 0; e < d; e++) {
                     DQK[at + e] = (float)gq[t * d + e];
                     DV[at + e] = (float)gv[t * d + e];
