@@ -121,9 +121,13 @@ static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, c
 #pragma omp simd
         for (int64_t j = 0; j < W; j++) pi[j] *= inv;
         if (lse) lse[(x->b * w->heads + x->h) * w->len + qpos] = (float)(mx + log(sum));
-        /* Dropout (§2): query row qpos of L, window key j of W. */
-        for (int64_t j = 0; j < W; j++)
-            s->drop[i * W + j] = (float)rf_attn_dropout_factor(&drop, x->b * w->heads + x->h, w->len, qpos, W, j);
+        /* Dropout (§2): query row qpos of L, window key j of W; factors of 1 without. */
+        float *di = s->drop + i * W;
+        if (drop.on)
+            for (int64_t j = 0; j < W; j++)
+                di[j] = (float)rf_attn_dropout_factor(&drop, x->b * w->heads + x->h, w->len, qpos, W, j);
+        else
+            for (int64_t j = 0; j < W; j++) di[j] = 1.0f;
     }
 }
 
@@ -143,6 +147,7 @@ static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, 
             if (oom) continue;
             tile x = tile_at(w, t);
             tile_probs(w, &x, qp, kp, mp, &s, lp);
+#pragma omp simd
             for (int64_t e = 0; e < x.nq * W; e++) s.p[e] *= s.drop[e];
             gather(s.v, vp, w, x.b, x.h, s.keys, W);
             rf_cpu_block_mm(s.q, s.p, false, s.v, false, x.nq, d, W); /* the tile's output, in q's room */
@@ -187,7 +192,9 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                 for (int64_t i = 0; i < x.nq; i++) {
                     float *pi = s.p + i * W, *dpi = s.dp + i * W, *fi = s.drop + i * W;
                     double delta = 0;
+#pragma omp simd reduction(+ : delta)
                     for (int64_t j = 0; j < W; j++) dpi[j] *= fi[j], delta += (double)pi[j] * dpi[j];
+#pragma omp simd
                     for (int64_t j = 0; j < W; j++) {
                         float ds = s.masked[i * W + j] ? 0.0f : pi[j] * (dpi[j] - (float)delta) * w->scale;
                         fi[j] *= pi[j]; /* now the dropped probability f·p, for dv */
@@ -201,6 +208,7 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                 /* scatter-add: a key reached through two window slots gets both */
                 for (int64_t j = 0; j < W; j++) {
                     float *dkj = dkp + row(w, x.b, s.keys[j], x.h), *dvj = dvp + row(w, x.b, s.keys[j], x.h);
+#pragma omp simd
                     for (int64_t e = 0; e < d; e++) dkj[e] += s.dk[j * d + e], dvj[e] += s.dv[j * d + e];
                 }
             }
