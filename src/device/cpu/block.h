@@ -33,8 +33,8 @@ static inline void rf_cpu_block_mm(float *c, const float *a, bool trans_a, const
  * Cephes' expf — x = n·ln2 + r, |r| ≤ ln2/2, exp(r) by a degree-7
  * polynomial, 2ⁿ built in the exponent bits — with selects only, so an
  * `omp simd` loop of it vectorises. Measured against glibc's expf over
- * every float in [−87, 1]: ≤ 2 ulp. Below −87 (where expf is < 2⁻¹²⁵ and
- * subnormal, 0 to within 1.2e-38) it returns 0. */
+ * every float in [−87, 2]: relative error ≤ 1.2e-7 (an ulp of 1). Below −87,
+ * where expf < 1.7e-38 (the edge of the subnormals), it returns 0. */
 static inline float rf_cpu_block_exp(float x) {
     const float keep = x < -87.0f ? 0.0f : 1.0f;
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x; /* n stays a normal exponent */
@@ -71,9 +71,10 @@ static inline double rf_cpu_block_exp_row(float *s, int64_t n, float *mx) {
  * rf_attn_masked_logit's rules — a key that is padding (!key_ok) or, when
  * causal, later than the query gets −1e9; with self_mask the query's own
  * position gets −1e5 — as selects over the row, which the compiler
- * vectorises (one call per pair was a tenth of the attention's time);
- * positions are int32 for SSE2's 32-bit compares (a sequence's positions
- * are int32 already in the LSH permutation, §4).
+ * vectorises (a call per pair, with its branches, was most of the blocks'
+ * own scalar time in perf); positions are int32 for SSE2's 32-bit compares
+ * (the LSH permutation holds int32 positions already, §4, and the local
+ * front door keeps len ≤ INT32_MAX / 2).
  * masked[j]: whether s[j] was replaced (no gradient flows to it). */
 static inline void rf_cpu_block_mask_row(float *s, unsigned char *masked, int32_t qpos, const int32_t *kpos,
                                          const unsigned char *key_ok, int64_t n, bool causal, bool self_mask) {

@@ -49,7 +49,7 @@ static int64_t tile_count(const rf_attn_window *w) {
 /* One thread's blocks: the window's key positions, the tile's queries
  * [TILE × d], the window's keys and values [W × d]; [TILE × W]
  * probabilities, dropout factors and which logits a mask replaced (those
- * carry no gradient); the backward's [TILE × W] dp, [TILE × d] output
+ * carry no gradient), which window keys are tokens (key_ok); the backward's [TILE × W] dp, [TILE × d] output
  * gradient and dq, and the block's [W × d] dk and dv. */
 typedef struct scratch {
     int32_t *keys; /* positions: the front door keeps len ≤ INT32_MAX / 2 */

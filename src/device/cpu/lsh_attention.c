@@ -66,8 +66,8 @@ static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
  * default, a [64 × 128] float score block of 32 KiB that stays in cache
  * with the gathered rows. Positions of the queries and keys; the queries
  * [m × d]; the normalised keys and the values [nkeys × d]; probabilities
- * and dropout factors [m × nkeys] and which logits a mask replaced; the
- * backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
+ * and dropout factors [m × nkeys], which logits a mask replaced and
+ * which keys are tokens (key_ok); the backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
  * gradients for queries [m × d], keys and values [nkeys × d]. */
 typedef struct chunk_scratch {
     int32_t *qpos, *kpos;
