@@ -26,8 +26,12 @@ static rf_status rf_cpu_activation_backward(rf_tensor *dx, const rf_tensor *dy, 
     const float *xv = rf_cpu_f32(x), *dyv = rf_cpu_f32(dy);
     float *dxv = rf_cpu_f32(dx);
     if (act == RF_ACT_RELU) {
+        /* dy loaded unconditionally: a select, not a branch, so the loop vectorises. */
 #pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) dxv[i] = dyv[i] * (xv[i] > 0 ? 1.0f : 0.0f);
+        for (size_t i = 0; i < n; i++) {
+            const float g = dyv[i];
+            dxv[i] = xv[i] > 0 ? g : 0.0f;
+        }
         return RF_OK;
     }
 #pragma omp parallel for schedule(static)

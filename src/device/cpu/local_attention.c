@@ -49,17 +49,17 @@ static int64_t tile_count(const rf_attn_window *w) {
 /* One thread's blocks: the window's key positions, the tile's queries
  * [TILE × d], the window's keys and values [W × d]; [TILE × W]
  * probabilities, dropout factors and which logits a mask replaced (those
- * carry no gradient); the backward's [TILE × W] dp, [TILE × d] output
+ * carry no gradient), which window keys are tokens (key_ok); the backward's [TILE × W] dp, [TILE × d] output
  * gradient and dq, and the block's [W × d] dk and dv. */
 typedef struct scratch {
-    int64_t *keys;
+    int32_t *keys; /* positions: the front door keeps len ≤ INT32_MAX / 2 */
     float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
-    unsigned char *masked;
+    unsigned char *masked, *key_ok;
 } scratch;
 
 static void scratch_free(scratch *s) {
     free(s->keys), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
-    free(s->dp), free(s->g), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
+    free(s->dp), free(s->g), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
 }
 
 /* Returns false when out of memory (s is then freed). */
@@ -67,8 +67,8 @@ static bool scratch_alloc(const rf_attn_window *w, scratch *s, bool backward) {
     size_t W = (size_t)rf_attn_window_width(w), d = (size_t)w->head_dim, f = sizeof(float);
     *s = (scratch){.keys = malloc(W * sizeof *s->keys), .q = malloc(TILE * d * f), .k = malloc(W * d * f),
                    .v = malloc(W * d * f), .p = malloc(TILE * W * f), .drop = malloc(TILE * W * f),
-                   .masked = malloc(TILE * W)};
-    bool ok = s->keys && s->q && s->k && s->v && s->p && s->drop && s->masked;
+                   .masked = malloc(TILE * W), .key_ok = malloc(W)};
+    bool ok = s->keys && s->q && s->k && s->v && s->p && s->drop && s->masked && s->key_ok;
     if (backward) {
         s->dp = malloc(TILE * W * f), s->g = malloc(TILE * d * f), s->dq = malloc(TILE * d * f);
         s->dk = malloc(W * d * f), s->dv = malloc(W * d * f);
@@ -80,17 +80,17 @@ static bool scratch_alloc(const rf_attn_window *w, scratch *s, bool backward) {
 
 /* The key positions of chunk c's window, in the HF model's order: window
  * slot s = −before … after holds chunk (c + s) mod n_chunks, cyclically. */
-static void window_keys(const rf_attn_window *w, int64_t c, int64_t *keys) {
+static void window_keys(const rf_attn_window *w, int64_t c, int32_t *keys) {
     int64_t nc = w->len / w->chunk_len, n = 0;
     for (int s = -w->before; s <= w->after; s++) {
         int64_t kc = ((c + s) % nc + nc) % nc;
-        for (int64_t j = 0; j < w->chunk_len; j++) keys[n++] = kc * w->chunk_len + j;
+        for (int64_t j = 0; j < w->chunk_len; j++) keys[n++] = (int32_t)(kc * w->chunk_len + j);
     }
 }
 
 /* Gather n rows of head h at positions pos[] of x [B, L, H·d] into a
  * contiguous [n × d] block. */
-static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t b, int64_t h, const int64_t *pos,
+static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t b, int64_t h, const int32_t *pos,
                    int64_t n) {
     for (int64_t i = 0; i < n; i++) memcpy(dst + i * w->head_dim, x + row(w, b, pos[i], h), (size_t)w->head_dim * 4);
 }
@@ -106,28 +106,28 @@ static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, c
     for (int64_t i = 0; i < x->nq; i++) memcpy(s->q + i * d, Q + row(w, x->b, x->q0 + i, x->h), (size_t)d * 4);
     gather(s->k, K, w, x->b, x->h, s->keys, W);
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, x->nq, W, d); /* q·k for every pair of the block */
+    for (int64_t j = 0; j < W; j++) s->key_ok[j] = rf_attn_key_is_token(mask, x->b, w->len, s->keys[j]);
     const rf_attn_dropout drop = rf_attn_window_dropout(w);
     for (int64_t i = 0; i < x->nq; i++) {
         const int64_t qpos = x->q0 + i;
         float *pi = s->p + i * W;
         unsigned char *mi = s->masked + i * W;
-        float mx = -HUGE_VALF;
-        for (int64_t j = 0; j < W; j++) {
-            bool masked;
-            pi[j] = (float)rf_attn_masked_logit(pi[j] * w->scale, qpos, s->keys[j],
-                                                rf_attn_key_is_token(mask, x->b, w->len, s->keys[j]), w->causal,
-                                                w->self_mask, &masked);
-            mi[j] = masked;
-            mx = pi[j] > mx ? pi[j] : mx;
-        }
-        double sum = 0;
-        for (int64_t j = 0; j < W; j++) sum += pi[j] = expf(pi[j] - mx);
+        float mx;
+#pragma omp simd
+        for (int64_t j = 0; j < W; j++) pi[j] *= w->scale;
+        rf_cpu_block_mask_row(pi, mi, (int32_t)qpos, s->keys, s->key_ok, W, w->causal, w->self_mask);
+        const double sum = rf_cpu_block_exp_row(pi, W, &mx);
         const float inv = (float)(1.0 / sum);
+#pragma omp simd
         for (int64_t j = 0; j < W; j++) pi[j] *= inv;
         if (lse) lse[(x->b * w->heads + x->h) * w->len + qpos] = (float)(mx + log(sum));
-        /* Dropout (§2): query row qpos of L, window key j of W. */
-        for (int64_t j = 0; j < W; j++)
-            s->drop[i * W + j] = (float)rf_attn_dropout_factor(&drop, x->b * w->heads + x->h, w->len, qpos, W, j);
+        /* Dropout (§2): query row qpos of L, window key j of W; factors of 1 without. */
+        float *di = s->drop + i * W;
+        if (drop.on)
+            for (int64_t j = 0; j < W; j++)
+                di[j] = (float)rf_attn_dropout_factor(&drop, x->b * w->heads + x->h, w->len, qpos, W, j);
+        else
+            for (int64_t j = 0; j < W; j++) di[j] = 1.0f;
     }
 }
 
@@ -147,6 +147,7 @@ static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, 
             if (oom) continue;
             tile x = tile_at(w, t);
             tile_probs(w, &x, qp, kp, mp, &s, lp);
+#pragma omp simd
             for (int64_t e = 0; e < x.nq * W; e++) s.p[e] *= s.drop[e];
             gather(s.v, vp, w, x.b, x.h, s.keys, W);
             rf_cpu_block_mm(s.q, s.p, false, s.v, false, x.nq, d, W); /* the tile's output, in q's room */
@@ -191,7 +192,9 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                 for (int64_t i = 0; i < x.nq; i++) {
                     float *pi = s.p + i * W, *dpi = s.dp + i * W, *fi = s.drop + i * W;
                     double delta = 0;
+#pragma omp simd reduction(+ : delta)
                     for (int64_t j = 0; j < W; j++) dpi[j] *= fi[j], delta += (double)pi[j] * dpi[j];
+#pragma omp simd
                     for (int64_t j = 0; j < W; j++) {
                         float ds = s.masked[i * W + j] ? 0.0f : pi[j] * (dpi[j] - (float)delta) * w->scale;
                         fi[j] *= pi[j]; /* now the dropped probability f·p, for dv */
@@ -205,6 +208,7 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                 /* scatter-add: a key reached through two window slots gets both */
                 for (int64_t j = 0; j < W; j++) {
                     float *dkj = dkp + row(w, x.b, s.keys[j], x.h), *dvj = dvp + row(w, x.b, s.keys[j], x.h);
+#pragma omp simd
                     for (int64_t e = 0; e < d; e++) dkj[e] += s.dk[j * d + e], dvj[e] += s.dv[j * d + e];
                 }
             }

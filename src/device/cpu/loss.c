@@ -1,19 +1,23 @@
 /* Cross-entropy on the cpu (§9): a max-shifted logsumexp per row and the
- * mean over counted rows, in double. */
+ * mean over counted rows. Rows are independent and split over the OpenMP
+ * threads; each exponential is a float expf (within an ulp, and its argument
+ * is ≤ 0), its row's sum and the mean are in double. */
 #include <math.h>
 #include "device/cpu/cpu_backend.h"
 
 static rf_status rf_cpu_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, const rf_tensor *logits,
                                               const rf_tensor *targets, int64_t counted) {
-    size_t v = (size_t)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
+    const size_t v = (size_t)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     const int32_t *t = rf_cpu_i32(targets);
     double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
     for (size_t r = 0; r < rows; r++) {
         const float *x = rf_cpu_f32(logits) + r * v;
-        double mx = x[0], s = 0;
+        float mx = x[0];
         for (size_t j = 1; j < v; j++) mx = x[j] > mx ? x[j] : mx;
-        for (size_t j = 0; j < v; j++) s += exp((double)x[j] - mx);
-        double l = mx + log(s);
+        double s = 0;
+        for (size_t j = 0; j < v; j++) s += expf(x[j] - mx);
+        const double l = mx + log(s);
         rf_cpu_f32(lse)[r] = (float)l;
         if (t[r] >= 0) total += l - x[t[r]];
     }
@@ -24,14 +28,15 @@ static rf_status rf_cpu_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, c
 /* dlogits = scale · (softmax − onehot(target)); 0 on ignored rows. */
 static rf_status rf_cpu_cross_entropy_backward(rf_tensor *dlogits, const rf_tensor *logits, const rf_tensor *lse,
                                                const rf_tensor *targets, float scale) {
-    size_t v = (size_t)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
+    const size_t v = (size_t)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     const int32_t *t = rf_cpu_i32(targets);
+#pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++) {
         const float *x = rf_cpu_f32(logits) + r * v;
         float *dx = rf_cpu_f32(dlogits) + r * v;
-        double l = rf_cpu_f32(lse)[r];
-        for (size_t j = 0; j < v; j++)
-            dx[j] = t[r] < 0 ? 0.0f : (float)(scale * (exp((double)x[j] - l) - (j == (size_t)t[r] ? 1.0 : 0.0)));
+        const float l = rf_cpu_f32(lse)[r];
+        for (size_t j = 0; j < v; j++) dx[j] = t[r] < 0 ? 0.0f : scale * expf(x[j] - l);
+        if (t[r] >= 0) dx[t[r]] -= scale;
     }
     return RF_OK;
 }

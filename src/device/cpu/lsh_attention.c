@@ -66,18 +66,18 @@ static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
  * default, a [64 × 128] float score block of 32 KiB that stays in cache
  * with the gathered rows. Positions of the queries and keys; the queries
  * [m × d]; the normalised keys and the values [nkeys × d]; probabilities
- * and dropout factors [m × nkeys] and which logits a mask replaced; the
- * backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
+ * and dropout factors [m × nkeys], which logits a mask replaced and
+ * which keys are tokens (key_ok); the backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
  * gradients for queries [m × d], keys and values [nkeys × d]. */
 typedef struct chunk_scratch {
-    int64_t *qpos, *kpos;
+    int32_t *qpos, *kpos;
     float *q, *k, *v, *p, *drop, *g, *dp, *dq, *dk, *dv;
-    unsigned char *masked;
+    unsigned char *masked, *key_ok;
 } chunk_scratch;
 
 static void chunk_scratch_free(chunk_scratch *s) {
     free(s->qpos), free(s->kpos), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
-    free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked);
+    free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
 }
 
 /* Returns false when out of memory (s is then freed). */
@@ -85,8 +85,8 @@ static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool 
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
     *s = (chunk_scratch){.qpos = malloc(m * sizeof *s->qpos), .kpos = malloc(nkeys * sizeof *s->kpos),
                          .q = malloc(md * f), .k = malloc(kd * f), .v = malloc(kd * f), .p = malloc(mk * f),
-                         .drop = malloc(mk * f), .masked = malloc(mk)};
-    bool ok = s->qpos && s->kpos && s->q && s->k && s->v && s->p && s->drop && s->masked;
+                         .drop = malloc(mk * f), .masked = malloc(mk), .key_ok = malloc(nkeys)};
+    bool ok = s->qpos && s->kpos && s->q && s->k && s->v && s->p && s->drop && s->masked && s->key_ok;
     if (backward) {
         s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
         s->dv = malloc(kd * f);
@@ -111,6 +111,7 @@ static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V
     }
     for (int j = 0; j < nkeys; j++) {
         s->kpos[j] = perm[key_slot(c, j, m, nc)] % L;
+        s->key_ok[j] = rf_attn_key_is_token(pad, b, L, s->kpos[j]);
         const float *x = QK + (size_t)(b * L + s->kpos[j]) * row + (size_t)h * d;
         const float a = (float)rf_attn_key_scale(x, d);
         for (int e = 0; e < d; e++) s->k[(size_t)j * d + e] = x[e] * a;
@@ -118,13 +119,8 @@ static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V
     }
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
     for (int i = 0; i < m; i++)
-        for (int j = 0; j < nkeys; j++) {
-            bool masked;
-            float *sij = s->p + (size_t)i * nkeys + j;
-            *sij = (float)rf_attn_masked_logit(*sij, s->qpos[i], s->kpos[j], rf_attn_key_is_token(pad, b, L, s->kpos[j]),
-                                               st->causal, true, &masked);
-            s->masked[(size_t)i * nkeys + j] = masked;
-        }
+        rf_cpu_block_mask_row(s->p + (size_t)i * nkeys, s->masked + (size_t)i * nkeys, s->qpos[i], s->kpos, s->key_ok,
+                              nkeys, st->causal, true);
 }
 
 /* The forward, one sorted chunk per block, the blocks in parallel. */
@@ -152,10 +148,8 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
             float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
             for (int i = 0; i < m; i++) {
                 const int64_t qslot = c * m + i;
-                float *si = s.p + (size_t)i * nkeys, mx = -HUGE_VALF;
-                for (int j = 0; j < nkeys; j++) mx = si[j] > mx ? si[j] : mx;
-                double sum = 0;
-                for (int j = 0; j < nkeys; j++) sum += si[j] = expf(si[j] - mx);
+                float *si = s.p + (size_t)i * nkeys, mx;
+                const double sum = rf_cpu_block_exp_row(si, nkeys, &mx);
                 /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
                  * p = exp(s − lse) is not renormalised, so a query that sees only copies
                  * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
@@ -164,8 +158,12 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
                 double norm = st->hf_rounding ? (double)lse : mx + log(sum);
                 /* now the probabilities exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
                 const float rescale = (float)exp(mx - norm);
-                for (int j = 0; j < nkeys; j++)
-                    si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                if (drop.on)
+                    for (int j = 0; j < nkeys; j++)
+                        si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                else
+#pragma omp simd
+                    for (int j = 0; j < nkeys; j++) si[j] *= rescale;
                 LSE[qslot] = lse;
             }
             rf_cpu_block_mm(O + c * m * d, s.p, false, s.v, false, m, d, nkeys); /* the chunk's outputs, in sorted order */
@@ -195,14 +193,14 @@ static rf_status rf_cpu_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
             /* The rounds' total; with hf_rounding a float32 value as in HF
              * (docs/hf-compat.md §8). */
             double total = st->hf_rounding ? (double)(float)(mx + log(sum)) : mx + log(sum);
+            /* Each round's weight once, then its whole row (a few terms per
+             * element: float sums are within SPEC §10). */
             float *o = OUT + (size_t)(b * L + t) * H * d + (size_t)h * d;
-            for (int e = 0; e < d; e++) {
-                double acc = 0;
-                for (int r = 0; r < R; r++) {
-                    int32_t slot = undo[r * L + t];
-                    acc += exp((double)LSE[slot] - total) * O[(size_t)slot * d + e];
-                }
-                o[e] = (float)acc;
+            for (int r = 0; r < R; r++) {
+                const int32_t slot = undo[r * L + t];
+                const float wr = (float)exp((double)LSE[slot] - total), *os = O + (size_t)slot * d;
+#pragma omp simd
+                for (int e = 0; e < d; e++) o[e] = (r ? o[e] : 0.0f) + wr * os[e];
             }
         }
     }
@@ -261,6 +259,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 for (int r = 0; r < R; r++) {
                     int32_t slot = undo[r * L + t];
                     double dot = 0;
+#pragma omp simd reduction(+ : dot)
                     for (int e = 0; e < d; e++) dot += (double)g[e] * O[(size_t)slot * d + e];
                     w[slot] = exp(LSE[slot] - mx) / sum;
                     delta += w[slot] * dot;
@@ -272,21 +271,28 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 chunk_logits(st, QK, V, pad, perm, b, h, c, nkeys, &s); /* as the forward */
                 for (int i = 0; i < m; i++) { /* g_i = w_i·dout */
                     const float *g = DOUT + (size_t)(b * L + s.qpos[i]) * row + (size_t)h * d;
+#pragma omp simd
                     for (int e = 0; e < d; e++) s.g[(size_t)i * d + e] = (float)(w[c * m + i] * g[e]);
                 }
                 rf_cpu_block_mm(s.dp, s.g, false, s.v, true, m, nkeys, d); /* g_i·v_j */
                 for (int i = 0; i < m; i++) {
                     const int64_t qslot = c * m + i;
+                    const size_t i0 = (size_t)i * nkeys;
+                    const float lse = LSE[qslot], ci = (float)cw[qslot];
+                    /* The dropout factors first (1 without dropout), so the loop
+                     * below is selects and arithmetic only and vectorises. */
+                    for (int j = 0; j < nkeys; j++)
+                        s.drop[i0 + j] = drop.on ? (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j) : 1.0f;
+#pragma omp simd
                     for (int j = 0; j < nkeys; j++) {
-                        const size_t ij = (size_t)i * nkeys + j;
+                        const size_t ij = i0 + j;
                         /* §5.5 from the stored lse, the forward's own normaliser. It is a
                          * float: for a query that sees only copies of itself (two at a
                          * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
                          * there is off by up to 0.4% (as on every device). */
-                        const float p = expf(s.p[ij] - LSE[qslot]);
-                        const float D = (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                        const float p = rf_cpu_block_exp(s.p[ij] - lse), D = s.drop[ij];
                         s.drop[ij] = D * p; /* for dv */
-                        s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - (float)cw[qslot]);
+                        s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - ci);
                     }
                 }
                 rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, m, d, nkeys);
@@ -294,11 +300,13 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, nkeys, d, m);
                 /* Summed by position: the sort's gradient is the inverse permutation (§4). */
                 for (int i = 0; i < m; i++)
-                    for (int e = 0; e < d; e++) gq[s.qpos[i] * d + e] += s.dq[(size_t)i * d + e];
+#pragma omp simd
+                    for (int e = 0; e < d; e++) gq[(size_t)s.qpos[i] * d + e] += s.dq[(size_t)i * d + e];
                 for (int j = 0; j < nkeys; j++)
+#pragma omp simd
                     for (int e = 0; e < d; e++) {
-                        gk[s.kpos[j] * d + e] += s.dk[(size_t)j * d + e];
-                        gv[s.kpos[j] * d + e] += s.dv[(size_t)j * d + e];
+                        gk[(size_t)s.kpos[j] * d + e] += s.dk[(size_t)j * d + e];
+                        gv[(size_t)s.kpos[j] * d + e] += s.dv[(size_t)j * d + e];
                     }
             }
             /* §5.2 backward: the key path gk goes back through k = x·a(x) and
@@ -306,6 +314,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
             for (int64_t t = 0; t < L; t++) {
                 const size_t at = (size_t)(b * L + t) * row + (size_t)h * d;
                 rf_attn_key_scale_backward(gq + t * d, gk + t * d, QK + at, d);
+#pragma omp simd
                 for (int e = 0; e < d; e++) {
                     DQK[at + e] = (float)gq[t * d + e];
                     DV[at + e] = (float)gv[t * d + e];
