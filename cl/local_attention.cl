@@ -70,6 +70,14 @@ inline void group_rows(int chunk, int *c, int *r0) {
 // Chunk c of nc, taken cyclically (HF _look_adjacent): c may be negative.
 inline int cyclic(int c, int nc) { return (c % nc + nc) % nc; }
 
+// Causal without a padding mask, every query sees at least its own key, so
+// a logit masked as a later key has probability exactly 0 (exp(−1e9 − m))
+// and no gradient: a tile whose keys all come after every query of the
+// group adds nothing and is skipped (by the whole group: no barrier split).
+inline int all_future(int causal, int has_mask, int last_query, int first_key) {
+    return causal && !has_mask && first_key > last_query;
+}
+
 // Stage rows [first, first + n) of (b, head h) of x into a local block of
 // rows ROW floats apart. Rows past n are left alone (never read).
 inline void stage_rows(__local float *xs, __global const float *x, ulong x_off, int b, int first, int n, int h, int L,
@@ -161,6 +169,7 @@ attn_forward(__global float *out, const ulong out_off, __global float *lse, cons
     for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += COLS) {
             int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            if (all_future(causal, has_mask, c * chunk + r0 + nq - 1, first)) continue;
             stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
             // this item's logits (keys j ≡ lane) and their max
             float tmax = RUNNING_MAX_INIT;
@@ -242,6 +251,7 @@ attn_backward_dq(__global float *dq, const ulong dq_off, __global const float *d
     for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += COLS) {
             int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            if (all_future(causal, has_mask, c * chunk + r0 + nq - 1, first)) continue;
             stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
             for (int j = lane; valid && j < n; j += SPLIT) {
                 int masked;
@@ -294,6 +304,7 @@ attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, c
     for (int s = -before; s <= after; s++)
         for (int t = 0; t < chunk; t += COLS) {
             int n = min(COLS, chunk - t), first = cyclic(c - s, nc) * chunk + t;
+            if (all_future(causal, has_mask, first + n - 1, c * chunk + r0)) continue;
             barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
             stage_rows(qs, q, q_off, b, first, n, h, L, H);
             stage_rows(gs, dout, dout_off, b, first, n, h, L, H);

@@ -17,8 +17,8 @@
 #define MAX_SLICE 32
 #define DEFAULT_SLICE 8
 /* Default tiles: rows a group owns, rows it streams per step. */
-#define DEFAULT_ROWS 16
-#define DEFAULT_COLS 32
+#define DEFAULT_ROWS 32
+#define DEFAULT_COLS 64
 
 /* A window kernel's tile parameters (ROWS, COLS, SPLIT in the .cl). */
 typedef struct window_plan {
