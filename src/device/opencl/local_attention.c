@@ -4,8 +4,9 @@
  * launches — delta = rowsum(dout·out), dq (groups own query rows), dk and dv
  * (groups own key rows) — so every output row has one writer and no float
  * atomics are needed. Tiles and work-items per row are -D options planned
- * here from the device's limits and the tuned values (cl_tune.h). Nothing of size L×L (or window×L) is allocated:
- * the only scratch is delta, [B, H, L]. */
+ * here from the device's limits and the tuned values (cl_tune.h). Nothing
+ * of size L×L (or window×L) is allocated: the only scratch is delta,
+ * [B, H, L]. */
 #include <string.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_attention.h"
@@ -86,7 +87,8 @@ typedef struct window_launch {
     char options[160];
 } window_launch;
 
-/* Build (cached) kernel `name` of local_attention.cl with plan p's options. */
+/* Build (cached) kernel `name` of local_attention.cl for wl->plan, keeping
+ * its options in wl->options (attn_delta is built with the dq kernel's). */
 static rf_status window_build(rf_device *dev, const rf_attn_window *w, const char *name, window_launch *wl) {
     rf_cl_attn_options(wl->options, sizeof wl->options, w->head_dim, 0);
     size_t at = strlen(wl->options);
