@@ -89,4 +89,20 @@ inline float dot_staged(const float *q, __local const float *k) {
     return dot;
 }
 
+// a·b of two staged rows of HEAD_DIM floats (both in local memory), in
+// eight interleaved partial sums: independent chains a GPU overlaps and a
+// CPU (PoCL) runs as one vector; any alignment (vload8).
+inline float dot_local(__local const float *a, __local const float *b) {
+    float8 acc = (float8)(0.0f);
+    int e = 0;
+    // not unrolled: a GPU compiler would otherwise keep a whole loop-invariant
+    // row in registers (the private array this shape avoids)
+#pragma unroll 1
+    for (; e + 8 <= HEAD_DIM; e += 8) acc += vload8(0, a + e) * vload8(0, b + e);
+    float4 h = acc.lo + acc.hi;
+    float dot = (h.x + h.z) + (h.y + h.w);
+    for (; e < HEAD_DIM; e++) dot += a[e] * b[e];
+    return dot;
+}
+
 #endif

@@ -9,16 +9,26 @@
 // Queries are cut into chunks of `chunk` positions; query chunk c attends to
 // key chunks (c + s) mod n_chunks for s = −before … after (HF _look_adjacent).
 //
-// Work decomposition. A work-group owns G = get_local_size(0) consecutive
-// rows of ONE chunk (so all its rows share one window), one work-item per
-// row: queries in the forward and dq kernels, keys in the dk/dv kernel —
-// each output row has exactly one writer, so no atomics are needed. The
-// other side streams through local memory TILE rows at a time. Global size
-// dim 0 = n_chunks · ceil(chunk / G) · G, dim 1 = B·H.
+// Work decomposition (shaped for GPUs, FlashAttention-2 style). A work-group
+// owns ROWS consecutive rows of ONE chunk — queries in the forward and dq
+// kernels, keys in the dk/dv kernel — so all its rows share one window and
+// each output row has exactly one writer (no atomics). SPLIT work-items serve
+// each row: work-item `lid` is row lid / SPLIT, lane lid % SPLIT, so a group
+// is GROUP = ROWS·SPLIT items. The group's own rows are staged once into
+// local memory; the other side streams through local memory COLS rows at a
+// time, read coalesced (consecutive work-items, consecutive floats of a row).
+// Per step each item computes whole dot products from local memory for the
+// columns j ≡ lane (mod SPLIT) of its row into a [ROWS, COLS] score tile in
+// local memory; row maxima and sums are two-stage reductions (one partial per
+// lane, then the row's SPLIT partials); then each item adds the tile into
+// its slice of the row's accumulator: SLICE = ceil(HEAD_DIM / SPLIT) ≤
+// MAX_SLICE consecutive elements whatever d is (the host picks SPLIT so). Global size dim 0 = n_chunks · ceil(chunk / ROWS) · GROUP,
+// dim 1 = B·H; local size GROUP.
 //
-// Defines: HEAD_DIM (d), MAX_HEAD_DIM, TILE (rows staged per step; the host
-// sizes it from the device's local memory). Masks (§5.4), the optional mask
-// and lse buffers and the dropout arguments: attention_common.cl.
+// Defines: HEAD_DIM (d), MAX_HEAD_DIM, ROWS, COLS, SPLIT, MAX_SLICE (the
+// host sizes the tiles from the device's limits, local_attention.c). Masks
+// (§5.4), the optional mask and lse buffers and the dropout arguments:
+// attention_common.cl.
 //
 // Probability dropout (§2, HF attention dropout): the probability of window
 // key j (0 ≤ j < W = (before + 1 + after)·chunk, in window-slot order) of
@@ -26,6 +36,16 @@
 // attention_common.cl's layout.
 
 #include "attention_common.cl"
+
+#define GROUP (ROWS * SPLIT)
+#define SLICE ((HEAD_DIM + SPLIT - 1) / SPLIT)
+// Staged rows are HEAD_DIM + 1 floats apart, so the SPLIT items of a row,
+// each reading a different staged row at the same e, hit different banks.
+#define ROW (HEAD_DIM + 1)
+
+#if SLICE > MAX_SLICE
+#error "SPLIT leaves more than MAX_SLICE accumulator floats per work-item"
+#endif
 
 // A query whose every key is masked has all its logits equal to −1e9, so it
 // attends uniformly to its window. Its lse, −1e9 + log(n), is −1e9 in float
@@ -40,26 +60,31 @@ inline float window_drop(uint4 philox, uint threshold, float keep_scale, int bh,
                        (ulong)((before + 1 + after) * chunk), (ulong)j);
 }
 
-// This work-item's chunk and row within it.
-inline void my_row(int chunk, int *c, int *r) {
-    int tiles = (chunk + (int)get_local_size(0) - 1) / (int)get_local_size(0);
+// This group's chunk c and its first row r0 within it.
+inline void group_rows(int chunk, int *c, int *r0) {
+    int tiles = (chunk + ROWS - 1) / ROWS;
     *c = (int)get_group_id(0) / tiles;
-    *r = ((int)get_group_id(0) % tiles) * (int)get_local_size(0) + (int)get_local_id(0);
+    *r0 = ((int)get_group_id(0) % tiles) * ROWS;
 }
 
 // Chunk c of nc, taken cyclically (HF _look_adjacent): c may be negative.
 inline int cyclic(int c, int nc) { return (c % nc + nc) % nc; }
 
-// Stage rows [first, first + n) of (b, head h) from x and y into two
-// [TILE, HEAD_DIM] local blocks. Rows past n are left alone (never read).
-inline void stage_rows(__local float *xs, __local float *ys, __global const float *x, ulong x_off,
-                       __global const float *y, ulong y_off, int b, int first, int n, int h, int L, int H) {
-    int lid = (int)get_local_id(0), g = (int)get_local_size(0);
-    for (int idx = lid; idx < n * HEAD_DIM; idx += g) {
+// Causal without a padding mask, every query sees at least its own key, so
+// a logit masked as a later key has probability exactly 0 (exp(−1e9 − m))
+// and no gradient: a tile whose keys all come after every query of the
+// group adds nothing and is skipped (by the whole group: no barrier split).
+inline int all_future(int causal, int has_mask, int last_query, int first_key) {
+    return causal && !has_mask && first_key > last_query;
+}
+
+// Stage rows [first, first + n) of (b, head h) of x into a local block of
+// rows ROW floats apart. Rows past n are left alone (never read).
+inline void stage_rows(__local float *xs, __global const float *x, ulong x_off, int b, int first, int n, int h, int L,
+                       int H) {
+    for (int idx = (int)get_local_id(0); idx < n * HEAD_DIM; idx += GROUP) {
         int rr = idx / HEAD_DIM, e = idx % HEAD_DIM;
-        ulong at = row_at(b, first + rr, h, L, H) + (ulong)e;
-        xs[idx] = x[x_off + at];
-        ys[idx] = y[y_off + at];
+        xs[rr * ROW + e] = x[x_off + row_at(b, first + rr, h, L, H) + (ulong)e];
     }
 }
 
@@ -69,179 +94,249 @@ inline void stage_rows(__local float *xs, __local float *ys, __global const floa
 inline void stage_keys(__local float *ks, __local float *vs, __local int *kok, __global const float *k, ulong k_off,
                        __global const float *v, ulong v_off, MASK_ARGS, int b, int first, int n, int h, int L, int H) {
     barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
-    stage_rows(ks, vs, k, k_off, v, v_off, b, first, n, h, L, H);
-    for (int rr = (int)get_local_id(0); rr < n; rr += (int)get_local_size(0))
+    stage_rows(ks, k, k_off, b, first, n, h, L, H);
+    stage_rows(vs, v, v_off, b, first, n, h, L, H);
+    for (int rr = (int)get_local_id(0); rr < n; rr += GROUP)
         kok[rr] = key_is_token(mask, mask_off, has_mask, b, L, first + rr);
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-// The inputs every window kernel reads, in this order (after its outputs
-// and before its local memory): q, k, v, the optional padding mask, the
-// window (sequence length, heads, chunk, chunks before / after, causal,
-// self mask, logit scale) and the dropout arguments.
+// The sum of the SPLIT partials part[0 … SPLIT) of one row (reduction's
+// second stage; every item of the row gets the same sum, in the same order).
+inline float row_sum(__local const float *part) {
+    float s = 0.0f;
+    for (int u = 0; u < SPLIT; u++) s += part[u];
+    return s;
+}
+
+// This item's slice of a row: elements lane·SLICE + k, k < SLICE —
+// contiguous, so the inner loops below run over consecutive floats (PoCL
+// vectorises them). With d not a multiple of SPLIT the last lanes' slices
+// run past d: IN_HEAD skips those elements (always true otherwise).
+#if HEAD_DIM % SPLIT == 0
+#define IN_HEAD(e) 1
+#else
+#define IN_HEAD(e) ((e) < HEAD_DIM)
+#endif
+
+// acc[k] += Σ_j w[j]·xs[j][lane·SLICE + k] over the n staged rows xs: a
+// row's weights times a tile, into this item's slice.
+inline void add_weighted(float *acc, __local const float *w, __local const float *xs, int n, int lane) {
+    for (int j = 0; j < n; j++) {
+        float wj = w[j];
+        __local const float *x = xs + j * ROW + lane * SLICE;
+        for (int k = 0; k < SLICE; k++)
+            if (IN_HEAD(lane * SLICE + k)) acc[k] += wj * x[k];
+    }
+}
+
+// Store this item's slice of a row, times `scale`, at y[at …].
+inline void store_slice(__global float *y, ulong at, const float *acc, float scale, int lane) {
+    for (int k = 0; k < SLICE; k++) {
+        int e = lane * SLICE + k;
+        if (IN_HEAD(e)) y[at + (ulong)e] = acc[k] * scale;
+    }
+}
+
+// The inputs every window kernel reads, in this order (after its outputs):
+// q, k, v, the optional padding mask, the window (sequence length, heads,
+// chunk, chunks before / after, causal, self mask, logit scale) and the
+// dropout arguments.
 #define WINDOW_ARGS                                                                                                  \
     __global const float *q, const ulong q_off, __global const float *k, const ulong k_off, __global const float *v, \
         const ulong v_off, MASK_ARGS, const int L, const int H, const int chunk, const int before, const int after,  \
         const int causal, const int self_mask, const float scale, DROPOUT_ARGS
 
 // ---- forward: out, and lse when has_lse -----------------------------------
-__kernel void attn_forward(__global float *out, const ulong out_off, __global float *lse, const ulong lse_off,
-                           const int has_lse, WINDOW_ARGS, __local float *ks, __local float *vs, __local int *kok) {
-    int c, r;
-    my_row(chunk, &c, &r);
+// Local memory: own queries [ROWS, ROW]; keys, values [COLS, ROW]; the score
+// tile [ROWS, COLS]; key flags [COLS]; the reductions' partials [2, GROUP].
+__kernel __attribute__((reqd_work_group_size(GROUP, 1, 1))) void
+attn_forward(__global float *out, const ulong out_off, __global float *lse, const ulong lse_off, const int has_lse,
+             WINDOW_ARGS) {
+    __local float qs[ROWS * ROW], ks[COLS * ROW], vs[COLS * ROW], ps[ROWS * COLS], red[2 * GROUP];
+    __local int kok[COLS];
+    int c, r0;
+    group_rows(chunk, &c, &r0);
+    int lid = (int)get_local_id(0), i = lid / SPLIT, lane = lid % SPLIT;
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
-    int nc = L / chunk, qpos = c * chunk + r, valid = r < chunk;
-    float qv[HEAD_DIM], acc[HEAD_DIM], sc[TILE];
-    for (int e = 0; e < HEAD_DIM; e++) {
-        qv[e] = valid ? q[q_off + row_at(b, qpos, h, L, H) + (ulong)e] : 0.0f;
-        acc[e] = 0.0f;
-    }
+    int nc = L / chunk, nq = min(ROWS, chunk - r0), qpos = c * chunk + r0 + i, valid = i < nq;
+    stage_rows(qs, q, q_off, b, c * chunk + r0, nq, h, L, H); // read after stage_keys's barriers
+    __local const float *qi = qs + i * ROW;
+    __local float *pi = ps + i * COLS;
+    float acc[SLICE];
+    for (int kk = 0; kk < SLICE; kk++) acc[kk] = 0.0f;
     float m = RUNNING_MAX_INIT, l = 0.0f;
     for (int s = -before; s <= after; s++)
-        for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            if (all_future(causal, has_mask, c * chunk + r0 + nq - 1, first)) continue;
             stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
-            if (!valid) continue; // (but on to the next tile's barriers)
+            // this item's logits (keys j ≡ lane) and their max
             float tmax = RUNNING_MAX_INIT;
-            for (int j = 0; j < n; j++) {
+            for (int j = lane; valid && j < n; j += SPLIT) {
                 int masked;
-                sc[j] = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
-                                     self_mask, &masked);
-                tmax = fmax(tmax, sc[j]);
+                pi[j] = masked_logit(dot_local(qi, ks + j * ROW) * scale, qpos, first + j, kok[j], causal, self_mask,
+                                     &masked);
+                tmax = fmax(tmax, pi[j]);
             }
-            float mnew = fmax(m, tmax), alpha = exp(m - mnew);
-            l *= alpha;
-            for (int e = 0; e < HEAD_DIM; e++) acc[e] *= alpha;
-            for (int j = 0; j < n; j++) {
-                float p = exp(sc[j] - mnew);
-                l += p;
+            red[lid] = tmax;
+            barrier(CLK_LOCAL_MEM_FENCE);
+            float mnew = m;
+            for (int u = 0; u < SPLIT; u++) mnew = fmax(mnew, red[i * SPLIT + u]);
+            float psum = 0.0f;
+            for (int j = lane; valid && j < n; j += SPLIT) {
+                float p = exp(pi[j] - mnew);
+                psum += p; // the sum stays undropped (§2)
                 if (dropout)
                     p *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
                                      (s + before) * chunk + t + j);
-                for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vs[j * HEAD_DIM + e];
+                pi[j] = p;
             }
+            red[GROUP + lid] = psum;
+            barrier(CLK_LOCAL_MEM_FENCE);
+            float alpha = exp(m - mnew);
+            l = l * alpha + row_sum(red + GROUP + i * SPLIT);
+            for (int kk = 0; kk < SLICE; kk++) acc[kk] *= alpha;
+            if (valid) add_weighted(acc, pi, vs, n, lane);
             m = mnew;
         }
     if (!valid) return;
-    float inv = 1.0f / l;
-    for (int e = 0; e < HEAD_DIM; e++) out[out_off + row_at(b, qpos, h, L, H) + (ulong)e] = acc[e] * inv;
-    if (has_lse) lse[lse_off + (ulong)bh * (ulong)L + (ulong)qpos] = m + log(l);
+    store_slice(out, out_off + row_at(b, qpos, h, L, H), acc, 1.0f / l, lane);
+    if (has_lse && lane == 0) lse[lse_off + (ulong)bh * (ulong)L + (ulong)qpos] = m + log(l);
 }
 
 // ---- backward ---------------------------------------------------------------
-// delta_i = Σ_e dout_ie · out_ie (= Σ_j p_ij · dout_i·v_j), one work-item per
-// (row, head); global (L, B·H).
-__kernel void attn_delta(__global float *delta, __global const float *dout, const ulong dout_off,
-                         __global const float *out, const ulong out_off, const int L, const int H) {
-    int pos = (int)get_global_id(0), bh = (int)get_global_id(1);
-    if (pos >= L) return;
-    ulong at = row_at(bh / H, pos, bh % H, L, H);
-    float s = 0.0f;
-    for (int e = 0; e < HEAD_DIM; e++) s += dout[dout_off + at + (ulong)e] * out[out_off + at + (ulong)e];
-    delta[(ulong)bh * (ulong)L + (ulong)pos] = s;
+// delta_i = Σ_e dout_ie · out_ie (= Σ_j p_ij · dout_i·v_j): the group
+// stages ROWS rows of dout and out (coalesced), then one item per row sums
+// them in order of e — the order dot_local sums dout_i·v_j in, so a query
+// with one key gets ds = p·(dp − delta) = 0 exactly. Global
+// (ceil(L / ROWS)·GROUP, B·H).
+__kernel __attribute__((reqd_work_group_size(GROUP, 1, 1))) void
+attn_delta(__global float *delta, __global const float *dout, const ulong dout_off, __global const float *out,
+           const ulong out_off, const int L, const int H) {
+    __local float gs[ROWS * ROW], os[ROWS * ROW];
+    int lid = (int)get_local_id(0), i = lid / SPLIT, first = (int)get_group_id(0) * ROWS;
+    int bh = (int)get_global_id(1), b = bh / H, h = bh % H, n = min(ROWS, L - first);
+    stage_rows(gs, dout, dout_off, b, first, n, h, L, H);
+    stage_rows(os, out, out_off, b, first, n, h, L, H);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (i < n && lid % SPLIT == 0)
+        delta[(ulong)bh * (ulong)L + (ulong)(first + i)] = dot_local(gs + i * ROW, os + i * ROW);
 }
 
 // dq_i = scale · Σ_j ds_ij · k_j with ds_ij = p_ij·(f_ij·dout_i·v_j − delta_i)
 // for unmasked logits (a replaced logit carries no gradient); f_ij is the
 // dropout factor (1 without dropout) and delta_i = dout_i·out_i of the
 // dropped output. Query rows are owned as in the forward; keys and values
-// stream through local memory.
-__kernel void attn_backward_dq(__global float *dq, const ulong dq_off, __global const float *dout,
-                               const ulong dout_off, __global const float *lse, const ulong lse_off,
-                               __global const float *delta, WINDOW_ARGS, __local float *ks, __local float *vs,
-                               __local int *kok) {
-    int c, r;
-    my_row(chunk, &c, &r);
+// stream through local memory. Local memory: own q, dout [ROWS, ROW]; k, v
+// [COLS, ROW]; the ds tile [ROWS, COLS]; key flags [COLS].
+__kernel __attribute__((reqd_work_group_size(GROUP, 1, 1))) void
+attn_backward_dq(__global float *dq, const ulong dq_off, __global const float *dout, const ulong dout_off,
+                 __global const float *lse, const ulong lse_off, __global const float *delta, WINDOW_ARGS) {
+    __local float qs[ROWS * ROW], gs[ROWS * ROW], ks[COLS * ROW], vs[COLS * ROW], dss[ROWS * COLS];
+    __local int kok[COLS];
+    int c, r0;
+    group_rows(chunk, &c, &r0);
+    int lid = (int)get_local_id(0), i = lid / SPLIT, lane = lid % SPLIT;
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
-    int nc = L / chunk, qpos = c * chunk + r, valid = r < chunk;
-    float qv[HEAD_DIM], go[HEAD_DIM], acc[HEAD_DIM];
-    ulong at = row_at(b, qpos, h, L, H);
-    for (int e = 0; e < HEAD_DIM; e++) {
-        qv[e] = valid ? q[q_off + at + (ulong)e] : 0.0f;
-        go[e] = valid ? dout[dout_off + at + (ulong)e] : 0.0f;
-        acc[e] = 0.0f;
-    }
+    int nc = L / chunk, nq = min(ROWS, chunk - r0), qpos = c * chunk + r0 + i, valid = i < nq;
+    stage_rows(qs, q, q_off, b, c * chunk + r0, nq, h, L, H); // read after stage_keys's barriers
+    stage_rows(gs, dout, dout_off, b, c * chunk + r0, nq, h, L, H);
+    __local const float *qi = qs + i * ROW, *gi = gs + i * ROW;
+    __local float *di_s = dss + i * COLS;
     ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos;
     float li = valid ? lse[lse_off + lrow] : 0.0f, di = valid ? delta[lrow] : 0.0f;
+    float acc[SLICE];
+    for (int kk = 0; kk < SLICE; kk++) acc[kk] = 0.0f;
     for (int s = -before; s <= after; s++)
-        for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            if (all_future(causal, has_mask, c * chunk + r0 + nq - 1, first)) continue;
             stage_keys(ks, vs, kok, k, k_off, v, v_off, mask, mask_off, has_mask, b, first, n, h, L, H);
-            for (int j = 0; valid && j < n; j++) {
+            for (int j = lane; valid && j < n; j += SPLIT) {
                 int masked;
-                float sj = masked_logit(dot_staged(qv, ks + j * HEAD_DIM) * scale, qpos, first + j, kok[j], causal,
+                float sj = masked_logit(dot_local(qi, ks + j * ROW) * scale, qpos, first + j, kok[j], causal,
                                         self_mask, &masked);
-                if (masked) continue;
-                float dp = dot_staged(go, vs + j * HEAD_DIM);
-                if (dropout)
-                    dp *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
-                                      (s + before) * chunk + t + j);
-                float ds = exp(sj - li) * (dp - di);
-                for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * ks[j * HEAD_DIM + e];
+                float ds = 0.0f;
+                if (!masked) {
+                    float dp = dot_local(gi, vs + j * ROW);
+                    if (dropout)
+                        dp *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                          (s + before) * chunk + t + j);
+                    ds = exp(sj - li) * (dp - di);
+                }
+                di_s[j] = ds;
             }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (valid) add_weighted(acc, di_s, ks, n, lane);
         }
-    if (!valid) return;
-    for (int e = 0; e < HEAD_DIM; e++) dq[dq_off + at + (ulong)e] = acc[e] * scale;
+    if (valid) store_slice(dq, dq_off + row_at(b, qpos, h, L, H), acc, scale, lane);
 }
 
 // dv_j = Σ_i f_ij·p_ij · dout_i and dk_j = scale · Σ_i ds_ij · q_i (f, ds as
 // in attn_backward_dq; key j is window key (s + before)·chunk + r of the
 // queries that see it through slot s, r its row in its chunk). A work-group
-// owns G key rows of one key chunk kc; the queries that see them are those of
-// chunks (kc − s) mod n_chunks for each window slot s (a chunk reached through
-// two slots contributes twice, as in the forward). Their q, dout, lse and
-// delta stream through local memory.
-__kernel void attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off,
-                                 __global const float *dout, const ulong dout_off, __global const float *lse,
-                                 const ulong lse_off, __global const float *delta, WINDOW_ARGS,
-                                 __local float *qs, __local float *gs, __local float *ls, __local float *dts) {
-    int c, r;
-    my_row(chunk, &c, &r);
+// owns ROWS key rows of one key chunk kc; the queries that see them are those
+// of chunks (kc − s) mod n_chunks for each window slot s (a chunk reached
+// through two slots contributes twice, as in the forward). Their q, dout, lse
+// and delta stream through local memory COLS rows at a time. Local memory:
+// own k, v [ROWS, ROW]; q, dout [COLS, ROW]; lse, delta [COLS]; the f·p and
+// ds tiles [ROWS, COLS].
+__kernel __attribute__((reqd_work_group_size(GROUP, 1, 1))) void
+attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off,
+                   __global const float *dout, const ulong dout_off, __global const float *lse, const ulong lse_off,
+                   __global const float *delta, WINDOW_ARGS) {
+    __local float ks[ROWS * ROW], vs[ROWS * ROW], qs[COLS * ROW], gs[COLS * ROW], ls[COLS], dts[COLS];
+    __local float pds[ROWS * COLS], dss[ROWS * COLS];
+    int c, r0;
+    group_rows(chunk, &c, &r0);
+    int lid = (int)get_local_id(0), i = lid / SPLIT, lane = lid % SPLIT, r = r0 + i;
     int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
-    int nc = L / chunk, kpos = c * chunk + r, valid = r < chunk;
-    float kv[HEAD_DIM], vv[HEAD_DIM], dka[HEAD_DIM], dva[HEAD_DIM];
-    ulong at = row_at(b, kpos, h, L, H);
-    for (int e = 0; e < HEAD_DIM; e++) {
-        kv[e] = valid ? k[k_off + at + (ulong)e] : 0.0f;
-        vv[e] = valid ? v[v_off + at + (ulong)e] : 0.0f;
-        dka[e] = 0.0f;
-        dva[e] = 0.0f;
-    }
+    int nc = L / chunk, nk = min(ROWS, chunk - r0), kpos = c * chunk + r, valid = i < nk;
+    stage_rows(ks, k, k_off, b, c * chunk + r0, nk, h, L, H); // read after the first tile's barriers
+    stage_rows(vs, v, v_off, b, c * chunk + r0, nk, h, L, H);
+    __local const float *ki = ks + i * ROW, *vi = vs + i * ROW;
+    __local float *pd_i = pds + i * COLS, *ds_i = dss + i * COLS;
     int key_ok = valid && key_is_token(mask, mask_off, has_mask, b, L, kpos);
-    int lid = (int)get_local_id(0), g = (int)get_local_size(0);
     float inv_n = 1.0f / (float)((before + 1 + after) * chunk);
+    float dka[SLICE], dva[SLICE];
+    for (int kk = 0; kk < SLICE; kk++) dka[kk] = dva[kk] = 0.0f;
     for (int s = -before; s <= after; s++)
-        for (int t = 0; t < chunk; t += TILE) {
-            int n = min(TILE, chunk - t), first = cyclic(c - s, nc) * chunk + t;
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c - s, nc) * chunk + t;
+            if (all_future(causal, has_mask, first + n - 1, c * chunk + r0)) continue;
             barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
-            stage_rows(qs, gs, q, q_off, dout, dout_off, b, first, n, h, L, H);
-            for (int i = lid; i < n; i += g) {
-                ulong lrow = (ulong)bh * (ulong)L + (ulong)(first + i);
-                ls[i] = lse[lse_off + lrow];
-                dts[i] = delta[lrow];
+            stage_rows(qs, q, q_off, b, first, n, h, L, H);
+            stage_rows(gs, dout, dout_off, b, first, n, h, L, H);
+            for (int u = lid; u < n; u += GROUP) {
+                ulong lrow = (ulong)bh * (ulong)L + (ulong)(first + u);
+                ls[u] = lse[lse_off + lrow];
+                dts[u] = delta[lrow];
             }
             barrier(CLK_LOCAL_MEM_FENCE);
-            for (int i = 0; valid && i < n; i++) {
+            for (int j = lane; valid && j < n; j += SPLIT) { // query j of the tile
                 int masked;
-                float sij = masked_logit(dot_staged(kv, qs + i * HEAD_DIM) * scale, first + i, kpos, key_ok, causal,
+                float sij = masked_logit(dot_local(ki, qs + j * ROW) * scale, first + j, kpos, key_ok, causal,
                                          self_mask, &masked);
-                float dp = dot_staged(vv, gs + i * HEAD_DIM);
-                float p = ls[i] < FULLY_MASKED ? inv_n : exp(sij - ls[i]), pd = p;
+                float dp = dot_local(vi, gs + j * ROW);
+                float p = ls[j] < FULLY_MASKED ? inv_n : exp(sij - ls[j]), pd = p;
                 if (dropout) {
-                    float f = window_drop(philox, threshold, keep_scale, bh, first + i, L, chunk, before, after,
+                    float f = window_drop(philox, threshold, keep_scale, bh, first + j, L, chunk, before, after,
                                           (s + before) * chunk + r);
                     pd *= f;
                     dp *= f;
                 }
-                for (int e = 0; e < HEAD_DIM; e++) dva[e] += pd * gs[i * HEAD_DIM + e];
-                if (masked) continue;
-                float dsij = p * (dp - dts[i]);
-                for (int e = 0; e < HEAD_DIM; e++) dka[e] += dsij * qs[i * HEAD_DIM + e];
+                pd_i[j] = pd;
+                ds_i[j] = masked ? 0.0f : p * (dp - dts[j]);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (valid) {
+                add_weighted(dva, pd_i, gs, n, lane);
+                add_weighted(dka, ds_i, qs, n, lane);
             }
         }
     if (!valid) return;
-    for (int e = 0; e < HEAD_DIM; e++) {
-        dk[dk_off + at + (ulong)e] = dka[e] * scale;
-        dv[dv_off + at + (ulong)e] = dva[e];
-    }
+    ulong at = row_at(b, kpos, h, L, H);
+    store_slice(dk, dk_off + at, dka, scale, lane);
+    store_slice(dv, dv_off + at, dva, 1.0f, lane);
 }

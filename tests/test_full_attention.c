@@ -59,6 +59,10 @@ static void opencl_matches_cpu(void **state) {
         FULL(1, 32, 1, 16, false, false, false), FULL(2, 128, 2, 64, true, true, false),
         FULL(1, 512, 1, 128, true, false, false), FULL(2, 128, 2, 64, true, true, true),
         FULL(1, 32, 2, 16, false, true, true),   FULL(1, 100, 1, 16, false, true, false), /* ragged tiles */
+        /* d not a multiple of the work-items per row, L of ragged row and key tiles, causal without
+         * padding (the all-future key tiles skipped), with and without shared QK */
+        FULL(1, 150, 2, 100, true, false, false), FULL(1, 150, 1, 72, true, false, true),
+        attn_dropout(FULL(1, 150, 1, 100, true, false, false), 0.3f, 43, 1),
         /* probability dropout (§2) */
         attn_dropout(FULL(2, 128, 2, 64, true, true, false), 0.3f, 41, 3),
         attn_dropout(FULL(1, 100, 1, 16, false, true, true), 0.5f, 42, 0),

@@ -91,10 +91,16 @@ static void opencl_matches_cpu(void **state) {
         LOCAL(2, 32, 2, 64, 64, 1, 0, true, true),   LOCAL(1, 128, 2, 16, 16, 0, 0, false, false),
         LOCAL(1, 128, 1, 16, 16, 1, 1, false, true), LOCAL(2, 64, 1, 16, 32, 1, 1, true, false),
         LOCAL(1, 96, 1, 16, 24, 1, 0, false, true), /* chunk not a multiple of any work-group size */
+        /* the kernels' tiling edges (cl/local_attention.cl): d = 100 and 72 are not multiples of the
+         * work-items per row (16), chunk 24 is shorter than a row tile, chunk 80 is two key tiles and
+         * three row tiles with ragged ends; causal without padding skips the all-future key tiles */
+        LOCAL(1, 72, 2, 100, 24, 1, 1, true, true), LOCAL(2, 160, 1, 72, 80, 1, 0, true, false),
+        LOCAL(1, 50, 1, 40, 64, 1, 0, true, false), /* a single chunk, L < chunk_len */
         /* probability dropout (§2): both backends draw the same words */
         attn_dropout(LOCAL(2, 128, 2, 64, 16, 1, 0, false, true), 0.3f, 21, 2),
         attn_dropout(LOCAL(1, 128, 1, 16, 16, 1, 1, true, true), 0.5f, 22, 7),
         attn_dropout(LOCAL(1, 96, 1, 16, 24, 1, 0, false, true), 0.1f, 23, 1),
+        attn_dropout(LOCAL(2, 160, 1, 72, 80, 1, 0, true, false), 0.2f, 24, 4), /* with skipped tiles */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
         attn_check_opencl(cl, cpu, rf_local_attention_forward, rf_local_attention_backward, &cases[ci],

@@ -54,9 +54,9 @@ static void table_round_trips(void **state) {
     rf_device *dev;
     TH_CL_OR_SKIP(dev);
     /* Nothing stored: every key reads its default. */
-    assert_int_equal(rf_cl_tuned(dev, "attn_forward.tile", 32), 32);
-    TH_OK(rf_cl_tune_set(dev, "attn_forward.tile", 16));
-    TH_OK(rf_cl_tune_set(dev, "attn_backward_dkdv.tile", 64));
+    assert_int_equal(rf_cl_tuned(dev, "attn_forward.qtile", 32), 32);
+    TH_OK(rf_cl_tune_set(dev, "attn_forward.qtile", 16));
+    TH_OK(rf_cl_tune_set(dev, "attn_backward_dkdv.ktile", 64));
     TH_FAILS(rf_cl_tune_set(dev, "no_such_kernel.tile", 8), RF_ERR_INVALID_ARG, "unknown key");
     char path[4096], want[4096];
     TH_OK(rf_cl_tune_store(dev, path, sizeof path));
@@ -66,19 +66,19 @@ static void table_round_trips(void **state) {
     rf_device_close(dev);
     /* A fresh open reads them back, as stored (not forced) values. */
     dev = th_cl();
-    assert_int_equal(rf_cl_tuned(dev, "attn_forward.tile", 32), 16);
-    assert_int_equal(rf_cl_tuned(dev, "attn_backward_dkdv.tile", 32), 64);
-    assert_int_equal(rf_cl_tuned(dev, "attn_backward_dq.tile", 32), 32);
+    assert_int_equal(rf_cl_tuned(dev, "attn_forward.qtile", 32), 16);
+    assert_int_equal(rf_cl_tuned(dev, "attn_backward_dkdv.ktile", 32), 64);
+    assert_int_equal(rf_cl_tuned(dev, "attn_backward_dq.qtile", 32), 32);
     assert_int_equal(rf_cl_ctx(dev)->tuning.count, 2);
     assert_false(rf_cl_ctx(dev)->tuning.values[0].forced);
     /* Value 0 removes a key: the default again, and stored so. */
-    TH_OK(rf_cl_tune_set(dev, "attn_forward.tile", 0));
-    assert_int_equal(rf_cl_tuned(dev, "attn_forward.tile", 32), 32);
+    TH_OK(rf_cl_tune_set(dev, "attn_forward.qtile", 0));
+    assert_int_equal(rf_cl_tuned(dev, "attn_forward.qtile", 32), 32);
     TH_OK(rf_cl_tune_store(dev, path, sizeof path));
     rf_device_close(dev);
     dev = th_cl();
-    assert_int_equal(rf_cl_tuned(dev, "attn_forward.tile", 32), 32);
-    assert_int_equal(rf_cl_tuned(dev, "attn_backward_dkdv.tile", 32), 64);
+    assert_int_equal(rf_cl_tuned(dev, "attn_forward.qtile", 32), 32);
+    assert_int_equal(rf_cl_tuned(dev, "attn_backward_dkdv.ktile", 32), 64);
     rf_device_close(dev);
     remove(path);
 }
@@ -88,22 +88,22 @@ static void foreign_and_malformed_tables_are_ignored(void **state) {
     TH_CL_OR_SKIP(dev);
     char path[4096], text[8192];
     rf_cl_tune_path(dev, path, sizeof path);
-    char good_values[] = "{\"attn_forward.tile\": 8}";
+    char good_values[] = "{\"attn_forward.qtile\": 8}";
     char bad[8][8192];
     int nbad = 0;
     snprintf(bad[nbad++], sizeof bad[0], "%s", "");
     snprintf(bad[nbad++], sizeof bad[0], "%s", "{\"format\": \"reformer-cl tune table 1\", \"values\": {");
     snprintf(bad[nbad++], sizeof bad[0], "%s", "[1, 2, 3]");
     table_text(dev, "another device", good_values, bad[nbad++], sizeof bad[0]);
-    table_text(dev, dev->info.name, "{\"attn_forward.tile\": \"eight\"}", bad[nbad++], sizeof bad[0]);
-    table_text(dev, dev->info.name, "{\"attn_forward.tile\": -8}", bad[nbad++], sizeof bad[0]);
+    table_text(dev, dev->info.name, "{\"attn_forward.qtile\": \"eight\"}", bad[nbad++], sizeof bad[0]);
+    table_text(dev, dev->info.name, "{\"attn_forward.qtile\": -8}", bad[nbad++], sizeof bad[0]);
     table_text(dev, dev->info.name, "[8]", bad[nbad++], sizeof bad[0]);
     snprintf(bad[nbad++], sizeof bad[0], "\xff\xfe garbage \x01");
     rf_device_close(dev);
     for (int i = 0; i < nbad; i++) {
         write_text(path, bad[i]);
         dev = th_cl(); /* opens: the file costs a warning only */
-        if (rf_cl_tuned(dev, "attn_forward.tile", 32) != 32)
+        if (rf_cl_tuned(dev, "attn_forward.qtile", 32) != 32)
             fail_msg("table %d was not ignored:\n%s", i, bad[i]);
         assert_int_equal(rf_cl_ctx(dev)->tuning.count, 0);
         rf_device_close(dev);
@@ -112,16 +112,16 @@ static void foreign_and_malformed_tables_are_ignored(void **state) {
     remove(path);
     assert_int_equal(mkdir(path, 0700), 0);
     dev = th_cl();
-    assert_int_equal(rf_cl_tuned(dev, "attn_forward.tile", 32), 32);
+    assert_int_equal(rf_cl_tuned(dev, "attn_forward.qtile", 32), 32);
     rf_device_close(dev);
     rmdir(path);
     /* A valid table with a key this build lacks: the known key is read. */
     dev = th_cl();
-    table_text(dev, dev->info.name, "{\"attn_forward.tile\": 8, \"future_kernel.tile\": 4}", text, sizeof text);
+    table_text(dev, dev->info.name, "{\"attn_forward.qtile\": 8, \"future_kernel.tile\": 4}", text, sizeof text);
     rf_device_close(dev);
     write_text(path, text);
     dev = th_cl();
-    assert_int_equal(rf_cl_tuned(dev, "attn_forward.tile", 32), 8);
+    assert_int_equal(rf_cl_tuned(dev, "attn_forward.qtile", 32), 8);
     assert_int_equal(rf_cl_tuned(dev, "future_kernel.tile", 5), 5);
     rf_device_close(dev);
     remove(path);
@@ -173,20 +173,22 @@ static void override_changes_build_options_and_matches_cpu(void **state) {
     rf_device *dev;
     TH_CL_OR_SKIP(dev);
     local_attention_matches_cpu(dev, 32);
-    assert_true(built_with(dev, "local_attention.cl", "-DTILE=32")); /* the documented default */
-    assert_false(built_with(dev, "local_attention.cl", "-DTILE=8"));
-    TH_OK(rf_cl_tune_set(dev, "attn_forward.tile", 8));
-    TH_OK(rf_cl_tune_set(dev, "attn_backward_dq.tile", 16));
-    TH_OK(rf_cl_tune_set(dev, "attn_backward_dkdv.tile", 64));
+    assert_true(built_with(dev, "local_attention.cl", "-DROWS=32 -DCOLS=64")); /* the documented defaults */
+    assert_false(built_with(dev, "local_attention.cl", "-DROWS=8 "));
+    TH_OK(rf_cl_tune_set(dev, "attn_forward.qtile", 8));
+    TH_OK(rf_cl_tune_set(dev, "attn_backward_dq.ktile", 16));
+    TH_OK(rf_cl_tune_set(dev, "attn_backward_dkdv.split", 2));
     local_attention_matches_cpu(dev, 32);
-    assert_true(built_with(dev, "local_attention.cl", "-DTILE=8"));
-    assert_true(built_with(dev, "local_attention.cl", "-DTILE=16"));
-    assert_true(built_with(dev, "local_attention.cl", "-DTILE=64"));
+    assert_true(built_with(dev, "local_attention.cl", "-DROWS=8 -DCOLS=64"));
+    assert_true(built_with(dev, "local_attention.cl", "-DROWS=32 -DCOLS=16"));
+    assert_true(built_with(dev, "local_attention.cl", "-DSPLIT=2 "));
     rf_device_close(dev);
 }
 
 static void a_value_beyond_the_limits_is_refused_when_forced_and_falls_back_when_stored(void **state) {
-    /* 16 KiB of local memory: a 64-row tile of d = 32 needs 16,896 bytes. */
+    /* 16 KiB of local memory: at d = 32 the forward's 16-row tile with its
+     * default 64-row key tile needs 23,872 bytes (local_attention.c,
+     * plan_bytes); the default falls back to 32 rows by 16 keys. */
     setenv("RF_CL_LIMITS", "local:16384", 1);
     rf_device *dev;
     TH_CL_OR_SKIP(dev);
@@ -194,17 +196,17 @@ static void a_value_beyond_the_limits_is_refused_when_forced_and_falls_back_when
     rf_attention_config cfg = {.n_heads = (int)H, .head_dim = (int)d, .chunk_len = 32, .chunks_before = 1};
     float *x = th_random((size_t)n, 5, 1);
     rf_tensor t = TH_TENSOR(dev, RF_F32, x, B, L, H * d), out = TH_TENSOR(dev, RF_F32, NULL, B, L, H * d);
-    TH_OK(rf_cl_tune_set(dev, "attn_forward.tile", 64));
+    TH_OK(rf_cl_tune_set(dev, "attn_forward.qtile", 16));
     TH_FAILS(rf_local_attention_forward(&out, NULL, &t, &t, &t, NULL, &cfg), RF_ERR_UNSUPPORTED, "does not fit");
     char path[4096];
     TH_OK(rf_cl_tune_store(dev, path, sizeof path));
     rf_tensor_free(&t), rf_tensor_free(&out);
     rf_device_close(dev);
-    dev = th_cl(); /* the stored 64 is not forced: halved to what fits */
-    assert_int_equal(rf_cl_tuned(dev, "attn_forward.tile", 32), 64);
+    dev = th_cl(); /* the stored 16 is not forced: the default, halved to what fits */
+    assert_int_equal(rf_cl_tuned(dev, "attn_forward.qtile", 32), 16);
     t = TH_TENSOR(dev, RF_F32, x, B, L, H * d), out = TH_TENSOR(dev, RF_F32, NULL, B, L, H * d);
     TH_OK(rf_local_attention_forward(&out, NULL, &t, &t, &t, NULL, &cfg));
-    assert_true(built_with(dev, "local_attention.cl", "-DTILE=32"));
+    assert_true(built_with(dev, "local_attention.cl", "-DROWS=32 -DCOLS=16"));
     rf_tensor_free(&t), rf_tensor_free(&out);
     rf_device_close(dev);
     free(x);
@@ -221,12 +223,12 @@ static void cli_tune_stores_a_table_another_process_reads(void **state) {
     rf_cl_tune_path(dev, path, sizeof path);
     rf_device_close(dev);
     /* --dry-run measures but stores nothing; under 16 KiB of local memory
-     * the 64-row tiles are skipped with a note. */
+     * the 64-row key tiles are skipped with a note. */
     snprintf(env, sizeof env, "XDG_CACHE_HOME='%s' RF_CL_LIMITS=local:16384", cache_home);
     int rc = th_run_cli(env, "tune --device pocl --shapes small --runs 1 --dry-run", out, sizeof out);
     if (rc != 0) fail_msg("reformer tune --dry-run: exit %d\n%s", rc, out);
     assert_non_null(strstr(out, "--dry-run: nothing stored"));
-    assert_non_null(strstr(out, "attn_forward.tile            = 64    skipped:"));
+    assert_non_null(strstr(out, "attn_forward.ktile           = 64    skipped:"));
     assert_null(strstr(out, "REJECTED"));
     struct stat st;
     assert_int_not_equal(stat(path, &st), 0);
@@ -272,17 +274,17 @@ static void a_candidate_with_wrong_results_is_rejected(void **state) {
     char *src = th_read_file(path, &n);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
-    fputs("#if TILE == 8\nfloat wrong_exp(float x) { return 1.1f * exp(x); }\n#define exp wrong_exp\n#endif\n", f);
+    fputs("#if ROWS == 8\nfloat wrong_exp(float x) { return 1.1f * exp(x); }\n#define exp wrong_exp\n#endif\n", f);
     assert_int_equal(fwrite(src, 1, n, f), n);
     fclose(f);
     free(src);
     snprintf(env, sizeof env, "XDG_CACHE_HOME='%s' RF_KERNEL_DIR='%s'", cache_home, dir);
     int rc = th_run_cli(env, "tune --device pocl --shapes small --runs 1 --dry-run", out, sizeof out);
     if (rc != 1) fail_msg("reformer tune with a wrong 8-row tile: exit %d, expected 1\n%s", rc, out);
-    if (!strstr(out, "REJECTED attn_forward.tile = 8") ||
-        !strstr(out, "attn_forward.tile            = 8     REJECTED: wrong results"))
+    if (!strstr(out, "REJECTED attn_forward.qtile = 8") ||
+        !strstr(out, "attn_forward.qtile           = 8     REJECTED: wrong results"))
         fail_msg("the 8-row tile was not rejected:\n%s", out);
-    assert_null(strstr(out, "REJECTED attn_forward.tile = 16"));
+    assert_null(strstr(out, "REJECTED attn_forward.qtile = 16"));
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
 }

@@ -9,13 +9,19 @@
 #include "device/opencl/cl_backend.h"
 
 const rf_cl_tunable rf_cl_tunables[] = {
-    /* Local attention's rows per local-memory tile (local_attention.c;
-     * default 32, lowered to what the device's local memory holds). */
-    {"attn_forward.tile", 4, {8, 16, 32, 64}},
-    {"attn_backward_dq.tile", 4, {8, 16, 32, 64}},
-    {"attn_backward_dkdv.tile", 4, {8, 16, 32, 64}},
+    /* local / full attention (local_attention.c): rows a group owns, rows
+     * it streams per step, work-items per row */
+    {"attn_forward.qtile", 4, {4, 8, 16, 32}},
+    {"attn_forward.ktile", 4, {8, 16, 32, 64}},
+    {"attn_forward.split", 5, {2, 4, 8, 16, 32}},
+    {"attn_backward_dq.qtile", 4, {4, 8, 16, 32}},
+    {"attn_backward_dq.ktile", 4, {8, 16, 32, 64}},
+    {"attn_backward_dq.split", 5, {2, 4, 8, 16, 32}},
+    {"attn_backward_dkdv.ktile", 4, {4, 8, 16, 32}},
+    {"attn_backward_dkdv.qtile", 4, {8, 16, 32, 64}},
+    {"attn_backward_dkdv.split", 5, {2, 4, 8, 16, 32}},
 };
-const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof rf_cl_tunables[0]);
+const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof *rf_cl_tunables);
 
 /* Bump when the file's layout changes: older files are then ignored. */
 static const char TABLE_FORMAT[] = "reformer-cl tune table 1";
