@@ -114,11 +114,17 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
 //     lsh_backward_key) and streams the rows they meet through __local
 //     memory a tile at a time, gathered through perm with consecutive
 //     work-items reading consecutive floats of a row (gather_rows);
-//   - SPLIT work-items per owned row: work-item (row, s) owns elements
-//     e = s + SPLIT·k of the row's accumulators (ACC ≤ 32 floats whatever d)
-//     and the streamed rows j ≡ s (mod SPLIT) of the score tile, whose dot
-//     products it takes whole from local memory; row maxima, sums and
-//     dk·x are two-stage reductions through local memory (red);
+//   - staged rows are LROW = d + 1 floats apart (odd: the work-items that
+//     read element e of consecutive rows hit different banks on GPUs), so
+//     every inner loop runs over consecutive floats (which PoCL vectorises);
+//   - the score tile (owned × streamed) is computed by the whole group,
+//     consecutive work-items taking consecutive streamed rows (the owned
+//     row is the same for the run);
+//   - SPLIT work-items per owned row: work-item (row, s) owns the ACC ≤ 32
+//     consecutive elements e = s·ACC + k of the row's accumulators
+//     and, for the online softmax, the score columns j ≡ s (mod SPLIT); row
+//     maxima, sums and dk·x are two-stage reductions through local memory
+//     (red);
 //   - no private array longer than ACC.
 #ifdef SPLIT
 
@@ -126,8 +132,6 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
 #if ACC > 32
 #error "SPLIT leaves more than 32 accumulator floats per work-item"
 #endif
-// Local row stride: odd, so the work-items of a row that read element e of
-// consecutive staged rows hit different banks on GPUs.
 #define LROW (HEAD_DIM + 1)
 
 // A work-group's chunk: chunk c (of nc) of the m-item sorted chunks of
@@ -162,14 +166,15 @@ inline int query_slot(const lsh_chunk *ch, int i) {
 }
 
 // Gather n rows of (b, h) — positions pos[0, n) — of a [B, L, H·d] tensor
-// into local rows of LROW floats, each times scale[j] when scaled. Work-item
-// x reads element x % d of row x / d: a row is one coalesced run.
+// into local rows of LROW floats, each times scale[j] when scaled.
+// Work-item x reads element x % d of row x / d: a row is one coalesced run.
 inline void gather_rows(const lsh_chunk *ch, __global const float *src, ulong off, __local const int *pos, int n,
                         __local const float *scale, int scaled, __local float *dst) {
     for (int x = (int)get_local_id(0); x < n * HEAD_DIM; x += (int)get_local_size(0)) {
         const int j = x / HEAD_DIM, e = x % HEAD_DIM;
-        const float f = src[off + row_at(ch->b, pos[j], ch->h, ch->L, ch->H) + (ulong)e];
-        dst[j * LROW + e] = scaled ? scale[j] * f : f;
+        float f = src[off + row_at(ch->b, pos[j], ch->h, ch->L, ch->H) + (ulong)e];
+        if (scaled) f *= scale[j];
+        dst[j * LROW + e] = f;
     }
 }
 
@@ -179,6 +184,16 @@ inline float dot_rows(__local const float *a, __local const float *b) {
     for (int e = 0; e < HEAD_DIM; e++) dot += a[e] * b[e];
     return dot;
 }
+
+// Element k of work-item s's accumulator slice: its index in the row, and
+// whether it exists (d need not be a multiple of SPLIT; when it is, the
+// test is compiled out so the slice loops vectorise).
+#define SLICE(s, k) ((s) * ACC + (k))
+#if ACC * SPLIT == HEAD_DIM
+#define IN_ROW(s, k) 1
+#else
+#define IN_ROW(s, k) (SLICE(s, k) < HEAD_DIM)
+#endif
 
 // Stage window keys [k0, k0 + nt), nt = min(KTILE, nkeys − k0): each key's
 // position, whether it is a token, raw qk and v rows, and its §5.2 scale.
@@ -233,9 +248,9 @@ inline float row_max(__local float *red, int row, float part) {
 
 // §5.2–5.5: a work-group of QTILE·SPLIT work-items per (batch, head, chunk
 // c), QTILE queries of the chunk at a time. Per tile of KTILE window keys:
-// the masked logits into the score tile st, the rows' running max (online
-// softmax, as the cpu's), then p = exp(s − max) into st, the sums, and each
-// work-item's slice of p·V. With hf: the HF model's float32 semantics
+// the masked logits into the score tile st (the whole group), the rows'
+// running max (online softmax, as the cpu's), then p = exp(s − max) into
+// st, the sums, and each work-item's slice of p·V. With hf: the HF model's float32 semantics
 // (docs/hf-compat.md §8), p = exp(s − lse) with lse a float, not
 // renormalised: acc·exp(mx − lse).
 __kernel __attribute__((reqd_work_group_size(QTILE * SPLIT, 1, 1))) void
@@ -253,20 +268,21 @@ lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v
         stage_own_positions(&ch, P, q0, nq, qp);
         gather_rows(&ch, qk, qk_off, qp, nq, ks, 0, qt);
         barrier(CLK_LOCAL_MEM_FENCE); // publish qt (see lsh_backward_key)
-        const int qpos = active ? qp[i] : 0;
         float acc[ACC];
         for (int k = 0; k < ACC; k++) acc[k] = 0.0f;
         float mx = RUNNING_MAX_INIT, l = 0.0f;
         for (int k0 = 0, nt; k0 < ch.nkeys; k0 += nt) { // nt keys staged per step
             nt = stage_keys(&ch, k0, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
-            float part = RUNNING_MAX_INIT;
-            for (int j = s; active && j < nt; j += SPLIT) {
+            for (int x = lid; x < QTILE * KTILE; x += QTILE * SPLIT) {
+                const int r = x / KTILE, j = x % KTILE;
                 int masked;
-                float sc = masked_logit(dot_rows(qt + i * LROW, kt + j * LROW) * ks[j], qpos, kp[j], kok[j], causal, 1,
-                                        &masked);
-                st[i * KTILE + j] = sc;
-                part = fmax(part, sc);
+                if (r < nq && j < nt)
+                    st[x] = masked_logit(dot_rows(qt + r * LROW, kt + j * LROW) * ks[j], qp[r], kp[j], kok[j], causal,
+                                         1, &masked);
             }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            float part = RUNNING_MAX_INIT;
+            for (int j = s; active && j < nt; j += SPLIT) part = fmax(part, st[i * KTILE + j]);
             const float mnew = row_max(red, i, fmax(mx, part));
             part = 0.0f;
             for (int j = s; active && j < nt; j += SPLIT) {
@@ -282,7 +298,7 @@ lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v
             for (int j = 0; active && j < nt; j++) {
                 const float p = st[i * KTILE + j];
                 for (int k = 0; k < ACC; k++)
-                    if (s + SPLIT * k < HEAD_DIM) acc[k] += p * vt[j * LROW + s + SPLIT * k];
+                    if (IN_ROW(s, k)) acc[k] += p * vt[j * LROW + SLICE(s, k)];
             }
         }
         if (active) {
@@ -290,7 +306,7 @@ lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v
             const float lse_f = mx + log(l);
             const float scale = hf ? exp(mx - lse_f) : 1.0f / l;
             for (int k = 0; k < ACC; k++)
-                if (s + SPLIT * k < HEAD_DIM) out[s + SPLIT * k] = acc[k] * scale;
+                if (IN_ROW(s, k)) out[SLICE(s, k)] = acc[k] * scale;
             if (s == 0) lse[(size_t)ch.bh * N + qslot] = lse_f;
         }
     }
@@ -417,34 +433,36 @@ lsh_backward_query(__global const float *qk, const ulong qk_off, __global const 
     for (int q0 = 0; q0 < m; q0 += QTILE) {
         const int nq = min(QTILE, m - q0), active = i < nq, qslot = ch.c * m + q0 + i;
         stage_query_grads(&ch, P, q0, nq, 1, qk, qk_off, dout, dout_off, lse, w, cw, qp, ql, qc, qw, qt, gt);
-        const int qpos = active ? qp[i] : 0;
         float acc[ACC];
         for (int k = 0; k < ACC; k++) acc[k] = 0.0f;
         for (int k0 = 0, nt; k0 < ch.nkeys; k0 += nt) { // nt keys staged per step
             nt = stage_keys(&ch, k0, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
-            for (int j = s; active && j < nt; j += SPLIT) {
+            for (int x = lid; x < QTILE * KTILE; x += QTILE * SPLIT) {
+                const int r = x / KTILE, j = x % KTILE;
+                if (r >= nq || j >= nt) continue;
                 int masked;
-                const float sc = masked_logit(dot_rows(qt + i * LROW, kt + j * LROW) * ks[j], qpos, kp[j], kok[j],
+                const float sc = masked_logit(dot_rows(qt + r * LROW, kt + j * LROW) * ks[j], qp[r], kp[j], kok[j],
                                               causal, 1, &masked);
                 float ds = 0.0f;
                 if (!masked) {
-                    float gv = dot_rows(gt + i * LROW, vt + j * LROW);
-                    if (dropout) gv *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, k0 + j);
-                    ds = exp(sc - ql[i]) * (gv - qc[i]) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
+                    float gv = dot_rows(gt + r * LROW, vt + j * LROW);
+                    if (dropout)
+                        gv *= drop_factor(philox, threshold, keep_scale, ch.bh, N, ch.c * m + q0 + r, ch.nkeys, k0 + j);
+                    ds = exp(sc - ql[r]) * (gv - qc[r]) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
                 }
-                dst[i * KTILE + j] = ds;
+                dst[x] = ds;
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int j = 0; active && j < nt; j++) {
                 const float ds = dst[i * KTILE + j];
                 for (int k = 0; k < ACC; k++)
-                    if (s + SPLIT * k < HEAD_DIM) acc[k] += ds * kt[j * LROW + s + SPLIT * k];
+                    if (IN_ROW(s, k)) acc[k] += ds * kt[j * LROW + SLICE(s, k)];
             }
         }
         if (active) {
             __global float *gq = gqk + ((size_t)ch.bh * N + qslot) * HEAD_DIM;
             for (int k = 0; k < ACC; k++)
-                if (s + SPLIT * k < HEAD_DIM) gq[s + SPLIT * k] = acc[k];
+                if (IN_ROW(s, k)) gq[SLICE(s, k)] = acc[k];
         }
     }
 }
@@ -480,15 +498,16 @@ lsh_backward_key(__global const float *qk, const ulong qk_off, __global const fl
         // Published here, not by the query loop's first barrier: relying on
         // that one, PoCL 3.1 gave wrong dk and dv (oclgrind was right).
         barrier(CLK_LOCAL_MEM_FENCE);
-        const int kpos = active ? kp[j] : 0;
         float dk[ACC], dv[ACC];
         for (int k = 0; k < ACC; k++) dk[k] = dv[k] = 0.0f;
         for (int i0 = 0; i0 < ch.nkeys; i0 += QTILE) {
             const int nq = min(QTILE, ch.nkeys - i0);
             stage_query_grads(&ch, P, i0, nq, 0, qk, qk_off, dout, dout_off, lse, w, cw, qp, ql, qc, qw, qt, gt);
-            for (int i = s; active && i < nq; i += SPLIT) {
+            for (int x = lid; x < KTILE * QTILE; x += KTILE * SPLIT) {
+                const int r = x / QTILE, i = x % QTILE; // key r of the tile, query i
+                if (r >= nk || i >= nq) continue;
                 int masked;
-                const float sc = masked_logit(dot_rows(xt + j * LROW, qt + i * LROW) * ka[j], qp[i], kpos, kok[j],
+                const float sc = masked_logit(dot_rows(xt + r * LROW, qt + i * LROW) * ka[r], qp[i], kp[r], kok[r],
                                               causal, 1, &masked);
                 const float p = exp(sc - ql[i]);
                 float f = 1.0f;
@@ -498,39 +517,36 @@ lsh_backward_key(__global const float *qk, const ulong qk_off, __global const fl
                     // for chunk c+1's queries chunk c is the previous one.
                     const int qidx = i0 + i;
                     f = drop_factor(philox, threshold, keep_scale, ch.bh, N, query_slot(&ch, qidx), ch.nkeys,
-                                    ch.nc > 1 && qidx < m ? m + ki : ki);
+                                    ch.nc > 1 && qidx < m ? m + k0 + r : k0 + r);
                 }
-                pt[j * QTILE + i] = p * f; // values are used under masks too
-                dt[j * QTILE + i] = masked ? 0.0f : p * (dot_rows(gt + i * LROW, vk + j * LROW) * f - qc[i]);
+                pt[x] = p * f; // values are used under masks too
+                dt[x] = masked ? 0.0f : p * (dot_rows(gt + i * LROW, vk + r * LROW) * f - qc[i]);
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int i = 0; active && i < nq; i++) {
                 const float pd = pt[j * QTILE + i], ds = dt[j * QTILE + i];
-                for (int k = 0; k < ACC; k++) {
-                    const int e = s + SPLIT * k;
-                    if (e < HEAD_DIM) {
-                        dv[k] += pd * gt[i * LROW + e];
-                        dk[k] += ds * qt[i * LROW + e];
+                for (int k = 0; k < ACC; k++)
+                    if (IN_ROW(s, k)) {
+                        dv[k] += pd * gt[i * LROW + SLICE(s, k)];
+                        dk[k] += ds * qt[i * LROW + SLICE(s, k)];
                     }
-                }
             }
         }
         // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
         float part = 0.0f;
         for (int k = 0; active && k < ACC; k++)
-            if (s + SPLIT * k < HEAD_DIM) part += dk[k] * xt[j * LROW + s + SPLIT * k];
+            if (IN_ROW(s, k)) part += dk[k] * xt[j * LROW + SLICE(s, k)];
         const float dkx = row_sum(red, j, part);
         if (active) {
             const size_t item = (size_t)ch.bh * N + ch.c * m + ki;
             __global float *gq = gqk + item * HEAD_DIM;
             __global float *gvo = gv + item * HEAD_DIM;
-            for (int k = 0; k < ACC; k++) {
-                const int e = s + SPLIT * k;
-                if (e < HEAD_DIM) {
+            for (int k = 0; k < ACC; k++)
+                if (IN_ROW(s, k)) {
+                    const int e = SLICE(s, k);
                     gq[e] += key_scale_grad(dk[k], xt[j * LROW + e], ka[j], dkx);
                     gvo[e] = dv[k];
                 }
-            }
         }
     }
 }
