@@ -105,7 +105,7 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
 }
 
 // ---- the tiled chunk kernels (lsh_attend, lsh_backward_query, _key) --------
-// Built with -DQTILE=q -DKTILE=k -DSPLIT=s as well (lsh_tiles in
+// Built with -DQTILE=q -DKTILE=k -DSPLIT=s as well (tiles_of in
 // src/device/opencl/lsh_attention.c picks them from the device's limits),
 // which the other kernels of this file do not need. Shape (issue 13):
 //   - one work-group per (batch, head, chunk c) of m sorted items (the
@@ -250,9 +250,9 @@ inline float row_max(__local float *red, int row, float part) {
 // c), QTILE queries of the chunk at a time. Per tile of KTILE window keys:
 // the masked logits into the score tile st (the whole group), the rows'
 // running max (online softmax, as the cpu's), then p = exp(s − max) into
-// st, the sums, and each work-item's slice of p·V. With hf: the HF model's float32 semantics
-// (docs/hf-compat.md §8), p = exp(s − lse) with lse a float, not
-// renormalised: acc·exp(mx − lse).
+// st, the sums, and each work-item's slice of p·V. With hf: the HF model's
+// float32 semantics (docs/hf-compat.md §8), p = exp(s − lse) with lse a
+// float, not renormalised: acc·exp(mx − lse).
 __kernel __attribute__((reqd_work_group_size(QTILE * SPLIT, 1, 1))) void
 lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off, MASK_ARGS,
            __global const int *perm, __global float *o, __global float *lse, const int L, const int H, const int N,
