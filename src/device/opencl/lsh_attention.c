@@ -75,14 +75,16 @@ static int pow2_at_least(int n) {
 
 /* The documented defaults: SPLIT the smallest power of two that leaves at
  * most 16 accumulator floats per work-item (4 at d = 64, 8 at d = 128);
- * 32 owned rows and 32 streamed ones, no more than a chunk's m rows or its
- * window's nkeys (2m, or m with one chunk: 2m bounds both). */
+ * 64 owned rows and 128 streamed ones, no more than a chunk's m rows or its
+ * window's nkeys (2m, or m with one chunk: 2m bounds both). Large tiles
+ * mean few barriers per chunk, which PoCL needs (at the benchmark's m = 64
+ * a chunk is one tile of each); GPU limits shrink them (tiles_of). */
 static lsh_tiles default_tiles(lsh_tiled which, int head_dim, int chunk_len) {
     lsh_tiles t = {.split = 1};
     while ((head_dim + t.split - 1) / t.split > 16) t.split *= 2;
     int m = pow2_at_least(chunk_len);
-    *owned_rows(which, &t) = m < 32 ? m : 32;
-    *streamed_rows(which, &t) = 2 * m < 32 ? 2 * m : 32;
+    *owned_rows(which, &t) = m < 64 ? m : 64;
+    *streamed_rows(which, &t) = 2 * m < 128 ? 2 * m : 128;
     return t;
 }
 
