@@ -73,15 +73,23 @@ static int pow2_at_least(int n) {
     return p;
 }
 
+/* Accumulator floats per work-item: ACC = ⌈d / SPLIT⌉ per accumulator row
+ * (lsh_backward_key keeps two: dk and dv), at most 32. */
+static int acc_floats(lsh_tiled which, int head_dim, int split) {
+    return (which == LSH_BACKWARD_KEY ? 2 : 1) * ((head_dim + split - 1) / split);
+}
+
 /* The documented defaults: SPLIT the smallest power of two that leaves at
- * most 16 accumulator floats per work-item (4 at d = 64, 8 at d = 128);
+ * most 32 accumulator floats per work-item (fewer work-items per row cost
+ * PoCL less bookkeeping: at d = 64, 2 for the query kernels and 4 for the
+ * key kernel);
  * 64 owned rows and 128 streamed ones, no more than a chunk's m rows or its
  * window's nkeys (2m, or m with one chunk: 2m bounds both). Large tiles
  * mean few barriers per chunk, which PoCL needs (at the benchmark's m = 64
  * a chunk is one tile of each); GPU limits shrink them (tiles_of). */
 static lsh_tiles default_tiles(lsh_tiled which, int head_dim, int chunk_len) {
     lsh_tiles t = {.split = 1};
-    while ((head_dim + t.split - 1) / t.split > 16) t.split *= 2;
+    while (acc_floats(which, head_dim, t.split) > 32) t.split *= 2;
     int m = pow2_at_least(chunk_len);
     *owned_rows(which, &t) = m < 64 ? m : 64;
     *streamed_rows(which, &t) = 2 * m < 128 ? 2 * m : 128;
@@ -92,7 +100,7 @@ static bool is_pow2(int n) { return n > 0 && (n & (n - 1)) == 0; }
 
 static bool tiles_fit(const rf_device *dev, lsh_tiled which, int head_dim, lsh_tiles t) {
     if (!is_pow2(t.qtile) || !is_pow2(t.ktile) || !is_pow2(t.split)) return false;
-    if ((head_dim + t.split - 1) / t.split > 32) return false; /* the kernels' ACC bound */
+    if (acc_floats(which, head_dim, t.split) > 32) return false;
     size_t group = (size_t)*owned_rows(which, &t) * (size_t)t.split;
     return group <= dev->info.max_work_group_size && tiled_local_bytes(which, head_dim, t) <= dev->info.local_mem_bytes;
 }
