@@ -120,8 +120,7 @@ static rf_status tiles_of(rf_device *dev, lsh_tiled which, int head_dim, int chu
         t = def;
         while (!tiles_fit(dev, which, head_dim, t)) {
             int *own = owned_rows(which, &t), *streamed = streamed_rows(which, &t);
-            int *shrink = *streamed >= *own ? streamed : own;
-            if (*shrink == 1) shrink = own;
+            int *shrink = *streamed >= *own ? streamed : own; /* both 1 when it is 1 */
             if (*shrink == 1)
                 return rf_error(RF_ERR_UNSUPPORTED,
                                 "rf_lsh_attention (OpenCL): %s at head_dim = %d fits no tile in %s's limits "
