@@ -1,6 +1,7 @@
 // LSH self-attention, forward (§3–§5): buckets from x·R, a per-round
 // stable counting sort, fused in-chunk attention with an online softmax, and
-// the combination of the rounds. Built with -DHEAD_DIM=d -DMAX_HEAD_DIM;
+// the combination of the rounds. Built with -DHEAD_DIM=d -DMAX_HEAD_DIM, and
+// the tiled chunk kernels with -DQTILE -DKTILE -DSPLIT too (see there);
 // masks, the key normalisation, the optional mask and the dropout arguments
 // come from attention_common.cl.
 // Layout: qk, v, out [B, L, H·d] (head h = columns [h·d, (h+1)·d)); the
@@ -103,11 +104,41 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
     }
 }
 
-// A work-group of lsh_attend and the backward's query and key kernels: chunk
-// c (of nc) of the m-item sorted chunks of (batch, head) bh = b·H + h. Its
-// window (§5.3) is chunk c−1 (cyclic) then chunk c, nkeys = 2m keys, or
-// chunk c alone (m keys) when there is one chunk (§5.7); the queries that
-// see chunk c's keys are, likewise, chunk c's then chunk c+1's.
+// ---- the tiled chunk kernels (lsh_attend, lsh_backward_query, _key) --------
+// Built with -DQTILE=q -DKTILE=k -DSPLIT=s as well (tiles_of in
+// src/device/opencl/lsh_attention.c picks them from the device's limits),
+// which the other kernels of this file do not need. Shape (issue 13):
+//   - one work-group per (batch, head, chunk c) of m sorted items (the
+//     rounds are consecutive chunks of the sorted order, so a chunk is one
+//     round's); it owns a tile of rows (queries, or keys for
+//     lsh_backward_key) and streams the rows they meet through __local
+//     memory a tile at a time, gathered through perm with consecutive
+//     work-items reading consecutive floats of a row (gather_rows);
+//   - staged rows are LROW = d + 1 floats apart (odd: the work-items that
+//     read element e of consecutive rows hit different banks on GPUs), so
+//     every inner loop runs over consecutive floats (which PoCL vectorises);
+//   - the score tile (owned × streamed) is computed by the whole group,
+//     consecutive work-items taking consecutive streamed rows (the owned
+//     row is the same for the run);
+//   - SPLIT work-items per owned row: work-item (row, s) owns the ACC ≤ 32
+//     consecutive elements e = s·ACC + k of the row's accumulators
+//     and, for the online softmax, the score columns j ≡ s (mod SPLIT); row
+//     maxima, sums and dk·x are two-stage reductions through local memory
+//     (red);
+//   - no private array longer than ACC.
+#ifdef SPLIT
+
+#define ACC ((HEAD_DIM + SPLIT - 1) / SPLIT)
+#if ACC > 32
+#error "SPLIT leaves more than 32 accumulator floats per work-item"
+#endif
+#define LROW (HEAD_DIM + 1)
+
+// A work-group's chunk: chunk c (of nc) of the m-item sorted chunks of
+// (batch, head) bh = b·H + h. Its window (§5.3) is chunk c−1 (cyclic) then
+// chunk c, nkeys = 2m keys, or chunk c alone (m keys) when there is one
+// chunk (§5.7); the queries that see chunk c's keys are, likewise, chunk c's
+// then chunk c+1's.
 typedef struct lsh_chunk {
     int L, H, N, m; // sequence length, heads, sorted items R·L, chunk length
     int nc, c, bh, b, h, nkeys;
@@ -134,94 +165,154 @@ inline int query_slot(const lsh_chunk *ch, int i) {
     return i < ch->m ? ch->c * ch->m + i : (ch->c + 1) % ch->nc * ch->m + i - ch->m;
 }
 
-// Stage window keys [k0, k0 + nt), nt = min(T, nkeys − k0), into local
-// memory: each key's position, whether it is a token, raw qk and v rows, and
-// its §5.2 scale. Returns nt. Shared by the forward attend and the backward
-// query kernels; every work-item of the group calls it (it holds barriers).
-int stage_keys(const lsh_chunk *ch, const int k0, const int T, __global const int *P, __global const float *qk,
+// Gather n rows of (b, h) — positions pos[0, n) — of a [B, L, H·d] tensor
+// into local rows of LROW floats, each times scale[j] when scaled.
+// Work-item x reads element x % d of row x / d: a row is one coalesced run.
+inline void gather_rows(const lsh_chunk *ch, __global const float *src, ulong off, __local const int *pos, int n,
+                        __local const float *scale, int scaled, __local float *dst) {
+    for (int x = (int)get_local_id(0); x < n * HEAD_DIM; x += (int)get_local_size(0)) {
+        const int j = x / HEAD_DIM, e = x % HEAD_DIM;
+        float f = src[off + row_at(ch->b, pos[j], ch->h, ch->L, ch->H) + (ulong)e];
+        if (scaled) f *= scale[j];
+        dst[j * LROW + e] = f;
+    }
+}
+
+// q·k of two staged rows.
+inline float dot_rows(__local const float *a, __local const float *b) {
+    float dot = 0.0f;
+    for (int e = 0; e < HEAD_DIM; e++) dot += a[e] * b[e];
+    return dot;
+}
+
+// Element k of work-item s's accumulator slice: its index in the row, and
+// whether it exists (d need not be a multiple of SPLIT; when it is, the
+// test is compiled out so the slice loops vectorise).
+#define SLICE(s, k) ((s) * ACC + (k))
+#if ACC * SPLIT == HEAD_DIM
+#define IN_ROW(s, k) 1
+#else
+#define IN_ROW(s, k) (SLICE(s, k) < HEAD_DIM)
+#endif
+
+// Stage window keys [k0, k0 + nt), nt = min(KTILE, nkeys − k0): each key's
+// position, whether it is a token, raw qk and v rows, and its §5.2 scale.
+// Returns nt. Every work-item of the group calls it (it holds barriers).
+int stage_keys(const lsh_chunk *ch, const int k0, __global const int *P, __global const float *qk,
                const ulong qk_off, __global const float *v, const ulong v_off, MASK_ARGS, __local float *kt,
                __local float *vt, __local float *ks, __local int *kp, __local int *kok) {
-    const int G = (int)get_local_size(0), lid = (int)get_local_id(0), nt = min(T, ch->nkeys - k0);
+    const int G = (int)get_local_size(0), lid = (int)get_local_id(0), nt = min(KTILE, ch->nkeys - k0);
     barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
     for (int j = lid; j < nt; j += G) {
         kp[j] = P[key_slot(ch, k0 + j)] % ch->L;
         kok[j] = key_is_token(mask, mask_off, has_mask, ch->b, ch->L, kp[j]);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int x = lid; x < nt * HEAD_DIM; x += G) {
-        int j = x / HEAD_DIM, e = x % HEAD_DIM;
-        ulong at = row_at(ch->b, kp[j], ch->h, ch->L, ch->H) + (ulong)e;
-        kt[x] = qk[qk_off + at];
-        vt[x] = v[v_off + at];
-    }
+    gather_rows(ch, qk, qk_off, kp, nt, ks, 0, kt);
+    gather_rows(ch, v, v_off, kp, nt, ks, 0, vt);
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int j = lid; j < nt; j += G) {
-        float ss = 0.0f;
-        for (int e = 0; e < HEAD_DIM; e++) ss += kt[j * HEAD_DIM + e] * kt[j * HEAD_DIM + e];
-        ks[j] = key_scale(ss);
-    }
+    for (int j = lid; j < nt; j += G) ks[j] = key_scale(dot_rows(kt + j * LROW, kt + j * LROW));
     barrier(CLK_LOCAL_MEM_FENCE);
     return nt;
 }
 
-// The §5.4-masked logit of private query row q (at qpos) for staged key j:
-// q·k_j = (q·raw qk_j)·(its §5.2 scale).
-inline float staged_logit(const float *q, int qpos, int j, __local const float *kt, __local const float *ks,
-                          __local const int *kp, __local const int *kok, int causal, int *masked) {
-    return masked_logit(dot_staged(q, kt + j * HEAD_DIM) * ks[j], qpos, kp[j], kok[j], causal, 1, masked);
+// Stage the positions of the chunk's owned rows [r0, r0 + n) (sorted slots
+// c·m + r0 + [0, n)) and publish them.
+inline void stage_own_positions(const lsh_chunk *ch, __global const int *P, int r0, int n, __local int *pos) {
+    barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
+    for (int x = (int)get_local_id(0); x < n; x += (int)get_local_size(0)) pos[x] = P[ch->c * ch->m + r0 + x] % ch->L;
+    barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-// §5.2–5.5: one work-group per (batch, head, chunk c) of m sorted items.
-// Keys: the chunk's window (lsh_chunk), streamed through local memory T keys
-// at a time (raw qk, v, the key's §5.2 scale, position, token flag). Each
-// work-item owns a query (looping when m > G) and keeps an online softmax:
-// running max, sum and output in private memory; no score matrix is ever
-// stored.
-__kernel void lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
-                         MASK_ARGS, __global const int *perm, __global float *o, __global float *lse, const int L,
-                         const int H, const int N, const int m, const int causal, const int hf, DROPOUT_ARGS,
-                         const int T, __local float *kt, __local float *vt, __local float *ks, __local int *kp,
-                         __local int *kok) {
+// The sum over the SPLIT work-items of row `row` of their `part`: a
+// two-stage reduction through red[QTILE or KTILE · SPLIT] (every work-item
+// of the group calls it: it holds barriers).
+inline float row_sum(__local float *red, int row, float part) {
+    red[get_local_id(0)] = part;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float sum = 0.0f;
+    for (int t = 0; t < SPLIT; t++) sum += red[row * SPLIT + t];
+    barrier(CLK_LOCAL_MEM_FENCE); // every partial read before red is reused
+    return sum;
+}
+
+// The same with a maximum.
+inline float row_max(__local float *red, int row, float part) {
+    red[get_local_id(0)] = part;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float mx = part;
+    for (int t = 0; t < SPLIT; t++) mx = fmax(mx, red[row * SPLIT + t]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return mx;
+}
+
+// §5.2–5.5: a work-group of QTILE·SPLIT work-items per (batch, head, chunk
+// c), QTILE queries of the chunk at a time. Per tile of KTILE window keys:
+// the masked logits into the score tile st (the whole group), the rows'
+// running max (online softmax, as the cpu's), then p = exp(s − max) into
+// st, the sums, and each work-item's slice of p·V. With hf: the HF model's
+// float32 semantics (docs/hf-compat.md §8), p = exp(s − lse) with lse a
+// float, not renormalised: acc·exp(mx − lse).
+__kernel __attribute__((reqd_work_group_size(QTILE * SPLIT, 1, 1))) void
+lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off, MASK_ARGS,
+           __global const int *perm, __global float *o, __global float *lse, const int L, const int H, const int N,
+           const int m, const int causal, const int hf, DROPOUT_ARGS) {
+    __local float qt[QTILE * LROW], kt[KTILE * LROW], vt[KTILE * LROW], st[QTILE * KTILE], ks[KTILE],
+        red[QTILE * SPLIT];
+    __local int qp[QTILE], kp[KTILE], kok[KTILE];
+    const int lid = (int)get_local_id(0), i = lid / SPLIT, s = lid % SPLIT;
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
-    for (int q0 = 0; q0 < m; q0 += (int)get_local_size(0)) {
-        const int qi = q0 + (int)get_local_id(0), active = qi < m;
-        const int qslot = ch.c * m + qi, qpos = active ? P[qslot] % L : 0;
-        float q[HEAD_DIM], acc[HEAD_DIM];
-        for (int e = 0; e < HEAD_DIM; e++) {
-            q[e] = active ? qk[qk_off + row_at(ch.b, qpos, ch.h, L, H) + (ulong)e] : 0.0f;
-            acc[e] = 0.0f;
-        }
+    for (int q0 = 0; q0 < m; q0 += QTILE) {
+        const int nq = min(QTILE, m - q0), active = i < nq, qslot = ch.c * m + q0 + i;
+        stage_own_positions(&ch, P, q0, nq, qp);
+        gather_rows(&ch, qk, qk_off, qp, nq, ks, 0, qt);
+        barrier(CLK_LOCAL_MEM_FENCE); // publish qt (see lsh_backward_key)
+        float acc[ACC];
+        for (int k = 0; k < ACC; k++) acc[k] = 0.0f;
         float mx = RUNNING_MAX_INIT, l = 0.0f;
         for (int k0 = 0, nt; k0 < ch.nkeys; k0 += nt) { // nt keys staged per step
-            nt = stage_keys(&ch, k0, T, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
-            for (int j = 0; active && j < nt; j++) {
+            nt = stage_keys(&ch, k0, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
+            for (int x = lid; x < QTILE * KTILE; x += QTILE * SPLIT) {
+                const int r = x / KTILE, j = x % KTILE;
                 int masked;
-                float s = staged_logit(q, qpos, j, kt, ks, kp, kok, causal, &masked);
-                if (s > mx) { // rescale what was accumulated under the old maximum
-                    float corr = exp(mx - s);
-                    l *= corr;
-                    for (int e = 0; e < HEAD_DIM; e++) acc[e] *= corr;
-                    mx = s;
-                }
-                float p = exp(s - mx);
-                l += p; // lse is undropped; o gets the dropped probabilities
+                if (r < nq && j < nt)
+                    st[x] = masked_logit(dot_rows(qt + r * LROW, kt + j * LROW) * ks[j], qp[r], kp[j], kok[j], causal,
+                                         1, &masked);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            float part = RUNNING_MAX_INIT;
+            for (int j = s; active && j < nt; j += SPLIT) part = fmax(part, st[i * KTILE + j]);
+            const float mnew = row_max(red, i, fmax(mx, part));
+            part = 0.0f;
+            for (int j = s; active && j < nt; j += SPLIT) {
+                float p = exp(st[i * KTILE + j] - mnew);
+                part += p; // lse is undropped; o gets the dropped probabilities
                 if (dropout) p *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, k0 + j);
-                for (int e = 0; e < HEAD_DIM; e++) acc[e] += p * vt[j * HEAD_DIM + e];
+                st[i * KTILE + j] = p;
+            }
+            const float corr = exp(mx - mnew); // rescale what was accumulated under the old maximum
+            l = l * corr + row_sum(red, i, part);
+            mx = mnew;
+            for (int k = 0; k < ACC; k++) acc[k] *= corr;
+            for (int j = 0; active && j < nt; j++) {
+                const float p = st[i * KTILE + j];
+                for (int k = 0; k < ACC; k++)
+                    if (IN_ROW(s, k)) acc[k] += p * vt[j * LROW + SLICE(s, k)];
             }
         }
         if (active) {
             __global float *out = o + ((size_t)ch.bh * N + qslot) * HEAD_DIM;
-            // With hf: the HF model's float32 semantics (docs/hf-compat.md §8),
-            // p = exp(s − lse) with lse a float, not renormalised: acc·exp(mx − lse).
-            float lse_f = mx + log(l);
-            float scale = hf ? exp(mx - lse_f) : 1.0f / l;
-            for (int e = 0; e < HEAD_DIM; e++) out[e] = acc[e] * scale;
-            lse[(size_t)ch.bh * N + qslot] = lse_f;
+            const float lse_f = mx + log(l);
+            const float scale = hf ? exp(mx - lse_f) : 1.0f / l;
+            for (int k = 0; k < ACC; k++)
+                if (IN_ROW(s, k)) out[SLICE(s, k)] = acc[k] * scale;
+            if (s == 0) lse[(size_t)ch.bh * N + qslot] = lse_f;
         }
     }
 }
 
+#endif // SPLIT
 // §5.6: one work-item per output row (b, t, h): the rounds' weights —
 // softmax over their lse, found through undo — computed once for the row's
 // d elements (not once per element: R exponentials and lookups per row).
@@ -299,127 +390,167 @@ __kernel void lsh_backward_weights(__global const float *dout, const ulong dout_
     }
 }
 
-// One work-group per (batch, head, chunk c), a work-item per query (looping
-// when m > G), keys streamed through local memory exactly as lsh_attend.
-__kernel void lsh_backward_query(__global const float *qk, const ulong qk_off, __global const float *v,
-                                 const ulong v_off, __global const float *dout, const ulong dout_off, MASK_ARGS,
-                                 __global const int *perm, __global const float *lse, __global const float *w,
-                                 __global const float *cw, __global float *gqk, const int L, const int H, const int N,
-                                 const int m, const int causal, DROPOUT_ARGS, const int T, __local float *kt,
-                                 __local float *vt, __local float *ks, __local int *kp, __local int *kok) {
+#ifdef SPLIT
+// Stage the gradient side of queries [r0, r0 + n) of the chunk's window
+// order (slot(r0 + x): the owned queries, or query_slot): position, lse, c
+// and w of each, then the raw qk rows and g = w·dout rows.
+inline void stage_query_grads(const lsh_chunk *ch, __global const int *P, int r0, int n, int own,
+                              __global const float *qk, ulong qk_off, __global const float *dout, ulong dout_off,
+                              __global const float *lse, __global const float *w, __global const float *cw,
+                              __local int *qp, __local float *ql, __local float *qc, __local float *qw,
+                              __local float *qt, __local float *gt) {
+    const size_t items = (size_t)ch->bh * ch->N; // this (batch, head)'s first sorted item
+    barrier(CLK_LOCAL_MEM_FENCE);                // the previous tile is consumed
+    for (int x = (int)get_local_id(0); x < n; x += (int)get_local_size(0)) {
+        const int slot = own ? ch->c * ch->m + r0 + x : query_slot(ch, r0 + x);
+        qp[x] = P[slot] % ch->L;
+        ql[x] = lse[items + slot];
+        qc[x] = cw[items + slot];
+        qw[x] = w[items + slot];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    gather_rows(ch, qk, qk_off, qp, n, qw, 0, qt);
+    gather_rows(ch, dout, dout_off, qp, n, qw, 1, gt);
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+// The query path, per sorted query: a work-group of QTILE·SPLIT work-items
+// per (batch, head, chunk c), QTILE queries at a time, window keys streamed
+// KTILE at a time as lsh_attend. The tile of logit gradients
+// ds_ij = p_ij·(g_i·v_j − c_i)·(key j's §5.2 scale) goes through local
+// memory; each work-item keeps its slice of Σ_j ds_ij·kt_j → gqk.
+__kernel __attribute__((reqd_work_group_size(QTILE * SPLIT, 1, 1))) void
+lsh_backward_query(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
+                   __global const float *dout, const ulong dout_off, MASK_ARGS, __global const int *perm,
+                   __global const float *lse, __global const float *w, __global const float *cw, __global float *gqk,
+                   const int L, const int H, const int N, const int m, const int causal, DROPOUT_ARGS) {
+    __local float qt[QTILE * LROW], gt[QTILE * LROW], kt[KTILE * LROW], vt[KTILE * LROW], dst[QTILE * KTILE],
+        ks[KTILE], ql[QTILE], qc[QTILE], qw[QTILE];
+    __local int qp[QTILE], kp[KTILE], kok[KTILE];
+    const int lid = (int)get_local_id(0), i = lid / SPLIT, s = lid % SPLIT;
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
-    for (int q0 = 0; q0 < m; q0 += (int)get_local_size(0)) {
-        const int qi = q0 + (int)get_local_id(0), active = qi < m;
-        const int qslot = ch.c * m + qi, qpos = active ? P[qslot] % L : 0;
-        const size_t item = (size_t)ch.bh * N + qslot;
-        const float wi = active ? w[item] : 0.0f, ci = active ? cw[item] : 0.0f, lsei = active ? lse[item] : 0.0f;
-        const ulong at = row_at(ch.b, qpos, ch.h, L, H);
-        float q[HEAD_DIM], g[HEAD_DIM], acc[HEAD_DIM];
-        for (int e = 0; e < HEAD_DIM; e++) {
-            q[e] = active ? qk[qk_off + at + (ulong)e] : 0.0f;
-            g[e] = active ? wi * dout[dout_off + at + (ulong)e] : 0.0f;
-            acc[e] = 0.0f;
-        }
+    for (int q0 = 0; q0 < m; q0 += QTILE) {
+        const int nq = min(QTILE, m - q0), active = i < nq, qslot = ch.c * m + q0 + i;
+        stage_query_grads(&ch, P, q0, nq, 1, qk, qk_off, dout, dout_off, lse, w, cw, qp, ql, qc, qw, qt, gt);
+        float acc[ACC];
+        for (int k = 0; k < ACC; k++) acc[k] = 0.0f;
         for (int k0 = 0, nt; k0 < ch.nkeys; k0 += nt) { // nt keys staged per step
-            nt = stage_keys(&ch, k0, T, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
-            for (int j = 0; active && j < nt; j++) {
+            nt = stage_keys(&ch, k0, P, qk, qk_off, v, v_off, mask, mask_off, has_mask, kt, vt, ks, kp, kok);
+            for (int x = lid; x < QTILE * KTILE; x += QTILE * SPLIT) {
+                const int r = x / KTILE, j = x % KTILE;
+                if (r >= nq || j >= nt) continue;
                 int masked;
-                float s = staged_logit(q, qpos, j, kt, ks, kp, kok, causal, &masked);
-                if (masked) continue;
-                float gv = dot_staged(g, vt + j * HEAD_DIM);
-                if (dropout) gv *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, k0 + j);
-                float ds = exp(s - lsei) * (gv - ci) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
-                for (int e = 0; e < HEAD_DIM; e++) acc[e] += ds * kt[j * HEAD_DIM + e];
+                const float sc = masked_logit(dot_rows(qt + r * LROW, kt + j * LROW) * ks[j], qp[r], kp[j], kok[j],
+                                              causal, 1, &masked);
+                float ds = 0.0f;
+                if (!masked) {
+                    float gv = dot_rows(gt + r * LROW, vt + j * LROW);
+                    if (dropout)
+                        gv *= drop_factor(philox, threshold, keep_scale, ch.bh, N, ch.c * m + q0 + r, ch.nkeys, k0 + j);
+                    ds = exp(sc - ql[r]) * (gv - qc[r]) * ks[j]; // times the key's scale: k_j = kt_j·ks_j
+                }
+                dst[x] = ds;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int j = 0; active && j < nt; j++) {
+                const float ds = dst[i * KTILE + j];
+                for (int k = 0; k < ACC; k++)
+                    if (IN_ROW(s, k)) acc[k] += ds * kt[j * LROW + SLICE(s, k)];
             }
         }
-        if (active)
-            for (int e = 0; e < HEAD_DIM; e++) gqk[item * HEAD_DIM + e] = acc[e];
+        if (active) {
+            __global float *gq = gqk + ((size_t)ch.bh * N + qslot) * HEAD_DIM;
+            for (int k = 0; k < ACC; k++)
+                if (IN_ROW(s, k)) gq[SLICE(s, k)] = acc[k];
+        }
     }
 }
 
-// One work-group per (batch, head, chunk c), a work-item per key slot of the
-// chunk (looping when m > G). The queries that see chunk c's keys
-// (lsh_chunk, query_slot) stream through local memory T at a time: raw qk,
-// g = w·dout, lse, c, position. Runs after lsh_backward_query, whose gqk row
-// of this slot it completes.
-__kernel void lsh_backward_key(__global const float *qk, const ulong qk_off, __global const float *v,
-                               const ulong v_off, __global const float *dout, const ulong dout_off, MASK_ARGS,
-                               __global const int *perm, __global const float *lse, __global const float *w,
-                               __global const float *cw, __global float *gqk, __global float *gv, const int L,
-                               const int H, const int N, const int m, const int causal, DROPOUT_ARGS, const int T,
-                               __local float *qt, __local float *gt, __local float *ql, __local float *qc,
-                               __local int *qp) {
-    const int G = (int)get_local_size(0), lid = (int)get_local_id(0);
+// The key and value paths, per sorted key: a work-group of KTILE·SPLIT
+// work-items per (batch, head, chunk c), KTILE of the chunk's keys at a
+// time; the queries that see them (lsh_chunk, query_slot) stream through
+// local memory QTILE at a time. Per query tile the dropped probabilities and
+// the logit gradients go through local memory (pt, dt); each work-item keeps
+// its slices of dv and dk, and dk goes back through the §5.2 normalisation
+// (dk·x a two-stage reduction) into this slot's gqk row, which
+// lsh_backward_query wrote.
+__kernel __attribute__((reqd_work_group_size(KTILE * SPLIT, 1, 1))) void
+lsh_backward_key(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
+                 __global const float *dout, const ulong dout_off, MASK_ARGS, __global const int *perm,
+                 __global const float *lse, __global const float *w, __global const float *cw, __global float *gqk,
+                 __global float *gv, const int L, const int H, const int N, const int m, const int causal,
+                 DROPOUT_ARGS) {
+    __local float xt[KTILE * LROW], vk[KTILE * LROW], qt[QTILE * LROW], gt[QTILE * LROW], pt[KTILE * QTILE],
+        dt[KTILE * QTILE], ka[KTILE], ql[QTILE], qc[QTILE], qw[QTILE], red[KTILE * SPLIT];
+    __local int kp[KTILE], kok[KTILE], qp[QTILE];
+    const int lid = (int)get_local_id(0), j = lid / SPLIT, s = lid % SPLIT;
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
-    const size_t items = (size_t)ch.bh * N; // this (batch, head)'s first sorted item
-    for (int k0 = 0; k0 < m; k0 += G) {
-        const int ki = k0 + lid, active = ki < m;
-        const int kslot = ch.c * m + ki, kpos = active ? P[kslot] % L : 0;
-        const int key_ok = active && key_is_token(mask, mask_off, has_mask, ch.b, L, kpos);
-        const ulong at = row_at(ch.b, kpos, ch.h, L, H);
-        float x[HEAD_DIM], vv[HEAD_DIM], dk[HEAD_DIM], dvv[HEAD_DIM], ss = 0.0f;
-        for (int e = 0; e < HEAD_DIM; e++) {
-            x[e] = active ? qk[qk_off + at + (ulong)e] : 0.0f;
-            vv[e] = active ? v[v_off + at + (ulong)e] : 0.0f;
-            dk[e] = dvv[e] = 0.0f;
-            ss += x[e] * x[e];
-        }
-        const float a = key_scale(ss); // §5.2: k = x·a
-        for (int i0 = 0; i0 < ch.nkeys; i0 += T) {
-            const int nt = min(T, ch.nkeys - i0);
-            barrier(CLK_LOCAL_MEM_FENCE); // the previous tile is consumed
-            for (int i = lid; i < nt; i += G) {
-                int slot = query_slot(&ch, i0 + i);
-                qp[i] = P[slot] % L;
-                ql[i] = lse[items + slot];
-                qc[i] = cw[items + slot];
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int y = lid; y < nt * HEAD_DIM; y += G) {
-                int i = y / HEAD_DIM, e = y % HEAD_DIM;
-                ulong qat = row_at(ch.b, qp[i], ch.h, L, H) + (ulong)e;
-                qt[y] = qk[qk_off + qat];
-                gt[y] = w[items + query_slot(&ch, i0 + i)] * dout[dout_off + qat];
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int i = 0; active && i < nt; i++) {
+    for (int k0 = 0; k0 < m; k0 += KTILE) {
+        const int nk = min(KTILE, m - k0), active = j < nk, ki = k0 + j;
+        stage_own_positions(&ch, P, k0, nk, kp);
+        for (int x = lid; x < nk; x += KTILE * SPLIT) kok[x] = key_is_token(mask, mask_off, has_mask, ch.b, L, kp[x]);
+        gather_rows(&ch, qk, qk_off, kp, nk, ka, 0, xt);
+        gather_rows(&ch, v, v_off, kp, nk, ka, 0, vk);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int x = lid; x < nk; x += KTILE * SPLIT) ka[x] = key_scale(dot_rows(xt + x * LROW, xt + x * LROW)); // §5.2: k = x·a
+        // Published here, not by the query loop's first barrier: relying on
+        // that one, PoCL 3.1 gave wrong dk and dv (oclgrind was right).
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float dk[ACC], dv[ACC];
+        for (int k = 0; k < ACC; k++) dk[k] = dv[k] = 0.0f;
+        for (int i0 = 0; i0 < ch.nkeys; i0 += QTILE) {
+            const int nq = min(QTILE, ch.nkeys - i0);
+            stage_query_grads(&ch, P, i0, nq, 0, qk, qk_off, dout, dout_off, lse, w, cw, qp, ql, qc, qw, qt, gt);
+            for (int x = lid; x < KTILE * QTILE; x += KTILE * SPLIT) {
+                const int r = x / QTILE, i = x % QTILE; // key r of the tile, query i
+                if (r >= nk || i >= nq) continue;
                 int masked;
-                float s = masked_logit(dot_staged(x, qt + i * HEAD_DIM) * a, qp[i], kpos, key_ok, causal, 1, &masked);
-                float p = exp(s - ql[i]), pd = p, gdv = 0.0f, f = 1.0f;
+                const float sc = masked_logit(dot_rows(xt + r * LROW, qt + i * LROW) * ka[r], qp[i], kp[r], kok[r],
+                                              causal, 1, &masked);
+                const float p = exp(sc - ql[i]);
+                float f = 1.0f;
                 if (dropout) {
                     // This key's index in the query's window: the query's own
                     // chunk (c) comes second when there are several chunks;
                     // for chunk c+1's queries chunk c is the previous one.
                     const int qidx = i0 + i;
                     f = drop_factor(philox, threshold, keep_scale, ch.bh, N, query_slot(&ch, qidx), ch.nkeys,
-                                    ch.nc > 1 && qidx < m ? m + ki : ki);
-                    pd *= f;
+                                    ch.nc > 1 && qidx < m ? m + k0 + r : k0 + r);
                 }
-                for (int e = 0; e < HEAD_DIM; e++) {
-                    dvv[e] += pd * gt[i * HEAD_DIM + e]; // values are used under masks too
-                    gdv += gt[i * HEAD_DIM + e] * vv[e];
-                }
-                if (masked) continue;
-                if (dropout) gdv *= f;
-                float ds = p * (gdv - qc[i]);
-                for (int e = 0; e < HEAD_DIM; e++) dk[e] += ds * qt[i * HEAD_DIM + e];
+                pt[x] = p * f; // values are used under masks too
+                dt[x] = masked ? 0.0f : p * (dot_rows(gt + i * LROW, vk + r * LROW) * f - qc[i]);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int i = 0; active && i < nq; i++) {
+                const float pd = pt[j * QTILE + i], ds = dt[j * QTILE + i];
+                for (int k = 0; k < ACC; k++)
+                    if (IN_ROW(s, k)) {
+                        dv[k] += pd * gt[i * LROW + SLICE(s, k)];
+                        dk[k] += ds * qt[i * LROW + SLICE(s, k)];
+                    }
             }
         }
+        // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
+        float part = 0.0f;
+        for (int k = 0; active && k < ACC; k++)
+            if (IN_ROW(s, k)) part += dk[k] * xt[j * LROW + SLICE(s, k)];
+        const float dkx = row_sum(red, j, part);
         if (active) {
-            // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
-            float dkx = 0.0f;
-            for (int e = 0; e < HEAD_DIM; e++) dkx += dk[e] * x[e];
-            __global float *gq = gqk + (items + kslot) * HEAD_DIM;
-            __global float *gvo = gv + (items + kslot) * HEAD_DIM;
-            for (int e = 0; e < HEAD_DIM; e++) {
-                gq[e] += key_scale_grad(dk[e], x[e], a, dkx);
-                gvo[e] = dvv[e];
-            }
+            const size_t item = (size_t)ch.bh * N + ch.c * m + ki;
+            __global float *gq = gqk + item * HEAD_DIM;
+            __global float *gvo = gv + item * HEAD_DIM;
+            for (int k = 0; k < ACC; k++)
+                if (IN_ROW(s, k)) {
+                    const int e = SLICE(s, k);
+                    gq[e] += key_scale_grad(dk[k], xt[j * LROW + e], ka[j], dkx);
+                    gvo[e] = dv[k];
+                }
         }
     }
 }
+#endif // SPLIT
 
 // One work-item per output element (b, t, h, e): the position's R sorted
 // items summed through undo; written, not accumulated.

@@ -212,6 +212,12 @@ static const point forward_sample[] = {
     /* attention dropout (§2) */
     {.B = 2, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .dropout = 0.3f},
     {.B = 1, .L = 64, .H = 2, .d = 32, .m = 128, .R = 2, .causal = false, .dropout = 0.1f}, /* L ≤ m */
+    /* Tiling edges of the OpenCL chunk kernels (32-row tiles, d split over
+     * SPLIT work-items): d = 100 is no multiple of the split; m = 48 leaves
+     * a part tile of queries and of the 96-key window; one chunk of 96. */
+    {.B = 1, .L = 192, .H = 2, .d = 100, .m = 48, .R = 3, .causal = true, .masked = true, .dropout = 0.2f},
+    {.B = 2, .L = 96, .H = 1, .d = 100, .m = 96, .R = 3, .causal = false, .masked = true}, /* one chunk */
+    {.B = 1, .L = 256, .H = 1, .d = 128, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.1f},
 };
 
 /* The default sample; with RF_TEST_FULL_GRID=1 the sample and then every
@@ -807,6 +813,10 @@ static void backward_opencl_matches_cpu(void **state) {
         {.B = 1, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .dropout = 0.3f},
         {.B = 1, .L = 256, .H = 1, .d = 32, .m = 128, .R = 1, .causal = false, .dropout = 0.2f}, /* two chunks */
         {.B = 2, .L = 48, .H = 2, .d = 32, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.25f},
+        /* tiling edges of the chunk kernels (as forward_sample's) */
+        {.B = 1, .L = 192, .H = 2, .d = 100, .m = 48, .R = 3, .causal = true, .masked = true, .dropout = 0.2f},
+        {.B = 2, .L = 96, .H = 1, .d = 100, .m = 96, .R = 3, .causal = false, .masked = true}, /* one chunk */
+        {.B = 1, .L = 256, .H = 1, .d = 128, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.1f},
     };
     for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) backward_point(cpu, cl, &sample[i]);
     if (full_grid()) { /* the sample, then a grid of its own */

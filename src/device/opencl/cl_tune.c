@@ -20,6 +20,17 @@ const rf_cl_tunable rf_cl_tunables[] = {
     {"attn_backward_dkdv.ktile", 4, {4, 8, 16, 32}},
     {"attn_backward_dkdv.qtile", 4, {8, 16, 32, 64}},
     {"attn_backward_dkdv.split", 5, {2, 4, 8, 16, 32}},
+    /* LSH chunk attention (lsh_attention.c, tiles_of): queries per tile,
+     * keys per tile, work-items per row (the head dimension split). */
+    {"lsh_attend.qtile", 4, {8, 16, 32, 64}},
+    {"lsh_attend.ktile", 5, {8, 16, 32, 64, 128}},
+    {"lsh_attend.split", 5, {1, 2, 4, 8, 16}},
+    {"lsh_backward_query.qtile", 4, {8, 16, 32, 64}},
+    {"lsh_backward_query.ktile", 5, {8, 16, 32, 64, 128}},
+    {"lsh_backward_query.split", 5, {1, 2, 4, 8, 16}},
+    {"lsh_backward_key.qtile", 5, {8, 16, 32, 64, 128}},
+    {"lsh_backward_key.ktile", 4, {8, 16, 32, 64}},
+    {"lsh_backward_key.split", 5, {1, 2, 4, 8, 16}},
 };
 const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof *rf_cl_tunables);
 

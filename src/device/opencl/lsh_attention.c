@@ -7,12 +7,11 @@
  * tensors pass offsets. */
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_attention.h"
+#include "device/opencl/cl_tune.h"
 
 /* The largest chunk the attend kernel is written for (the head width's limit
  * is every attention op's, RF_ATTN_MAX_HEAD_DIM). */
 #define LSH_MAX_CHUNK 256
-/* Keys per local-memory tile at most: beyond this, larger tiles only cost. */
-#define LSH_MAX_KEY_TILE 128
 
 static rf_status kernel(rf_device *dev, int head_dim, const char *name, cl_kernel *k) {
     char opts[96];
@@ -20,19 +19,136 @@ static rf_status kernel(rf_device *dev, int head_dim, const char *name, cl_kerne
     return rf_cl_kernel(dev, "lsh_attention.cl", opts, name, k);
 }
 
+/* Local memory a built kernel declares itself (its __local arrays). */
+static rf_status kernel_local_bytes(rf_device *dev, cl_kernel k, cl_ulong *bytes) {
+    cl_int err =
+        clGetKernelWorkGroupInfo(k, rf_cl_ctx(dev)->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof *bytes, bytes, NULL);
+    return err == CL_SUCCESS ? RF_OK : rf_cl_fail(err, "clGetKernelWorkGroupInfo(CL_KERNEL_LOCAL_MEM_SIZE)");
+}
+
 /* Local memory the device leaves for a kernel's __local arguments. */
 static rf_status local_budget(rf_device *dev, cl_kernel k, size_t *bytes) {
     cl_ulong fixed = 0;
-    cl_int err =
-        clGetKernelWorkGroupInfo(k, rf_cl_ctx(dev)->device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof fixed, &fixed, NULL);
-    if (err != CL_SUCCESS) return rf_cl_fail(err, "clGetKernelWorkGroupInfo(CL_KERNEL_LOCAL_MEM_SIZE)");
+    RF_TRY(kernel_local_bytes(dev, k, &fixed));
     *bytes = dev->info.local_mem_bytes > fixed ? (size_t)(dev->info.local_mem_bytes - fixed) : 0;
     return RF_OK;
 }
 
 static size_t sort_local_bytes(int stride, size_t group) { return ((size_t)stride + 2 * group) * sizeof(cl_int); }
-static size_t attend_local_bytes(int head_dim, int tile) {
-    return (size_t)tile * (2 * (size_t)head_dim * sizeof(cl_float) + sizeof(cl_float) + 2 * sizeof(cl_int));
+
+/* ---- the tiled chunk kernels' shapes ----------------------------------------
+ * lsh_attend, lsh_backward_query and lsh_backward_key (cl/lsh_attention.cl)
+ * are built with -DQTILE (queries per tile), -DKTILE (keys per tile) and
+ * -DSPLIT (work-items per row, the head dimension split across them). A
+ * group owns one tile of rows (queries; keys for lsh_backward_key) and
+ * streams the other, so it has owned·SPLIT work-items. Each parameter is
+ * read with rf_cl_tuned("<kernel>.qtile" | ".ktile" | ".split"); a tuned
+ * shape that does not fit the device's limits falls back to the default,
+ * which is shrunk until it fits (the streamed tile, then the owned one). */
+typedef enum { LSH_ATTEND, LSH_BACKWARD_QUERY, LSH_BACKWARD_KEY } lsh_tiled;
+static const char *const tiled_names[] = {"lsh_attend", "lsh_backward_query", "lsh_backward_key"};
+
+typedef struct lsh_tiles {
+    int qtile, ktile, split;
+} lsh_tiles;
+
+static int *owned_rows(lsh_tiled which, lsh_tiles *t) { return which == LSH_BACKWARD_KEY ? &t->ktile : &t->qtile; }
+static int *streamed_rows(lsh_tiled which, lsh_tiles *t) { return which == LSH_BACKWARD_KEY ? &t->qtile : &t->ktile; }
+
+/* Bytes of a kernel's __local arrays as declared in cl/lsh_attention.cl
+ * (staged rows are d + 1 floats apart). */
+static size_t tiled_local_bytes(lsh_tiled which, int head_dim, lsh_tiles t) {
+    const size_t row = (size_t)head_dim + 1, q = (size_t)t.qtile, k = (size_t)t.ktile, S = (size_t)t.split;
+    const size_t ints = 2 * k + q;
+    size_t floats;
+    if (which == LSH_ATTEND) floats = (q + 2 * k) * row + q * k + k + q * S;
+    else if (which == LSH_BACKWARD_QUERY) floats = 2 * (q + k) * row + q * k + k + 3 * q;
+    else floats = 2 * (q + k) * row + 2 * k * q + k + 3 * q + k * S;
+    return floats * sizeof(cl_float) + ints * sizeof(cl_int);
+}
+
+static int pow2_at_least(int n) {
+    int p = 1;
+    while (p < n) p *= 2;
+    return p;
+}
+
+/* Accumulator floats per work-item: ACC = ⌈d / SPLIT⌉ per accumulator row
+ * (lsh_backward_key keeps two: dk and dv), at most 32. */
+static int acc_floats(lsh_tiled which, int head_dim, int split) {
+    return (which == LSH_BACKWARD_KEY ? 2 : 1) * ((head_dim + split - 1) / split);
+}
+
+/* The documented defaults: SPLIT the smallest power of two that leaves at
+ * most 32 accumulator floats per work-item (fewer work-items per row cost
+ * PoCL less bookkeeping: at d = 64, 2 for the query kernels and 4 for the
+ * key kernel);
+ * 64 owned rows and 128 streamed ones, no more than a chunk's m rows or its
+ * window's nkeys (2m, or m with one chunk: 2m bounds both). Large tiles
+ * mean few barriers per chunk, which PoCL needs (at the benchmark's m = 64
+ * a chunk is one tile of each); GPU limits shrink them (tiles_of). */
+static lsh_tiles default_tiles(lsh_tiled which, int head_dim, int chunk_len) {
+    lsh_tiles t = {.split = 1};
+    while (acc_floats(which, head_dim, t.split) > 32) t.split *= 2;
+    int m = pow2_at_least(chunk_len);
+    *owned_rows(which, &t) = m < 64 ? m : 64;
+    *streamed_rows(which, &t) = 2 * m < 128 ? 2 * m : 128;
+    return t;
+}
+
+static bool is_pow2(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+static bool tiles_fit(const rf_device *dev, lsh_tiled which, int head_dim, lsh_tiles t) {
+    if (!is_pow2(t.qtile) || !is_pow2(t.ktile) || !is_pow2(t.split)) return false;
+    if (acc_floats(which, head_dim, t.split) > 32) return false;
+    size_t group = (size_t)*owned_rows(which, &t) * (size_t)t.split;
+    return group <= dev->info.max_work_group_size && tiled_local_bytes(which, head_dim, t) <= dev->info.local_mem_bytes;
+}
+
+static rf_status tiles_of(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, lsh_tiles *out) {
+    const char *name = tiled_names[which];
+    char key[3][64];
+    const lsh_tiles def = default_tiles(which, head_dim, chunk_len);
+    lsh_tiles t;
+    snprintf(key[0], sizeof key[0], "%s.qtile", name);
+    t.qtile = rf_cl_tuned(dev, key[0], def.qtile);
+    snprintf(key[1], sizeof key[1], "%s.ktile", name);
+    t.ktile = rf_cl_tuned(dev, key[1], def.ktile);
+    snprintf(key[2], sizeof key[2], "%s.split", name);
+    t.split = rf_cl_tuned(dev, key[2], def.split);
+    if (!tiles_fit(dev, which, head_dim, t)) {
+        /* A forced value (the tuner trying it) is refused; a stored one falls back. */
+        const char *why = "its tiles exceed the device's work-group or local memory";
+        RF_TRY(rf_cl_tuned_unfit(dev, key[0], t.qtile, why));
+        RF_TRY(rf_cl_tuned_unfit(dev, key[1], t.ktile, why));
+        RF_TRY(rf_cl_tuned_unfit(dev, key[2], t.split, why));
+        t = def;
+        while (!tiles_fit(dev, which, head_dim, t)) {
+            int *own = owned_rows(which, &t), *streamed = streamed_rows(which, &t);
+            int *shrink = *streamed >= *own ? streamed : own; /* both 1 when it is 1 */
+            if (*shrink == 1)
+                return rf_error(RF_ERR_UNSUPPORTED,
+                                "rf_lsh_attention (OpenCL): %s at head_dim = %d fits no tile in %s's limits "
+                                "(%zu work-items, %zu bytes of local memory)",
+                                name, head_dim, dev->info.name, (size_t)dev->info.max_work_group_size,
+                                (size_t)dev->info.local_mem_bytes);
+            *shrink /= 2;
+        }
+    }
+    *out = t;
+    return RF_OK;
+}
+
+/* A tiled kernel built for its shape; *group: its work-group size. */
+static rf_status tiled_kernel(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, cl_kernel *k,
+                              size_t *group) {
+    lsh_tiles t;
+    RF_TRY(tiles_of(dev, which, head_dim, chunk_len, &t));
+    char opts[160], base[96];
+    rf_cl_attn_options(base, sizeof base, head_dim, 0);
+    snprintf(opts, sizeof opts, "%s -DQTILE=%d -DKTILE=%d -DSPLIT=%d", base, t.qtile, t.ktile, t.split);
+    *group = (size_t)*owned_rows(which, &t) * (size_t)t.split;
+    return rf_cl_kernel(dev, "lsh_attention.cl", opts, tiled_names[which], k);
 }
 
 static rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride, int *key_tile) {
@@ -52,17 +168,25 @@ static rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int
         return rf_error(RF_ERR_UNSUPPORTED,
                         "%s: %d buckets per round need %zu bytes of local memory in the sort; %s has %zu", op,
                         stride - 1, sort_local_bytes(stride, group), dev->info.name, budget);
-    RF_TRY(kernel(dev, head_dim, "lsh_attend", &k));
-    RF_TRY(local_budget(dev, k, &budget));
-    /* The largest power-of-two tile of keys that fits (48 KiB on NVIDIA:
-     * 32 keys of d = 128). */
-    int tile = 1;
-    while (tile * 2 <= LSH_MAX_KEY_TILE && tile * 2 <= 2 * chunk_len && attend_local_bytes(head_dim, tile * 2) <= budget)
-        tile *= 2;
-    if (attend_local_bytes(head_dim, tile) > budget)
-        return rf_error(RF_ERR_UNSUPPORTED, "%s: head_dim = %d needs %zu bytes of local memory per key; %s has %zu",
-                        op, head_dim, attend_local_bytes(head_dim, 1), dev->info.name, budget);
-    *key_tile = tile;
+    /* Build each tiled kernel now and check what the compiler made of it:
+     * its group must be allowed and its __local arrays must fit. */
+    for (lsh_tiled which = LSH_ATTEND; which <= LSH_BACKWARD_KEY; which++) {
+        size_t kmax = 0;
+        cl_ulong declared = 0;
+        RF_TRY(tiled_kernel(dev, which, head_dim, chunk_len, &k, &group));
+        RF_TRY(kernel_local_bytes(dev, k, &declared));
+        cl_int err = clGetKernelWorkGroupInfo(k, rf_cl_ctx(dev)->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax,
+                                              &kmax, NULL);
+        if (err != CL_SUCCESS) return rf_cl_fail(err, "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
+        if (group > kmax || declared > dev->info.local_mem_bytes)
+            return rf_error(RF_ERR_UNSUPPORTED,
+                            "%s: %s needs work-groups of %zu and %llu bytes of local memory; %s allows %zu and %llu",
+                            op, tiled_names[which], group, (unsigned long long)declared, dev->info.name, kmax,
+                            (unsigned long long)dev->info.local_mem_bytes);
+    }
+    lsh_tiles t;
+    RF_TRY(tiles_of(dev, LSH_ATTEND, head_dim, chunk_len, &t));
+    *key_tile = t.ktile;
     return RF_OK;
 }
 
@@ -106,12 +230,10 @@ static rf_status rf_cl_lsh_sort(rf_lsh_state *st) {
 static rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     rf_device *dev = st->device;
     cl_kernel k;
-    RF_TRY(kernel(dev, st->head_dim, "lsh_attend", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, (size_t)st->chunk_len, &local));
-    const int d = st->head_dim, T = st->key_tile;
+    RF_TRY(tiled_kernel(dev, LSH_ATTEND, st->head_dim, st->chunk_len, &k, &local));
     cl_int L = (cl_int)st->seq_len, H = st->n_heads, N = st->n_rounds * (cl_int)st->seq_len, m = st->chunk_len;
-    cl_int causal = st->causal, hf = st->hf_rounding, tile = T;
+    cl_int causal = st->causal, hf = st->hf_rounding;
     const rf_cl_attn_dropout drop = dropout_args(st);
     const rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
     cl_ulong qoff = qk->offset, voff = v->offset;
@@ -120,10 +242,7 @@ static rf_status rf_cl_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const r
                         RF_MEM(v), RF_ARG(voff), RF_CL_ATTN_OPTIONAL_ARGS(mask_arg),
                         RF_MEM(&st->perm), RF_MEM(&st->o_sorted), RF_MEM(&st->lse_sorted),
                         RF_ARG(L), RF_ARG(H), RF_ARG(N), RF_ARG(m), RF_ARG(causal), RF_ARG(hf),
-                        RF_CL_ATTN_DROPOUT_ARGS(drop),
-                        RF_ARG(tile), RF_LOCAL((size_t)T * d * sizeof(cl_float)),
-                        RF_LOCAL((size_t)T * d * sizeof(cl_float)), RF_LOCAL((size_t)T * sizeof(cl_float)),
-                        RF_LOCAL((size_t)T * sizeof(cl_int)), RF_LOCAL((size_t)T * sizeof(cl_int)));
+                        RF_CL_ATTN_DROPOUT_ARGS(drop));
 }
 
 static rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
@@ -143,26 +262,23 @@ static rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
 /* The backward pass in four launches (see cl/lsh_attention.cl): round
  * weights, the query path per sorted query, the key and value paths per
  * sorted key, then the gather back to positions through undo. Every scratch
- * row has one writer, so no float atomics. The query and key kernels stage
- * as many bytes per tile row as lsh_attend (attend_local_bytes), so the
- * state's key_tile fits them too. Scratch: w, c [B, H, R·L] and gqk, gv
+ * row has one writer, so no float atomics. The query and key kernels have
+ * tile shapes of their own (tiles_of). Scratch: w, c [B, H, R·L] and gqk, gv
  * [B, H, R·L, d], released once enqueued (the runtime frees them after the
  * kernels). */
 static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout,
                                               const rf_lsh_state *st,
                                               const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     rf_device *dev = st->device;
-    const int d = st->head_dim, T = st->key_tile;
+    const int d = st->head_dim;
     const int64_t B = st->batch, H = st->n_heads, N = (int64_t)st->n_rounds * st->seq_len;
     cl_kernel kw, kq, kk, kg;
-    RF_TRY(kernel(dev, d, "lsh_backward_weights", &kw));
-    RF_TRY(kernel(dev, d, "lsh_backward_query", &kq));
-    RF_TRY(kernel(dev, d, "lsh_backward_key", &kk));
-    RF_TRY(kernel(dev, d, "lsh_backward_gather", &kg));
     size_t lw, lq, lk, lg;
+    RF_TRY(kernel(dev, d, "lsh_backward_weights", &kw));
+    RF_TRY(tiled_kernel(dev, LSH_BACKWARD_QUERY, d, st->chunk_len, &kq, &lq));
+    RF_TRY(tiled_kernel(dev, LSH_BACKWARD_KEY, d, st->chunk_len, &kk, &lk));
+    RF_TRY(kernel(dev, d, "lsh_backward_gather", &kg));
     RF_TRY(rf_cl_group_size(dev, kw, RF_CL_GROUP, &lw));
-    RF_TRY(rf_cl_group_size(dev, kq, (size_t)st->chunk_len, &lq));
-    RF_TRY(rf_cl_group_size(dev, kk, (size_t)st->chunk_len, &lk));
     RF_TRY(rf_cl_group_size(dev, kg, RF_CL_GROUP, &lg));
     rf_tensor w = {0}, cw = {0}, gqk = {0}, gv = {0};
     rf_status s = rf_tensor_alloc(dev, &w, RF_F32, 3, (int64_t[]){B, H, N});
@@ -170,7 +286,7 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
     if (!s) s = rf_tensor_alloc(dev, &gqk, RF_F32, 4, (int64_t[]){B, H, N, d});
     if (!s) s = rf_tensor_alloc(dev, &gv, RF_F32, 4, (int64_t[]){B, H, N, d});
     cl_int cB = (cl_int)B, L = (cl_int)st->seq_len, cH = (cl_int)H, R = st->n_rounds, cN = (cl_int)N;
-    cl_int m = st->chunk_len, causal = st->causal, tile = T;
+    cl_int m = st->chunk_len, causal = st->causal;
     const rf_cl_attn_dropout drop = dropout_args(st);
     const rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
     cl_ulong qoff = qk->offset, voff = v->offset, goff = dout->offset;
@@ -180,7 +296,6 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
         s = RF_CL_LAUNCH(dev, kw, "lsh_backward_weights", 1, &global, &lw, RF_MEM(dout), RF_ARG(goff),
                          RF_MEM(&st->o_sorted), RF_MEM(&st->lse_sorted), RF_MEM(&st->undo),
                          RF_MEM(&w), RF_MEM(&cw), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
-    const size_t block = (size_t)T * d * sizeof(cl_float), word = (size_t)T * sizeof(cl_int);
     const size_t groups = (size_t)(B * H * (N / m));
     global = groups * lq;
     if (!s)
@@ -188,18 +303,14 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
                          RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
                          RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
                          RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_ARG(L), RF_ARG(cH),
-                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop), RF_ARG(tile),
-                         RF_LOCAL(block),
-                         RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
+                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop));
     global = groups * lk;
     if (!s)
         s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_MEM(qk), RF_ARG(qoff),
                          RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
                          RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
                          RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_MEM(&gv),
-                         RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop),
-                         RF_ARG(tile),
-                         RF_LOCAL(block), RF_LOCAL(block), RF_LOCAL(word), RF_LOCAL(word), RF_LOCAL(word));
+                         RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop));
     global = rf_tensor_numel(dqk);
     if (!s)
         s = RF_CL_LAUNCH(dev, kg, "lsh_backward_gather", 1, &global, &lg, RF_MEM(dqk), RF_ARG(dqoff),
