@@ -31,6 +31,10 @@ typedef struct rf_cl_context {
     /* Events not yet folded into the profile table. */
     int npending;
     struct { cl_event event; char op[64]; } pending[RF_CL_MAX_PENDING];
+    /* Simulator only: buffers released by the library, kept until close so
+     * that oclgrind never reuses their numbers (docs/oclgrind.md, artefact 4). */
+    int nretired, retired_cap;
+    cl_mem *retired;
 } rf_cl_context;
 
 /* An OpenCL device's impl is its rf_cl_context; a buffer's is its cl_mem. */
