@@ -3,9 +3,10 @@
 #include "device/opencl/cl_tune.h"
 
 const rf_cl_tunable rf_cl_tunables[] = {
-    {"none", 0, {0}},
+    {"layer_norm.lanes", 7, {1, 2, 4, 8, 16, 32, 64}},
+    {"layer_norm.group", 5, {64, 128, 256, 512, 1024}},
 };
-const int rf_cl_ntunables = 0;
+const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof rf_cl_tunables[0]);
 
 int rf_cl_tuned(rf_device *dev, const char *key, int fallback) {
     (void)dev;
