@@ -1,43 +1,18 @@
 // LayerNorm (§7, §9), as torch.nn.LayerNorm: per row of d,
 //   y = (x − mean)·rstd·gamma + beta,  rstd = 1/√(var + eps), var biased.
 //
-// Forward and the backward's dx: 2-D work-groups of W × G items, G rows of
-// W lanes each (local id 0: the lane, W = get_local_size(0); global id 1: the
-// row). Lane l reads elements l, l + W, l + 2W, ... of its row, so the W
-// lanes read neighbouring words (coalesced on a GPU). A row's sum: each lane
-// writes its partial sum to the row's W floats of local memory, one barrier,
-// then every lane adds the W partials itself, in lane order (row_sum): the
-// same order for every lane and every device size (deterministic), and no
-// second barrier to hand the result out. Rows past the last one (the grid is
-// whole groups) have no elements but still reach the barriers.
+// Forward and the backward's dx: 2-D work-groups of G rows × W lanes
+// (reduce.cl's row reductions; global id 1 is the row). Lane l reads
+// elements l, l + W, l + 2W, ... of its row, so the W lanes read
+// neighbouring words (coalesced on a GPU). Rows past the last one (the grid
+// is whole groups) have no elements but still reach the barriers.
 // Two passes (mean, then the centred variance) avoid the cancellation of
-// E[x²] − E[x]²; the forward has two barriers, the backward one. PoCL runs a
-// group as loops over its items split at barriers: few barriers keep it fast.
+// E[x²] − E[x]²; the forward has two barriers, the backward one.
 //
 // Backward's dgamma/dbeta: column sums in two stages (blocks of rows, then
 // the blocks in order; no atomics; deterministic).
 
-// The sum of v over a row's W lanes; `part` is the row's W floats of local
-// memory, not reused by the caller without a barrier. Every lane of the
-// group must call this (it holds a barrier).
-float row_sum(float v, __local float *part, size_t lane, size_t W) {
-    part[lane] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float s = 0.0f;
-    for (size_t j = 0; j < W; j++) s += part[j];
-    return s;
-}
-
-// The sums of a and of b over a row's W lanes with one barrier; pa and pb
-// are the row's two parts of W floats.
-float2 row_sum2(float a, float b, __local float *pa, __local float *pb, size_t lane, size_t W) {
-    pa[lane] = a;
-    pb[lane] = b;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float2 s = 0.0f;
-    for (size_t j = 0; j < W; j++) s += (float2)(pa[j], pb[j]);
-    return s;
-}
+#include "reduce.cl"
 
 // scratch: 2·W·G floats (the two sums of each row).
 __kernel void layer_norm_forward(__global float *y, const ulong y_off,

@@ -95,6 +95,14 @@ const char *rf_cl_limits_profiles(void);
  * device (after RF_CL_LIMITS) allow. */
 rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t *out);
 
+/* The launch of a row kernel (reduce.cl's row reductions) over `rows` rows
+ * of `width`: local = {W lanes, G rows}, global = {W, rows} (rf_cl_launch
+ * rounds the rows up to whole groups), and the bytes of its scratch, 2·W·G
+ * floats. W = "<family>.lanes", G·W = "<family>.group" (rf_cl_tuned; their
+ * defaults and the measurements behind them: cl_program.c). */
+rf_status rf_cl_row_groups(rf_device *dev, cl_kernel kernel, const char *family, size_t width, size_t rows,
+                           size_t local[2], size_t global[2], size_t *scratch_bytes);
+
 static inline size_t rf_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 /* Release every program and kernel of a context (on close). */

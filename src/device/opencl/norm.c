@@ -1,32 +1,8 @@
 /* LayerNorm on OpenCL (cl/norm.cl): the forward and the backward's dx in
- * 2-D work-groups of G rows × W lanes (a lane strides over its row; one
- * barrier per row sum), column sums in two stages for dgamma/dbeta. */
+ * 2-D work-groups of rows × lanes (rf_cl_row_groups; a lane strides over its
+ * row, one barrier per row sum), column sums in two stages for
+ * dgamma/dbeta. */
 #include "device/opencl/cl_backend.h"
-#include "device/opencl/cl_tune.h"
-
-/* The row kernels' groups. W lanes per row: `layer_norm.lanes`, no wider
- * than the row's power of two (a D = 8 row leaves no lane idle); default 32
- * on a GPU (a warp reading 32 neighbouring words), 8 elsewhere (on PoCL at
- * 4,096 rows × 256, lanes 1 to 8 ran a forward in about 2 ms, 32 in about
- * 5 ms: each lane adds its row's W partials). The group: `layer_norm.group`
- * items (default 256, so G = 256 / W rows), cut to the kernel's and device's
- * limits (rf_cl_group_size; the `min` profile's 256 items fit the defaults
- * whole). Local memory, 2·W·G floats (2 KiB at 256 items, 8 KiB at 1,024),
- * stays under OpenCL's 32 KiB minimum. */
-static rf_status row_groups(rf_device *dev, cl_kernel k, size_t d, size_t rows, size_t local[2],
-                            size_t global[2], size_t *scratch_bytes) {
-    int want_lanes = rf_cl_tuned(dev, "layer_norm.lanes", dev->info.is_gpu ? 32 : 8);
-    int want_group = rf_cl_tuned(dev, "layer_norm.group", RF_CL_GROUP);
-    size_t lanes = 1, group;
-    while ((int)lanes * 2 <= want_lanes && lanes < d) lanes *= 2;
-    RF_TRY(rf_cl_group_size(dev, k, want_group > (int)lanes ? (size_t)want_group : lanes, &group));
-    local[0] = lanes < group ? lanes : group;
-    local[1] = group / local[0];
-    global[0] = local[0];
-    global[1] = rows;
-    *scratch_bytes = 2 * group * sizeof(float);
-    return RF_OK;
-}
 
 static rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, const rf_tensor *x,
                                           const rf_tensor *gamma, const rf_tensor *beta, float eps) {
@@ -35,7 +11,7 @@ static rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tens
     RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_forward", &k));
     size_t local[2], global[2], scratch;
     cl_ulong d = (cl_ulong)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
-    RF_TRY(row_groups(dev, k, (size_t)d, (size_t)rows, local, global, &scratch));
+    RF_TRY(rf_cl_row_groups(dev, k, "layer_norm", (size_t)d, (size_t)rows, local, global, &scratch));
     /* A statistic not wanted: the kernel is handed y's buffer and never writes it. */
     cl_int has_mean = mean != NULL, has_rstd = rstd != NULL;
     cl_mem mm = rf_cl_mem(mean ? mean->buf : y->buf), rm = rf_cl_mem(rstd ? rstd->buf : y->buf);
@@ -98,7 +74,7 @@ static rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_
     if (dgamma || dbeta) RF_TRY(params_backward(dev, dgamma, dbeta, dy, x, mean, rstd, rows, d));
     cl_kernel kdx;
     RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_dx", &kdx));
-    RF_TRY(row_groups(dev, kdx, (size_t)d, (size_t)rows, local, global, &scratch));
+    RF_TRY(rf_cl_row_groups(dev, kdx, "layer_norm", (size_t)d, (size_t)rows, local, global, &scratch));
     return RF_CL_LAUNCH(dev, kdx, "layer_norm_backward", 2, global, local, RF_MEM(dx), RF_ARG(dxo),
                         RF_MEM(dy), RF_ARG(dyo), RF_MEM(x), RF_ARG(xo),
                         RF_MEM(gamma), RF_ARG(go), RF_MEM(mean), RF_ARG(mo),
