@@ -100,6 +100,13 @@ rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t
  * rounds the rows up to whole groups), and the bytes of its scratch, 2·W·G
  * floats. W = "<family>.lanes", G·W = "<family>.group" (rf_cl_tuned; their
  * defaults and the measurements behind them: cl_program.c). */
+/* A 2-D grid over `rows` rows of `width` elements, one work-item each
+ * (item (c, r) = get_global_id(0), get_global_id(1)): the kernel finds its
+ * element without a 64-bit division (slow on CPUs; emulated on GPUs), and
+ * neighbouring items of a row read neighbouring words. local = {the row's
+ * power of two, capped by the group, then rows to fill the group}. */
+rf_status rf_cl_grid2(rf_device *dev, cl_kernel kernel, size_t width, size_t rows, size_t local[2], size_t global[2]);
+
 rf_status rf_cl_row_groups(rf_device *dev, cl_kernel kernel, const char *family, size_t width, size_t rows,
                            size_t local[2], size_t global[2], size_t *scratch_bytes);
 

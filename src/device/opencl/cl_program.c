@@ -414,3 +414,14 @@ rf_status rf_cl_row_groups(rf_device *dev, cl_kernel kernel, const char *family,
     *scratch_bytes = 2 * group * sizeof(float);
     return RF_OK;
 }
+
+rf_status rf_cl_grid2(rf_device *dev, cl_kernel kernel, size_t width, size_t rows, size_t local[2], size_t global[2]) {
+    size_t group, w = 1;
+    RF_TRY(rf_cl_group_size(dev, kernel, RF_CL_GROUP, &group));
+    while (w < width && w < group) w *= 2;
+    local[0] = w;
+    local[1] = group / w;
+    global[0] = width;
+    global[1] = rows;
+    return RF_OK;
+}

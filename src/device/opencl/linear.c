@@ -7,12 +7,11 @@ static rf_status rf_cl_bias_add(rf_tensor *y, const rf_tensor *b) {
     rf_device *dev = y->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "linear.cl", "", "bias_add", &k));
-    size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
-    cl_ulong yo = y->offset, bo = b->offset, n = (cl_ulong)b->shape[0], total = rf_tensor_numel(y);
-    size_t global = (size_t)total;
-    return RF_CL_LAUNCH(dev, k, "bias_add", 1, &global, &local, RF_MEM(y), RF_ARG(yo), RF_MEM(b),
-                        RF_ARG(bo), RF_ARG(n), RF_ARG(total));
+    cl_ulong yo = y->offset, bo = b->offset, n = (cl_ulong)b->shape[0], rows = rf_tensor_numel(y) / n;
+    size_t local[2], global[2];
+    RF_TRY(rf_cl_grid2(dev, k, (size_t)n, (size_t)rows, local, global));
+    return RF_CL_LAUNCH(dev, k, "bias_add", 2, global, local, RF_MEM(y), RF_ARG(yo), RF_MEM(b), RF_ARG(bo),
+                        RF_ARG(n), RF_ARG(rows));
 }
 
 /* bias_grad's groups: C = "bias_grad.columns" (default 32: a warp reads 32
