@@ -4,7 +4,7 @@
 //                       deterministic).
 //   cross_entropy_mean: one work-group for the whole batch: the mean over
 //                       counted rows of lse − x[target] (`counted` from the host).
-//   cross_entropy_backward: one work-item per logit:
+//   cross_entropy_backward: work-item (j, r) per logit (rf_cl_grid2):
 //                       scale·(exp(x − lse) − [j = target]), 0 on ignored rows.
 #include "reduce.cl"
 
@@ -40,10 +40,9 @@ __kernel void cross_entropy_mean(__global float *loss, const ulong loss_off, __g
 __kernel void cross_entropy_backward(__global float *dlogits, const ulong dx_off, __global const float *logits,
                                      const ulong x_off, __global const float *lse, const ulong lse_off,
                                      __global const int *targets, const ulong t_off, const ulong v,
-                                     const ulong total, const float scale) {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    size_t r = i / v, j = i % v;
+                                     const ulong rows, const float scale) {
+    const size_t j = get_global_id(0), r = get_global_id(1), i = r * v + j;
+    if (j >= v || r >= rows) return;
     int t = targets[t_off + r];
     float g = 0.0f;
     if (t >= 0) g = scale * (exp(logits[x_off + i] - lse[lse_off + r]) - (j == (size_t)t ? 1.0f : 0.0f));

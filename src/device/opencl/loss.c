@@ -30,14 +30,13 @@ static rf_status rf_cl_cross_entropy_backward(rf_tensor *dlogits, const rf_tenso
     rf_device *dev = logits->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "loss.cl", "", "cross_entropy_backward", &k));
-    size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
-    cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], total = rf_tensor_numel(logits);
+    cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     cl_ulong dxo = dlogits->offset, xo = logits->offset, lo = lse->offset, to = targets->offset;
-    size_t global = (size_t)total;
-    return RF_CL_LAUNCH(dev, k, "cross_entropy_backward", 1, &global, &local, RF_MEM(dlogits), RF_ARG(dxo),
+    size_t local[2], global[2];
+    RF_TRY(rf_cl_grid2(dev, k, (size_t)v, (size_t)rows, local, global));
+    return RF_CL_LAUNCH(dev, k, "cross_entropy_backward", 2, global, local, RF_MEM(dlogits), RF_ARG(dxo),
                         RF_MEM(logits), RF_ARG(xo), RF_MEM(lse), RF_ARG(lo),
-                        RF_MEM(targets), RF_ARG(to), RF_ARG(v), RF_ARG(total), RF_ARG(scale));
+                        RF_MEM(targets), RF_ARG(to), RF_ARG(v), RF_ARG(rows), RF_ARG(scale));
 }
 
 void rf_cl_loss_register(rf_op_table *ops) {
