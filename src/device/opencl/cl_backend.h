@@ -104,7 +104,8 @@ rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t
  * (item (c, r) = get_global_id(0), get_global_id(1)): the kernel finds its
  * element without a 64-bit division (slow on CPUs; emulated on GPUs), and
  * neighbouring items of a row read neighbouring words. local = {the row's
- * power of two, capped by the group, then rows to fill the group}. */
+ * power of two, capped by the group and narrowed while rounding the row up
+ * idles over an eighth of it; then rows to fill the group}. */
 rf_status rf_cl_grid2(rf_device *dev, cl_kernel kernel, size_t width, size_t rows, size_t local[2], size_t global[2]);
 
 rf_status rf_cl_row_groups(rf_device *dev, cl_kernel kernel, const char *family, size_t width, size_t rows,
