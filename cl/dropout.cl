@@ -7,14 +7,20 @@
 // bit).
 #include "philox.cl"
 
-// One work-item per element, the tail guarded. out may alias in: each
+// One work-item per Philox block: item k draws block first/4 + k once and
+// applies its 4 words to the elements they belong to (words first .. first
+// + n − 1; the first and last blocks may be partial). out may alias in: each
 // element is read then written by one work-item.
 __kernel void dropout(__global float *out, const ulong out_off, __global const float *in, const ulong in_off,
                       const ulong n, const ulong first, const uint key_lo, const uint key_hi, const uint stream,
                       const uint step, const uint threshold, const int drop_all, const float scale) {
-    ulong i = get_global_id(0);
-    if (i >= n) return;
-    ulong word = first + i, blk = word / 4;
-    uint4 w = philox4x32_10((uint4)((uint)blk, (uint)(blk >> 32), stream, step), (uint2)(key_lo, key_hi));
-    out[out_off + i] = in[in_off + i] * (philox_keep(philox_lane(w, (uint)(word % 4)), threshold, drop_all) ? scale : 0.0f);
+    const ulong blk = first / 4 + get_global_id(0), word0 = blk * 4;
+    if (word0 >= first + n) return;
+    const uint4 w = philox4x32_10((uint4)((uint)blk, (uint)(blk >> 32), stream, step), (uint2)(key_lo, key_hi));
+    for (uint j = 0; j < 4; j++) {
+        const ulong word = word0 + j;
+        if (word < first || word >= first + n) continue;
+        const ulong i = word - first;
+        out[out_off + i] = in[in_off + i] * (philox_keep(philox_lane(w, j), threshold, drop_all) ? scale : 0.0f);
+    }
 }

@@ -19,19 +19,17 @@ __kernel void concat_rows(__global float *out, const ulong out_off,
                           __global const float *a, const ulong a_off,
                           __global const float *b, const ulong b_off,
                           const ulong rows, const ulong w) {
-    size_t i = get_global_id(0);
-    if (i >= rows * 2 * w) return;
-    size_t r = i / (2 * w), c = i % (2 * w);
-    out[out_off + i] = c < w ? a[a_off + r * w + c] : b[b_off + r * w + c - w];
+    const size_t c = get_global_id(0), r = get_global_id(1);
+    if (c >= 2 * w || r >= rows) return;
+    out[out_off + r * 2 * w + c] = c < w ? a[a_off + r * w + c] : b[b_off + r * w + c - w];
 }
 
 __kernel void split_rows(__global float *a, const ulong a_off,
                          __global float *b, const ulong b_off,
                          __global const float *in, const ulong in_off,
                          const ulong rows, const ulong w) {
-    size_t i = get_global_id(0);
-    if (i >= rows * 2 * w) return;
-    size_t r = i / (2 * w), c = i % (2 * w);
-    if (c < w) a[a_off + r * w + c] = in[in_off + i];
-    else b[b_off + r * w + c - w] = in[in_off + i];
+    const size_t c = get_global_id(0), r = get_global_id(1);
+    if (c >= 2 * w || r >= rows) return;
+    if (c < w) a[a_off + r * w + c] = in[in_off + r * 2 * w + c];
+    else b[b_off + r * w + c - w] = in[in_off + r * 2 * w + c];
 }

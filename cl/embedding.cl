@@ -32,11 +32,11 @@ __kernel void embedding_backward(__global float *dtable, const ulong dt_off, __g
 __kernel void axial_position_forward(__global float *out, const ulong out_off, __global const float *e0,
                                      const ulong e0_off, __global const float *e1, const ulong e1_off,
                                      const ulong l, const ulong s1, const ulong d0, const ulong d1,
-                                     const ulong total) {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    size_t d = d0 + d1, c = i % d, p = (i / d) % l;
-    out[out_off + i] += c < d0 ? e0[e0_off + (p / s1) * d0 + c] : e1[e1_off + (p % s1) * d1 + (c - d0)];
+                                     const ulong rows) {
+    const size_t c = get_global_id(0), r = get_global_id(1), d = d0 + d1; // item (c, b·L + p): rf_cl_grid2
+    if (c >= d || r >= rows) return;
+    const size_t p = r % l;
+    out[out_off + r * d + c] += c < d0 ? e0[e0_off + (p / s1) * d0 + c] : e1[e1_off + (p % s1) * d1 + (c - d0)];
 }
 
 // Items [0, s0·d0) own dE0[i, c] = Σ_b Σ_j dout[b, i·s1 + j, c]; the next

@@ -1,23 +1,26 @@
 // Cross-entropy with ignore index −1 (§9).
-//   cross_entropy_lse:  one work-group per row: lse = max + log Σ exp(x − max)
-//                       (group_max, group_sum: fixed trees, deterministic).
+//   cross_entropy_lse:  lse = max + log Σ exp(x − max) per row, in 2-D groups
+//                       of rows × lanes (reduce.cl's row_max, row_sum:
+//                       deterministic).
 //   cross_entropy_mean: one work-group for the whole batch: the mean over
 //                       counted rows of lse − x[target] (`counted` from the host).
-//   cross_entropy_backward: one work-item per logit:
+//   cross_entropy_backward: work-item (j, r) per logit (rf_cl_grid2):
 //                       scale·(exp(x − lse) − [j = target]), 0 on ignored rows.
 #include "reduce.cl"
 
+// scratch: 2·W·G floats (each row's max, then its sum).
 __kernel void cross_entropy_lse(__global float *lse, const ulong lse_off, __global const float *logits,
-                                const ulong x_off, const ulong v, __local float *scratch) {
-    size_t r = get_group_id(0), l = get_local_id(0), n = get_local_size(0);
+                                const ulong x_off, const ulong rows, const ulong v, __local float *scratch) {
+    const size_t lane = get_local_id(0), W = get_local_size(0), g = get_local_id(1), G = get_local_size(1);
+    const size_t r = get_global_id(1), n = r < rows ? v : 0;
     __global const float *x = logits + x_off + r * v;
     float m = -FLT_MAX; // a finite floor, never -INFINITY (OPENCL-NOTES)
-    for (size_t j = l; j < v; j += n) m = fmax(m, x[j]);
-    m = group_max(m, scratch);
+    for (size_t j = lane; j < n; j += W) m = fmax(m, x[j]);
+    m = row_max(m, scratch + g * W, lane, W);
     float s = 0.0f;
-    for (size_t j = l; j < v; j += n) s += exp(x[j] - m);
-    s = group_sum(s, scratch);
-    if (l == 0) lse[lse_off + r] = m + log(s);
+    for (size_t j = lane; j < n; j += W) s += exp(x[j] - m);
+    s = row_sum(s, scratch + (G + g) * W, lane, W);
+    if (lane == 0 && r < rows) lse[lse_off + r] = m + log(s);
 }
 
 __kernel void cross_entropy_mean(__global float *loss, const ulong loss_off, __global const float *lse,
@@ -37,10 +40,9 @@ __kernel void cross_entropy_mean(__global float *loss, const ulong loss_off, __g
 __kernel void cross_entropy_backward(__global float *dlogits, const ulong dx_off, __global const float *logits,
                                      const ulong x_off, __global const float *lse, const ulong lse_off,
                                      __global const int *targets, const ulong t_off, const ulong v,
-                                     const ulong total, const float scale) {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    size_t r = i / v, j = i % v;
+                                     const ulong rows, const float scale) {
+    const size_t j = get_global_id(0), r = get_global_id(1), i = r * v + j;
+    if (j >= v || r >= rows) return;
     int t = targets[t_off + r];
     float g = 0.0f;
     if (t >= 0) g = scale * (exp(logits[x_off + i] - lse[lse_off + r]) - (j == (size_t)t ? 1.0f : 0.0f));

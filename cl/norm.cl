@@ -1,58 +1,68 @@
 // LayerNorm (§7, §9), as torch.nn.LayerNorm: per row of d,
 //   y = (x − mean)·rstd·gamma + beta,  rstd = 1/√(var + eps), var biased.
-// Forward and the backward's dx: one work-group per row; its items stride
-// over the row and combine partial sums with group_sum (a fixed tree,
-// so deterministic). Two passes (mean, then the centred variance) avoid the
-// cancellation of E[x²] − E[x]².
+//
+// Forward and the backward's dx: 2-D work-groups of G rows × W lanes
+// (reduce.cl's row reductions; global id 1 is the row). Lane l reads
+// elements l, l + W, l + 2W, ... of its row, so the W lanes read
+// neighbouring words (coalesced on a GPU). Rows past the last one (the grid
+// is whole groups) have no elements but still reach the barriers.
+// Two passes (mean, then the centred variance) avoid the cancellation of
+// E[x²] − E[x]²; the forward has two barriers, the backward one.
+//
 // Backward's dgamma/dbeta: column sums in two stages (blocks of rows, then
 // the blocks in order; no atomics; deterministic).
+
 #include "reduce.cl"
 
+// scratch: 2·W·G floats (the two sums of each row).
 __kernel void layer_norm_forward(__global float *y, const ulong y_off,
                                  __global float *mean, const ulong mean_off, const int has_mean,
                                  __global float *rstd, const ulong rstd_off, const int has_rstd,
                                  __global const float *x, const ulong x_off,
                                  __global const float *gamma, const ulong g_off,
                                  __global const float *beta, const ulong b_off,
-                                 const ulong d, const float eps, __local float *scratch) {
-    size_t r = get_group_id(0), l = get_local_id(0), n = get_local_size(0);
+                                 const ulong rows, const ulong d, const float eps, __local float *scratch) {
+    const size_t lane = get_local_id(0), W = get_local_size(0), g = get_local_id(1), G = get_local_size(1);
+    const size_t r = get_global_id(1), n = r < rows ? d : 0;
     __global const float *xr = x + x_off + r * d;
     __global float *yr = y + y_off + r * d;
     float s = 0.0f;
-    for (size_t i = l; i < d; i += n) s += xr[i];
-    float mu = group_sum(s, scratch) / (float)d;
+    for (size_t i = lane; i < n; i += W) s += xr[i];
+    const float mu = row_sum(s, scratch + g * W, lane, W) / (float)d;
     float v = 0.0f;
-    for (size_t i = l; i < d; i += n) {
-        float c = xr[i] - mu;
+    for (size_t i = lane; i < n; i += W) {
+        const float c = xr[i] - mu;
         v += c * c;
     }
-    float rs = 1.0f / sqrt(group_sum(v, scratch) / (float)d + eps);
-    for (size_t i = l; i < d; i += n) yr[i] = (xr[i] - mu) * rs * gamma[g_off + i] + beta[b_off + i];
-    if (l == 0 && has_mean) mean[mean_off + r] = mu;
-    if (l == 0 && has_rstd) rstd[rstd_off + r] = rs;
+    const float rs = 1.0f / sqrt(row_sum(v, scratch + (G + g) * W, lane, W) / (float)d + eps);
+    for (size_t i = lane; i < n; i += W) yr[i] = (xr[i] - mu) * rs * gamma[g_off + i] + beta[b_off + i];
+    if (lane == 0 && r < rows && has_mean) mean[mean_off + r] = mu;
+    if (lane == 0 && r < rows && has_rstd) rstd[rstd_off + r] = rs;
 }
 
 // dx = rstd · (g − mean(g) − x̂·mean(g·x̂)) with g = dy·gamma, x̂ = (x − mean)·rstd.
+// Groups as the forward's; scratch: 2·W·G floats.
 __kernel void layer_norm_backward_dx(__global float *dx, const ulong dx_off,
                                      __global const float *dy, const ulong dy_off,
                                      __global const float *x, const ulong x_off,
                                      __global const float *gamma, const ulong g_off,
                                      __global const float *mean, const ulong mean_off,
                                      __global const float *rstd, const ulong rstd_off,
-                                     const ulong d, __local float *scratch) {
-    size_t r = get_group_id(0), l = get_local_id(0), n = get_local_size(0);
+                                     const ulong rows, const ulong d, __local float *scratch) {
+    const size_t lane = get_local_id(0), W = get_local_size(0), g = get_local_id(1), G = get_local_size(1);
+    const size_t r = get_global_id(1), n = r < rows ? d : 0;
     __global const float *xr = x + x_off + r * d, *dyr = dy + dy_off + r * d;
-    float mu = mean[mean_off + r], rs = rstd[rstd_off + r];
+    const float mu = n ? mean[mean_off + r] : 0.0f, rs = n ? rstd[rstd_off + r] : 0.0f;
     float sg = 0.0f, sgx = 0.0f;
-    for (size_t i = l; i < d; i += n) {
-        float g = dyr[i] * gamma[g_off + i];
-        sg += g;
-        sgx += g * (xr[i] - mu) * rs;
+    for (size_t i = lane; i < n; i += W) {
+        const float gi = dyr[i] * gamma[g_off + i];
+        sg += gi;
+        sgx += gi * (xr[i] - mu) * rs;
     }
-    float mg = group_sum(sg, scratch) / (float)d;
-    float mgx = group_sum(sgx, scratch) / (float)d;
-    for (size_t i = l; i < d; i += n) {
-        float xh = (xr[i] - mu) * rs;
+    const float2 m = row_sum2(sg, sgx, scratch + g * W, scratch + (G + g) * W, lane, W) / (float)d;
+    const float mg = m.x, mgx = m.y;
+    for (size_t i = lane; i < n; i += W) {
+        const float xh = (xr[i] - mu) * rs;
         dx[dx_off + r * d + i] = rs * (dyr[i] * gamma[g_off + i] - mg - xh * mgx);
     }
 }

@@ -1,6 +1,7 @@
 /* rf_add: the cpu op against a direct loop, the OpenCL op against the cpu op
  * with sentinels, and its argument checks. */
 #include "harness.h"
+#include <stdio.h>
 #include <stdlib.h>
 
 static void cpu_matches_direct_loop(void **state) {
@@ -50,38 +51,47 @@ static void rejects_bad_arguments(void **state) {
     rf_device_close(cpu);
 }
 
-/* concat puts a's row then b's row; split undoes it exactly; both backends. */
-static void concat_and_split(rf_device *dev) {
-    float a[2 * 3 * 5], b[2 * 3 * 5], joined[2 * 3 * 10], a2[30], b2[30];
-    th_fill_uniform(a, 30, 5, 1), th_fill_uniform(b, 30, 6, 1);
-    rf_tensor ta = TH_TENSOR(dev, RF_F32, a, 2, 3, 5), tb = TH_TENSOR(dev, RF_F32, b, 2, 3, 5);
-    th_guarded out = th_guarded_alloc(dev, RF_F32, 3, (int64_t[]){2, 3, 10});
+/* concat puts a's row then b's row; split undoes it exactly; both backends.
+ * Shapes [B, L, w]: the concat of [B, L, 2w] is checked against a host loop. */
+static void concat_and_split(rf_device *dev, int64_t nb, int64_t l, int64_t w) {
+    size_t half = (size_t)(nb * l * w), rows = (size_t)(nb * l), ww = (size_t)w;
+    float *a = malloc(half * sizeof *a), *b = malloc(half * sizeof *b), *joined = malloc(2 * half * sizeof *joined),
+          *a2 = malloc(half * sizeof *a2), *b2 = malloc(half * sizeof *b2);
+    th_fill_uniform(a, half, 5, 1), th_fill_uniform(b, half, 6, 1);
+    rf_tensor ta = TH_TENSOR(dev, RF_F32, a, nb, l, w), tb = TH_TENSOR(dev, RF_F32, b, nb, l, w);
+    th_guarded out = th_guarded_alloc(dev, RF_F32, 3, (int64_t[]){nb, l, 2 * w});
     TH_OK(rf_concat(&out.t, &ta, &tb));
     th_guard_check(&out, "rf_concat");
-    TH_OK(rf_tensor_download(&out.t, joined, sizeof joined));
-    for (int r = 0; r < 6; r++)
-        for (int c = 0; c < 10; c++) assert_true(joined[r * 10 + c] == (c < 5 ? a[r * 5 + c] : b[r * 5 + c - 5]));
-    rf_tensor xa = TH_TENSOR(dev, RF_F32, NULL, 2, 3, 5), xb = TH_TENSOR(dev, RF_F32, NULL, 2, 3, 5);
+    TH_OK(rf_tensor_download(&out.t, joined, 2 * half * sizeof *joined));
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < 2 * ww; c++)
+            assert_true(joined[r * 2 * ww + c] == (c < ww ? a[r * ww + c] : b[r * ww + c - ww]));
+    rf_tensor xa = TH_TENSOR(dev, RF_F32, NULL, nb, l, w), xb = TH_TENSOR(dev, RF_F32, NULL, nb, l, w);
     TH_OK(rf_split(&xa, &xb, &out.t));
-    TH_OK(rf_tensor_download(&xa, a2, sizeof a2));
-    TH_OK(rf_tensor_download(&xb, b2, sizeof b2));
-    assert_memory_equal(a, a2, sizeof a);
-    assert_memory_equal(b, b2, sizeof b);
-    TH_FAILS(rf_concat(&out.t, &ta, &out.t), RF_ERR_INVALID_ARG, "b has shape [2, 3, 10], expected [2, 3, 5]");
+    TH_OK(rf_tensor_download(&xa, a2, half * sizeof *a2));
+    TH_OK(rf_tensor_download(&xb, b2, half * sizeof *b2));
+    assert_memory_equal(a, a2, half * sizeof *a);
+    assert_memory_equal(b, b2, half * sizeof *b);
+    char want[96];
+    snprintf(want, sizeof want, "b has shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", (long long)nb,
+             (long long)l, (long long)(2 * w), (long long)nb, (long long)l, (long long)w);
+    TH_FAILS(rf_concat(&out.t, &ta, &out.t), RF_ERR_INVALID_ARG, want);
     rf_tensor_free(&ta), rf_tensor_free(&tb), rf_tensor_free(&xa), rf_tensor_free(&xb);
     th_guarded_free(&out);
+    free(a), free(b), free(joined), free(a2), free(b2);
 }
 
 static void concat_split_cpu(void **state) {
     rf_device *dev = th_cpu();
-    concat_and_split(dev);
+    concat_and_split(dev, 2, 3, 5);
     rf_device_close(dev);
 }
 
 static void concat_split_opencl(void **state) {
     rf_device *dev;
     TH_CL_OR_SKIP(dev);
-    concat_and_split(dev);
+    concat_and_split(dev, 2, 3, 5);
+    concat_and_split(dev, 3, 333, 37); /* many rows; 2w = 74 not a power of two */
     rf_device_close(dev);
 }
 

@@ -124,6 +124,7 @@ static void opencl_matches_cpu(void **state) {
     compare_shape(cpu, cl, 2, 37, 300, 0, 11); /* V above and not a multiple of the group size */
     compare_shape(cpu, cl, 1, 1, 3, 0, 21);    /* one row */
     compare_shape(cpu, cl, 1, 4, 5, 1, 31);    /* nothing counted: loss 0, gradient 0 */
+    compare_shape(cpu, cl, 3, 333, 7, 0, 41);  /* many rows, not a multiple of the rows per group */
     rf_device_close(cl);
     rf_device_close(cpu);
 }

@@ -1,6 +1,7 @@
 /* LayerNorm (§7, §9): cpu forward against a naive double computation, cpu
  * backward against central finite differences, OpenCL forward and backward
- * against the cpu with sentinels (odd widths, a single row), argument checks. */
+ * against the cpu with sentinels (odd widths, d = 1, a single row, many rows),
+ * argument checks. */
 #include "harness.h"
 #include <math.h>
 #include <stdlib.h>
@@ -164,6 +165,38 @@ static void compare_shape(rf_device *cpu, rf_device *cl, int64_t rows, int64_t d
     free(x), free(g), free(b), free(dy);
 }
 
+/* d = 1: each row is its own mean, so y = beta, dx = 0 and dgamma gains
+ * nothing; one lane per row, and most of the group's rows lie past the end
+ * (their lanes only reach the barriers). */
+static void opencl_single_column(void **state) {
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    enum { ROWS = 5 };
+    float x[ROWS] = {3, -1, 0.5f, 7, -2}, dy[ROWS] = {1, 2, -3, 0.5f, 4}, g = 1.5f, b = -0.25f;
+    rf_tensor tx = TH_TENSOR(cl, RF_F32, x, ROWS, 1), tdy = TH_TENSOR(cl, RF_F32, dy, ROWS, 1),
+              tg = TH_TENSOR(cl, RF_F32, &g, 1), tb = TH_TENSOR(cl, RF_F32, &b, 1),
+              ty = TH_TENSOR(cl, RF_F32, NULL, ROWS, 1), tmu = TH_TENSOR(cl, RF_F32, NULL, ROWS),
+              trs = TH_TENSOR(cl, RF_F32, NULL, ROWS), tdx = TH_TENSOR(cl, RF_F32, NULL, ROWS, 1),
+              tdg = TH_TENSOR(cl, RF_F32, NULL, 1), tdb = TH_TENSOR(cl, RF_F32, NULL, 1);
+    TH_OK(rf_tensor_fill_f32(&tdg, 0.5f));
+    TH_OK(rf_tensor_fill_f32(&tdb, 0.5f));
+    TH_OK(rf_layer_norm_forward(&ty, &tmu, &trs, &tx, &tg, &tb, 1e-6f));
+    TH_OK(rf_layer_norm_backward(&tdx, &tdg, &tdb, &tdy, &tx, &tg, &tmu, &trs));
+    float *y = th_download_f32(&ty), *mu = th_download_f32(&tmu), *dx = th_download_f32(&tdx),
+          *dg = th_download_f32(&tdg), *db = th_download_f32(&tdb);
+    for (int r = 0; r < ROWS; r++) {
+        assert_true(y[r] == b);
+        assert_true(mu[r] == x[r]);
+        assert_true(dx[r] == 0.0f);
+    }
+    assert_true(dg[0] == 0.5f);
+    assert_true(fabsf(db[0] - (0.5f + 4.5f)) <= 1e-6f);
+    free(y), free(mu), free(dx), free(dg), free(db);
+    rf_tensor *ts[] = {&tx, &tdy, &tg, &tb, &ty, &tmu, &trs, &tdx, &tdg, &tdb};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) rf_tensor_free(ts[i]);
+    rf_device_close(cl);
+}
+
 static void opencl_matches_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
@@ -171,6 +204,8 @@ static void opencl_matches_cpu(void **state) {
     compare_shape(cpu, cl, 10, 300, 11); /* D above and not a multiple of the group size */
     compare_shape(cpu, cl, 1, 7, 21);    /* a single, narrow row */
     compare_shape(cpu, cl, 33, 64, 31);
+    compare_shape(cpu, cl, 3, 3, 45);     /* a lane with no element (lanes round d up to a power of two) */
+    compare_shape(cpu, cl, 1000, 24, 51); /* many rows, not a multiple of the rows per group */
     rf_device_close(cl);
     rf_device_close(cpu);
 }
@@ -199,6 +234,7 @@ int main(void) {
         cmocka_unit_test(cpu_forward_matches_naive),
         cmocka_unit_test(cpu_backward_matches_finite_differences),
         cmocka_unit_test(opencl_matches_cpu),
+        cmocka_unit_test(opencl_single_column),
         cmocka_unit_test(rejects_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,8 +71,9 @@ test)
     # there is none (PoCL is installed above) instead of skipping.
     (cd build && RF_TEST_REQUIRE_OPENCL=1 ctest --output-on-failure -j 2)
     # Portability (docs/portability.md): every kernel planned against each
-    # GPU limits profile, on PoCL (the quick grid) and on oclgrind with its
-    # checks on (the tiny grid; any report fails).
+    # GPU limits profile, on PoCL (the quick grid) and on oclgrind with all
+    # its checks on, uninitialised values included (the tiny grid; any
+    # report fails; about 20 s a profile).
     for p in amd nvidia intel min; do
         echo "verify --limits $p: pocl, oclgrind"
         ./build/reformer verify --device pocl --limits "$p" >/dev/null

@@ -34,6 +34,10 @@ typedef struct rf_cl_context {
     struct { cl_event event; char op[64]; } pending[RF_CL_MAX_PENDING];
     /* Tuned kernel parameters (cl_tune.h): the table file's, and overrides. */
     rf_cl_tuning tuning;
+    /* Simulator only: buffers released by the library, kept until close so
+     * that oclgrind never reuses their numbers (docs/oclgrind.md, artefact 4). */
+    int nretired, retired_cap;
+    cl_mem *retired;
 } rf_cl_context;
 
 /* An OpenCL device's impl is its rf_cl_context; a buffer's is its cl_mem. */
@@ -93,6 +97,22 @@ const char *rf_cl_limits_profiles(void);
 /* The largest power-of-two work-group size <= want that the kernel and
  * device (after RF_CL_LIMITS) allow. */
 rf_status rf_cl_group_size(rf_device *dev, cl_kernel kernel, size_t want, size_t *out);
+
+/* A 2-D grid over `rows` rows of `width` elements, one work-item each
+ * (item (c, r) = get_global_id(0), get_global_id(1)): the kernel finds its
+ * element without a 64-bit division (slow on CPUs; emulated on GPUs), and
+ * neighbouring items of a row read neighbouring words. local = {the row's
+ * power of two, capped by the group and narrowed while rounding the row up
+ * idles over an eighth of it; then rows to fill the group}. */
+rf_status rf_cl_grid2(rf_device *dev, cl_kernel kernel, size_t width, size_t rows, size_t local[2], size_t global[2]);
+
+/* The launch of a row kernel (reduce.cl's row reductions) over `rows` rows
+ * of `width`: local = {W lanes, G rows}, global = {W, rows} (rf_cl_launch
+ * rounds the rows up to whole groups), and the bytes of its scratch, 2·W·G
+ * floats. W = "<family>.lanes", G·W = "<family>.group" (rf_cl_tuned; their
+ * defaults and the measurements behind them: cl_program.c). */
+rf_status rf_cl_row_groups(rf_device *dev, cl_kernel kernel, const char *family, size_t width, size_t rows,
+                           size_t local[2], size_t global[2], size_t *scratch_bytes);
 
 static inline size_t rf_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 

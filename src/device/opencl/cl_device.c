@@ -168,8 +168,25 @@ static rf_status cl_alloc(rf_buffer *buf) {
     return RF_OK;
 }
 
+/* oclgrind's uninitialised-value checker keeps a buffer's shadow by buffer
+ * number and does not drop it on release; a later buffer given that number
+ * inherits the old shadow, sized for the old buffer (docs/oclgrind.md,
+ * artefact 4). On a simulator a released buffer is therefore kept until the
+ * device closes, so every buffer has a number of its own; should the list
+ * not grow, the buffer is released after all. */
+static void release_mem(rf_device *dev, cl_mem mem) {
+    rf_cl_context *cl = rf_cl_ctx(dev);
+    if (dev->info.is_simulator && cl->nretired == cl->retired_cap) {
+        int cap = cl->retired_cap ? 2 * cl->retired_cap : 64;
+        cl_mem *grown = realloc(cl->retired, (size_t)cap * sizeof *grown);
+        if (grown) cl->retired = grown, cl->retired_cap = cap;
+    }
+    if (dev->info.is_simulator && cl->nretired < cl->retired_cap) cl->retired[cl->nretired++] = mem;
+    else clReleaseMemObject(mem);
+}
+
 static void cl_release(rf_buffer *buf) {
-    if (buf->impl) clReleaseMemObject(rf_cl_mem(buf));
+    if (buf->impl) release_mem(buf->dev, rf_cl_mem(buf));
 }
 
 /* oclgrind's uninitialised-value checker forgets a buffer's state on a host
@@ -194,7 +211,7 @@ static rf_status upload_through_staging(rf_buffer *dst, size_t off, const void *
                          RF_ARG(count));
     /* The copy must finish before the staging buffer goes. */
     if (s == RF_OK && (err = clFinish(cl->queue)) != CL_SUCCESS) s = rf_cl_fail(err, "clFinish");
-    clReleaseMemObject(staging);
+    release_mem(dst->dev, staging);
     return s;
 }
 
@@ -297,6 +314,8 @@ static void cl_close(rf_device *dev) {
         drain_events(dev);
     }
     rf_cl_programs_release(cl);
+    for (int i = 0; i < cl->nretired; i++) clReleaseMemObject(cl->retired[i]);
+    free(cl->retired);
     if (cl->queue) clReleaseCommandQueue(cl->queue);
     if (cl->context) clReleaseContext(cl->context);
     free(cl);

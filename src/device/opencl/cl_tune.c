@@ -31,6 +31,14 @@ const rf_cl_tunable rf_cl_tunables[] = {
     {"lsh_backward_key.qtile", 5, {8, 16, 32, 64, 128}},
     {"lsh_backward_key.ktile", 4, {8, 16, 32, 64}},
     {"lsh_backward_key.split", 5, {1, 2, 4, 8, 16}},
+    /* Row and column kernels (cl_program.c, rf_cl_row_groups; norm.c, loss.c,
+     * linear.c): lanes per row or columns per group, work-items per group. */
+    {"layer_norm.lanes", 7, {1, 2, 4, 8, 16, 32, 64}},
+    {"layer_norm.group", 5, {64, 128, 256, 512, 1024}},
+    {"cross_entropy.lanes", 7, {1, 2, 4, 8, 16, 32, 64}},
+    {"cross_entropy.group", 5, {64, 128, 256, 512, 1024}},
+    {"bias_grad.columns", 6, {1, 4, 8, 16, 32, 64}},
+    {"bias_grad.group", 5, {64, 128, 256, 512, 1024}},
 };
 const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof *rf_cl_tunables);
 

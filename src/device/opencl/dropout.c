@@ -1,6 +1,7 @@
-/* Dropout on OpenCL (cl/dropout.cl, §2): one work-item per element (a
- * Philox block per element: any word offset `first` lands anywhere in a
- * block). Forward and backward both call this. */
+/* Dropout on OpenCL (cl/dropout.cl, §2): one work-item per Philox block of
+ * four words, covering the blocks that words first .. first + n − 1 touch
+ * (a block per element drew each block four times). Forward and backward
+ * both call this. */
 #include "device/opencl/cl_backend.h"
 
 static rf_status rf_cl_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_threshold keep, float scale,
@@ -14,7 +15,7 @@ static rf_status rf_cl_dropout(rf_tensor *out, const rf_tensor *in, rf_dropout_t
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, io = in->offset, fw = first;
     cl_uint klo = (cl_uint)seed, khi = (cl_uint)(seed >> 32), st = stream, sp = step, thr = keep.threshold;
     cl_int drop_all = keep.drop_all;
-    size_t global = (size_t)n;
+    size_t global = (size_t)((fw + n + 3) / 4 - fw / 4);
     return RF_CL_LAUNCH(dev, k, "dropout", 1, &global, &local, RF_MEM(out), RF_ARG(oo),
                         RF_MEM(in), RF_ARG(io), RF_ARG(n), RF_ARG(fw), RF_ARG(klo), RF_ARG(khi), RF_ARG(st),
                         RF_ARG(sp), RF_ARG(thr), RF_ARG(drop_all), RF_ARG(scale));

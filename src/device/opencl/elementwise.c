@@ -18,11 +18,10 @@ static rf_status halves(rf_device *dev, const char *kernel, const char *op, cl_m
                         cl_ulong o1, cl_mem m2, cl_ulong o2, size_t rows, size_t w) {
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", kernel, &k));
-    size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
+    size_t local[2], global[2];
+    RF_TRY(rf_cl_grid2(dev, k, 2 * w, rows, local, global));
     cl_ulong r = rows, ww = w;
-    size_t global = rows * 2 * w;
-    return RF_CL_LAUNCH(dev, k, op, 1, &global, &local, RF_ARG(m0), RF_ARG(o0), RF_ARG(m1), RF_ARG(o1), RF_ARG(m2),
+    return RF_CL_LAUNCH(dev, k, op, 2, global, local, RF_ARG(m0), RF_ARG(o0), RF_ARG(m1), RF_ARG(o1), RF_ARG(m2),
                         RF_ARG(o2), RF_ARG(r), RF_ARG(ww));
 }
 

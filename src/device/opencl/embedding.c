@@ -70,10 +70,12 @@ static rf_status rf_cl_axial_position_forward(rf_tensor *out, const rf_tensor *e
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "axial_position_forward", &k));
     cl_ulong oo = out->offset, o0 = e0->offset, o1 = e1->offset, l = (cl_ulong)out->shape[1],
              s1 = (cl_ulong)e1->shape[0], d0 = (cl_ulong)e0->shape[1], d1 = (cl_ulong)e1->shape[1],
-             total = rf_tensor_numel(out);
-    return LAUNCH(dev, k, "axial_position", (size_t)total, RF_MEM(out), RF_ARG(oo), RF_MEM(e0),
-                  RF_ARG(o0), RF_MEM(e1), RF_ARG(o1), RF_ARG(l), RF_ARG(s1), RF_ARG(d0), RF_ARG(d1),
-                  RF_ARG(total));
+             rows = rf_tensor_numel(out) / (d0 + d1);
+    size_t local[2], global[2];
+    RF_TRY(rf_cl_grid2(dev, k, (size_t)(d0 + d1), (size_t)rows, local, global));
+    return RF_CL_LAUNCH(dev, k, "axial_position", 2, global, local, RF_MEM(out), RF_ARG(oo), RF_MEM(e0),
+                        RF_ARG(o0), RF_MEM(e1), RF_ARG(o1), RF_ARG(l), RF_ARG(s1), RF_ARG(d0), RF_ARG(d1),
+                        RF_ARG(rows));
 }
 
 static rf_status rf_cl_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_tensor *dout) {

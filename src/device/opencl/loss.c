@@ -12,11 +12,10 @@ static rf_status rf_cl_cross_entropy_forward(rf_tensor *loss, rf_tensor *lse, co
     RF_TRY(rf_cl_kernel(dev, "loss.cl", "", "cross_entropy_mean", &kmean));
     cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     cl_ulong lo = lse->offset, xo = logits->offset, to = targets->offset, oo = loss->offset;
-    size_t local;
-    RF_TRY(rf_cl_group_size(dev, klse, RF_CL_GROUP, &local));
-    size_t global = (size_t)rows * local;
-    RF_TRY(RF_CL_LAUNCH(dev, klse, "cross_entropy", 1, &global, &local, RF_MEM(lse), RF_ARG(lo),
-                        RF_MEM(logits), RF_ARG(xo), RF_ARG(v), RF_LOCAL(local * sizeof(float))));
+    size_t rl[2], rg[2], scratch, local, global;
+    RF_TRY(rf_cl_row_groups(dev, klse, "cross_entropy", (size_t)v, (size_t)rows, rl, rg, &scratch));
+    RF_TRY(RF_CL_LAUNCH(dev, klse, "cross_entropy", 2, rg, rl, RF_MEM(lse), RF_ARG(lo), RF_MEM(logits),
+                        RF_ARG(xo), RF_ARG(rows), RF_ARG(v), RF_LOCAL(scratch)));
     RF_TRY(rf_cl_group_size(dev, kmean, RF_CL_GROUP, &local));
     global = local;
     cl_float cnt = (cl_float)counted;
@@ -31,14 +30,13 @@ static rf_status rf_cl_cross_entropy_backward(rf_tensor *dlogits, const rf_tenso
     rf_device *dev = logits->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "loss.cl", "", "cross_entropy_backward", &k));
-    size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
-    cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], total = rf_tensor_numel(logits);
+    cl_ulong v = (cl_ulong)logits->shape[logits->ndim - 1], rows = rf_tensor_numel(logits) / v;
     cl_ulong dxo = dlogits->offset, xo = logits->offset, lo = lse->offset, to = targets->offset;
-    size_t global = (size_t)total;
-    return RF_CL_LAUNCH(dev, k, "cross_entropy_backward", 1, &global, &local, RF_MEM(dlogits), RF_ARG(dxo),
+    size_t local[2], global[2];
+    RF_TRY(rf_cl_grid2(dev, k, (size_t)v, (size_t)rows, local, global));
+    return RF_CL_LAUNCH(dev, k, "cross_entropy_backward", 2, global, local, RF_MEM(dlogits), RF_ARG(dxo),
                         RF_MEM(logits), RF_ARG(xo), RF_MEM(lse), RF_ARG(lo),
-                        RF_MEM(targets), RF_ARG(to), RF_ARG(v), RF_ARG(total), RF_ARG(scale));
+                        RF_MEM(targets), RF_ARG(to), RF_ARG(v), RF_ARG(rows), RF_ARG(scale));
 }
 
 void rf_cl_loss_register(rf_op_table *ops) {

@@ -1,36 +1,26 @@
-/* LayerNorm on OpenCL (cl/norm.cl): one work-group per row for the forward
- * and the backward's dx, column sums in two stages for dgamma/dbeta. The
- * group size comes from the kernel's and device's limits (at most 256, so
- * the reduction scratch is ≤ 1 KiB of local memory, under OpenCL's 32 KiB
- * minimum). */
+/* LayerNorm on OpenCL (cl/norm.cl): the forward and the backward's dx in
+ * 2-D work-groups of rows × lanes (rf_cl_row_groups; a lane strides over its
+ * row, one barrier per row sum), column sums in two stages for
+ * dgamma/dbeta. */
 #include "device/opencl/cl_backend.h"
-
-/* A row's work-group: no wider than the row (a D = 64 row in a group of 256
- * leaves three quarters of it idle at every barrier), at most RF_CL_GROUP. */
-static size_t row_group_want(size_t d) {
-    size_t want = 1;
-    while (want < d && want < RF_CL_GROUP) want *= 2;
-    return want;
-}
 
 static rf_status rf_cl_layer_norm_forward(rf_tensor *y, rf_tensor *mean, rf_tensor *rstd, const rf_tensor *x,
                                           const rf_tensor *gamma, const rf_tensor *beta, float eps) {
     rf_device *dev = y->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_forward", &k));
-    size_t local;
+    size_t local[2], global[2], scratch;
     cl_ulong d = (cl_ulong)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
-    RF_TRY(rf_cl_group_size(dev, k, row_group_want((size_t)d), &local));
+    RF_TRY(rf_cl_row_groups(dev, k, "layer_norm", (size_t)d, (size_t)rows, local, global, &scratch));
     /* A statistic not wanted: the kernel is handed y's buffer and never writes it. */
     cl_int has_mean = mean != NULL, has_rstd = rstd != NULL;
     cl_mem mm = rf_cl_mem(mean ? mean->buf : y->buf), rm = rf_cl_mem(rstd ? rstd->buf : y->buf);
     cl_ulong yo = y->offset, mo = mean ? mean->offset : 0, ro = rstd ? rstd->offset : 0;
     cl_ulong xo = x->offset, go = gamma->offset, bo = beta->offset;
-    size_t global = (size_t)rows * local;
-    return RF_CL_LAUNCH(dev, k, "layer_norm", 1, &global, &local, RF_MEM(y), RF_ARG(yo), RF_ARG(mm),
+    return RF_CL_LAUNCH(dev, k, "layer_norm", 2, global, local, RF_MEM(y), RF_ARG(yo), RF_ARG(mm),
                         RF_ARG(mo), RF_ARG(has_mean), RF_ARG(rm), RF_ARG(ro), RF_ARG(has_rstd), RF_MEM(x),
-                        RF_ARG(xo), RF_MEM(gamma), RF_ARG(go), RF_MEM(beta), RF_ARG(bo),
-                        RF_ARG(d), RF_ARG(eps), RF_LOCAL(local * sizeof(float)));
+                        RF_ARG(xo), RF_MEM(gamma), RF_ARG(go), RF_MEM(beta), RF_ARG(bo), RF_ARG(rows),
+                        RF_ARG(d), RF_ARG(eps), RF_LOCAL(scratch));
 }
 
 /* Rows per stage-1 block of the dgamma/dbeta sums: enough blocks to fill a
@@ -80,16 +70,15 @@ static rf_status rf_cl_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_
     cl_ulong d = (cl_ulong)x->shape[x->ndim - 1], rows = rf_tensor_numel(x) / d;
     cl_ulong dxo = dx->offset, dyo = dy->offset, xo = x->offset, go = gamma->offset, mo = mean->offset,
              ro = rstd->offset;
-    size_t local, global;
+    size_t local[2], global[2], scratch;
     if (dgamma || dbeta) RF_TRY(params_backward(dev, dgamma, dbeta, dy, x, mean, rstd, rows, d));
     cl_kernel kdx;
     RF_TRY(rf_cl_kernel(dev, "norm.cl", "", "layer_norm_backward_dx", &kdx));
-    RF_TRY(rf_cl_group_size(dev, kdx, row_group_want((size_t)d), &local));
-    global = (size_t)rows * local;
-    return RF_CL_LAUNCH(dev, kdx, "layer_norm_backward", 1, &global, &local, RF_MEM(dx), RF_ARG(dxo),
+    RF_TRY(rf_cl_row_groups(dev, kdx, "layer_norm", (size_t)d, (size_t)rows, local, global, &scratch));
+    return RF_CL_LAUNCH(dev, kdx, "layer_norm_backward", 2, global, local, RF_MEM(dx), RF_ARG(dxo),
                         RF_MEM(dy), RF_ARG(dyo), RF_MEM(x), RF_ARG(xo),
                         RF_MEM(gamma), RF_ARG(go), RF_MEM(mean), RF_ARG(mo),
-                        RF_MEM(rstd), RF_ARG(ro), RF_ARG(d), RF_LOCAL(local * sizeof(float)));
+                        RF_MEM(rstd), RF_ARG(ro), RF_ARG(rows), RF_ARG(d), RF_LOCAL(scratch));
 }
 
 void rf_cl_norm_register(rf_op_table *ops) {
