@@ -66,7 +66,7 @@ typedef struct tune_case {
     rf_lsh_config lsh;
     rf_lsh_state st;
     rf_tensor q, k, v, dout, out, lse, dq, dk, dv;
-    rf_tensor x, gamma, beta, y, mean, rstd, dx, dgamma, dbeta;
+    rf_tensor x, gamma, beta, y, dy, mean, rstd, dx, dgamma, dbeta;
 } tune_case;
 
 static rf_status local_forward(void *p) {
@@ -101,7 +101,7 @@ static rf_status norm_backward(void *p) {
     rf_status s;
     /* dgamma and dbeta accumulate: start each run from zero so runs agree. */
     if ((s = rf_tensor_fill_f32(&c->dgamma, 0)) || (s = rf_tensor_fill_f32(&c->dbeta, 0))) return s;
-    return rf_layer_norm_backward(&c->dx, &c->dgamma, &c->dbeta, &c->dout, &c->x, &c->gamma, &c->mean, &c->rstd);
+    return rf_layer_norm_backward(&c->dx, &c->dgamma, &c->dbeta, &c->dy, &c->x, &c->gamma, &c->mean, &c->rstd);
 }
 
 static rf_status norm_both(void *p) { /* the row-group keys serve both passes */
@@ -145,7 +145,7 @@ static const workload *workload_of(const char *key) {
 
 static void case_free(tune_case *c) {
     rf_tensor *all[] = {&c->q, &c->k, &c->v, &c->dout, &c->out, &c->lse, &c->dq, &c->dk, &c->dv, &c->x,
-                        &c->gamma, &c->beta, &c->y, &c->mean, &c->rstd, &c->dx, &c->dgamma, &c->dbeta};
+                        &c->gamma, &c->beta, &c->y, &c->dy, &c->mean, &c->rstd, &c->dx, &c->dgamma, &c->dbeta};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rf_tensor_free(all[i]);
     rf_lsh_state_free(&c->st);
 }
@@ -167,12 +167,12 @@ static rf_status case_init(tune_case *c, rf_device *dev, const tune_shapes *sh) 
     rf_status s = RF_OK;
     for (size_t i = 0; i < sizeof acts / sizeof acts[0] && !s; i++) s = rf_tensor_alloc(dev, acts[i], RF_F32, 3, act);
     if (!s) s = rf_tensor_alloc(dev, &c->lse, RF_F32, 3, lse);
-    rf_tensor *mats[] = {&c->x, &c->y, &c->dx}, *vecs[] = {&c->gamma, &c->beta, &c->dgamma, &c->dbeta};
-    for (size_t i = 0; i < 3 && !s; i++) s = rf_tensor_alloc(dev, mats[i], RF_F32, 2, mat);
+    rf_tensor *mats[] = {&c->x, &c->y, &c->dy, &c->dx}, *vecs[] = {&c->gamma, &c->beta, &c->dgamma, &c->dbeta};
+    for (size_t i = 0; i < 4 && !s; i++) s = rf_tensor_alloc(dev, mats[i], RF_F32, 2, mat);
     for (size_t i = 0; i < 4 && !s; i++) s = rf_tensor_alloc(dev, vecs[i], RF_F32, 1, vec);
     if (!s) s = rf_tensor_alloc(dev, &c->mean, RF_F32, 1, stat);
     if (!s) s = rf_tensor_alloc(dev, &c->rstd, RF_F32, 1, stat);
-    rf_tensor *inputs[] = {&c->q, &c->k, &c->v, &c->dout, &c->x, &c->gamma, &c->beta};
+    rf_tensor *inputs[] = {&c->q, &c->k, &c->v, &c->dout, &c->x, &c->dy, &c->gamma, &c->beta};
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0] && !s; i++) s = bench_upload_random(inputs[i], i + 1);
     if (!s) s = rf_lsh_state_init(&c->st, dev, &c->lsh, sh->batch, sh->len);
     if (s) case_free(c);
