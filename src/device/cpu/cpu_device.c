@@ -7,6 +7,14 @@
 #include <unistd.h>
 #include <cblas.h>
 #include <sanitizer/asan_interface.h>
+/* Memcheck's client requests (no-ops outside valgrind) where its header is
+ * installed; without it, nothing to tell. */
+#if defined(__has_include) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_MAKE_MEM_UNDEFINED(addr, bytes) ((void)(addr), (void)(bytes))
+#define VALGRIND_MAKE_MEM_NOACCESS(addr, bytes) ((void)(addr), (void)(bytes))
+#endif
 #include "device/cpu/cpu_backend.h"
 
 /* Freed buffers kept for reuse (dev->impl, made at the first release): a
@@ -17,8 +25,10 @@
  * stat). A buffer of exactly a cached block's size takes that block. The
  * cache is bounded in blocks and bytes; over either, a release frees. Like
  * the device's memory counters it is not locked: a device is used from one
- * thread at a time. Under ASan a cached block is poisoned, so a use after
- * rf_buffer_free is still reported. */
+ * thread at a time. A cached block is poisoned for ASan and no-access for
+ * valgrind, so a use after rf_buffer_free is still reported; handed back,
+ * it is undefined again for valgrind, as fresh memory would be (a read
+ * before the first write is still reported). */
 enum { CACHE_BLOCKS = 64 };
 #define CACHE_BYTES ((size_t)1 << 30)
 
@@ -40,6 +50,7 @@ static rf_status cpu_alloc(rf_buffer *buf) {
         if (c->bytes[i] == rounded) {
             buf->impl = c->block[i];
             ASAN_UNPOISON_MEMORY_REGION(buf->impl, rounded);
+            VALGRIND_MAKE_MEM_UNDEFINED(buf->impl, rounded);
             c->held -= rounded;
             c->count--;
             c->block[i] = c->block[c->count], c->bytes[i] = c->bytes[c->count];
@@ -60,6 +71,7 @@ static void cpu_release(rf_buffer *buf) {
         return;
     }
     ASAN_POISON_MEMORY_REGION(buf->impl, rounded);
+    VALGRIND_MAKE_MEM_NOACCESS(buf->impl, rounded);
     c->block[c->count] = buf->impl, c->bytes[c->count] = rounded;
     c->count++;
     c->held += rounded;
@@ -91,6 +103,7 @@ static void cpu_close(rf_device *dev) {
     cpu_cache *c = dev->impl;
     for (int i = 0; c && i < c->count; i++) {
         ASAN_UNPOISON_MEMORY_REGION(c->block[i], c->bytes[i]);
+        VALGRIND_MAKE_MEM_UNDEFINED(c->block[i], c->bytes[i]);
         free(c->block[i]);
     }
     free(c);
