@@ -49,7 +49,7 @@ struct rf_device {
     rf_program_stats programs;
     rf_profile_slot profile[RF_MAX_PROFILE_OPS];
     int profile_count;
-    void *impl;                 /* the backend's per-device state (NULL on cpu) */
+    void *impl;                 /* the backend's per-device state (cpu: its cache of freed buffers) */
 };
 
 struct rf_buffer {

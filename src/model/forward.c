@@ -74,10 +74,14 @@ rf_status rf_model_check_batch(const rf_model *m, int64_t B, int64_t L, bool tra
 /* HF's hidden-state dropout (hidden_dropout_prob) in training, none at
  * inference (§2: the mask is a pure function of seed, stream and step, so
  * the backward pass regenerates it). `first` is the word of element 0. */
+bool rf_model_dropout_on(const rf_model *m, const rf_pass *s) {
+    return s->training && m->cfg.hidden_dropout_prob > 0;
+}
+
 rf_status rf_model_dropout(rf_model *m, const rf_pass *s, rf_tensor *t, int layer_index, int use, uint64_t first,
                            bool backward) {
     float p = (float)m->cfg.hidden_dropout_prob;
-    if (!s->training || p <= 0) return RF_OK;
+    if (!rf_model_dropout_on(m, s)) return RF_OK;
     uint32_t stream = rf_philox_stream((uint32_t)layer_index, (rf_philox_use)use);
     return backward ? rf_dropout_backward(t, t, p, m->seed, stream, m->step, first)
                     : rf_dropout_forward(t, t, p, m->seed, stream, m->step, first);

@@ -102,6 +102,9 @@ rf_status rf_rows_view(rf_tensor *out, const rf_tensor *t, int64_t r0, int64_t n
 rf_status rf_model_lsh_config(rf_model *m, int li, int64_t Lp, bool training, rf_lsh_config *lc);
 rf_attention_config rf_model_local_config(const rf_model *m, int li, bool training);
 rf_status rf_model_lsh(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
+/* Whether this pass applies HF's hidden-state dropout (training with
+ * hidden_dropout_prob > 0); when not, rf_model_dropout is a no-op. */
+bool rf_model_dropout_on(const rf_model *m, const rf_pass *s);
 /* Hidden-state dropout of `t` in place (training only; `use` a
  * rf_philox_use, `first` the word of element 0), or its backward. */
 rf_status rf_model_dropout(rf_model *m, const rf_pass *s, rf_tensor *t, int layer_index, int use, uint64_t first,

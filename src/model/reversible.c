@@ -40,6 +40,28 @@ rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *b
     return rf_model_dropout(m, s, &s->f, li, RF_PHILOX_DROPOUT_HIDDEN, 0, false);
 }
 
+/* A gradient through HF's hidden dropout (backward): `grad` itself when the
+ * dropout is off, so no copy is made; else its dropped copy in `scratch`.
+ * `grad` stays intact either way (it is also the residual's gradient). */
+static rf_status through_dropout(rf_model *m, const rf_pass *s, rf_tensor *scratch, const rf_tensor *grad, int li,
+                                 int use, uint64_t first, const rf_tensor **out) {
+    *out = grad;
+    if (!rf_model_dropout_on(m, s)) return RF_OK;
+    RF_TRY(rf_tensor_copy(scratch, grad));
+    *out = scratch;
+    return rf_model_dropout(m, s, scratch, li, use, first, true);
+}
+
+/* dx += dy·W and W's gradient for y = x·Wᵀ (§1): the GEMM accumulates into
+ * dx itself (beta = 1), saving a product into scratch and a pass to add it. */
+static rf_status linear_backward_accumulate(rf_model *m, rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x,
+                                            const rf_tensor *w) {
+    RF_TRY(rf_linear_backward(NULL, rf_model_grad_of(m, w), NULL, dy, x, w));
+    rf_gemm_desc d = {.m = (int64_t)(rf_tensor_numel(dy) / (size_t)w->shape[0]), .n = w->shape[1],
+                      .k = w->shape[0], .alpha = 1.0f, .beta = 1.0f};
+    return rf_gemm(dx, dy, w, &d);
+}
+
 /* dY2 += ∂Attn(LN(X2))/∂X2 · dY1 and attention parameter gradients,
  * recomputing the block with the stored buckets; then X1 = Y1 − f (§8). */
 static rf_status attention_backward(rf_model *m, int li, rf_pass *s, grads *g) {
@@ -48,10 +70,10 @@ static rf_status attention_backward(rf_model *m, int li, rf_pass *s, grads *g) {
     rf_lsh_state st;
     bool lsh = l->type == RF_ATTN_LSH;
     RF_TRY(rf_model_attention_block(m, li, s, lsh ? &g->buckets[li] : NULL, true, lsh ? &st : NULL));
-    /* dY1 stays for dX1; its dropped copy goes through dh2. */
-    rf_status r = rf_tensor_copy(&g->dh2, &g->dy1);
-    if (r == RF_OK) r = rf_model_dropout(m, s, &g->dh2, li, RF_PHILOX_DROPOUT_HIDDEN, 0, true);
-    if (r == RF_OK) r = rf_linear_backward(&g->dattn, rf_model_grad_of(m, l->o), NULL, &g->dh2, &s->attn, l->o);
+    /* dY1 stays for dX1; the attention block sees it through the dropout. */
+    const rf_tensor *dy1;
+    rf_status r = through_dropout(m, s, &g->dh2, &g->dy1, li, RF_PHILOX_DROPOUT_HIDDEN, 0, &dy1);
+    if (r == RF_OK) r = rf_linear_backward(&g->dattn, rf_model_grad_of(m, l->o), NULL, dy1, &s->attn, l->o);
     if (r == RF_OK && lsh) {
         r = rf_lsh_attention_backward(&g->dq, &g->dv, &g->dattn, &st, &s->a, &s->b, mask);
     } else if (r == RF_OK) {
@@ -63,12 +85,8 @@ static rf_status attention_backward(rf_model *m, int li, rf_pass *s, grads *g) {
     RF_TRY(r);
     /* dh = dv·Wv + dq·Wq (+ dk·Wk). */
     RF_TRY(rf_linear_backward(&g->dh, rf_model_grad_of(m, l->v), NULL, &g->dv, &s->h, l->v));
-    RF_TRY(rf_linear_backward(&g->dh2, rf_model_grad_of(m, lsh ? l->qk : l->q), NULL, &g->dq, &s->h, lsh ? l->qk : l->q));
-    RF_TRY(rf_add(&g->dh, &g->dh, &g->dh2, 1.0f));
-    if (!lsh) {
-        RF_TRY(rf_linear_backward(&g->dh2, rf_model_grad_of(m, l->k), NULL, &g->dk, &s->h, l->k));
-        RF_TRY(rf_add(&g->dh, &g->dh, &g->dh2, 1.0f));
-    }
+    RF_TRY(linear_backward_accumulate(m, &g->dh, &g->dq, &s->h, lsh ? l->qk : l->q));
+    if (!lsh) RF_TRY(linear_backward_accumulate(m, &g->dh, &g->dk, &s->h, l->k));
     RF_TRY(rf_layer_norm_backward(&g->dh, rf_model_grad_of(m, l->ln_a_w), rf_model_grad_of(m, l->ln_a_b), &g->dh, &s->x2, l->ln_a_w,
                                   &s->mean, &s->rstd));
     RF_TRY(rf_add(&g->dy2, &g->dy2, &g->dh, 1.0f));
@@ -134,10 +152,10 @@ static rf_status feed_forward_backward(rf_model *m, int li, rf_pass *s, grads *g
         RF_TRY(rf_tensor_view(&mean, s->mean.buf, (size_t)r0, RF_F32, 1, (int64_t[]){n}));
         RF_TRY(rf_tensor_view(&rstd, s->rstd.buf, (size_t)r0, RF_F32, 1, (int64_t[]){n}));
         RF_TRY(rf_model_ff_chunk(m, s, li, r0, &f, &h, &pre, &ff, &y1, &mean, &rstd));
-        /* dY2 stays for dX2; its dropped copy goes through dh. */
-        RF_TRY(rf_tensor_copy(&dh, &dy2));
-        RF_TRY(rf_model_dropout(m, s, &dh, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)D, true));
-        RF_TRY(rf_linear_backward(&dff, rf_model_grad_of(m, l->w2), rf_model_grad_of(m, l->b2), &dh, &ff, l->w2));
+        /* dY2 stays for dX2; the feed-forward sees it through the dropout. */
+        const rf_tensor *dg;
+        RF_TRY(through_dropout(m, s, &dh, &dy2, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)D, &dg));
+        RF_TRY(rf_linear_backward(&dff, rf_model_grad_of(m, l->w2), rf_model_grad_of(m, l->b2), dg, &ff, l->w2));
         RF_TRY(rf_activation_backward(&dff, &dff, &pre, c->hidden_act));
         RF_TRY(rf_model_dropout(m, s, &dff, li, RF_PHILOX_DROPOUT_FF, (uint64_t)r0 * (uint64_t)F, true));
         RF_TRY(rf_linear_backward(&dh, rf_model_grad_of(m, l->w1), rf_model_grad_of(m, l->b1), &dff, &h, l->w1));

@@ -14,6 +14,7 @@ static rf_status rf_cpu_add(rf_tensor *out, const rf_tensor *a, const rf_tensor 
 static rf_status rf_cpu_concat(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, size_t rows, size_t w) {
     float *o = rf_cpu_f32(out);
     const float *x = rf_cpu_f32(a), *y = rf_cpu_f32(b);
+#pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++) {
         memcpy(o + r * 2 * w, x + r * w, w * sizeof *o);
         memcpy(o + r * 2 * w + w, y + r * w, w * sizeof *o);
@@ -24,6 +25,7 @@ static rf_status rf_cpu_concat(rf_tensor *out, const rf_tensor *a, const rf_tens
 static rf_status rf_cpu_split(rf_tensor *a, rf_tensor *b, const rf_tensor *in, size_t rows, size_t w) {
     const float *i = rf_cpu_f32(in);
     float *x = rf_cpu_f32(a), *y = rf_cpu_f32(b);
+#pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++) {
         memcpy(x + r * w, i + r * 2 * w, w * sizeof *x);
         memcpy(y + r * w, i + r * 2 * w + w, w * sizeof *y);

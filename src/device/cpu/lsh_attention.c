@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include "device/cpu/cpu_backend.h"
 #include "device/cpu/block.h"
 #include "device/attention_common.h"
@@ -230,19 +231,24 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
     const float *QK = rf_cpu_f32(qk), *V = rf_cpu_f32(v), *DOUT = rf_cpu_f32(dout);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
     float *DQK = rf_cpu_f32(dqk), *DV = rf_cpu_f32(dv);
+    /* Each thread's sums, per (batch, head): the round weight w and
+     * c = w·dout·out of each sorted item; per position the three gradients
+     * (query path, key path before the normalisation, value), in double —
+     * 6 MiB a thread at L = 4,096, d = 64. A device buffer, so the cpu
+     * device's cache of freed buffers hands the same memory back next call
+     * instead of fresh pages to fault in (cpu_device.c). */
+    const size_t per_thread = 2 * (size_t)N + 3 * (size_t)L * d;
+    rf_buffer *sums;
+    RF_TRY(rf_buffer_alloc(dqk->buf->dev, (size_t)omp_get_max_threads() * per_thread * sizeof(double), &sums));
     bool oom = false;
     /* One (batch, head) per thread: its chunks add into the same positions'
      * gradients. */
 #pragma omp parallel reduction(|| : oom)
     {
-        /* per (batch, head): the round weight w and c = w·dout·out of each
-         * sorted item; per position: the three gradients (query path, key
-         * path before the normalisation, value), summed in double */
-        double *w = malloc((size_t)N * sizeof *w), *cw = malloc((size_t)N * sizeof *cw);
-        double *gq = malloc((size_t)L * d * sizeof *gq), *gk = malloc((size_t)L * d * sizeof *gk);
-        double *gv = malloc((size_t)L * d * sizeof *gv);
+        double *w = (double *)sums->impl + (size_t)omp_get_thread_num() * per_thread, *cw = w + N, *gq = cw + N;
+        double *gk = gq + (size_t)L * d, *gv = gk + (size_t)L * d;
         chunk_scratch s;
-        oom = !(w && cw && gq && gk && gv && chunk_scratch_alloc(&s, m, nkeys, d, true));
+        oom = !chunk_scratch_alloc(&s, m, nkeys, d, true);
 #pragma omp for schedule(dynamic)
         for (int64_t bh = 0; bh < B * H; bh++) {
             if (oom) continue;
@@ -322,9 +328,9 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
             }
         }
         if (!oom) chunk_scratch_free(&s);
-        free(w), free(cw), free(gq), free(gk), free(gv);
     }
-    if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a head's gradients");
+    rf_buffer_free(sums);
+    if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a chunk's blocks");
     return RF_OK;
 }
 
