@@ -259,7 +259,6 @@ typedef struct rf_lsh_state {
     int factors[2];           /* {f1, f2}, or {nb, 0} when not factorised */
     int rot_cols;             /* last dim of rotations: nb/2 or (f1 + f2)/2 */
     int bucket_stride;        /* round offset of the last hash: nb or nb + 1 */
-    int key_tile;             /* OpenCL: keys per local-memory tile (from the device) */
     rf_tensor rotations;      /* [H, d, R, rot_cols] f32 (HF's layout; not on the full path) */
     rf_tensor rotated;        /* [H, B·L, R·rot_cols] f32 scratch: x·R */
     rf_tensor buckets;        /* [B, H, R·L] i32 */

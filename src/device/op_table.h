@@ -89,10 +89,10 @@ typedef struct rf_op_table {
     /* lsh_attention.c (§3–§5): the stages of rf_lsh_attention_forward.
      * lsh_plan is optional (NULL: the backend has no limits to check): it
      * checks that head_dim d, chunk m and up to `stride` buckets per round
-     * fit the device and chooses the attend stage's key tile, or fails with
+     * fit the device (building its tiled kernels), or fails with
      * RF_ERR_UNSUPPORTED naming the limit. buckets reads st->rotated (x·R,
      * computed by the front door with rf_gemm). */
-    rf_status (*lsh_plan)(rf_device *dev, int head_dim, int chunk_len, int stride, int *key_tile);
+    rf_status (*lsh_plan)(rf_device *dev, int head_dim, int chunk_len, int stride);
     rf_status (*lsh_buckets)(rf_lsh_state *st, const rf_tensor *mask);
     rf_status (*lsh_sort)(rf_lsh_state *st);
     rf_status (*lsh_attend)(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask);

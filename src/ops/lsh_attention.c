@@ -111,7 +111,7 @@ rf_status rf_lsh_state_init(rf_lsh_state *st, rf_device *dev, const rf_lsh_confi
     if (N > INT_MAX || (int64_t)st->n_rounds * (st->n_buckets + 1) > INT_MAX)
         return rf_error(RF_ERR_INVALID_ARG, "%s: R·L = %lld items per head exceed the int range", OP, (long long)N);
     if (dev->ops.lsh_plan) /* optional: a backend with limits to check (OpenCL) */
-        RF_TRY(dev->ops.lsh_plan(dev, st->head_dim, st->chunk_len, st->n_buckets + 1, &st->key_tile));
+        RF_TRY(dev->ops.lsh_plan(dev, st->head_dim, st->chunk_len, st->n_buckets + 1));
     const int64_t H = st->n_heads, d = st->head_dim, B = batch;
     if (!st->full) {
         RF_TRY(alloc(st, &st->rotations, RF_F32, 4, (int64_t[]){H, d, st->n_rounds, st->rot_cols}));

@@ -142,7 +142,7 @@ static rf_status tiles_of(rf_device *dev, lsh_tiled which, int head_dim, int chu
 /* A tiled kernel built for its shape; *group: its work-group size. */
 static rf_status tiled_kernel(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, cl_kernel *k,
                               size_t *group) {
-    lsh_tiles t;
+    lsh_tiles t = {0}; /* set by tiles_of on success (gcc cannot see it) */
     RF_TRY(tiles_of(dev, which, head_dim, chunk_len, &t));
     char opts[160], base[96];
     rf_cl_attn_options(base, sizeof base, head_dim, 0);
@@ -151,7 +151,7 @@ static rf_status tiled_kernel(rf_device *dev, lsh_tiled which, int head_dim, int
     return rf_cl_kernel(dev, "lsh_attention.cl", opts, tiled_names[which], k);
 }
 
-static rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride, int *key_tile) {
+static rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int stride) {
     const char *op = "rf_lsh_attention (OpenCL)";
     if (head_dim > RF_ATTN_MAX_HEAD_DIM)
         return rf_error(RF_ERR_UNSUPPORTED, "%s: head_dim = %d exceeds the %d the attend kernel supports on %s", op,
@@ -184,9 +184,6 @@ static rf_status rf_cl_lsh_plan(rf_device *dev, int head_dim, int chunk_len, int
                             op, tiled_names[which], group, (unsigned long long)declared, dev->info.name, kmax,
                             (unsigned long long)dev->info.local_mem_bytes);
     }
-    lsh_tiles t;
-    RF_TRY(tiles_of(dev, LSH_ATTEND, head_dim, chunk_len, &t));
-    *key_tile = t.ktile;
     return RF_OK;
 }
 
