@@ -34,6 +34,9 @@ typedef struct rf_cl_context {
     struct { cl_event event; char op[64]; } pending[RF_CL_MAX_PENDING];
     /* Tuned kernel parameters (cl_tune.h): the table file's, and overrides. */
     rf_cl_tuning tuning;
+    /* A device of CPU type that is not a simulator: its buffers are host
+     * memory and a work-group runs on one core (gemm.c, rf_cl_attn_shape). */
+    int host_cpu;
     /* Simulator only: buffers released by the library, kept until close so
      * that oclgrind never reuses their numbers (docs/oclgrind.md, artefact 4). */
     int nretired, retired_cap;
@@ -93,6 +96,16 @@ rf_status rf_cl_record(rf_device *dev, cl_event event, const char *op);
 rf_status rf_cl_limits_apply(rf_device_info *info);
 /* The profile names RF_CL_LIMITS takes, for messages. */
 const char *rf_cl_limits_profiles(void);
+
+/* How the chunk attention kernels (local, full, LSH) are shaped on a device:
+ * RF_CL_SHAPE_GPU, work-group tiles in local memory with bounded private
+ * memory (docs/portability.md), on every device but RF_CL_SHAPE_CPU's:
+ * devices of CPU type (host_cpu) planned without RF_CL_LIMITS, where a
+ * work-group runs as a loop on one core and each work-item takes whole rows
+ * with vector types (README "Speed"). RF_CL_ATTN=gpu|cpu forces one (tests
+ * run both on PoCL). */
+typedef enum { RF_CL_SHAPE_GPU, RF_CL_SHAPE_CPU } rf_cl_shape;
+rf_status rf_cl_attn_shape(const rf_device *dev, rf_cl_shape *shape);
 
 /* The largest power-of-two work-group size <= want that the kernel and
  * device (after RF_CL_LIMITS) allow. */

@@ -350,6 +350,9 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     dev->impl = cl;
     cl->platform = f.p;
     cl->device = f.d;
+    cl_device_type type = 0;
+    clGetDeviceInfo(f.d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    cl->host_cpu = (type & CL_DEVICE_TYPE_CPU) != 0 && !dev->info.is_simulator;
     cl_int err;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)f.p, 0};
     cl->context = clCreateContext(props, 1, &f.d, NULL, NULL, &err);
@@ -365,4 +368,15 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     }
     /* Tuned tile sizes for this device and driver, if `reformer tune` stored any. */
     return rf_cl_tune_load(dev);
+}
+
+rf_status rf_cl_attn_shape(const rf_device *dev, rf_cl_shape *shape) {
+    const char *env = getenv("RF_CL_ATTN"), *limits = getenv("RF_CL_LIMITS");
+    if (!env || !*env) {
+        *shape = rf_cl_ctx(dev)->host_cpu && !(limits && *limits) ? RF_CL_SHAPE_CPU : RF_CL_SHAPE_GPU;
+        return RF_OK;
+    }
+    if (!strcmp(env, "gpu")) return *shape = RF_CL_SHAPE_GPU, RF_OK;
+    if (!strcmp(env, "cpu")) return *shape = RF_CL_SHAPE_CPU, RF_OK;
+    return rf_error(RF_ERR_INVALID_ARG, "RF_CL_ATTN='%s': expected gpu or cpu", env);
 }

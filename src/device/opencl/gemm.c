@@ -104,18 +104,15 @@ static rf_status gemm_host(rf_tensor *c, const rf_tensor *a, const rf_tensor *b,
 }
 
 /* The path for this device: RF_CL_GEMM if set, else host BLAS on a device
- * of CPU type, CLBlast elsewhere. A simulator (oclgrind, of CPU type) runs
- * CLBlast, the GPUs' path: its checker does not see host writes through a
- * read-write mapping (docs/oclgrind.md, artefact 5). */
+ * whose buffers are host memory (host_cpu: of CPU type, not a simulator),
+ * CLBlast elsewhere. A simulator runs CLBlast, the GPUs' path: its checker
+ * does not see host writes through a read-write mapping (docs/oclgrind.md,
+ * artefact 5). */
 static rf_status pick_path(rf_device *dev, int *host) {
-    cl_device_type type = 0;
-    cl_int err = clGetDeviceInfo(rf_cl_ctx(dev)->device, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    if (err != CL_SUCCESS) return rf_cl_fail(err, "clGetDeviceInfo(CL_DEVICE_TYPE)");
-    const int cpu_type = (type & CL_DEVICE_TYPE_CPU) != 0;
     const char *env = getenv("RF_CL_GEMM");
-    if (!env || !*env) return *host = cpu_type && !dev->info.is_simulator, RF_OK;
+    if (!env || !*env) return *host = rf_cl_ctx(dev)->host_cpu, RF_OK;
     if (!strcmp(env, "clblast")) return *host = 0, RF_OK;
-    if (!strcmp(env, "host") && cpu_type) return *host = 1, RF_OK;
+    if (!strcmp(env, "host") && rf_cl_ctx(dev)->host_cpu) return *host = 1, RF_OK;
     if (!strcmp(env, "host"))
         return rf_error(RF_ERR_INVALID_ARG, "RF_CL_GEMM=host: %s is not a CPU-type device", dev->info.id);
     return rf_error(RF_ERR_INVALID_ARG, "RF_CL_GEMM='%s': expected clblast or host", env);
