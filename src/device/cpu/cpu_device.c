@@ -5,7 +5,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <unistd.h>
-#include <cblas.h>
+#include "device/host_gemm.h"
 #include <sanitizer/asan_interface.h>
 /* Memcheck's client requests (no-ops outside valgrind) where its header is
  * installed; without it, nothing to tell. */
@@ -126,8 +126,7 @@ static const rf_backend cpu_backend = {
 
 rf_status rf_cpu_device_init(rf_device *dev) {
     dev->backend = &cpu_backend;
-    /* The backend's threads are OpenMP's; OpenBLAS runs inside them (gemm.c). */
-    openblas_set_num_threads(1);
+    rf_host_gemm_init();
 #define RF_CPU_REGISTER(family) rf_cpu_##family##_register(&dev->ops);
     RF_OP_FAMILIES(RF_CPU_REGISTER)
 #undef RF_CPU_REGISTER

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "device/opencl/cl_backend.h"
+#include "device/host_gemm.h"
 
 const char *rf_cl_error_name(cl_int err) {
     switch (err) {
@@ -353,6 +354,7 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     cl_device_type type = 0;
     clGetDeviceInfo(f.d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     cl->host_cpu = (type & CL_DEVICE_TYPE_CPU) != 0 && !dev->info.is_simulator;
+    if (cl->host_cpu) rf_host_gemm_init();
     cl_int err;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)f.p, 0};
     cl->context = clCreateContext(props, 1, &f.d, NULL, NULL, &err);
