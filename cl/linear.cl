@@ -1,5 +1,5 @@
 // The bias half of a linear layer (§1; the products are CLBlast GEMMs).
-//   bias_add:  y[r, j] += b[j], work-item (j, r) (rf_cl_grid2).
+//   bias_add:  y[r, j] += alpha·b[j], work-item (j, r) (rf_cl_grid2).
 //   bias_grad: db[j] += Σ_r dy[r, j] in 2-D groups of C columns × S slices:
 //              item (j, s) sums rows s, s + S, ... of column j (neighbouring
 //              items read neighbouring columns: coalesced), then slice 0
@@ -8,9 +8,9 @@
 //              one per column (n = 256 columns fill no GPU).
 
 __kernel void bias_add(__global float *y, const ulong y_off, __global const float *b, const ulong b_off,
-                       const ulong n, const ulong rows) {
+                       const ulong n, const ulong rows, const float alpha) {
     const size_t j = get_global_id(0), r = get_global_id(1);
-    if (j < n && r < rows) y[y_off + r * n + j] += b[b_off + j];
+    if (j < n && r < rows) y[y_off + r * n + j] += alpha * b[b_off + j];
 }
 
 // scratch: C·S floats.

@@ -95,6 +95,46 @@ static void opencl_matches_cpu(void **state) {
     rf_device_close(cpu);
 }
 
+/* rf_bias_activation_forward against the bias added in C and the
+ * activation op on the cpu: y and pre into their own tensors, and in place
+ * (y = x, no pre), on each device; an odd width so rows straddle groups. */
+static void bias_activation_matches_separate_ops(void **state) {
+    rf_device *cpu = th_cpu(), *devs[2] = {cpu, th_cl()};
+    enum { ROWS = 37, N = 29 };
+    float *x = th_random(ROWS * N, 6, 3.0f), *b = th_random(N, 7, 1.0f), *pre = malloc(sizeof(float) * ROWS * N);
+    for (int r = 0; r < ROWS; r++)
+        for (int j = 0; j < N; j++) pre[r * N + j] = x[r * N + j] + b[j];
+    for (int a = 0; a < 2; a++) {
+        rf_activation act = a ? RF_ACT_GELU : RF_ACT_RELU;
+        rf_tensor tp = TH_TENSOR(cpu, RF_F32, pre, ROWS, N), tw = TH_TENSOR(cpu, RF_F32, NULL, ROWS, N);
+        TH_OK(rf_activation_forward(&tw, &tp, act));
+        float *want = th_download_f32(&tw);
+        for (int k = 0; k < 2 && devs[k]; k++) {
+            rf_device *dev = devs[k];
+            rf_tensor tx = TH_TENSOR(dev, RF_F32, x, ROWS, N), tb = TH_TENSOR(dev, RF_F32, b, N);
+            th_guarded y = th_guarded_alloc(dev, RF_F32, 2, (int64_t[]){ROWS, N}),
+                       p = th_guarded_alloc(dev, RF_F32, 2, (int64_t[]){ROWS, N});
+            TH_OK(rf_bias_activation_forward(&y.t, &p.t, &tx, &tb, act));
+            th_guard_check(&y, "bias_activation y"), th_guard_check(&p, "bias_activation pre");
+            float *gy = th_download_f32(&y.t), *gp = th_download_f32(&p.t);
+            th_assert_close(gy, want, ROWS * N, 1e-5, a ? "bias + gelu" : "bias + relu");
+            th_assert_close(gp, pre, ROWS * N, 0, "bias_activation pre = x + b");
+            free(gy), free(gp);
+            TH_OK(rf_bias_activation_forward(&tx, NULL, &tx, &tb, act)); /* in place, no pre */
+            gy = th_download_f32(&tx);
+            th_assert_close(gy, want, ROWS * N, 1e-5, a ? "bias + gelu in place" : "bias + relu in place");
+            free(gy);
+            rf_tensor_free(&tx), rf_tensor_free(&tb);
+            th_guarded_free(&y), th_guarded_free(&p);
+        }
+        free(want);
+        rf_tensor_free(&tp), rf_tensor_free(&tw);
+    }
+    free(x), free(b), free(pre);
+    if (devs[1]) rf_device_close(devs[1]);
+    rf_device_close(cpu);
+}
+
 static void rejects_bad_arguments(void **state) {
     rf_device *cpu = th_cpu();
     rf_tensor a = TH_TENSOR(cpu, RF_F32, NULL, 8), b = TH_TENSOR(cpu, RF_F32, NULL, 9),
@@ -105,6 +145,10 @@ static void rejects_bad_arguments(void **state) {
     TH_FAILS(rf_activation_forward(&a, &i, RF_ACT_RELU), RF_ERR_INVALID_ARG, "x has dtype i32");
     TH_FAILS(rf_activation_backward(&a, &b, &a, RF_ACT_RELU), RF_ERR_INVALID_ARG, "dy has shape [9]");
     TH_FAILS(rf_activation_backward(NULL, &a, &a, RF_ACT_RELU), RF_ERR_INVALID_ARG, "dx is NULL");
+    TH_FAILS(rf_bias_activation_forward(&a, NULL, &a, &b, RF_ACT_RELU), RF_ERR_INVALID_ARG, "b has shape [9], expected [8]");
+    TH_FAILS(rf_bias_activation_forward(&a, &b, &a, &a, RF_ACT_RELU), RF_ERR_INVALID_ARG, "pre has shape [9]");
+    TH_FAILS(rf_bias_activation_forward(&a, NULL, &a, NULL, RF_ACT_GELU), RF_ERR_INVALID_ARG, "b is NULL");
+    TH_FAILS(rf_bias_activation_forward(&a, NULL, &a, &a, (rf_activation)3), RF_ERR_INVALID_ARG, "unknown activation 3");
     rf_tensor_free(&a), rf_tensor_free(&b), rf_tensor_free(&i);
     rf_device_close(cpu);
 }
@@ -114,6 +158,7 @@ int main(void) {
         cmocka_unit_test(cpu_forward_matches_formula),
         cmocka_unit_test(cpu_backward_matches_finite_differences),
         cmocka_unit_test(opencl_matches_cpu),
+        cmocka_unit_test(bias_activation_matches_separate_ops),
         cmocka_unit_test(rejects_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

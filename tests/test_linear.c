@@ -1,6 +1,7 @@
 /* Linear layers y = x·Wᵀ + b (§1, §7): cpu forward against naive loops, cpu
  * backward against central finite differences, OpenCL against the cpu with
- * sentinels (odd sizes, a single row), argument checks. */
+ * sentinels (odd sizes, a single row), the accumulating form on both,
+ * argument checks. */
 #include "harness.h"
 #include <math.h>
 #include <stdlib.h>
@@ -129,6 +130,38 @@ static void opencl_matches_cpu(void **state) {
     rf_device_close(cpu);
 }
 
+/* rf_linear_accumulate: y += alpha·(x·Wᵀ + b) on each device, against
+ * naive loops in double from the same starting y, with and without a bias
+ * and for alphas that add, subtract and scale. */
+static void accumulate_adds_into_y(void **state) {
+    rf_device *devs[2] = {th_cpu(), th_cl()};
+    enum { ROWS = 67 };
+    const float alphas[] = {1.0f, -1.0f, 0.5f};
+    float *x = th_random(ROWS * IN, 41, 1.0f), *w = th_random(OUT * IN, 42, 0.5f), *b = th_random(OUT, 43, 1.0f),
+          *y0 = th_random(ROWS * OUT, 44, 2.0f), *want = malloc(sizeof(float) * ROWS * OUT);
+    for (int k = 0; k < 2 && devs[k]; k++)
+        for (int bias = 0; bias < 2; bias++)
+            for (size_t a = 0; a < sizeof alphas / sizeof alphas[0]; a++) {
+                for (int r = 0; r < ROWS; r++)
+                    for (int o = 0; o < OUT; o++) {
+                        double p = bias ? b[o] : 0.0;
+                        for (int i = 0; i < IN; i++) p += (double)x[r * IN + i] * w[o * IN + i];
+                        want[r * OUT + o] = (float)(y0[r * OUT + o] + alphas[a] * p);
+                    }
+                rf_device *dev = devs[k];
+                rf_tensor tx = TH_TENSOR(dev, RF_F32, x, ROWS, IN), tw = TH_TENSOR(dev, RF_F32, w, OUT, IN),
+                          tb = TH_TENSOR(dev, RF_F32, b, OUT), ty = TH_TENSOR(dev, RF_F32, y0, ROWS, OUT);
+                TH_OK(rf_linear_accumulate(&ty, &tx, &tw, bias ? &tb : NULL, alphas[a]));
+                float *y = th_download_f32(&ty);
+                th_assert_close(y, want, ROWS * OUT, 1e-5, k ? "linear accumulate opencl" : "linear accumulate cpu");
+                free(y);
+                rf_tensor_free(&tx), rf_tensor_free(&tw), rf_tensor_free(&tb), rf_tensor_free(&ty);
+            }
+    free(x), free(w), free(b), free(y0), free(want);
+    for (int k = 0; k < 2; k++)
+        if (devs[k]) rf_device_close(devs[k]);
+}
+
 static void rejects_bad_arguments(void **state) {
     rf_device *cpu = th_cpu();
     rf_tensor x = TH_TENSOR(cpu, RF_F32, NULL, 4, 8), w = TH_TENSOR(cpu, RF_F32, NULL, 5, 8),
@@ -142,6 +175,9 @@ static void rejects_bad_arguments(void **state) {
     TH_FAILS(rf_linear_forward(&y, NULL, &w, &b), RF_ERR_INVALID_ARG, "x is NULL");
     TH_FAILS(rf_linear_backward(&x, &w9, NULL, &y, &x, &w), RF_ERR_INVALID_ARG, "dw has shape [5, 9], expected [5, 8]");
     TH_FAILS(rf_linear_backward(&y, NULL, NULL, &y, &x, &w), RF_ERR_INVALID_ARG, "dx has shape [4, 5]");
+    TH_FAILS(rf_linear_accumulate(&y, &x, &w, &b, NAN), RF_ERR_INVALID_ARG, "alpha nan is not finite");
+    TH_FAILS(rf_linear_accumulate(&y6, &x, &w, NULL, 1.0f), RF_ERR_INVALID_ARG, "y has shape [4, 6], expected [4, 5]");
+    TH_FAILS(rf_linear_accumulate(&y, &x, &w, &b6, -1.0f), RF_ERR_INVALID_ARG, "b has shape [6], expected [5]");
     rf_tensor *all[] = {&x, &w, &w9, &y, &y6, &b, &b6};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rf_tensor_free(all[i]);
     rf_device_close(cpu);
@@ -152,6 +188,7 @@ int main(void) {
         cmocka_unit_test(cpu_forward_matches_naive),
         cmocka_unit_test(cpu_backward_matches_finite_differences),
         cmocka_unit_test(opencl_matches_cpu),
+        cmocka_unit_test(accumulate_adds_into_y),
         cmocka_unit_test(rejects_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
-/* verify cases for the model's ops (§6–§9): LayerNorm, activations,
- * dropout, the reversible halves' concat/split, linear layers, embeddings, cross-entropy, Adam and Σx², local and full
+/* verify cases for the model's ops (§6–§9): LayerNorm, activations (and with the bias fused in),
+ * dropout, the reversible halves' concat/split, linear layers (and their accumulating form), embeddings, cross-entropy, Adam and Σx², local and full
  * attention, each forward then backward. A case is a list of tensors and a
  * function that runs the op(s) on one device's copies; the runner gives both
  * devices the same host inputs, runs, and compares every named output.
@@ -179,6 +179,24 @@ static void act_case(vf_ctx *c, rf_activation a, int64_t n) {
     run_case(c, &k, act_run, &a);
 }
 
+/* ---- the bias fused into the activation (§7): y and pre = x + b ---- */
+enum { BA_X, BA_B, BA_Y, BA_PRE };
+
+static rf_status bias_act_run(rf_tensor *t, const void *opt) {
+    return rf_bias_activation_forward(&t[BA_Y], &t[BA_PRE], &t[BA_X], &t[BA_B], *(const rf_activation *)opt);
+}
+
+static void bias_act_case(vf_ctx *c, rf_activation a, int64_t rows, int64_t n) {
+    vf_case k = {.op = a == RF_ACT_GELU ? "bias+gelu" : "bias+relu"};
+    snprintf(k.shape, sizeof k.shape, "rows%lld n%lld", (long long)rows, (long long)n);
+    const int64_t x[] = {rows, n};
+    in_f32(&k, 2, x, 27, -4, 4);
+    in_f32(&k, 1, &n, 28, -1, 1);
+    out(&k, "y", TOL_ELEM, 2, x);
+    out(&k, "pre", TOL_ELEM, 2, x);
+    run_case(c, &k, bias_act_run, &a);
+}
+
 /* ---- dropout (§2): forward, then backward on another gradient; the masks
  * are bit-identical across devices, so TOL_ELEM is slack ---- */
 enum { DROP_X, DROP_Y, DROP_DY, DROP_DX };
@@ -248,6 +266,24 @@ static void lin_case(vf_ctx *c, int64_t rows, int64_t in, int64_t n_out, int bia
     acc(&k, "dW", TOL_GRAD, 2, w, 34, -1, 1);
     acc(&k, bias ? "db" : NULL, TOL_GRAD, 1, &n_out, 35, -1, 1); /* unused without a bias */
     run_case(c, &k, lin_run, &bias);
+}
+
+/* The accumulating form (a residual taken in the GEMM): y −= x·Wᵀ + b. */
+static rf_status lin_acc_run(rf_tensor *t, const void *opt) {
+    (void)opt;
+    return rf_linear_accumulate(&t[LIN_Y], &t[LIN_X], &t[LIN_W], &t[LIN_B], -1.0f);
+}
+
+static void lin_acc_case(vf_ctx *c, int64_t rows, int64_t in, int64_t n_out) {
+    vf_case k = {.op = "linear accumulate"};
+    snprintf(k.shape, sizeof k.shape, "rows%lld in%lld out%lld alpha-1", (long long)rows, (long long)in,
+             (long long)n_out);
+    const int64_t x[] = {rows, in}, w[] = {n_out, in}, y[] = {rows, n_out};
+    in_f32(&k, 2, x, 36, -1, 1);
+    in_f32(&k, 2, w, 37, -0.2f, 0.2f);
+    in_f32(&k, 1, &n_out, 38, -1, 1);
+    acc(&k, "y", TOL_MAT, 2, y, 39, -1, 1);
+    run_case(c, &k, lin_acc_run, NULL);
 }
 
 /* ---- embeddings (§9) ---- */
@@ -427,9 +463,11 @@ static void tiny_cases(vf_ctx *c) {
     ln_case(c, 3, 37);
     act_case(c, RF_ACT_RELU, 37);
     act_case(c, RF_ACT_GELU, 37);
+    bias_act_case(c, RF_ACT_RELU, 3, 13);
     drop_case(c, 37, 0.5f);
     cat_case(c, 3, 5);
     lin_case(c, 3, 8, 5, 1);
+    lin_acc_case(c, 3, 8, 5);
     emb_case(c, 1, 8, 5, 6);
     axial_case(c, 1, 6, 2, 4, 3, 2);
     pos_case(c, 2, 6, 8, 5);
@@ -450,12 +488,15 @@ void vf_cases_ops(vf_ctx *c) {
     act_case(c, RF_ACT_RELU, 4097);
     act_case(c, RF_ACT_GELU, 1);
     act_case(c, RF_ACT_GELU, 4097);
+    bias_act_case(c, RF_ACT_RELU, 1, 1);
+    bias_act_case(c, RF_ACT_GELU, 130, 37);
     drop_case(c, 1, 0.1f);
     drop_case(c, 4097, 0.5f);
     cat_case(c, 1, 1);
     cat_case(c, 130, 37);
     lin_case(c, 1, 37, 300, 1);
     lin_case(c, 65, 128, 37, 0);
+    lin_acc_case(c, 65, 128, 37);
     emb_case(c, 1, 1, 300, 37);
     emb_case(c, 2, 64, 5, 64);
     axial_case(c, 1, 1, 1, 1, 16, 21);

@@ -64,6 +64,12 @@ rf_status rf_layer_norm_backward(rf_tensor *dx, rf_tensor *dgamma, rf_tensor *db
 typedef enum rf_activation { RF_ACT_RELU = 0, RF_ACT_GELU = 1 } rf_activation;
 rf_status rf_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation act);
 rf_status rf_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act);
+/* y = act(x + b), b [n] added to each row of x [..., n]; pre = x + b as well
+ * (the input rf_activation_backward takes) unless pre is NULL. One pass over
+ * memory instead of the bias's and the activation's two (§7). y and pre may
+ * alias x. */
+rf_status rf_bias_activation_forward(rf_tensor *y, rf_tensor *pre, const rf_tensor *x, const rf_tensor *b,
+                                     rf_activation act);
 
 /* ---- linear layers (linear.c) --------------------------------------------
  * y = x·Wᵀ + b (§1): x is [..., in] (rows = numel / in), W [out, in], b [out]
@@ -71,6 +77,9 @@ rf_status rf_activation_backward(rf_tensor *dx, const rf_tensor *dy, const rf_te
  * rf_gemm. Backward: dx = dy·W (written; NULL to skip), dW += dyᵀ·x and
  * db += Σ_rows dy (either may be NULL). */
 rf_status rf_linear_forward(rf_tensor *y, const rf_tensor *x, const rf_tensor *w, const rf_tensor *b);
+/* y += alpha·(x·Wᵀ + b): a residual connection taken in the GEMM (beta 1),
+ * with no product tensor and no pass to add it (§8). */
+rf_status rf_linear_accumulate(rf_tensor *y, const rf_tensor *x, const rf_tensor *w, const rf_tensor *b, float alpha);
 rf_status rf_linear_backward(rf_tensor *dx, rf_tensor *dw, rf_tensor *db, const rf_tensor *dy,
                              const rf_tensor *x, const rf_tensor *w);
 

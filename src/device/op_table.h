@@ -39,10 +39,13 @@ typedef struct rf_op_table {
     /* activation.c */
     rf_status (*activation_forward)(rf_tensor *y, const rf_tensor *x, rf_activation act);
     rf_status (*activation_backward)(rf_tensor *dx, const rf_tensor *dy, const rf_tensor *x, rf_activation act);
+    /* y = act(x + b) per row (b [n]); pre = x + b unless NULL (may be x). */
+    rf_status (*bias_activation)(rf_tensor *y, rf_tensor *pre, const rf_tensor *x, const rf_tensor *b,
+                                 rf_activation act);
 
     /* linear.c: the bias half of rf_linear (the products are rf_gemm).
-     * y [rows, n] += b [n];  db [n] += Σ_rows dy [rows, n]. */
-    rf_status (*bias_add)(rf_tensor *y, const rf_tensor *b);
+     * y [rows, n] += alpha·b [n];  db [n] += Σ_rows dy [rows, n]. */
+    rf_status (*bias_add)(rf_tensor *y, const rf_tensor *b, float alpha);
     rf_status (*bias_grad)(rf_tensor *db, const rf_tensor *dy);
 
     /* embedding.c */

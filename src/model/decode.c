@@ -199,15 +199,14 @@ static rf_status prefill(rf_decoder *d, const int32_t *prompt, int64_t L0, rf_te
         /* §8: Y1 = X1 + Attn(LN(X2)), keeping what later steps attend to. */
         if (c->attn_layers[li] == RF_ATTN_LSH) {
             rf_lsh_state st;
-            r = rf_model_attention_block(m, li, &s, NULL, false, &st);
+            r = rf_model_attention_block(m, li, &s, NULL, false, &st, &s.x1, 1.0f);
             if (r != RF_OK) break;
             r = keep_lsh(d, li, &s, &st);
             rf_lsh_state_free(&st);
         } else {
-            r = rf_model_attention_block(m, li, &s, NULL, false, NULL);
+            r = rf_model_attention_block(m, li, &s, NULL, false, NULL, &s.x1, 1.0f);
             if (r == RF_OK) r = keep_local(d, li, &s);
         }
-        if (r == RF_OK) r = rf_add(&s.x1, &s.x1, &s.f, 1.0f);
         if (r == RF_OK) r = rf_model_ff_block(m, li, &s); /* Y2 = X2 + FF(Y1) */
     }
     /* The last prompt position of each sequence gives the first logits. */

@@ -115,11 +115,13 @@ rf_status rf_model_head(rf_model *m, rf_pass *s, rf_tensor *logits, rf_tensor *m
 rf_status rf_model_targets(rf_tensor *out, rf_device *dev, const int32_t *ids, int64_t B, int64_t L);
 
 /* ---- the reversible layers (reversible.c) -------------------------------- */
-/* The attention half's f = W_o·Attn(LN(x2)) into s->f (§5, §6, §8). */
-rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep);
-/* One row chunk of the feed-forward half g = FF(x) (§7, §8). */
-rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
-                            rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd);
+/* The attention half: residual += alpha · W_o·Attn(LN(x2)) (§5, §6, §8). */
+rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep,
+                                   rf_tensor *residual, float alpha);
+/* One row chunk of the feed-forward half: residual += alpha · FF(x) (§7, §8). */
+rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *residual, float alpha,
+                            rf_tensor *g, rf_tensor *h, rf_tensor *pre, rf_tensor *ff, const rf_tensor *x,
+                            rf_tensor *mean, rf_tensor *rstd);
 /* The feed-forward half x2 += FF(x1) over the pass's rows, in chunks (§7, §8). */
 rf_status rf_model_ff_block(rf_model *m, int li, rf_pass *s);
 /* Layers [first, last) of the reversible stack on the pass's halves;

@@ -15,11 +15,15 @@
 
 /* ---- attention half: Y1 = X1 + Attn(LN(X2)) ---------------------------------- */
 
-/* The attention block: s->f = W_o · Attn(LN(s->x2)) (§5, §6). Leaves LN's
- * output in s->h (and, training, its mean/rstd), the projections in s->a
- * (qk or q), s->b (v), s->c (k), the attention output in s->attn and, for
- * local layers in training, its lse in s->lse. */
-rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep) {
+/* The attention block: residual += alpha · drop(W_o · Attn(LN(s->x2)))
+ * (§5, §6, §8). Leaves LN's output in s->h (and, training, its mean/rstd),
+ * the projections in s->a (qk or q), s->b (v), s->c (k), the attention
+ * output in s->attn and, for local layers in training, its lse in s->lse.
+ * Without dropout the GEMM adds into the residual itself (beta = 1: no
+ * product tensor, no pass to add it); with dropout the product goes
+ * through s->f. */
+rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *buckets, bool reuse, rf_lsh_state *keep,
+                                   rf_tensor *residual, float alpha) {
     const rf_config *c = &m->cfg;
     layer *l = &m->layers[li];
     bool train = s->training;
@@ -36,8 +40,10 @@ rf_status rf_model_attention_block(rf_model *m, int li, rf_pass *s, rf_tensor *b
         RF_TRY(rf_local_attention_forward(&s->attn, train ? &s->lse : NULL, &s->a, &s->c, &s->b,
                                           s->padded ? &s->mask : NULL, &ac));
     }
+    if (!rf_model_dropout_on(m, s)) return rf_linear_accumulate(residual, &s->attn, l->o, NULL, alpha);
     RF_TRY(rf_linear_forward(&s->f, &s->attn, l->o, NULL));
-    return rf_model_dropout(m, s, &s->f, li, RF_PHILOX_DROPOUT_HIDDEN, 0, false);
+    RF_TRY(rf_model_dropout(m, s, &s->f, li, RF_PHILOX_DROPOUT_HIDDEN, 0, false));
+    return rf_add(residual, residual, &s->f, alpha);
 }
 
 /* A gradient through HF's hidden dropout (backward): `grad` itself when the
@@ -63,13 +69,14 @@ static rf_status linear_backward_accumulate(rf_model *m, rf_tensor *dx, const rf
 }
 
 /* dY2 += ∂Attn(LN(X2))/∂X2 · dY1 and attention parameter gradients,
- * recomputing the block with the stored buckets; then X1 = Y1 − f (§8). */
+ * recomputing the block with the stored buckets, which rebuilds X1 = Y1 − f
+ * on the way (§8: nothing below reads Y1). */
 static rf_status attention_backward(rf_model *m, int li, rf_pass *s, grads *g) {
     layer *l = &m->layers[li];
     const rf_tensor *mask = s->padded ? &s->mask : NULL;
     rf_lsh_state st;
     bool lsh = l->type == RF_ATTN_LSH;
-    RF_TRY(rf_model_attention_block(m, li, s, lsh ? &g->buckets[li] : NULL, true, lsh ? &st : NULL));
+    RF_TRY(rf_model_attention_block(m, li, s, lsh ? &g->buckets[li] : NULL, true, lsh ? &st : NULL, &s->x1, -1.0f));
     /* dY1 stays for dX1; the attention block sees it through the dropout. */
     const rf_tensor *dy1;
     rf_status r = through_dropout(m, s, &g->dh2, &g->dy1, li, RF_PHILOX_DROPOUT_HIDDEN, 0, &dy1);
@@ -89,28 +96,36 @@ static rf_status attention_backward(rf_model *m, int li, rf_pass *s, grads *g) {
     if (!lsh) RF_TRY(linear_backward_accumulate(m, &g->dh, &g->dk, &s->h, l->k));
     RF_TRY(rf_layer_norm_backward(&g->dh, rf_model_grad_of(m, l->ln_a_w), rf_model_grad_of(m, l->ln_a_b), &g->dh, &s->x2, l->ln_a_w,
                                   &s->mean, &s->rstd));
-    RF_TRY(rf_add(&g->dy2, &g->dy2, &g->dh, 1.0f));
-    return rf_add(&s->x1, &s->x1, &s->f, -1.0f); /* X1 = Y1 − f */
+    return rf_add(&g->dy2, &g->dy2, &g->dh, 1.0f);
 }
 
 /* ---- feed-forward half: Y2 = X2 + FF(Y1) ------------------------------------- */
 
-/* One feed-forward chunk (§7), rows r0.. of the pass: g = drop(W2·act(
- * drop(W1·LN(x) + b1)) + b2) into `g` (the dropouts as HF's, training only),
- * with `h`, `pre` (the dropped W1·LN(x) + b1, training only) and `ff` (the
- * activation) as scratch views of the chunk's rows. mean/rstd: NULL or the
- * chunk's rows. */
-rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *g, rf_tensor *h,
-                            rf_tensor *pre, rf_tensor *ff, const rf_tensor *x, rf_tensor *mean, rf_tensor *rstd) {
+/* One feed-forward chunk (§7), rows r0.. of the pass: residual += alpha ·
+ * drop(W2·act(drop(W1·LN(x) + b1)) + b2) (the dropouts as HF's, training
+ * only), with `h`, `pre` (the dropped W1·LN(x) + b1, training only) and `ff`
+ * (the activation) as scratch views of the chunk's rows, and `g` the
+ * product's when dropout is on. Without dropout the bias and activation are
+ * one pass and the second GEMM adds into the residual itself (as in the
+ * attention block). mean/rstd: NULL or the chunk's rows. */
+rf_status rf_model_ff_chunk(rf_model *m, const rf_pass *s, int li, int64_t r0, rf_tensor *residual, float alpha,
+                            rf_tensor *g, rf_tensor *h, rf_tensor *pre, rf_tensor *ff, const rf_tensor *x,
+                            rf_tensor *mean, rf_tensor *rstd) {
     const rf_config *c = &m->cfg;
     layer *l = &m->layers[li];
     RF_TRY(rf_layer_norm_forward(h, mean, rstd, x, l->ln_f_w, l->ln_f_b, (float)c->layer_norm_eps));
     rf_tensor *a = pre ? pre : ff;
+    if (!rf_model_dropout_on(m, s)) {
+        RF_TRY(rf_linear_forward(a, h, l->w1, NULL));
+        RF_TRY(rf_bias_activation_forward(ff, pre, a, l->b1, c->hidden_act));
+        return rf_linear_accumulate(residual, ff, l->w2, l->b2, alpha);
+    }
     RF_TRY(rf_linear_forward(a, h, l->w1, l->b1));
     RF_TRY(rf_model_dropout(m, s, a, li, RF_PHILOX_DROPOUT_FF, (uint64_t)r0 * (uint64_t)c->feed_forward_size, false));
     RF_TRY(rf_activation_forward(ff, a, c->hidden_act));
     RF_TRY(rf_linear_forward(g, ff, l->w2, l->b2));
-    return rf_model_dropout(m, s, g, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)c->hidden_size, false);
+    RF_TRY(rf_model_dropout(m, s, g, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)c->hidden_size, false));
+    return rf_add(residual, residual, g, alpha);
 }
 
 /* x2 += FF(x1), in chunks of rows bounding the F-wide intermediate (§7). */
@@ -124,14 +139,14 @@ rf_status rf_model_ff_block(rf_model *m, int li, rf_pass *s) {
         RF_TRY(rf_rows_view(&h, &s->h, r0, n, D));
         RF_TRY(rf_rows_view(&f, &s->f, r0, n, D));
         RF_TRY(rf_rows_view(&ff, &s->ff, 0, n, F));
-        RF_TRY(rf_model_ff_chunk(m, s, li, r0, &f, &h, NULL, &ff, &x1, NULL, NULL));
-        RF_TRY(rf_add(&x2, &x2, &f, 1.0f));
+        RF_TRY(rf_model_ff_chunk(m, s, li, r0, &x2, 1.0f, &f, &h, NULL, &ff, &x1, NULL, NULL));
     }
     return RF_OK;
 }
 
 /* dY1 += ∂FF(Y1)/∂Y1 · dY2 and FF parameter gradients, chunk by chunk (§7,
- * §8), recomputing each chunk; then X2 = Y2 − FF(Y1). */
+ * §8), recomputing each chunk, which rebuilds X2 = Y2 − FF(Y1) on the way
+ * (nothing below reads Y2). */
 static rf_status feed_forward_backward(rf_model *m, int li, rf_pass *s, grads *g) {
     const rf_config *c = &m->cfg;
     layer *l = &m->layers[li];
@@ -151,7 +166,7 @@ static rf_status feed_forward_backward(rf_model *m, int li, rf_pass *s, grads *g
         RF_TRY(rf_rows_view(&dh, &g->dh, r0, n, D));
         RF_TRY(rf_tensor_view(&mean, s->mean.buf, (size_t)r0, RF_F32, 1, (int64_t[]){n}));
         RF_TRY(rf_tensor_view(&rstd, s->rstd.buf, (size_t)r0, RF_F32, 1, (int64_t[]){n}));
-        RF_TRY(rf_model_ff_chunk(m, s, li, r0, &f, &h, &pre, &ff, &y1, &mean, &rstd));
+        RF_TRY(rf_model_ff_chunk(m, s, li, r0, &x2, -1.0f, &f, &h, &pre, &ff, &y1, &mean, &rstd));
         /* dY2 stays for dX2; the feed-forward sees it through the dropout. */
         const rf_tensor *dg;
         RF_TRY(through_dropout(m, s, &dh, &dy2, li, RF_PHILOX_DROPOUT_FF_OUT, (uint64_t)r0 * (uint64_t)D, &dg));
@@ -162,7 +177,6 @@ static rf_status feed_forward_backward(rf_model *m, int li, rf_pass *s, grads *g
         RF_TRY(rf_layer_norm_backward(&dh, rf_model_grad_of(m, l->ln_f_w), rf_model_grad_of(m, l->ln_f_b), &dh, &y1, l->ln_f_w, &mean,
                                       &rstd));
         RF_TRY(rf_add(&dy1, &dy1, &dh, 1.0f));
-        RF_TRY(rf_add(&x2, &x2, &f, -1.0f)); /* X2 = Y2 − g */
     }
     return RF_OK;
 }
@@ -180,8 +194,7 @@ rf_status rf_model_stack(rf_model *m, rf_pass *s, int first, int last, rf_tensor
             RF_TRY(rf_tensor_copy(&saved[2 * i + 1], &s->x2));
         }
         /* §8: Y1 = X1 + Attn(LN(X2)); Y2 = X2 + FF(Y1). */
-        RF_TRY(rf_model_attention_block(m, i, s, keep_buckets ? keep_buckets[i] : NULL, false, NULL));
-        RF_TRY(rf_add(&s->x1, &s->x1, &s->f, 1.0f));
+        RF_TRY(rf_model_attention_block(m, i, s, keep_buckets ? keep_buckets[i] : NULL, false, NULL, &s->x1, 1.0f));
         RF_TRY(rf_model_ff_block(m, i, s));
     }
     return RF_OK;

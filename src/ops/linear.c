@@ -1,6 +1,7 @@
 /* Linear layers' front door (§1, §7): y = x·Wᵀ + b. The products are rf_gemm
  * calls; only the bias (add, and its gradient's column sums) is a kernel of
  * this family. */
+#include <math.h>
 #include "ops/ops_impl.h"
 
 /* x [..., in], w [out, in], and `other` (y or dy) [..., out] with x's leading
@@ -25,8 +26,10 @@ static rf_status check_shapes(const char *op, const char *other_name, const rf_t
     return RF_OK;
 }
 
-rf_status rf_linear_forward(rf_tensor *y, const rf_tensor *x, const rf_tensor *w, const rf_tensor *b) {
-    const char *op = "rf_linear_forward";
+/* y = beta·y + alpha·(x·Wᵀ + b): the forward (beta 0) and the accumulating
+ * form (beta 1), where the GEMM adds into y itself. */
+static rf_status linear(const char *op, rf_tensor *y, const rf_tensor *x, const rf_tensor *w, const rf_tensor *b,
+                        float alpha, float beta) {
     size_t rows;
     RF_TRY(check_shapes(op, "y", y, x, w, &rows));
     rf_device *dev = y->buf->dev;
@@ -34,11 +37,21 @@ rf_status rf_linear_forward(rf_tensor *y, const rf_tensor *x, const rf_tensor *w
         RF_CHECK_TENSOR(op, "b", b, RF_F32, 1, w->shape[0]);
         RF_TRY(rf_check_device(op, "b", b, dev));
     }
-    /* y [rows, out] = x [rows, in] · Wᵀ. */
-    rf_gemm_desc d = {.trans_b = true, .m = (int64_t)rows, .n = w->shape[0], .k = w->shape[1], .alpha = 1.0f};
+    /* y [rows, out] = alpha · x [rows, in] · Wᵀ + beta · y. */
+    rf_gemm_desc d = {.trans_b = true, .m = (int64_t)rows, .n = w->shape[0], .k = w->shape[1], .alpha = alpha,
+                      .beta = beta};
     RF_TRY(rf_gemm(y, x, w, &d));
     if (!b) return RF_OK;
-    RF_DISPATCH(dev, bias_add, "bias_add", y, b);
+    RF_DISPATCH(dev, bias_add, "bias_add", y, b, alpha);
+}
+
+rf_status rf_linear_forward(rf_tensor *y, const rf_tensor *x, const rf_tensor *w, const rf_tensor *b) {
+    return linear("rf_linear_forward", y, x, w, b, 1.0f, 0.0f);
+}
+
+rf_status rf_linear_accumulate(rf_tensor *y, const rf_tensor *x, const rf_tensor *w, const rf_tensor *b, float alpha) {
+    if (!isfinite(alpha)) return rf_error(RF_ERR_INVALID_ARG, "rf_linear_accumulate: alpha %g is not finite", (double)alpha);
+    return linear("rf_linear_accumulate", y, x, w, b, alpha, 1.0f);
 }
 
 rf_status rf_linear_backward(rf_tensor *dx, rf_tensor *dw, rf_tensor *db, const rf_tensor *dy,

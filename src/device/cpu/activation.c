@@ -3,6 +3,12 @@
 #include <math.h>
 #include "device/cpu/cpu_backend.h"
 
+/* GELU in its erf form, in double, rounded once to float. */
+static float gelu(float x) {
+    double v = x;
+    return (float)(0.5 * v * (1.0 + erf(v / sqrt(2.0))));
+}
+
 static rf_status rf_cpu_activation_forward(rf_tensor *y, const rf_tensor *x, rf_activation act) {
     size_t n = rf_tensor_numel(x);
     const float *xv = rf_cpu_f32(x);
@@ -13,9 +19,40 @@ static rf_status rf_cpu_activation_forward(rf_tensor *y, const rf_tensor *x, rf_
         return RF_OK;
     }
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        double v = xv[i];
-        yv[i] = (float)(0.5 * v * (1.0 + erf(v / sqrt(2.0))));
+    for (size_t i = 0; i < n; i++) yv[i] = gelu(xv[i]);
+    return RF_OK;
+}
+
+/* y = act(x + b) row by row, pre = x + b when asked; x, y and pre may be
+ * one tensor, so each element is read before it is written. */
+static rf_status rf_cpu_bias_activation(rf_tensor *y, rf_tensor *pre, const rf_tensor *x, const rf_tensor *b,
+                                        rf_activation act) {
+    const size_t n = (size_t)b->shape[0], rows = rf_tensor_numel(x) / n;
+    const float *bv = rf_cpu_f32(b);
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = rf_cpu_f32(x) + r * n;
+        float *yr = rf_cpu_f32(y) + r * n, *pr = pre ? rf_cpu_f32(pre) + r * n : NULL;
+        if (act == RF_ACT_RELU && pr) {
+#pragma omp simd
+            for (size_t j = 0; j < n; j++) {
+                const float v = xr[j] + bv[j];
+                pr[j] = v;
+                yr[j] = v > 0 ? v : 0;
+            }
+        } else if (act == RF_ACT_RELU) {
+#pragma omp simd
+            for (size_t j = 0; j < n; j++) {
+                const float v = xr[j] + bv[j];
+                yr[j] = v > 0 ? v : 0;
+            }
+        } else {
+            for (size_t j = 0; j < n; j++) {
+                const float v = xr[j] + bv[j];
+                if (pr) pr[j] = v;
+                yr[j] = gelu(v);
+            }
+        }
     }
     return RF_OK;
 }
@@ -46,4 +83,5 @@ static rf_status rf_cpu_activation_backward(rf_tensor *dx, const rf_tensor *dy, 
 void rf_cpu_activation_register(rf_op_table *ops) {
     ops->activation_forward = rf_cpu_activation_forward;
     ops->activation_backward = rf_cpu_activation_backward;
+    ops->bias_activation = rf_cpu_bias_activation;
 }

@@ -1,15 +1,15 @@
-/* The bias half of a linear layer on the cpu (§1): y += b per row, and
+/* The bias half of a linear layer on the cpu (§1): y += alpha·b per row, and
  * db += Σ_rows dy accumulated in double. */
 #include <stdlib.h>
 #include "device/cpu/cpu_backend.h"
 
-static rf_status rf_cpu_bias_add(rf_tensor *y, const rf_tensor *b) {
+static rf_status rf_cpu_bias_add(rf_tensor *y, const rf_tensor *b, float alpha) {
     size_t n = (size_t)b->shape[0], rows = rf_tensor_numel(y) / n;
     const float *bv = rf_cpu_f32(b);
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++) {
         float *yr = rf_cpu_f32(y) + r * n;
-        for (size_t j = 0; j < n; j++) yr[j] += bv[j];
+        for (size_t j = 0; j < n; j++) yr[j] += alpha * bv[j];
     }
     return RF_OK;
 }

@@ -3,13 +3,17 @@
 #include <stdio.h>
 #include "device/opencl/cl_backend.h"
 
+static rf_status act_kernel(rf_device *dev, rf_activation act, const char *kernel, cl_kernel *k) {
+    char defs[32];
+    snprintf(defs, sizeof defs, "-DACT=%d", (int)act);
+    return rf_cl_kernel(dev, "activation.cl", defs, kernel, k);
+}
+
 static rf_status launch(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, rf_activation act,
                         const char *kernel, const char *op) {
     rf_device *dev = out->buf->dev;
-    char defs[32];
-    snprintf(defs, sizeof defs, "-DACT=%d", (int)act);
     cl_kernel k;
-    RF_TRY(rf_cl_kernel(dev, "activation.cl", defs, kernel, &k));
+    RF_TRY(act_kernel(dev, act, kernel, &k));
     size_t local;
     RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, ao = a->offset;
@@ -30,7 +34,26 @@ static rf_status rf_cl_activation_backward(rf_tensor *dx, const rf_tensor *dy, c
     return launch(dx, dy, x, act, "activation_backward", act == RF_ACT_RELU ? "relu_backward" : "gelu_backward");
 }
 
+/* A 2-D grid of (column, row), as bias_add's: no division per element. */
+static rf_status rf_cl_bias_activation(rf_tensor *y, rf_tensor *pre, const rf_tensor *x, const rf_tensor *b,
+                                       rf_activation act) {
+    rf_device *dev = y->buf->dev;
+    cl_kernel k;
+    RF_TRY(act_kernel(dev, act, "bias_activation", &k));
+    /* Without pre, y stands in for its buffer (never written: has_pre 0). */
+    const rf_tensor *p = pre ? pre : y;
+    cl_ulong yo = y->offset, po = p->offset, xo = x->offset, bo = b->offset, n = (cl_ulong)b->shape[0],
+             rows = rf_tensor_numel(x) / n;
+    cl_int has_pre = pre != NULL;
+    size_t local[2], global[2];
+    RF_TRY(rf_cl_grid2(dev, k, (size_t)n, (size_t)rows, local, global));
+    return RF_CL_LAUNCH(dev, k, act == RF_ACT_RELU ? "bias_relu" : "bias_gelu", 2, global, local, RF_MEM(y),
+                        RF_ARG(yo), RF_MEM(p), RF_ARG(po), RF_ARG(has_pre), RF_MEM(x), RF_ARG(xo), RF_MEM(b),
+                        RF_ARG(bo), RF_ARG(n), RF_ARG(rows));
+}
+
 void rf_cl_activation_register(rf_op_table *ops) {
     ops->activation_forward = rf_cl_activation_forward;
     ops->activation_backward = rf_cl_activation_backward;
+    ops->bias_activation = rf_cl_bias_activation;
 }

@@ -3,7 +3,7 @@
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_tune.h"
 
-static rf_status rf_cl_bias_add(rf_tensor *y, const rf_tensor *b) {
+static rf_status rf_cl_bias_add(rf_tensor *y, const rf_tensor *b, float alpha) {
     rf_device *dev = y->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "linear.cl", "", "bias_add", &k));
@@ -11,7 +11,7 @@ static rf_status rf_cl_bias_add(rf_tensor *y, const rf_tensor *b) {
     size_t local[2], global[2];
     RF_TRY(rf_cl_grid2(dev, k, (size_t)n, (size_t)rows, local, global));
     return RF_CL_LAUNCH(dev, k, "bias_add", 2, global, local, RF_MEM(y), RF_ARG(yo), RF_MEM(b), RF_ARG(bo),
-                        RF_ARG(n), RF_ARG(rows));
+                        RF_ARG(n), RF_ARG(rows), RF_ARG(alpha));
 }
 
 /* bias_grad's groups: C = "bias_grad.columns" (default 32: a warp reads 32
