@@ -15,29 +15,14 @@
 #define VALGRIND_MAKE_MEM_UNDEFINED(addr, bytes) ((void)(addr), (void)(bytes))
 #define VALGRIND_MAKE_MEM_NOACCESS(addr, bytes) ((void)(addr), (void)(bytes))
 #endif
+#include "device/block_cache.h"
 #include "device/cpu/cpu_backend.h"
 
-/* Freed buffers kept for reuse (dev->impl, made at the first release): a
- * training step allocates and frees the same few dozen sizes every step —
- * the pass's activations, the gradients, the LSH state — and fresh memory
- * from the kernel costs a page fault per 4 KiB at its first touch (15,000
- * a step at L = 4,096, ~5% of the step's CPU time, measured with perf
- * stat). A buffer of exactly a cached block's size takes that block. The
- * cache is bounded in blocks and bytes; over either, a release frees. Like
- * the device's memory counters it is not locked: a device is used from one
- * thread at a time. A cached block is poisoned for ASan and no-access for
- * valgrind, so a use after rf_buffer_free is still reported; handed back,
- * it is undefined again for valgrind, as fresh memory would be (a read
- * before the first write is still reported). */
-enum { CACHE_BLOCKS = 64 };
-#define CACHE_BYTES ((size_t)1 << 30)
-
-typedef struct cpu_cache {
-    void *block[CACHE_BLOCKS];
-    size_t bytes[CACHE_BLOCKS];
-    int count;
-    size_t held;
-} cpu_cache;
+/* Freed buffers kept for reuse (dev->impl, made at the first release;
+ * device/block_cache.h says why). A cached block is poisoned for ASan and
+ * no-access for valgrind, so a use after rf_buffer_free is still reported;
+ * handed back, it is undefined again for valgrind, as fresh memory would be
+ * (a read before the first write is still reported). */
 
 /* 64-byte alignment: what SIMD loads and OpenBLAS like best. */
 static size_t rounded_size(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
@@ -45,17 +30,12 @@ static size_t rounded_size(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 static rf_status cpu_alloc(rf_buffer *buf) {
     size_t rounded = rounded_size(buf->bytes);
     if (rounded < buf->bytes) return rf_error(RF_ERR_OUT_OF_MEMORY, "cpu: %zu bytes overflows", buf->bytes);
-    cpu_cache *c = buf->dev->impl;
-    for (int i = 0; c && i < c->count; i++)
-        if (c->bytes[i] == rounded) {
-            buf->impl = c->block[i];
-            ASAN_UNPOISON_MEMORY_REGION(buf->impl, rounded);
-            VALGRIND_MAKE_MEM_UNDEFINED(buf->impl, rounded);
-            c->held -= rounded;
-            c->count--;
-            c->block[i] = c->block[c->count], c->bytes[i] = c->bytes[c->count];
-            return RF_OK;
-        }
+    rf_block_cache *c = buf->dev->impl;
+    if (c && (buf->impl = rf_block_cache_take(c, rounded))) {
+        ASAN_UNPOISON_MEMORY_REGION(buf->impl, rounded);
+        VALGRIND_MAKE_MEM_UNDEFINED(buf->impl, rounded);
+        return RF_OK;
+    }
     buf->impl = aligned_alloc(64, rounded);
     if (!buf->impl) return rf_error(RF_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of host memory", buf->bytes);
     return RF_OK;
@@ -64,17 +44,13 @@ static rf_status cpu_alloc(rf_buffer *buf) {
 static void cpu_release(rf_buffer *buf) {
     rf_device *dev = buf->dev;
     size_t rounded = rounded_size(buf->bytes);
-    if (!dev->impl) dev->impl = calloc(1, sizeof(cpu_cache)); /* without it, the block is just freed */
-    cpu_cache *c = dev->impl;
-    if (!c || c->count == CACHE_BLOCKS || rounded > CACHE_BYTES - c->held) {
+    if (!dev->impl) dev->impl = calloc(1, sizeof(rf_block_cache)); /* without it, the block is just freed */
+    if (!dev->impl || !rf_block_cache_put(dev->impl, buf->impl, rounded)) {
         free(buf->impl);
         return;
     }
     ASAN_POISON_MEMORY_REGION(buf->impl, rounded);
     VALGRIND_MAKE_MEM_NOACCESS(buf->impl, rounded);
-    c->block[c->count] = buf->impl, c->bytes[c->count] = rounded;
-    c->count++;
-    c->held += rounded;
 }
 
 static rf_status cpu_upload(rf_buffer *dst, size_t off, const void *src, size_t n) {
@@ -100,7 +76,7 @@ static rf_status cpu_fill(rf_buffer *dst, size_t off, const void *pattern, size_
 
 static rf_status cpu_sync(rf_device *dev) { return RF_OK; }
 static void cpu_close(rf_device *dev) {
-    cpu_cache *c = dev->impl;
+    rf_block_cache *c = dev->impl;
     for (int i = 0; c && i < c->count; i++) {
         ASAN_UNPOISON_MEMORY_REGION(c->block[i], c->bytes[i]);
         VALGRIND_MAKE_MEM_UNDEFINED(c->block[i], c->bytes[i]);

@@ -7,6 +7,7 @@
 #define RF_CL_BACKEND_H
 
 #include <CL/cl.h>
+#include "device/block_cache.h"
 #include "device/device_impl.h"
 #include "device/opencl/cl_tune.h"
 
@@ -37,6 +38,9 @@ typedef struct rf_cl_context {
     /* A device of CPU type that is not a simulator: its buffers are host
      * memory and a work-group runs on one core (gemm.c, rf_cl_attn_shape). */
     int host_cpu;
+    /* host_cpu only: released buffers kept for reuse, as the cpu backend's
+     * (device/block_cache.h: fresh host memory costs a page fault per 4 KiB). */
+    rf_block_cache reuse;
     /* Simulator only: buffers released by the library, kept until close so
      * that oclgrind never reuses their numbers (docs/oclgrind.md, artefact 4). */
     int nretired, retired_cap;

@@ -158,6 +158,8 @@ static int visit_find(void *vctx, cl_platform_id p, cl_device_id d, int pi, int 
 /* ---- buffers ---------------------------------------------------------------- */
 
 static rf_status cl_alloc(rf_buffer *buf) {
+    rf_cl_context *cl = rf_cl_ctx(buf->dev);
+    if (cl->host_cpu && (buf->impl = rf_block_cache_take(&cl->reuse, buf->bytes))) return RF_OK;
     cl_int err;
     cl_mem mem = clCreateBuffer(rf_cl_ctx(buf->dev)->context, CL_MEM_READ_WRITE, buf->bytes, NULL, &err);
     if (err != CL_SUCCESS) {
@@ -186,8 +188,12 @@ static void release_mem(rf_device *dev, cl_mem mem) {
     else clReleaseMemObject(mem);
 }
 
+/* In-order queue: commands still using a released buffer finish before
+ * any enqueued for its next owner, so a cached buffer is reused safely. */
 static void cl_release(rf_buffer *buf) {
-    if (buf->impl) release_mem(buf->dev, rf_cl_mem(buf));
+    rf_cl_context *cl = rf_cl_ctx(buf->dev);
+    if (!buf->impl || (cl->host_cpu && rf_block_cache_put(&cl->reuse, buf->impl, buf->bytes))) return;
+    release_mem(buf->dev, rf_cl_mem(buf));
 }
 
 /* oclgrind's uninitialised-value checker forgets a buffer's state on a host
@@ -316,6 +322,7 @@ static void cl_close(rf_device *dev) {
     }
     rf_cl_programs_release(cl);
     for (int i = 0; i < cl->nretired; i++) clReleaseMemObject(cl->retired[i]);
+    for (int i = 0; i < cl->reuse.count; i++) clReleaseMemObject((cl_mem)cl->reuse.block[i]);
     free(cl->retired);
     if (cl->queue) clReleaseCommandQueue(cl->queue);
     if (cl->context) clReleaseContext(cl->context);
