@@ -3,13 +3,13 @@
 // in a fixed order, so results are deterministic.
 
 // out[t, c] = table[ids[t], c]; ids were range-checked by the front door.
+// Item (c, t) (rf_cl_grid2): no division per element.
 __kernel void embedding_forward(__global float *out, const ulong out_off, __global const int *ids,
                                 const ulong ids_off, __global const float *table, const ulong table_off,
-                                const ulong d, const ulong total) {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    size_t t = i / d, c = i % d;
-    out[out_off + i] = table[table_off + (size_t)ids[ids_off + t] * d + c];
+                                const ulong d, const ulong n) {
+    const size_t c = get_global_id(0), t = get_global_id(1);
+    if (c >= d || t >= n) return;
+    out[out_off + t * d + c] = table[table_off + (size_t)ids[ids_off + t] * d + c];
 }
 
 // dtable[v, c] += Σ dout[t, c] over the positions t with ids[t] = v, which the
@@ -28,15 +28,16 @@ __kernel void embedding_backward(__global float *dtable, const ulong dt_off, __g
     dtable[dt_off + i] += s;
 }
 
-// out[b, p, :] += concat(E0[p / s1], E1[p % s1]), p = i·s1 + j.
+// out[b, p, :] += concat(E0[p / s1], E1[p % s1]), p = i·s1 + j. Item (c, p)
+// (rf_cl_grid2) reads its table element once and adds it to every batch
+// item: one 32-bit division per item, none per element.
 __kernel void axial_position_forward(__global float *out, const ulong out_off, __global const float *e0,
                                      const ulong e0_off, __global const float *e1, const ulong e1_off,
-                                     const ulong l, const ulong s1, const ulong d0, const ulong d1,
-                                     const ulong rows) {
-    const size_t c = get_global_id(0), r = get_global_id(1), d = d0 + d1; // item (c, b·L + p): rf_cl_grid2
-    if (c >= d || r >= rows) return;
-    const size_t p = r % l;
-    out[out_off + r * d + c] += c < d0 ? e0[e0_off + (p / s1) * d0 + c] : e1[e1_off + (p % s1) * d1 + (c - d0)];
+                                     const int l, const int s1, const int d0, const int d1, const int nb) {
+    const int c = (int)get_global_id(0), p = (int)get_global_id(1), d = d0 + d1;
+    if (c >= d || p >= l) return;
+    const float e = c < d0 ? e0[e0_off + (size_t)(p / s1) * d0 + c] : e1[e1_off + (size_t)(p % s1) * d1 + (c - d0)];
+    for (int b = 0; b < nb; b++) out[out_off + ((size_t)b * l + p) * d + c] += e;
 }
 
 // Items [0, s0·d0) own dE0[i, c] = Σ_b Σ_j dout[b, i·s1 + j, c]; the next

@@ -38,6 +38,11 @@ static rf_status check_axial(const char *op, const char *n0, const rf_tensor *e0
     RF_CHECK_TENSOR(op, n0, e0, RF_F32, 2, -1, -1);
     RF_CHECK_TENSOR(op, n1, e1, RF_F32, 2, -1, -1);
     int64_t s0 = e0->shape[0], d0 = e0->shape[1], s1 = e1->shape[0], d1 = e1->shape[1];
+    /* Kernels index a table, a position and a batch item in 32 bits. */
+    if (s0 > INT32_MAX || s1 > INT32_MAX || bld->shape[0] > INT32_MAX || bld->shape[1] > INT32_MAX ||
+        bld->shape[2] > INT32_MAX)
+        return rf_error(RF_ERR_INVALID_ARG, "%s: a dimension of %s, %s or the [B, L, D] tensor exceeds 2^31 - 1", op,
+                        n0, n1);
     if (d0 + d1 != bld->shape[2])
         return rf_error(RF_ERR_INVALID_ARG, "%s: axial widths %lld + %lld must equal the model width D = %lld", op,
                         (long long)d0, (long long)d1, (long long)bld->shape[2]);

@@ -23,9 +23,11 @@ static rf_status rf_cl_embedding_forward(rf_tensor *out, const rf_tensor *ids, c
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "embedding_forward", &k));
     cl_ulong oo = out->offset, io = ids->offset, to = table->offset, d = (cl_ulong)table->shape[1],
-             total = rf_tensor_numel(out);
-    return LAUNCH(dev, k, "embedding", (size_t)total, RF_MEM(out), RF_ARG(oo), RF_MEM(ids),
-                  RF_ARG(io), RF_MEM(table), RF_ARG(to), RF_ARG(d), RF_ARG(total));
+             n = rf_tensor_numel(ids);
+    size_t local[2], global[2];
+    RF_TRY(rf_cl_grid2(dev, k, (size_t)d, (size_t)n, local, global));
+    return RF_CL_LAUNCH(dev, k, "embedding", 2, global, local, RF_MEM(out), RF_ARG(oo), RF_MEM(ids), RF_ARG(io),
+                        RF_MEM(table), RF_ARG(to), RF_ARG(d), RF_ARG(n));
 }
 
 static rf_status rf_cl_embedding_backward(rf_tensor *dtable, const rf_tensor *dout, const rf_tensor *ids) {
@@ -68,14 +70,15 @@ static rf_status rf_cl_axial_position_forward(rf_tensor *out, const rf_tensor *e
     rf_device *dev = out->buf->dev;
     cl_kernel k;
     RF_TRY(rf_cl_kernel(dev, "embedding.cl", "", "axial_position_forward", &k));
-    cl_ulong oo = out->offset, o0 = e0->offset, o1 = e1->offset, l = (cl_ulong)out->shape[1],
-             s1 = (cl_ulong)e1->shape[0], d0 = (cl_ulong)e0->shape[1], d1 = (cl_ulong)e1->shape[1],
-             rows = rf_tensor_numel(out) / (d0 + d1);
+    /* int arguments: the front door keeps every dimension below 2³¹. */
+    cl_ulong oo = out->offset, o0 = e0->offset, o1 = e1->offset;
+    cl_int l = (cl_int)out->shape[1], s1 = (cl_int)e1->shape[0], d0 = (cl_int)e0->shape[1],
+           d1 = (cl_int)e1->shape[1], nb = (cl_int)out->shape[0];
     size_t local[2], global[2];
-    RF_TRY(rf_cl_grid2(dev, k, (size_t)(d0 + d1), (size_t)rows, local, global));
+    RF_TRY(rf_cl_grid2(dev, k, (size_t)(d0 + d1), (size_t)l, local, global));
     return RF_CL_LAUNCH(dev, k, "axial_position", 2, global, local, RF_MEM(out), RF_ARG(oo), RF_MEM(e0),
                         RF_ARG(o0), RF_MEM(e1), RF_ARG(o1), RF_ARG(l), RF_ARG(s1), RF_ARG(d0), RF_ARG(d1),
-                        RF_ARG(rows));
+                        RF_ARG(nb));
 }
 
 static rf_status rf_cl_axial_position_backward(rf_tensor *de0, rf_tensor *de1, const rf_tensor *dout) {
