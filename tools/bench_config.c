@@ -85,7 +85,8 @@ static int run_case(const config_opts *o, const rf_config *cfg) {
      * counting the masked half of the causal chunk window: a query against
      * (before + after + 1)·m keys; forward 4·q·k·d (scores, weighted sum),
      * backward dq 6·q·k·d (scores again, dP, dQ), dk/dv 8·q·k·d (scores,
-     * dP, dK, dV). LSH attends B·H·R·L hashed queries, local B·H·L. */
+     * dP, dK, dV). LSH attends B·H·R·L hashed queries, local B·H·L. The cpu
+     * backend's ops are one call each way (backward 6 + 8 = 14·q·k·d). */
     const double BHLd = (double)(c.B * c.L) * cfg->num_attention_heads * cfg->attention_head_size;
     const double loc = BHLd * (cfg->local_num_chunks_before + cfg->local_num_chunks_after + 1) *
                        cfg->local_attn_chunk_length,
@@ -95,6 +96,8 @@ static int run_case(const config_opts *o, const rf_config *cfg) {
         {"attention_forward", 4 * loc, 0, true},  {"attention_backward_dq", 6 * loc, 0, true},
         {"attention_backward_dkdv", 8 * loc, 0, true}, {"lsh_attend", 4 * lsh, 0, true},
         {"lsh_backward_query", 6 * lsh, 0, true}, {"lsh_backward_key", 8 * lsh, 0, true},
+        {"local_attention_forward", 4 * loc, 0, true}, {"local_attention_backward", 14 * loc, 0, true},
+        {"lsh_attention_backward", 14 * lsh, 0, true},
     };
     if (s == RF_OK && o->c.profile) { /* the child's own row (device bytes) and profile */
         bench_out *out;

@@ -55,39 +55,76 @@ static rf_status rf_cpu_lsh_sort(rf_lsh_state *st) {
     return RF_OK;
 }
 
-/* §5.3: the sorted slot of key j (of 2m, or m with one chunk) in chunk c's
- * window: chunk c−1 (cyclic) then chunk c; a single chunk (the full path,
- * §5.7) sees only itself. */
-static int64_t key_slot(int64_t c, int j, int m, int64_t nc) {
-    return nc > 1 ? (j < m ? ((c + nc - 1) % nc) * m + j : c * m + j - m) : c * m + j;
+/* A (batch, head)'s rows in sorted order (§4): for each sorted slot i of
+ * its N = R·L items, the position, the query (the qk row), the key
+ * k = qk·a(qk) (§5.2) and the value. Gathered once per call, so each key
+ * is normalised once (it sits in two windows) and a chunk's rows are
+ * contiguous blocks the products read in place. */
+typedef struct sorted_rows {
+    int32_t *pos;
+    float *q, *k, *v;
+} sorted_rows;
+
+/* Bytes of one (batch, head)'s sorted rows. */
+static size_t sorted_bytes(int64_t N, int d) { return (size_t)N * (sizeof(int32_t) + 3 * (size_t)d * sizeof(float)); }
+
+/* The sorted rows of (batch, head) bh laid out in `mem` (sorted_bytes). */
+static sorted_rows sorted_at(void *mem, int64_t N, int d) {
+    sorted_rows r = {.q = mem};
+    r.k = r.q + (size_t)N * d, r.v = r.k + (size_t)N * d;
+    r.pos = (int32_t *)(r.v + (size_t)N * d);
+    return r;
+}
+
+/* Slots [i0, i1) of (batch b, head h): position, query, key, value. */
+static void sort_rows(const rf_lsh_state *st, const float *QK, const float *V, const int32_t *perm, int64_t b, int h,
+                      int64_t i0, int64_t i1, const sorted_rows *r) {
+    const int64_t L = st->seq_len;
+    const int d = st->head_dim;
+    const size_t row = (size_t)st->n_heads * d; /* elements between positions in qk and v */
+    for (int64_t i = i0; i < i1; i++) {
+        const int32_t pos = perm[i] % (int32_t)L;
+        const float *x = QK + (size_t)(b * L + pos) * row + (size_t)h * d;
+        const float a = (float)rf_attn_key_scale(x, d);
+        float *q = r->q + (size_t)i * d, *k = r->k + (size_t)i * d;
+        r->pos[i] = pos;
+        memcpy(q, x, (size_t)d * 4);
+#pragma omp simd
+        for (int e = 0; e < d; e++) k[e] = x[e] * a;
+        memcpy(r->v + (size_t)i * d, V + (size_t)(b * L + pos) * row + (size_t)h * d, (size_t)d * 4);
+    }
 }
 
 /* One thread's blocks for one sorted chunk (device/cpu/block.h): its m
  * queries against its window of nkeys keys — m = 64 and 2m = 128 keys by
  * default, a [64 × 128] float score block of 32 KiB that stays in cache
- * with the gathered rows. Positions of the queries and keys; the queries
- * [m × d]; the normalised keys and the values [nkeys × d]; probabilities
- * and dropout factors [m × nkeys], which logits a mask replaced and
- * which keys are tokens (key_ok); the backward's round-weighted output gradients [m × d], dp [m × nkeys] and the block's
- * gradients for queries [m × d], keys and values [nkeys × d]. */
+ * with the rows. q, qpos point into the sorted rows; k, v, kpos too, but for
+ * the one window that wraps around (chunk 0's, whose first half is the
+ * last chunk), copied into kbuf, vbuf, kposbuf. Probabilities and dropout
+ * factors [m × nkeys], which logits a mask replaced and which keys are
+ * tokens (key_ok); the backward's round-weighted output gradients [m × d],
+ * dp [m × nkeys] and the block's gradients for queries [m × d], keys and
+ * values [nkeys × d]. */
 typedef struct chunk_scratch {
-    int32_t *qpos, *kpos;
-    float *q, *k, *v, *p, *drop, *g, *dp, *dq, *dk, *dv;
+    const int32_t *qpos, *kpos;
+    const float *q, *k, *v;
+    int32_t *kposbuf;
+    float *kbuf, *vbuf, *p, *drop, *g, *dp, *dq, *dk, *dv;
     unsigned char *masked, *key_ok;
 } chunk_scratch;
 
 static void chunk_scratch_free(chunk_scratch *s) {
-    free(s->qpos), free(s->kpos), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
+    free(s->kposbuf), free(s->kbuf), free(s->vbuf), free(s->p), free(s->drop);
     free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
 }
 
 /* Returns false when out of memory (s is then freed). */
 static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool backward) {
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
-    *s = (chunk_scratch){.qpos = malloc(m * sizeof *s->qpos), .kpos = malloc(nkeys * sizeof *s->kpos),
-                         .q = malloc(md * f), .k = malloc(kd * f), .v = malloc(kd * f), .p = malloc(mk * f),
-                         .drop = malloc(mk * f), .masked = malloc(mk), .key_ok = malloc(nkeys)};
-    bool ok = s->qpos && s->kpos && s->q && s->k && s->v && s->p && s->drop && s->masked && s->key_ok;
+    *s = (chunk_scratch){.kposbuf = malloc(nkeys * sizeof *s->kposbuf), .kbuf = malloc(kd * f),
+                         .vbuf = malloc(kd * f), .p = malloc(mk * f), .drop = malloc(mk * f), .masked = malloc(mk),
+                         .key_ok = malloc(nkeys)};
+    bool ok = s->kposbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok;
     if (backward) {
         s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
         s->dv = malloc(kd * f);
@@ -97,34 +134,37 @@ static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool 
     return ok;
 }
 
-/* Sorted chunk c of (batch b, head h): the positions of its queries and
- * window keys, the queries, the keys k_j = x_j·rf_attn_key_scale(x_j)
- * (§5.2), the values, and the masked logits
- * q_i·k_j (§5.4) in s->p. */
-static void chunk_logits(const rf_lsh_state *st, const float *QK, const float *V, const int32_t *pad,
-                         const int32_t *perm, int64_t b, int h, int64_t c, int nkeys, chunk_scratch *s) {
+/* Sorted chunk c of (batch b, head h) from its sorted rows: its queries and
+ * window (§5.3: chunk c−1, cyclic, then chunk c; a single chunk, the full
+ * path of §5.7, sees only itself), which window keys are tokens, and the
+ * masked logits q_i·k_j (§5.4) in s->p. */
+static void chunk_logits(const rf_lsh_state *st, const sorted_rows *r, const int32_t *pad, int64_t b, int64_t c,
+                         int nkeys, chunk_scratch *s) {
     const int64_t L = st->seq_len, nc = (int64_t)st->n_rounds * L / st->chunk_len;
     const int d = st->head_dim, m = st->chunk_len;
-    const size_t row = (size_t)st->n_heads * d; /* elements between positions in qk and v */
-    for (int i = 0; i < m; i++) {
-        s->qpos[i] = perm[c * m + i] % L;
-        memcpy(s->q + (size_t)i * d, QK + (size_t)(b * L + s->qpos[i]) * row + (size_t)h * d, (size_t)d * 4);
+    const size_t md = (size_t)m * d;
+    s->q = r->q + c * md, s->qpos = r->pos + c * m;
+    const int64_t first = nc > 1 ? c - 1 : c; /* the window's first chunk, unless it wraps */
+    if (first >= 0) {
+        s->k = r->k + first * md, s->v = r->v + first * md, s->kpos = r->pos + first * m;
+    } else { /* chunk 0: the last chunk, then chunk 0 */
+        const int64_t last = nc - 1;
+        memcpy(s->kbuf, r->k + last * md, md * 4), memcpy(s->kbuf + md, r->k, md * 4);
+        memcpy(s->vbuf, r->v + last * md, md * 4), memcpy(s->vbuf + md, r->v, md * 4);
+        memcpy(s->kposbuf, r->pos + last * m, (size_t)m * 4), memcpy(s->kposbuf + m, r->pos, (size_t)m * 4);
+        s->k = s->kbuf, s->v = s->vbuf, s->kpos = s->kposbuf;
     }
-    for (int j = 0; j < nkeys; j++) {
-        s->kpos[j] = perm[key_slot(c, j, m, nc)] % L;
-        s->key_ok[j] = rf_attn_key_is_token(pad, b, L, s->kpos[j]);
-        const float *x = QK + (size_t)(b * L + s->kpos[j]) * row + (size_t)h * d;
-        const float a = (float)rf_attn_key_scale(x, d);
-        for (int e = 0; e < d; e++) s->k[(size_t)j * d + e] = x[e] * a;
-        memcpy(s->v + (size_t)j * d, V + (size_t)(b * L + s->kpos[j]) * row + (size_t)h * d, (size_t)d * 4);
-    }
+    for (int j = 0; j < nkeys; j++) s->key_ok[j] = rf_attn_key_is_token(pad, b, L, s->kpos[j]);
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
     for (int i = 0; i < m; i++)
         rf_cpu_block_mask_row(s->p + (size_t)i * nkeys, s->masked + (size_t)i * nkeys, s->qpos[i], s->kpos, s->key_ok,
                               nkeys, st->causal, true);
 }
 
-/* The forward, one sorted chunk per block, the blocks in parallel. */
+/* The forward: every (batch, head)'s sorted rows, then one sorted chunk per
+ * block, each in parallel. The rows live in a device buffer, so the cpu
+ * device's cache of freed buffers hands the same memory back next call
+ * (device/block_cache.h). */
 static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len;
@@ -135,17 +175,25 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
      * full path, §5.7) only to itself. */
     const int nkeys = nc > 1 ? 2 * m : m;
     const rf_attn_dropout drop = rf_attn_lsh_dropout(st);
+    rf_buffer *rows;
+    RF_TRY(rf_buffer_alloc(qk->buf->dev, (size_t)(B * H) * sorted_bytes(N, d), &rows));
     bool oom = false;
 #pragma omp parallel reduction(|| : oom)
     {
+#pragma omp for schedule(static)
+        for (int64_t bc = 0; bc < B * H * nc; bc++) { /* a chunk's worth of slots each */
+            const int64_t bh = bc / nc, c = bc % nc;
+            const sorted_rows r = sorted_at((char *)rows->impl + bh * sorted_bytes(N, d), N, d);
+            sort_rows(st, QK, V, rf_cpu_i32(&st->perm) + bh * N, bh / H, (int)(bh % H), c * m, (c + 1) * m, &r);
+        }
         chunk_scratch s;
         oom = !chunk_scratch_alloc(&s, m, nkeys, d, false);
 #pragma omp for schedule(static)
         for (int64_t bc = 0; bc < B * H * nc; bc++) {
             if (oom) continue;
             const int64_t bh = bc / nc, c = bc % nc, b = bh / H;
-            const int h = (int)(bh % H);
-            chunk_logits(st, QK, V, pad, rf_cpu_i32(&st->perm) + bh * N, b, h, c, nkeys, &s);
+            const sorted_rows r = sorted_at((char *)rows->impl + bh * sorted_bytes(N, d), N, d);
+            chunk_logits(st, &r, pad, b, c, nkeys, &s);
             float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
             for (int i = 0; i < m; i++) {
                 const int64_t qslot = c * m + i;
@@ -171,6 +219,7 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
         }
         if (!oom) chunk_scratch_free(&s);
     }
+    rf_buffer_free(rows);
     if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attend: no memory for a chunk's blocks");
     return RF_OK;
 }
@@ -238,8 +287,14 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
      * device's cache of freed buffers hands the same memory back next call
      * instead of fresh pages to fault in (cpu_device.c). */
     const size_t per_thread = 2 * (size_t)N + 3 * (size_t)L * d;
-    rf_buffer *sums;
-    RF_TRY(rf_buffer_alloc(dqk->buf->dev, (size_t)omp_get_max_threads() * per_thread * sizeof(double), &sums));
+    const size_t threads = (size_t)omp_get_max_threads();
+    rf_buffer *sums, *rows;
+    RF_TRY(rf_buffer_alloc(dqk->buf->dev, threads * per_thread * sizeof(double), &sums));
+    rf_status st_rows = rf_buffer_alloc(dqk->buf->dev, threads * sorted_bytes(N, d), &rows);
+    if (st_rows != RF_OK) {
+        rf_buffer_free(sums);
+        return st_rows;
+    }
     bool oom = false;
     /* One (batch, head) per thread: its chunks add into the same positions'
      * gradients. */
@@ -247,6 +302,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
     {
         double *w = (double *)sums->impl + (size_t)omp_get_thread_num() * per_thread, *cw = w + N, *gq = cw + N;
         double *gk = gq + (size_t)L * d, *gv = gk + (size_t)L * d;
+        const sorted_rows sr = sorted_at((char *)rows->impl + (size_t)omp_get_thread_num() * sorted_bytes(N, d), N, d);
         chunk_scratch s;
         oom = !chunk_scratch_alloc(&s, m, nkeys, d, true);
 #pragma omp for schedule(dynamic)
@@ -273,8 +329,9 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                 for (int r = 0; r < R; r++) cw[undo[r * L + t]] = w[undo[r * L + t]] * delta;
             }
             for (size_t x = 0; x < (size_t)L * d; x++) gq[x] = gk[x] = gv[x] = 0;
+            sort_rows(st, QK, V, perm, b, h, 0, N, &sr);
             for (int64_t c = 0; c < nc; c++) {
-                chunk_logits(st, QK, V, pad, perm, b, h, c, nkeys, &s); /* as the forward */
+                chunk_logits(st, &sr, pad, b, c, nkeys, &s); /* as the forward */
                 for (int i = 0; i < m; i++) { /* g_i = w_i·dout */
                     const float *g = DOUT + (size_t)(b * L + s.qpos[i]) * row + (size_t)h * d;
 #pragma omp simd
@@ -330,6 +387,7 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
         if (!oom) chunk_scratch_free(&s);
     }
     rf_buffer_free(sums);
+    rf_buffer_free(rows);
     if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attention_backward: no memory for a chunk's blocks");
     return RF_OK;
 }
