@@ -139,13 +139,51 @@ static rf_status tiles_of(rf_device *dev, lsh_tiled which, int head_dim, int chu
     return RF_OK;
 }
 
-/* A tiled kernel built for its shape; *group: its work-group size. */
+/* ---- their CPU shape ----------------------------------------------------------
+ * On a device rf_cl_attn_shape gives RF_CL_SHAPE_CPU the same three kernels
+ * run as lsh_attend_rows, lsh_backward_query_rows and lsh_backward_key_rows
+ * (cl/lsh_attention.cl, "the CPU shape"): built with -DCHUNK=m, one
+ * work-item per group, the chunk's whole window staged in __local memory —
+ * unless that does not fit the device's local memory (d = 128 with m = 256
+ * needs about 1 MiB in the key kernel), when the GPU shape runs. No
+ * tunables: the shape has no tile to choose. */
+static const char *const rows_names[] = {"lsh_attend_rows", "lsh_backward_query_rows", "lsh_backward_key_rows"};
+
+/* Bytes of a rows kernel's __local arrays as declared in cl/lsh_attention.cl:
+ * KP window rows (2m rounded up to 64), transposed (d floats each) or padded
+ * (d rounded up to 8), and per-row ints or floats. */
+static size_t rows_local_bytes(lsh_tiled which, int head_dim, int chunk_len) {
+    const size_t kp = (2 * (size_t)chunk_len + 63) / 64 * 64, d = (size_t)head_dim;
+    const size_t padded = ((size_t)head_dim + 7) / 8 * 8;
+    size_t words;
+    if (which == LSH_ATTEND) words = kp * d + kp * padded + 2 * kp;
+    else if (which == LSH_BACKWARD_QUERY) words = 2 * kp * d + kp * padded + 2 * kp;
+    else words = 2 * kp * d + 2 * kp * padded + 3 * kp;
+    return words * sizeof(cl_float);
+}
+
+/* Whether `which` runs in its CPU shape on dev (see above). */
+static rf_status runs_rows(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, bool *rows) {
+    rf_cl_shape shape;
+    RF_TRY(rf_cl_attn_shape(dev, &shape));
+    *rows = shape == RF_CL_SHAPE_CPU && rows_local_bytes(which, head_dim, chunk_len) <= dev->info.local_mem_bytes;
+    return RF_OK;
+}
+
+/* A chunk kernel built for its shape; *group: its work-group size. */
 static rf_status tiled_kernel(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, cl_kernel *k,
                               size_t *group) {
-    lsh_tiles t = {0}; /* set by tiles_of on success (gcc cannot see it) */
-    RF_TRY(tiles_of(dev, which, head_dim, chunk_len, &t));
     char opts[160], base[96];
     rf_cl_attn_options(base, sizeof base, head_dim, 0);
+    bool rows;
+    RF_TRY(runs_rows(dev, which, head_dim, chunk_len, &rows));
+    if (rows) {
+        snprintf(opts, sizeof opts, "%s -DCHUNK=%d", base, chunk_len);
+        *group = 1;
+        return rf_cl_kernel(dev, "lsh_attention.cl", opts, rows_names[which], k);
+    }
+    lsh_tiles t = {0}; /* set by tiles_of on success (gcc cannot see it) */
+    RF_TRY(tiles_of(dev, which, head_dim, chunk_len, &t));
     snprintf(opts, sizeof opts, "%s -DQTILE=%d -DKTILE=%d -DSPLIT=%d", base, t.qtile, t.ktile, t.split);
     *group = (size_t)*owned_rows(which, &t) * (size_t)t.split;
     return rf_cl_kernel(dev, "lsh_attention.cl", opts, tiled_names[which], k);
