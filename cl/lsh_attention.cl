@@ -185,32 +185,53 @@ inline int query_slot(const lsh_chunk *ch, int i) {
 #error "the CPU shape keeps a row's accumulators in at most 16 float8"
 #endif
 
+// The sum and the maximum of a float8's lanes.
+inline float sum8(float8 a) {
+    const float4 h = a.lo + a.hi;
+    return (h.x + h.z) + (h.y + h.w);
+}
+inline float max8(float8 a) {
+    const float4 h = fmax(a.lo, a.hi);
+    return fmax(fmax(h.x, h.z), fmax(h.y, h.w));
+}
+
 // s[j] = Σ_e a[e]·bT[e·KP + j] for j < round64(n): a private row against n
 // transposed staged rows (columns past n are zeros; callers read s[j < n]).
 inline void rows_times_staged(const float *a, __local const float *bT, int n, float *s) {
     for (int j0 = 0; j0 < n; j0 += 64) {
         float8 acc[8];
+#pragma unroll
         for (int u = 0; u < 8; u++) acc[u] = (float8)(0.0f);
         for (int e = 0; e < HEAD_DIM; e++) {
             const float ae = a[e];
             __local const float *col = bT + e * KP + j0;
+#pragma unroll
             for (int u = 0; u < 8; u++) acc[u] = fma((float8)(ae), vload8(u, col), acc[u]);
         }
+#pragma unroll
         for (int u = 0; u < 8; u++) vstore8(acc[u], u, s + j0);
     }
 }
 
 // acc += p·row, row a staged row of DV float8.
 inline void add_scaled_row(float8 *acc, float p, __local const float8 *row) {
+#pragma unroll
     for (int u = 0; u < DV; u++) acc[u] = fma((float8)(p), row[u], acc[u]);
 }
 
 // A private row (HEAD_DIM floats) of (b, pos, h) of a [B, L, H·d] tensor,
-// times scale; returns its Σx² before scaling.
+// times scale; returns its Σx² before scaling (8 lanes, then the tail).
 inline float load_row(float *dst, __global const float *src, ulong off, const lsh_chunk *ch, int pos, float scale) {
     __global const float *x = src + off + row_at(ch->b, pos, ch->h, ch->L, ch->H);
-    float sq = 0.0f;
-    for (int e = 0; e < HEAD_DIM; e++) {
+    float8 sq8 = (float8)(0.0f);
+    int e = 0;
+    for (; e + 8 <= HEAD_DIM; e += 8) {
+        const float8 xe = vload8(0, x + e);
+        vstore8(xe * scale, 0, dst + e);
+        sq8 = fma(xe, xe, sq8);
+    }
+    float sq = sum8(sq8);
+    for (; e < HEAD_DIM; e++) {
         dst[e] = x[e] * scale;
         sq += x[e] * x[e];
     }
@@ -249,16 +270,6 @@ inline float8 masked_logits8(float8 s, int8 qpos, int8 kpos, int8 ok, int causal
     s = select(s, (float8)(SELF_MASK_VALUE), self);
     *masked = hidden | self;
     return select((float8)(RUNNING_MAX_INIT), s, live);
-}
-
-// The sum and the maximum of a float8's lanes.
-inline float sum8(float8 a) {
-    const float4 h = a.lo + a.hi;
-    return (h.x + h.z) + (h.y + h.w);
-}
-inline float max8(float8 a) {
-    const float4 h = fmax(a.lo, a.hi);
-    return fmax(fmax(h.x, h.z), fmax(h.y, h.w));
 }
 
 // Write accumulators times scale as a global row of HEAD_DIM floats.
