@@ -181,6 +181,7 @@ inline int query_slot(const lsh_chunk *ch, int i) {
 #ifdef CHUNK
 #define KP (((2 * CHUNK + 63) / 64) * 64) // staged window rows, a multiple of 64
 #define DV ((HEAD_DIM + 7) / 8)            // float8 per padded row
+#define KW(nkeys) (((nkeys) + 7) / 8 * 8)  // floats per row of the backward's pw and dsw
 #if DV > 16
 #error "the CPU shape keeps a row's accumulators in at most 16 float8"
 #endif
@@ -265,7 +266,7 @@ inline int8 lanes_below(int j0, int n) { return (int8)(0, 1, 2, 3, 4, 5, 6, 7) +
 // One vector select per mask instead of a branch per logit, and the exp()
 // after it runs as PoCL's vector exp, 8 at a time.
 inline float8 masked_logits8(float8 s, int8 qpos, int8 kpos, int8 ok, int causal, int8 live, int8 *masked) {
-    const int8 hidden = ok == (int8)(0) | (causal ? kpos > qpos : (int8)(0)), self = kpos == qpos;
+    const int8 hidden = (ok == (int8)(0)) | (causal ? kpos > qpos : (int8)(0)), self = kpos == qpos;
     s = select(s, (float8)(MASK_VALUE), hidden);
     s = select(s, (float8)(SELF_MASK_VALUE), self);
     *masked = hidden | self;
@@ -740,21 +741,22 @@ lsh_backward_key(__global const float *qk, const ulong qk_off, __global const fl
 // work-item per (batch, head, chunk c). It stages the window's normalised
 // keys (§5.2) transposed and as padded rows and its values transposed; then
 // per query of the chunk: the logits and g·v_j (g = w·dout) against the
-// window, ds_ij = p_ij·(D_ij·g·v_j − c_i) for logits no mask replaced, and
-// Σ_j ds_ij·k_j → its gqk row.
+// window, ds_ij = p_ij·(D_ij·g·v_j − c_i) for logits no mask replaced,
+// Σ_j ds_ij·k_j → its gqk row, and its rows of D·p and ds → pw and dsw
+// ([B, H, R·L, KW(nkeys)]) for lsh_backward_key_rows.
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 lsh_backward_query_rows(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
                         __global const float *dout, const ulong dout_off, MASK_ARGS, __global const int *perm,
                         __global const float *lse, __global const float *w, __global const float *cw,
-                        __global float *gqk, const int L, const int H, const int N, const int m, const int causal,
-                        DROPOUT_ARGS) {
+                        __global float *gqk, __global float *pw, __global float *dsw, const int L, const int H,
+                        const int N, const int m, const int causal, DROPOUT_ARGS) {
     __local float kT[HEAD_DIM * KP], vT[HEAD_DIM * KP];
     __local float8 kr[KP * DV];
     __local int kp[KP], kok[KP];
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
     const size_t items = (size_t)ch.bh * N; // this (batch, head)'s first sorted item
-    float x[HEAD_DIM], s[KP], ds[KP];
+    float x[HEAD_DIM], s[KP], ds[KP], f[KP]; // f: dropout factors
     for (int j = 0; j < ch.nkeys; j++) {
         kp[j] = P[key_slot(&ch, j)] % L;
         kok[j] = key_is_token(mask, mask_off, has_mask, ch.b, L, kp[j]);
@@ -777,13 +779,18 @@ lsh_backward_query_rows(__global const float *qk, const ulong qk_off, __global c
         rows_times_staged(x, vT, ch.nkeys, ds); // g·v_j, then ds_ij in place
         if (dropout)
             for (int j = 0; j < ch.nkeys; j++)
-                ds[j] *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
+                f[j] = drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
+        // The item's rows of D·p and ds for lsh_backward_key_rows.
+        __global float *pwi = pw + (items + qslot) * KW(ch.nkeys), *dsi = dsw + (items + qslot) * KW(ch.nkeys);
         for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
             int8 masked;
             const float8 sc = masked_logits8(vload8(0, s + j0), (int8)(qpos), vload8(0, kp + j0), vload8(0, kok + j0),
                                              causal, lanes_below(j0, ch.nkeys), &masked);
-            const float8 dsj = exp(sc - lse_i) * (vload8(0, ds + j0) - c_i);
-            vstore8(select(dsj, (float8)(0.0f), masked), 0, ds + j0);
+            const float8 p = exp(sc - lse_i), fj = dropout ? vload8(0, f + j0) : (float8)(1.0f);
+            const float8 dsj = select(p * (vload8(0, ds + j0) * fj - c_i), (float8)(0.0f), masked);
+            vstore8(dsj, 0, ds + j0);
+            vstore8(dsj, 0, dsi + j0);
+            vstore8(p * fj, 0, pwi + j0); // values are used under masks too
         }
         float8 acc[DV];
         for (int u = 0; u < DV; u++) acc[u] = (float8)(0.0f);
@@ -793,68 +800,44 @@ lsh_backward_query_rows(__global const float *qk, const ulong qk_off, __global c
 }
 
 // The CPU shape of lsh_backward_key (see "the CPU shape" above): one
-// work-item per (batch, head, chunk c). It stages the queries that see the
-// chunk's keys (chunk c's, then chunk c+1's: query_slot), their raw qk rows
-// and g = w·dout rows, each transposed and as padded rows; then per key of
-// the chunk: the logits and g_i·v against those queries, dv = Σ_i D_ij·p_ij·g_i
-// and dk = Σ_i ds_ij·q_i, dk back through the §5.2 normalisation added to
-// this slot's gqk row (which lsh_backward_query_rows wrote), dv written.
+// work-item per (batch, head, chunk c). The queries that see the chunk's
+// keys (chunk c's, then chunk c+1's: query_slot) left their rows of D·p and
+// ds against their windows in pw and dsw (lsh_backward_query_rows), so no
+// logit is computed twice: it stages those queries' raw qk rows and
+// g = w·dout rows, then per key of the chunk reads its column of D·p and ds
+// (its index in query i's window: the query's own chunk c comes second when
+// there are several chunks; for chunk c+1's queries chunk c is the previous
+// one) into dv = Σ_i D_ij·p_ij·g_i and dk = Σ_i ds_ij·q_i; dk goes back
+// through the §5.2 normalisation, added to this slot's gqk row (which the
+// query kernel wrote), and dv is written.
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
-lsh_backward_key_rows(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
-                      __global const float *dout, const ulong dout_off, MASK_ARGS, __global const int *perm,
-                      __global const float *lse, __global const float *w, __global const float *cw,
-                      __global float *gqk, __global float *gv, const int L, const int H, const int N, const int m,
-                      const int causal, DROPOUT_ARGS) {
-    __local float qT[HEAD_DIM * KP], gT[HEAD_DIM * KP], ql[KP], qc[KP];
+lsh_backward_key_rows(__global const float *qk, const ulong qk_off, __global const float *dout, const ulong dout_off,
+                      __global const int *perm, __global const float *w, __global const float *pw,
+                      __global const float *dsw, __global float *gqk, __global float *gv, const int L, const int H,
+                      const int N, const int m) {
     __local float8 qr[KP * DV], gr[KP * DV];
-    __local int qp[KP];
+    __local ulong qrow[KP];
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
     const size_t items = (size_t)ch.bh * N; // this (batch, head)'s first sorted item
     const int nq = ch.nkeys;                 // the queries that see the chunk's keys
-    float x[HEAD_DIM], y[HEAD_DIM], pd[KP], ds[KP], f[KP]; // f: dropout factors
+    float x[HEAD_DIM];
     for (int i = 0; i < nq; i++) {
-        const int slot = query_slot(&ch, i);
-        qp[i] = P[slot] % L;
-        ql[i] = lse[items + slot];
-        qc[i] = cw[items + slot];
-        load_row(x, qk, qk_off, &ch, qp[i], 1.0f);
-        stage_column(qT, i, x);
+        const int slot = query_slot(&ch, i), qpos = P[slot] % L;
+        qrow[i] = (items + slot) * KW(ch.nkeys) + (ch.nc > 1 && i < m ? m : 0); // + j: key j's entry
+        load_row(x, qk, qk_off, &ch, qpos, 1.0f);
         stage_padded(qr, i, x);
-        load_row(x, dout, dout_off, &ch, qp[i], w[items + slot]);
-        stage_column(gT, i, x);
+        load_row(x, dout, dout_off, &ch, qpos, w[items + slot]);
         stage_padded(gr, i, x);
     }
-    zero_columns(qT, nq);
-    zero_columns(gT, nq);
-    for (int i = nq; i < KP; i++) qp[i] = -1, ql[i] = qc[i] = 0.0f; // read by the 8-lane steps
     for (int j = 0; j < m; j++) {
-        const int kslot = ch.c * m + j, kpos = P[kslot] % L;
-        const int kok = key_is_token(mask, mask_off, has_mask, ch.b, L, kpos);
-        const float a = key_scale(load_row(x, qk, qk_off, &ch, kpos, 1.0f)); // §5.2: k = x·a
-        rows_times_staged(x, qT, nq, pd);                                       // x·q_i, then p in place
-        load_row(y, v, v_off, &ch, kpos, 1.0f);
-        rows_times_staged(y, gT, nq, ds); // g_i·v, then ds in place
-        // This key's index in query i's window: the query's own chunk (c)
-        // comes second when there are several chunks; for chunk c+1's
-        // queries chunk c is the previous one.
-        if (dropout)
-            for (int i = 0; i < nq; i++)
-                f[i] = drop_factor(philox, threshold, keep_scale, ch.bh, N, query_slot(&ch, i), ch.nkeys,
-                                   ch.nc > 1 && i < m ? m + j : j);
-        for (int i0 = 0; i0 < nq; i0 += 8) {
-            int8 masked;
-            const float8 sc = masked_logits8(vload8(0, pd + i0) * a, vload8(0, qp + i0), (int8)(kpos), (int8)(kok),
-                                             causal, lanes_below(i0, nq), &masked);
-            const float8 p = exp(sc - vload8(0, ql + i0)), fi = dropout ? vload8(0, f + i0) : (float8)(1.0f);
-            vstore8(p * fi, 0, pd + i0); // values are used under masks too
-            vstore8(select(p * (vload8(0, ds + i0) * fi - vload8(0, qc + i0)), (float8)(0.0f), masked), 0, ds + i0);
-        }
+        const int kslot = ch.c * m + j;
+        const float a = key_scale(load_row(x, qk, qk_off, &ch, P[kslot] % L, 1.0f)); // §5.2: k = x·a
         float8 dk[DV], dv[DV];
         for (int u = 0; u < DV; u++) dk[u] = dv[u] = (float8)(0.0f);
         for (int i = 0; i < nq; i++) {
-            add_scaled_row(dv, pd[i], gr + i * DV);
-            add_scaled_row(dk, ds[i], qr + i * DV);
+            add_scaled_row(dv, pw[qrow[i] + j], gr + i * DV);
+            add_scaled_row(dk, dsw[qrow[i] + j], qr + i * DV);
         }
         // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
         const float *dke = (const float *)dk;
@@ -863,6 +846,33 @@ lsh_backward_key_rows(__global const float *qk, const ulong qk_off, __global con
         __global float *gq = gqk + (items + kslot) * HEAD_DIM;
         for (int e = 0; e < HEAD_DIM; e++) gq[e] += key_scale_grad(dke[e], x[e], a, dkx);
         store_row(gv + (items + kslot) * HEAD_DIM, dv, 1.0f);
+    }
+}
+
+// The CPU shape of lsh_backward_gather: one work-item per row (b, t, h) of
+// the outputs, as lsh_combine, its d elements in vectorisable loops (one
+// item per element spends its time on the index divisions).
+__kernel void lsh_backward_gather_rows(__global float *dqk, const ulong dqk_off, __global float *dv,
+                                       const ulong dv_off, __global const float *gqk, __global const float *gv,
+                                       __global const int *undo, const int B, const int L, const int H, const int R) {
+    size_t gid = get_global_id(0);
+    if (gid >= (size_t)B * L * H) return;
+    const int h = (int)(gid % H), t = (int)(gid / H % L), b = (int)(gid / ((size_t)H * L));
+    const size_t bh = (size_t)b * H + h, N = (size_t)R * L;
+    __global const int *U = undo + bh * N;
+    float aq[HEAD_DIM], av[HEAD_DIM];
+    for (int e = 0; e < HEAD_DIM; e++) aq[e] = av[e] = 0.0f;
+    for (int r = 0; r < R; r++) {
+        const size_t at = (bh * N + U[r * L + t]) * HEAD_DIM;
+        for (int e = 0; e < HEAD_DIM; e++) {
+            aq[e] += gqk[at + e];
+            av[e] += gv[at + e];
+        }
+    }
+    // gid·d = ((b·L + t)·H + h)·d: the row in the [B, L, H·d] layout.
+    for (int e = 0; e < HEAD_DIM; e++) {
+        dqk[dqk_off + gid * HEAD_DIM + e] = aq[e];
+        dv[dv_off + gid * HEAD_DIM + e] = av[e];
     }
 }
 #endif // CHUNK
