@@ -175,9 +175,9 @@ inline int query_slot(const lsh_chunk *ch, int i) {
 //     one element of the owned row per step (no horizontal sums);
 //   - a row's accumulators (p·V, ds·K, ...) are DV float8 in registers,
 //     updated with a staged row padded with zeros to DV·8 floats.
-// Measured on PoCL 3.1 (2-core EPYC): a group of m work-items, one per row
-// with one barrier after the staging, ran slower than this (see
-// docs/portability.md, "The CPU shape of the LSH kernels").
+// The other candidate, a group of m work-items (one per row) with one
+// barrier after a shared staging, was measured too; why this one stays:
+// docs/portability.md, "LSH chunk kernels: the CPU shape".
 #ifdef CHUNK
 #define KP (((2 * CHUNK + 63) / 64) * 64) // staged window rows, a multiple of 64
 #define DV ((HEAD_DIM + 7) / 8)            // float8 per padded row
