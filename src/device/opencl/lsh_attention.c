@@ -145,8 +145,8 @@ static rf_status tiles_of(rf_device *dev, lsh_tiled which, int head_dim, int chu
  * (cl/lsh_attention.cl, "the CPU shape"): built with -DCHUNK=m, one
  * work-item per group, the chunk's whole window staged in __local memory —
  * unless that does not fit the device's local memory (d = 128 with m = 256
- * needs about 1 MiB in the key kernel), when the GPU shape runs. No
- * tunables: the shape has no tile to choose. */
+ * needs 790 KiB in the backward's query kernel: PoCL has 1 MiB), when the
+ * GPU shape runs. No tunables: the shape has no tile to choose. */
 static const char *const rows_names[] = {"lsh_attend_rows", "lsh_backward_query_rows", "lsh_backward_key_rows"};
 
 /* Bytes of a rows kernel's __local arrays as declared in cl/lsh_attention.cl:
