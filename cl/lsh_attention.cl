@@ -126,14 +126,7 @@ __kernel void lsh_sort(__global const int *buckets, __global int *perm, __global
 //     maxima, sums and dk·x are two-stage reductions through local memory
 //     (red);
 //   - no private array longer than ACC.
-#ifdef SPLIT
-
-#define ACC ((HEAD_DIM + SPLIT - 1) / SPLIT)
-#if ACC > 32
-#error "SPLIT leaves more than 32 accumulator floats per work-item"
-#endif
-#define LROW (HEAD_DIM + 1)
-
+#if defined(SPLIT) || defined(CHUNK)
 // A work-group's chunk: chunk c (of nc) of the m-item sorted chunks of
 // (batch, head) bh = b·H + h. Its window (§5.3) is chunk c−1 (cyclic) then
 // chunk c, nkeys = 2m keys, or chunk c alone (m keys) when there is one
@@ -164,6 +157,136 @@ inline int key_slot(const lsh_chunk *ch, int j) {
 inline int query_slot(const lsh_chunk *ch, int i) {
     return i < ch->m ? ch->c * ch->m + i : (ch->c + 1) % ch->nc * ch->m + i - ch->m;
 }
+#endif // SPLIT || CHUNK
+
+// ---- the CPU shape of the chunk kernels (lsh_attend_rows, ...) -------------
+// Built with -DCHUNK=m instead of the tiles (rf_cl_attn_shape: a device of
+// CPU type, PoCL, where a work-group runs as a loop on one core and every
+// barrier splits the kernel and spills what lives across it). Shape:
+//   - one work-group of ONE work-item per (batch, head, chunk c): it stages
+//     the chunk's window once in __local memory (ordinary cache-resident
+//     memory on a CPU: no padding against banks) and then loops over its
+//     owned rows, each whole, as a C programmer would write it: no barrier,
+//     nothing for PoCL to spill or to vectorise across work-items (which
+//     turns the row reads d floats apart into gathers);
+//   - a row's scores against the window come from rows_times_staged: the
+//     staged side is transposed (column j of element e at e·KP + j), so the
+//     sums run over 64 keys at once in eight float8 accumulators, broadcasting
+//     one element of the owned row per step (no horizontal sums);
+//   - a row's accumulators (p·V, ds·K, ...) are DV float8 in registers,
+//     updated with a staged row padded with zeros to DV·8 floats.
+// The other candidate, a group of m work-items (one per row) with one
+// barrier after a shared staging, was measured too; why this one stays:
+// docs/portability.md, "LSH chunk kernels: the CPU shape".
+#ifdef CHUNK
+#define KP (((2 * CHUNK + 63) / 64) * 64) // staged window rows, a multiple of 64
+#define DV ((HEAD_DIM + 7) / 8)            // float8 per padded row
+#define KW(nkeys) (((nkeys) + 7) / 8 * 8)  // floats per row of the backward's pw and dsw
+#if DV > 16
+#error "the CPU shape keeps a row's accumulators in at most 16 float8"
+#endif
+
+// The sum and the maximum of a float8's lanes.
+inline float sum8(float8 a) {
+    const float4 h = a.lo + a.hi;
+    return (h.x + h.z) + (h.y + h.w);
+}
+inline float max8(float8 a) {
+    const float4 h = fmax(a.lo, a.hi);
+    return fmax(fmax(h.x, h.z), fmax(h.y, h.w));
+}
+
+// s[j] = Σ_e a[e]·bT[e·KP + j] for j < round64(n): a private row against n
+// transposed staged rows (columns past n are zeros; callers read s[j < n]).
+inline void rows_times_staged(const float *a, __local const float *bT, int n, float *s) {
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        float8 acc[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) acc[u] = (float8)(0.0f);
+        for (int e = 0; e < HEAD_DIM; e++) {
+            const float ae = a[e];
+            __local const float *col = bT + e * KP + j0;
+#pragma unroll
+            for (int u = 0; u < 8; u++) acc[u] = fma((float8)(ae), vload8(u, col), acc[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) vstore8(acc[u], u, s + j0);
+    }
+}
+
+// acc += p·row, row a staged row of DV float8.
+inline void add_scaled_row(float8 *acc, float p, __local const float8 *row) {
+#pragma unroll
+    for (int u = 0; u < DV; u++) acc[u] = fma((float8)(p), row[u], acc[u]);
+}
+
+// A private row (HEAD_DIM floats) of (b, pos, h) of a [B, L, H·d] tensor,
+// times scale; returns its Σx² before scaling (8 lanes, then the tail).
+inline float load_row(float *dst, __global const float *src, ulong off, const lsh_chunk *ch, int pos, float scale) {
+    __global const float *x = src + off + row_at(ch->b, pos, ch->h, ch->L, ch->H);
+    float8 sq8 = (float8)(0.0f);
+    int e = 0;
+    for (; e + 8 <= HEAD_DIM; e += 8) {
+        const float8 xe = vload8(0, x + e);
+        vstore8(xe * scale, 0, dst + e);
+        sq8 = fma(xe, xe, sq8);
+    }
+    float sq = sum8(sq8);
+    for (; e < HEAD_DIM; e++) {
+        dst[e] = x[e] * scale;
+        sq += x[e] * x[e];
+    }
+    return sq;
+}
+
+// Stage a private row as column j of a transposed staged block.
+inline void stage_column(__local float *colT, int j, const float *x) {
+    for (int e = 0; e < HEAD_DIM; e++) colT[e * KP + j] = x[e];
+}
+
+// Stage a private row as padded row j of DV float8 (zeros past HEAD_DIM).
+inline void stage_padded(__local float8 *rows, int j, const float *x) {
+    __local float *r = (__local float *)(rows + j * DV);
+    for (int e = 0; e < DV * 8; e++) r[e] = e < HEAD_DIM ? x[e] : 0.0f;
+}
+
+// Zero columns [n, round64(n)) of a transposed staged block: rows_times_staged
+// reads them.
+inline void zero_columns(__local float *colT, int n) {
+    for (int e = 0; e < HEAD_DIM; e++)
+        for (int j = n; j < (n + 63) / 64 * 64; j++) colT[e * KP + j] = 0.0f;
+}
+
+// Which of the 8 lanes j0 + [0, 8) lie below n (−1 there, 0 past it).
+inline int8 lanes_below(int j0, int n) { return (int8)(0, 1, 2, 3, 4, 5, 6, 7) + j0 < (int8)(n); }
+
+// masked_logit (§5.4) of 8 logits at once, lane by lane the same: queries at
+// qpos, keys at kpos with token flags ok; *masked: −1 where replaced. Lanes
+// past the window (live = 0) get RUNNING_MAX_INIT: no maximum, no weight.
+// One vector select per mask instead of a branch per logit, and the exp()
+// after it runs as PoCL's vector exp, 8 at a time.
+inline float8 masked_logits8(float8 s, int8 qpos, int8 kpos, int8 ok, int causal, int8 live, int8 *masked) {
+    const int8 hidden = (ok == (int8)(0)) | (causal ? kpos > qpos : (int8)(0)), self = kpos == qpos;
+    s = select(s, (float8)(MASK_VALUE), hidden);
+    s = select(s, (float8)(SELF_MASK_VALUE), self);
+    *masked = hidden | self;
+    return select((float8)(RUNNING_MAX_INIT), s, live);
+}
+
+// Write accumulators times scale as a global row of HEAD_DIM floats.
+inline void store_row(__global float *dst, const float8 *acc, float scale) {
+    const float *a = (const float *)acc;
+    for (int e = 0; e < HEAD_DIM; e++) dst[e] = a[e] * scale;
+}
+#endif // CHUNK
+
+#ifdef SPLIT
+
+#define ACC ((HEAD_DIM + SPLIT - 1) / SPLIT)
+#if ACC > 32
+#error "SPLIT leaves more than 32 accumulator floats per work-item"
+#endif
+#define LROW (HEAD_DIM + 1)
 
 // Gather n rows of (b, h) — positions pos[0, n) — of a [B, L, H·d] tensor
 // into local rows of LROW floats, each times scale[j] when scaled.
@@ -313,6 +436,67 @@ lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v
 }
 
 #endif // SPLIT
+
+#ifdef CHUNK
+// The CPU shape of lsh_attend (see "the CPU shape" above): one work-item
+// per (batch, head, chunk c). It stages the window's normalised keys
+// (§5.2) transposed and its values as padded rows, then per query of the
+// chunk: the masked logits (§5.4), the softmax in two passes over them (max,
+// then p = exp(s − max) and their sum, as the cpu's), the dropped
+// probabilities times V, and lse (§5.5). With hf: as lsh_attend.
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+lsh_attend_rows(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off, MASK_ARGS,
+                __global const int *perm, __global float *o, __global float *lse, const int L, const int H,
+                const int N, const int m, const int causal, const int hf, DROPOUT_ARGS) {
+    __local float kT[HEAD_DIM * KP];
+    __local float8 vr[KP * DV];
+    __local int kp[KP], kok[KP];
+    const lsh_chunk ch = chunk_of_group(L, H, N, m);
+    __global const int *P = perm + (size_t)ch.bh * N;
+    float x[HEAD_DIM], s[KP];
+    for (int j = 0; j < ch.nkeys; j++) {
+        kp[j] = P[key_slot(&ch, j)] % L;
+        kok[j] = key_is_token(mask, mask_off, has_mask, ch.b, L, kp[j]);
+        load_row(x, v, v_off, &ch, kp[j], 1.0f);
+        stage_padded(vr, j, x);
+        const float a = key_scale(load_row(x, qk, qk_off, &ch, kp[j], 1.0f));
+        for (int e = 0; e < HEAD_DIM; e++) x[e] *= a;
+        stage_column(kT, j, x);
+    }
+    zero_columns(kT, ch.nkeys);
+    for (int j = ch.nkeys; j < KP; j++) kp[j] = -1, kok[j] = 0; // read by the 8-lane steps
+    for (int i = 0; i < m; i++) {
+        const int qslot = ch.c * m + i, qpos = P[qslot] % L;
+        load_row(x, qk, qk_off, &ch, qpos, 1.0f);
+        rows_times_staged(x, kT, ch.nkeys, s);
+        float8 mx8 = (float8)(RUNNING_MAX_INIT), l8 = (float8)(0.0f);
+        for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
+            int8 masked;
+            const float8 sc = masked_logits8(vload8(0, s + j0), (int8)(qpos), vload8(0, kp + j0), vload8(0, kok + j0),
+                                             causal, lanes_below(j0, ch.nkeys), &masked);
+            vstore8(sc, 0, s + j0);
+            mx8 = fmax(mx8, sc);
+        }
+        const float mx = max8(mx8);
+        for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
+            const float8 p = exp(vload8(0, s + j0) - mx);
+            vstore8(p, 0, s + j0);
+            l8 += p; // lse is undropped; o gets the dropped probabilities
+        }
+        const float l = sum8(l8);
+        if (dropout)
+            for (int j = 0; j < ch.nkeys; j++)
+                s[j] *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
+        float8 acc[DV];
+        for (int u = 0; u < DV; u++) acc[u] = (float8)(0.0f);
+        for (int j = 0; j < ch.nkeys; j++) add_scaled_row(acc, s[j], vr + j * DV);
+        const float lse_f = mx + log(l);
+        store_row(o + ((size_t)ch.bh * N + qslot) * HEAD_DIM, acc, hf ? exp(mx - lse_f) : 1.0f / l);
+        lse[(size_t)ch.bh * N + qslot] = lse_f;
+    }
+}
+#endif // CHUNK
+
 // §5.6: one work-item per output row (b, t, h): the rounds' weights —
 // softmax over their lse, found through undo — computed once for the row's
 // d elements (not once per element: R exponentials and lookups per row).
@@ -551,6 +735,147 @@ lsh_backward_key(__global const float *qk, const ulong qk_off, __global const fl
     }
 }
 #endif // SPLIT
+
+#ifdef CHUNK
+// The CPU shape of lsh_backward_query (see "the CPU shape" above): one
+// work-item per (batch, head, chunk c). It stages the window's normalised
+// keys (§5.2) transposed and as padded rows and its values transposed; then
+// per query of the chunk: the logits and g·v_j (g = w·dout) against the
+// window, ds_ij = p_ij·(D_ij·g·v_j − c_i) for logits no mask replaced,
+// Σ_j ds_ij·k_j → its gqk row, and its rows of D·p and ds → pw and dsw
+// ([B, H, R·L, KW(nkeys)]) for lsh_backward_key_rows.
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+lsh_backward_query_rows(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
+                        __global const float *dout, const ulong dout_off, MASK_ARGS, __global const int *perm,
+                        __global const float *lse, __global const float *w, __global const float *cw,
+                        __global float *gqk, __global float *pw, __global float *dsw, const int L, const int H,
+                        const int N, const int m, const int causal, DROPOUT_ARGS) {
+    __local float kT[HEAD_DIM * KP], vT[HEAD_DIM * KP];
+    __local float8 kr[KP * DV];
+    __local int kp[KP], kok[KP];
+    const lsh_chunk ch = chunk_of_group(L, H, N, m);
+    __global const int *P = perm + (size_t)ch.bh * N;
+    const size_t items = (size_t)ch.bh * N; // this (batch, head)'s first sorted item
+    float x[HEAD_DIM], s[KP], ds[KP], f[KP]; // f: dropout factors
+    for (int j = 0; j < ch.nkeys; j++) {
+        kp[j] = P[key_slot(&ch, j)] % L;
+        kok[j] = key_is_token(mask, mask_off, has_mask, ch.b, L, kp[j]);
+        load_row(x, v, v_off, &ch, kp[j], 1.0f);
+        stage_column(vT, j, x);
+        const float a = key_scale(load_row(x, qk, qk_off, &ch, kp[j], 1.0f));
+        for (int e = 0; e < HEAD_DIM; e++) x[e] *= a;
+        stage_column(kT, j, x);
+        stage_padded(kr, j, x);
+    }
+    zero_columns(kT, ch.nkeys);
+    zero_columns(vT, ch.nkeys);
+    for (int j = ch.nkeys; j < KP; j++) kp[j] = -1, kok[j] = 0; // read by the 8-lane steps
+    for (int i = 0; i < m; i++) {
+        const int qslot = ch.c * m + i, qpos = P[qslot] % L;
+        const float lse_i = lse[items + qslot], c_i = cw[items + qslot];
+        load_row(x, qk, qk_off, &ch, qpos, 1.0f);
+        rows_times_staged(x, kT, ch.nkeys, s);
+        load_row(x, dout, dout_off, &ch, qpos, w[items + qslot]);
+        rows_times_staged(x, vT, ch.nkeys, ds); // g·v_j, then ds_ij in place
+        if (dropout)
+            for (int j = 0; j < ch.nkeys; j++)
+                f[j] = drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
+        // The item's rows of D·p and ds for lsh_backward_key_rows.
+        __global float *pwi = pw + (items + qslot) * KW(ch.nkeys), *dsi = dsw + (items + qslot) * KW(ch.nkeys);
+        for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
+            int8 masked;
+            const float8 sc = masked_logits8(vload8(0, s + j0), (int8)(qpos), vload8(0, kp + j0), vload8(0, kok + j0),
+                                             causal, lanes_below(j0, ch.nkeys), &masked);
+            const float8 p = exp(sc - lse_i), fj = dropout ? vload8(0, f + j0) : (float8)(1.0f);
+            const float8 dsj = select(p * (vload8(0, ds + j0) * fj - c_i), (float8)(0.0f), masked);
+            vstore8(dsj, 0, ds + j0);
+            vstore8(dsj, 0, dsi + j0);
+            vstore8(p * fj, 0, pwi + j0); // values are used under masks too
+        }
+        float8 acc[DV];
+        for (int u = 0; u < DV; u++) acc[u] = (float8)(0.0f);
+        for (int j = 0; j < ch.nkeys; j++) add_scaled_row(acc, ds[j], kr + j * DV);
+        store_row(gqk + (items + qslot) * HEAD_DIM, acc, 1.0f);
+    }
+}
+
+// The CPU shape of lsh_backward_key (see "the CPU shape" above): one
+// work-item per (batch, head, chunk c). The queries that see the chunk's
+// keys (chunk c's, then chunk c+1's: query_slot) left their rows of D·p and
+// ds against their windows in pw and dsw (lsh_backward_query_rows), so no
+// logit is computed twice: it stages those queries' raw qk rows and
+// g = w·dout rows, then per key of the chunk reads its column of D·p and ds
+// (its index in query i's window: the query's own chunk c comes second when
+// there are several chunks; for chunk c+1's queries chunk c is the previous
+// one) into dv = Σ_i D_ij·p_ij·g_i and dk = Σ_i ds_ij·q_i; dk goes back
+// through the §5.2 normalisation, added to this slot's gqk row (which the
+// query kernel wrote), and dv is written.
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+lsh_backward_key_rows(__global const float *qk, const ulong qk_off, __global const float *dout, const ulong dout_off,
+                      __global const int *perm, __global const float *w, __global const float *pw,
+                      __global const float *dsw, __global float *gqk, __global float *gv, const int L, const int H,
+                      const int N, const int m) {
+    __local float8 qr[KP * DV], gr[KP * DV];
+    __local ulong qrow[KP];
+    const lsh_chunk ch = chunk_of_group(L, H, N, m);
+    __global const int *P = perm + (size_t)ch.bh * N;
+    const size_t items = (size_t)ch.bh * N; // this (batch, head)'s first sorted item
+    const int nq = ch.nkeys;                 // the queries that see the chunk's keys
+    float x[HEAD_DIM];
+    for (int i = 0; i < nq; i++) {
+        const int slot = query_slot(&ch, i), qpos = P[slot] % L;
+        qrow[i] = (items + slot) * KW(ch.nkeys) + (ch.nc > 1 && i < m ? m : 0); // + j: key j's entry
+        load_row(x, qk, qk_off, &ch, qpos, 1.0f);
+        stage_padded(qr, i, x);
+        load_row(x, dout, dout_off, &ch, qpos, w[items + slot]);
+        stage_padded(gr, i, x);
+    }
+    for (int j = 0; j < m; j++) {
+        const int kslot = ch.c * m + j;
+        const float a = key_scale(load_row(x, qk, qk_off, &ch, P[kslot] % L, 1.0f)); // §5.2: k = x·a
+        float8 dk[DV], dv[DV];
+        for (int u = 0; u < DV; u++) dk[u] = dv[u] = (float8)(0.0f);
+        for (int i = 0; i < nq; i++) {
+            add_scaled_row(dv, pw[qrow[i] + j], gr + i * DV);
+            add_scaled_row(dk, dsw[qrow[i] + j], qr + i * DV);
+        }
+        // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
+        const float *dke = (const float *)dk;
+        float dkx = 0.0f;
+        for (int e = 0; e < HEAD_DIM; e++) dkx += dke[e] * x[e];
+        __global float *gq = gqk + (items + kslot) * HEAD_DIM;
+        for (int e = 0; e < HEAD_DIM; e++) gq[e] += key_scale_grad(dke[e], x[e], a, dkx);
+        store_row(gv + (items + kslot) * HEAD_DIM, dv, 1.0f);
+    }
+}
+
+// The CPU shape of lsh_backward_gather: one work-item per row (b, t, h) of
+// the outputs, as lsh_combine, its d elements in vectorisable loops (one
+// item per element spends its time on the index divisions).
+__kernel void lsh_backward_gather_rows(__global float *dqk, const ulong dqk_off, __global float *dv,
+                                       const ulong dv_off, __global const float *gqk, __global const float *gv,
+                                       __global const int *undo, const int B, const int L, const int H, const int R) {
+    size_t gid = get_global_id(0);
+    if (gid >= (size_t)B * L * H) return;
+    const int h = (int)(gid % H), t = (int)(gid / H % L), b = (int)(gid / ((size_t)H * L));
+    const size_t bh = (size_t)b * H + h, N = (size_t)R * L;
+    __global const int *U = undo + bh * N;
+    float aq[HEAD_DIM], av[HEAD_DIM];
+    for (int e = 0; e < HEAD_DIM; e++) aq[e] = av[e] = 0.0f;
+    for (int r = 0; r < R; r++) {
+        const size_t at = (bh * N + U[r * L + t]) * HEAD_DIM;
+        for (int e = 0; e < HEAD_DIM; e++) {
+            aq[e] += gqk[at + e];
+            av[e] += gv[at + e];
+        }
+    }
+    // gid·d = ((b·L + t)·H + h)·d: the row in the [B, L, H·d] layout.
+    for (int e = 0; e < HEAD_DIM; e++) {
+        dqk[dqk_off + gid * HEAD_DIM + e] = aq[e];
+        dv[dv_off + gid * HEAD_DIM + e] = av[e];
+    }
+}
+#endif // CHUNK
 
 // One work-item per output element (b, t, h, e): the position's R sorted
 // items summed through undo; written, not accumulated.

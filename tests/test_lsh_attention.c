@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/philox.h"
+#include "device/attention_common.h" /* RF_ATTN_MAX_HEAD_DIM */
 
 typedef struct {
     int64_t B, L;
@@ -42,15 +43,28 @@ typedef struct {
     bool masked;    /* a padding mask: row b loses its last (b + 1)·L/8 tokens (every row padded) */
     float dropout;  /* attention dropout (stream DROP_STREAM); 0 = none */
     float gscale;   /* finite differences: dout in [−gscale, gscale) (0: 1) */
+    bool hf;        /* hf_rounding (forward only) */
 } point;
 
 #define DROP_STREAM 17u /* rf_philox_stream(1, RF_PHILOX_DROPOUT_ATTN) */
+
+/* The OpenCL chunk kernels' two shapes (rf_cl_attn_shape, RF_CL_ATTN): every
+ * OpenCL-against-cpu comparison runs under each; cl_shape names the one
+ * running, for messages. */
+static const char *const cl_shapes[] = {"gpu", "cpu"};
+static const char *cl_shape = "default";
+
+static void use_cl_shape(const char *shape) {
+    cl_shape = shape;
+    if (shape) setenv("RF_CL_ATTN", shape, 1);
+    else unsetenv("RF_CL_ATTN");
+}
 
 static rf_lsh_config config_of(const point *p) {
     rf_lsh_config c = {.n_heads = p->H, .head_dim = p->d, .n_hashes = p->R, .n_buckets = p->nb,
                        .bucket_factors = {p->f1, p->f2}, .chunk_len = p->m, .causal = p->causal,
                        .seed = 0x5eed + (uint64_t)p->L, .layer = 1, .step = 3, .dropout = p->dropout,
-                       .dropout_stream = DROP_STREAM};
+                       .dropout_stream = DROP_STREAM, .hf_rounding = p->hf};
     return c;
 }
 
@@ -128,9 +142,9 @@ static void compare_i32(const rf_tensor *got, const rf_tensor *ref, const char *
 /* One grid point: every stage on both devices (§10). */
 static void compare_point(rf_device *cpu, rf_device *cl, const point *p) {
     char what[160];
-    snprintf(what, sizeof what, "B %lld L %lld H %d d %d m %d R %d nb %d/%dx%d%s%s dropout %g", (long long)p->B,
-             (long long)p->L, p->H, p->d, p->m, p->R, p->nb, p->f1, p->f2, p->causal ? " causal" : "",
-             p->masked ? " masked" : "", (double)p->dropout);
+    snprintf(what, sizeof what, "%s shape: B %lld L %lld H %d d %d m %d R %d nb %d/%dx%d%s%s%s dropout %g", cl_shape,
+             (long long)p->B, (long long)p->L, p->H, p->d, p->m, p->R, p->nb, p->f1, p->f2,
+             p->causal ? " causal" : "", p->masked ? " masked" : "", p->hf ? " hf" : "", (double)p->dropout);
     const int64_t D = (int64_t)p->H * p->d;
     const size_t n = row_elems(p);
     float *qk = th_random(n, (uint64_t)p->L * 31 + p->d, 1.5f), *v = th_random(n, (uint64_t)p->L * 37 + p->m, 1.0f);
@@ -218,6 +232,15 @@ static const point forward_sample[] = {
     {.B = 1, .L = 192, .H = 2, .d = 100, .m = 48, .R = 3, .causal = true, .masked = true, .dropout = 0.2f},
     {.B = 2, .L = 96, .H = 1, .d = 100, .m = 96, .R = 3, .causal = false, .masked = true}, /* one chunk */
     {.B = 1, .L = 256, .H = 1, .d = 128, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.1f},
+    /* The CPU shape's edges (8-lane steps over a window of 2m keys padded
+     * to 64, rows of d padded to 8): m = 20 (a 40-key window), d = 13; one
+     * m = L = 36; the widest head (RF_ATTN_MAX_HEAD_DIM) with m = 100. */
+    {.B = 2, .L = 120, .H = 2, .d = 13, .m = 20, .R = 2, .causal = true, .masked = true, .dropout = 0.2f},
+    {.B = 1, .L = 36, .H = 2, .d = 24, .m = 36, .R = 3, .causal = false, .masked = true}, /* m = L */
+    {.B = 1, .L = 200, .H = 1, .d = RF_ATTN_MAX_HEAD_DIM, .m = 100, .R = 2, .causal = true},
+    /* hf_rounding: lse a float, p = exp(s − lse) not renormalised (docs/hf-compat.md §8) */
+    {.B = 2, .L = 256, .H = 2, .d = 64, .m = 32, .R = 2, .causal = true, .masked = true, .hf = true},
+    {.B = 1, .L = 48, .H = 1, .d = 32, .m = 64, .R = 2, .causal = true, .hf = true}, /* L ≤ m: self-only rows */
 };
 
 /* The default sample; with RF_TEST_FULL_GRID=1 the sample and then every
@@ -231,8 +254,12 @@ static void opencl_matches_cpu_stage_by_stage(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
     rf_device *cpu = th_cpu();
-    for (size_t i = 0; i < sizeof forward_sample / sizeof forward_sample[0]; i++)
-        compare_point(cpu, cl, &forward_sample[i]);
+    for (size_t s = 0; s < sizeof cl_shapes / sizeof cl_shapes[0]; s++) {
+        use_cl_shape(cl_shapes[s]);
+        for (size_t i = 0; i < sizeof forward_sample / sizeof forward_sample[0]; i++)
+            compare_point(cpu, cl, &forward_sample[i]);
+    }
+    use_cl_shape(NULL); /* the device's own: the full grid runs it */
     if (full_grid()) {
         static const int64_t Ls[] = {64, 256, 1024, 4096};
         static const int ds[] = {32, 64, 128}, ms[] = {32, 64, 128}, Rs[] = {1, 2, 4, 8}, Hs[] = {1, 4}, Bs[] = {1, 2};
@@ -743,9 +770,9 @@ static void short_sequence_backward_equals_full_attention(void **state) {
 /* OpenCL backward vs cpu from the same buckets (§10: gradients ≤ 1e-3). */
 static void backward_point(rf_device *cpu, rf_device *cl, const point *p) {
     char what[160];
-    snprintf(what, sizeof what, "backward B %lld L %lld H %d d %d m %d R %d%s%s dropout %g", (long long)p->B,
-             (long long)p->L, p->H, p->d, p->m, p->R, p->causal ? " causal" : "", p->masked ? " masked" : "",
-             (double)p->dropout);
+    snprintf(what, sizeof what, "%s shape: backward B %lld L %lld H %d d %d m %d R %d%s%s dropout %g", cl_shape,
+             (long long)p->B, (long long)p->L, p->H, p->d, p->m, p->R, p->causal ? " causal" : "",
+             p->masked ? " masked" : "", (double)p->dropout);
     const int64_t D = (int64_t)p->H * p->d;
     const int64_t shape[] = {p->B, p->L, D};
     const size_t n = row_elems(p);
@@ -817,8 +844,16 @@ static void backward_opencl_matches_cpu(void **state) {
         {.B = 1, .L = 192, .H = 2, .d = 100, .m = 48, .R = 3, .causal = true, .masked = true, .dropout = 0.2f},
         {.B = 2, .L = 96, .H = 1, .d = 100, .m = 96, .R = 3, .causal = false, .masked = true}, /* one chunk */
         {.B = 1, .L = 256, .H = 1, .d = 128, .m = 64, .R = 2, .causal = true, .masked = true, .dropout = 0.1f},
+        /* the CPU shape's edges (as forward_sample's) */
+        {.B = 2, .L = 120, .H = 2, .d = 13, .m = 20, .R = 2, .causal = true, .masked = true, .dropout = 0.2f},
+        {.B = 1, .L = 36, .H = 2, .d = 24, .m = 36, .R = 3, .causal = false, .masked = true}, /* m = L */
+        {.B = 1, .L = 200, .H = 1, .d = RF_ATTN_MAX_HEAD_DIM, .m = 100, .R = 2, .causal = true},
     };
-    for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) backward_point(cpu, cl, &sample[i]);
+    for (size_t s = 0; s < sizeof cl_shapes / sizeof cl_shapes[0]; s++) {
+        use_cl_shape(cl_shapes[s]);
+        for (size_t i = 0; i < sizeof sample / sizeof sample[0]; i++) backward_point(cpu, cl, &sample[i]);
+    }
+    use_cl_shape(NULL); /* the device's own: the full grid runs it */
     if (full_grid()) { /* the sample, then a grid of its own */
         static const int64_t Ls[] = {64, 256, 1024};
         static const int ds[] = {17, 32, 64, 128}, ms[] = {32, 64}, Rs[] = {1, 2, 4, 8};

@@ -230,6 +230,11 @@ static void cli_tune_stores_a_table_another_process_reads(void **state) {
     assert_non_null(strstr(out, "--dry-run: nothing stored"));
     assert_non_null(strstr(out, "attn_forward.ktile           = 64    skipped:"));
     assert_null(strstr(out, "REJECTED"));
+    /* Under RF_CL_LIMITS PoCL runs the LSH kernels' GPU shape: their tiles are timed. */
+    char lsh_timed[128], lsh_skipped[128];
+    snprintf(lsh_timed, sizeof lsh_timed, "%-28s default", "lsh_attend.qtile");
+    snprintf(lsh_skipped, sizeof lsh_skipped, "%-28s skipped: device runs the CPU shape", "lsh_backward_key.split");
+    assert_non_null(strstr(out, lsh_timed));
     struct stat st;
     assert_int_not_equal(stat(path, &st), 0);
     /* A real run stores the table; this process then reads it on open. */
@@ -238,6 +243,9 @@ static void cli_tune_stores_a_table_another_process_reads(void **state) {
     if (rc != 0) fail_msg("reformer tune: exit %d\n%s", rc, out);
     assert_non_null(strstr(out, "key                          default ms   best    best ms  speedup"));
     assert_non_null(strstr(out, path));
+    /* Without limits PoCL runs their CPU shape: those tiles are not timed. */
+    assert_non_null(strstr(out, lsh_skipped));
+    assert_null(strstr(out, lsh_timed));
     json_object *root = json_object_from_file(path), *values;
     assert_non_null(root);
     assert_true(json_object_object_get_ex(root, "values", &values));

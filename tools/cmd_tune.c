@@ -355,6 +355,11 @@ static int run_tune(const tune_opts *o) {
             printf("%-28s skipped: no op benchmark runs its kernel (tools/cmd_tune.c workloads)\n", t->key);
             continue;
         }
+        const char *idle = rf_cl_tune_idle(dev, t->key);
+        if (idle) { /* timing it would time a kernel that does not run */
+            printf("%-28s skipped: %s\n", t->key, idle);
+            continue;
+        }
         if (bench_now_ms() > deadline) { /* its stored value, if any, stays */
             printf("%-28s not reached: the --budget is spent\n", t->key);
             continue;

@@ -42,6 +42,23 @@ const rf_cl_tunable rf_cl_tunables[] = {
 };
 const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof *rf_cl_tunables);
 
+/* The chunk attention kernels whose tiles and split belong to their GPU
+ * shape: a device that runs the CPU shape (rf_cl_attn_shape) never builds
+ * them with these keys' values (lsh_attention.c, tiled_kernel). */
+static const char *const gpu_shape_kernels[] = {"lsh_attend.", "lsh_backward_query.", "lsh_backward_key."};
+
+const char *rf_cl_tune_idle(rf_device *dev, const char *key) {
+    rf_cl_shape shape;
+    if (rf_cl_attn_shape(dev, &shape) != RF_OK) {
+        rf_clear_error();
+        return NULL; /* a bad RF_CL_ATTN: the op itself reports it */
+    }
+    for (size_t i = 0; i < sizeof gpu_shape_kernels / sizeof *gpu_shape_kernels; i++)
+        if (shape == RF_CL_SHAPE_CPU && !strncmp(key, gpu_shape_kernels[i], strlen(gpu_shape_kernels[i])))
+            return "device runs the CPU shape; RF_CL_ATTN=gpu to tune the GPU shape";
+    return NULL;
+}
+
 /* Bump when the file's layout changes: older files are then ignored. */
 static const char TABLE_FORMAT[] = "reformer-cl tune table 1";
 /* Values are tile and group sizes: anything larger is not one. */

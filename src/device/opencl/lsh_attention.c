@@ -139,9 +139,60 @@ static rf_status tiles_of(rf_device *dev, lsh_tiled which, int head_dim, int chu
     return RF_OK;
 }
 
-/* A tiled kernel built for its shape; *group: its work-group size. */
+/* ---- their CPU shape ----------------------------------------------------------
+ * On a device rf_cl_attn_shape gives RF_CL_SHAPE_CPU the same three kernels
+ * run as lsh_attend_rows, lsh_backward_query_rows and lsh_backward_key_rows
+ * (cl/lsh_attention.cl, "the CPU shape"): built with -DCHUNK=m, one
+ * work-item per group, the chunk's whole window staged in __local memory —
+ * unless that does not fit the device's local memory (d = 128 with m = 256
+ * needs 790 KiB in the backward's query kernel: PoCL has 1 MiB), when the
+ * GPU shape runs. No tunables: the shape has no tile to choose. */
+static const char *const rows_names[] = {"lsh_attend_rows", "lsh_backward_query_rows", "lsh_backward_key_rows"};
+
+/* Bytes of a rows kernel's __local arrays as declared in cl/lsh_attention.cl:
+ * KP window rows (2m rounded up to 64), transposed (d floats each) or padded
+ * (d rounded up to 8), and per-row ints, floats or offsets. */
+static size_t rows_local_bytes(lsh_tiled which, int head_dim, int chunk_len) {
+    const size_t kp = (2 * (size_t)chunk_len + 63) / 64 * 64, d = (size_t)head_dim;
+    const size_t padded = ((size_t)head_dim + 7) / 8 * 8;
+    if (which == LSH_ATTEND) return (kp * d + kp * padded + 2 * kp) * sizeof(cl_float);
+    if (which == LSH_BACKWARD_QUERY) return (2 * kp * d + kp * padded + 2 * kp) * sizeof(cl_float);
+    return 2 * kp * padded * sizeof(cl_float) + kp * sizeof(cl_ulong);
+}
+
+/* Whether `which` runs in its CPU shape on dev (see above). The backward's
+ * two kernels run in the same shape (the key kernel reads what the query
+ * kernel leaves in its CPU shape), so both must fit. */
+static rf_status runs_rows(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, bool *rows) {
+    rf_cl_shape shape;
+    RF_TRY(rf_cl_attn_shape(dev, &shape));
+    size_t bytes = rows_local_bytes(which, head_dim, chunk_len);
+    if (which != LSH_ATTEND) {
+        const size_t q = rows_local_bytes(LSH_BACKWARD_QUERY, head_dim, chunk_len);
+        const size_t k = rows_local_bytes(LSH_BACKWARD_KEY, head_dim, chunk_len);
+        bytes = q > k ? q : k;
+    }
+    *rows = shape == RF_CL_SHAPE_CPU && bytes <= dev->info.local_mem_bytes;
+    return RF_OK;
+}
+
+/* A kernel of the CPU shape's program (-DCHUNK=m). */
+static rf_status rows_kernel(rf_device *dev, int head_dim, int chunk_len, const char *name, cl_kernel *k) {
+    char opts[160], base[96];
+    rf_cl_attn_options(base, sizeof base, head_dim, 0);
+    snprintf(opts, sizeof opts, "%s -DCHUNK=%d", base, chunk_len);
+    return rf_cl_kernel(dev, "lsh_attention.cl", opts, name, k);
+}
+
+/* A chunk kernel built for its shape; *group: its work-group size. */
 static rf_status tiled_kernel(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, cl_kernel *k,
                               size_t *group) {
+    bool rows;
+    RF_TRY(runs_rows(dev, which, head_dim, chunk_len, &rows));
+    if (rows) {
+        *group = 1;
+        return rows_kernel(dev, head_dim, chunk_len, rows_names[which], k);
+    }
     lsh_tiles t = {0}; /* set by tiles_of on success (gcc cannot see it) */
     RF_TRY(tiles_of(dev, which, head_dim, chunk_len, &t));
     char opts[160], base[96];
@@ -261,8 +312,10 @@ static rf_status rf_cl_lsh_combine(rf_tensor *out, const rf_lsh_state *st) {
  * sorted key, then the gather back to positions through undo. Every scratch
  * row has one writer, so no float atomics. The query and key kernels have
  * tile shapes of their own (tiles_of). Scratch: w, c [B, H, R·L] and gqk, gv
- * [B, H, R·L, d], released once enqueued (the runtime frees them after the
- * kernels). */
+ * [B, H, R·L, d], and in the CPU shape pw, dsw [B, H, R·L, nkeys rounded up
+ * to 8] (each sorted query's D·p and ds against its window, which the key
+ * kernel reads instead of computing the logits again), released once
+ * enqueued (the runtime frees them after the kernels). */
 static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, const rf_tensor *dout,
                                               const rf_lsh_state *st,
                                               const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
@@ -271,17 +324,26 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
     const int64_t B = st->batch, H = st->n_heads, N = (int64_t)st->n_rounds * st->seq_len;
     cl_kernel kw, kq, kk, kg;
     size_t lw, lq, lk, lg;
+    bool rows;
+    RF_TRY(runs_rows(dev, LSH_BACKWARD_QUERY, d, st->chunk_len, &rows));
     RF_TRY(kernel(dev, d, "lsh_backward_weights", &kw));
     RF_TRY(tiled_kernel(dev, LSH_BACKWARD_QUERY, d, st->chunk_len, &kq, &lq));
     RF_TRY(tiled_kernel(dev, LSH_BACKWARD_KEY, d, st->chunk_len, &kk, &lk));
-    RF_TRY(kernel(dev, d, "lsh_backward_gather", &kg));
+    if (rows) RF_TRY(rows_kernel(dev, d, st->chunk_len, "lsh_backward_gather_rows", &kg)); /* a row per item */
+    else RF_TRY(kernel(dev, d, "lsh_backward_gather", &kg));
     RF_TRY(rf_cl_group_size(dev, kw, RF_CL_GROUP, &lw));
     RF_TRY(rf_cl_group_size(dev, kg, RF_CL_GROUP, &lg));
-    rf_tensor w = {0}, cw = {0}, gqk = {0}, gv = {0};
+    /* The CPU shape's rows of D·p and ds per sorted item: its window's keys,
+     * rounded up to 8 (KW in cl/lsh_attention.cl). */
+    const int64_t nkeys = N / st->chunk_len > 1 ? 2 * (int64_t)st->chunk_len : st->chunk_len;
+    const int64_t kw8 = (nkeys + 7) / 8 * 8;
+    rf_tensor w = {0}, cw = {0}, gqk = {0}, gv = {0}, pw = {0}, dsw = {0};
     rf_status s = rf_tensor_alloc(dev, &w, RF_F32, 3, (int64_t[]){B, H, N});
     if (!s) s = rf_tensor_alloc(dev, &cw, RF_F32, 3, (int64_t[]){B, H, N});
     if (!s) s = rf_tensor_alloc(dev, &gqk, RF_F32, 4, (int64_t[]){B, H, N, d});
     if (!s) s = rf_tensor_alloc(dev, &gv, RF_F32, 4, (int64_t[]){B, H, N, d});
+    if (!s && rows) s = rf_tensor_alloc(dev, &pw, RF_F32, 4, (int64_t[]){B, H, N, kw8});
+    if (!s && rows) s = rf_tensor_alloc(dev, &dsw, RF_F32, 4, (int64_t[]){B, H, N, kw8});
     cl_int cB = (cl_int)B, L = (cl_int)st->seq_len, cH = (cl_int)H, R = st->n_rounds, cN = (cl_int)N;
     cl_int m = st->chunk_len, causal = st->causal;
     const rf_cl_attn_dropout drop = dropout_args(st);
@@ -295,25 +357,35 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
                          RF_MEM(&w), RF_MEM(&cw), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
     const size_t groups = (size_t)(B * H * (N / m));
     global = groups * lq;
-    if (!s)
+    if (!s && rows)
+        s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query", 1, &global, &lq, RF_MEM(qk), RF_ARG(qoff),
+                         RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
+                         RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_MEM(&pw), RF_MEM(&dsw), RF_ARG(L), RF_ARG(cH),
+                         RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop));
+    else if (!s)
         s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query", 1, &global, &lq, RF_MEM(qk), RF_ARG(qoff),
                          RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
                          RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
                          RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_ARG(L), RF_ARG(cH),
                          RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop));
     global = groups * lk;
-    if (!s)
+    if (!s && rows)
+        s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_MEM(qk), RF_ARG(qoff),
+                         RF_MEM(dout), RF_ARG(goff), RF_MEM(&st->perm), RF_MEM(&w), RF_MEM(&pw), RF_MEM(&dsw),
+                         RF_MEM(&gqk), RF_MEM(&gv), RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m));
+    else if (!s)
         s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_MEM(qk), RF_ARG(qoff),
                          RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
                          RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
                          RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_MEM(&gv),
                          RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop));
-    global = rf_tensor_numel(dqk);
+    global = rf_tensor_numel(dqk) / (rows ? (size_t)d : 1);
     if (!s)
         s = RF_CL_LAUNCH(dev, kg, "lsh_backward_gather", 1, &global, &lg, RF_MEM(dqk), RF_ARG(dqoff),
                          RF_MEM(dv), RF_ARG(dvoff), RF_MEM(&gqk), RF_MEM(&gv),
                          RF_MEM(&st->undo), RF_ARG(cB), RF_ARG(L), RF_ARG(cH), RF_ARG(R));
-    rf_tensor *scratch[] = {&w, &cw, &gqk, &gv};
+    rf_tensor *scratch[] = {&w, &cw, &gqk, &gv, &pw, &dsw};
     for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
         if (scratch[i]->buf) rf_tensor_free(scratch[i]);
     return s;
