@@ -3,8 +3,10 @@
  * Philox words, §2), and a flash-attention style backward in three
  * launches — delta = rowsum(dout·out), dq (groups own query rows), dk and dv
  * (groups own key rows) — so every output row has one writer and no float
- * atomics are needed. Tiles and work-items per row are -D options planned
- * here from the device's limits and the tuned values (cl_tune.h). Nothing
+ * atomics are needed. Two shapes of the same kernels (rf_cl_attn_shape):
+ * the GPU shape's tiles and work-items per row are -D options planned here
+ * from the device's limits and the tuned values (cl_tune.h); the CPU shape
+ * (-DCPU_SHAPE) runs one work-item per group over whole rows. Nothing
  * of size L×L (or window×L) is allocated: the only scratch is delta,
  * [B, H, L]. */
 #include <string.h>
@@ -94,27 +96,65 @@ typedef struct window_launch {
     char options[160];
 } window_launch;
 
-/* Build (cached) kernel `name` of local_attention.cl for wl->plan, keeping
- * its options in wl->options (attn_delta is built with the dq kernel's). */
-static rf_status window_build(rf_device *dev, const rf_attn_window *w, const char *name, window_launch *wl) {
+/* Build (cached) kernel `name` of local_attention.cl for wl->plan in shape
+ * `shape`, keeping its options in wl->options (attn_delta is built with the
+ * dq kernel's). The shape is part of the options, so both can be cached. */
+static rf_status window_build(rf_device *dev, const rf_attn_window *w, const char *name, rf_cl_shape shape,
+                              window_launch *wl) {
     rf_cl_attn_options(wl->options, sizeof wl->options, w->head_dim, 0);
     size_t at = strlen(wl->options);
-    snprintf(wl->options + at, sizeof wl->options - at, " -DROWS=%d -DCOLS=%d -DSPLIT=%d -DMAX_SLICE=%d",
-             wl->plan.rows, wl->plan.cols, wl->plan.split, MAX_SLICE);
+    if (shape == RF_CL_SHAPE_CPU)
+        snprintf(wl->options + at, sizeof wl->options - at, " -DCPU_SHAPE -DROWS=%d -DCOLS=%d", wl->plan.rows,
+                 wl->plan.cols);
+    else
+        snprintf(wl->options + at, sizeof wl->options - at, " -DROWS=%d -DCOLS=%d -DSPLIT=%d -DMAX_SLICE=%d",
+                 wl->plan.rows, wl->plan.cols, wl->plan.split, MAX_SLICE);
     return rf_cl_kernel(dev, "local_attention.cl", wl->options, name, &wl->kernel);
 }
 
-/* Plan, build and size kernel ws: work-groups of rows·split items each own
- * up to `rows` rows of one chunk (see the .cl). A kernel the compiler cannot
+/* The CPU shape's tiles (the .cl's CPU shape section): a group's one
+ * work-item owns up to CPU_ROWS rows of a chunk and streams blocks of up to
+ * CPU_COLS rows, a multiple of 8 (its float8 lanes). 64 and 64: the cpu
+ * backend's tile (a default chunk), and transposed blocks of 16 KiB at
+ * d = 64 that stay in L1 with the block's rows. Halved (rows first, down to
+ * 8) while its local memory — at most two [d, COLS] blocks and two
+ * [ROWS, d] accumulators — exceeds the device's. */
+#define CPU_ROWS 64
+#define CPU_COLS 64
+
+static rf_status cpu_plan(rf_device *dev, const rf_attn_window *w, window_plan *out) {
+    int64_t d = w->head_dim, chunk = w->chunk_len;
+    window_plan p = {(int)(chunk < CPU_ROWS ? chunk : CPU_ROWS), (int)((chunk + 7) / 8 * 8), 1};
+    if (p.cols > CPU_COLS) p.cols = CPU_COLS;
+    for (;;) {
+        uint64_t bytes = 4u * (uint64_t)(2 * d * p.cols + 2 * p.rows * d + 2 * p.rows);
+        if (bytes <= dev->info.local_mem_bytes) break;
+        if (p.rows > 8) p.rows /= 2;
+        else if (p.cols > 8) p.cols /= 2;
+        else
+            return rf_error(RF_ERR_UNSUPPORTED, "local attention: head_dim %lld needs %llu bytes of local memory; %s has %llu",
+                            (long long)d, (unsigned long long)bytes, dev->info.name,
+                            (unsigned long long)dev->info.local_mem_bytes);
+    }
+    *out = p;
+    return RF_OK;
+}
+
+/* Plan, build and size kernel ws in the device's shape: work-groups of
+ * rows·split items (split 1 in the CPU shape) each own up to `rows` rows of
+ * one chunk (see the .cl). A kernel the compiler cannot
  * run that wide (CL_KERNEL_WORK_GROUP_SIZE) gets half the rows; the local
  * memory it declares is checked against the device's (plan_bytes counts it). */
 static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const window_shape *ws, window_launch *wl) {
-    RF_TRY(plan_window(dev, ws, w->head_dim, &wl->plan));
+    rf_cl_shape shape;
+    RF_TRY(rf_cl_attn_shape(dev, &shape));
+    if (shape == RF_CL_SHAPE_CPU) RF_TRY(cpu_plan(dev, w, &wl->plan));
+    else RF_TRY(plan_window(dev, ws, w->head_dim, &wl->plan));
     size_t group, kmax;
     cl_ulong local;
     for (;;) {
-        RF_TRY(window_build(dev, w, ws->name, wl));
-        group = (size_t)wl->plan.rows * (size_t)wl->plan.split;
+        RF_TRY(window_build(dev, w, ws->name, shape, wl));
+        group = shape == RF_CL_SHAPE_CPU ? 1 : (size_t)wl->plan.rows * (size_t)wl->plan.split;
         cl_device_id id = rf_cl_ctx(dev)->device;
         cl_int err = clGetKernelWorkGroupInfo(wl->kernel, id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
         if (err == CL_SUCCESS)
