@@ -26,13 +26,14 @@
 // dim 1 = B·H; local size GROUP.
 //
 // Defines: HEAD_DIM (d), MAX_HEAD_DIM, ROWS, COLS, SPLIT, MAX_SLICE (the
-// host sizes the tiles from the device's limits, local_attention.c).
-//
-// Built with -DCPU_SHAPE (rf_cl_attn_shape: a CPU device such as PoCL) the
-// same kernels take the CPU shape instead, described at its section below;
-// it is built with HEAD_DIM, MAX_HEAD_DIM, ROWS and COLS only. Masks
+// host sizes the tiles from the device's limits, local_attention.c). Masks
 // (§5.4), the optional mask and lse buffers and the dropout arguments:
 // attention_common.cl.
+//
+// Built with -DCPU_SHAPE (rf_cl_attn_shape: a CPU device such as PoCL) the
+// same kernels, with the same arguments and numerics, take the CPU shape
+// instead (its section below), built with HEAD_DIM, MAX_HEAD_DIM, ROWS and
+// COLS only.
 //
 // Probability dropout (§2, HF attention dropout): the probability of window
 // key j (0 ≤ j < W = (before + 1 + after)·chunk, in window-slot order) of
@@ -102,10 +103,10 @@ inline int all_future(int causal, int has_mask, int last_query, int first_key) {
 // block (the row's accumulator in private float8s): the forward at the
 // benchmark model's shape took 9.1 ms against 12.4 ms that way on PoCL
 // (interleaved runs), the rows' state being spilled to context arrays at
-// every barrier. Global size dim 0 =
-// n_chunks · ceil(chunk / ROWS), dim 1 = B·H; local size 1. Numerics are the
-// GPU shape's: online softmax per block in the forward, p = exp(s − lse) in
-// the backward, masks through masked_logit8 (attention_common.cl).
+// every barrier. Global size dim 0 = n_chunks · ceil(chunk / ROWS), dim 1 =
+// B·H; local size 1. Numerics are the GPU shape's: online softmax per block
+// in the forward, p = exp(s − lse) in the backward, masks through
+// masked_logit8 (attention_common.cl).
 
 #if COLS % 8 != 0
 #error "COLS must be a multiple of 8 (the float8 lanes of a block's logits)"

@@ -117,8 +117,9 @@ static rf_status window_build(rf_device *dev, const rf_attn_window *w, const cha
  * CPU_COLS rows, a multiple of 8 (its float8 lanes). 64 and 64: the cpu
  * backend's tile (a default chunk), and transposed blocks of 16 KiB at
  * d = 64 that stay in L1 with the block's rows. Halved (rows first, down to
- * 8) while its local memory — at most two [d, COLS] blocks and two
- * [ROWS, d] accumulators — exceeds the device's. */
+ * 8, then the block, to a multiple of 8) while its local memory — at most
+ * two [d, COLS] blocks and two [ROWS, d] accumulators — exceeds the
+ * device's. */
 #define CPU_ROWS 64
 #define CPU_COLS 64
 
@@ -130,9 +131,10 @@ static rf_status cpu_plan(rf_device *dev, const rf_attn_window *w, window_plan *
         uint64_t bytes = 4u * (uint64_t)(2 * d * p.cols + 2 * p.rows * d + 2 * p.rows);
         if (bytes <= dev->info.local_mem_bytes) break;
         if (p.rows > 8) p.rows /= 2;
-        else if (p.cols > 8) p.cols /= 2;
+        else if (p.cols > 8) p.cols = (p.cols / 2 + 7) / 8 * 8;
         else
-            return rf_error(RF_ERR_UNSUPPORTED, "local attention: head_dim %lld needs %llu bytes of local memory; %s has %llu",
+            return rf_error(RF_ERR_UNSUPPORTED,
+                            "local attention: head_dim %lld needs %llu bytes of local memory; %s has %llu",
                             (long long)d, (unsigned long long)bytes, dev->info.name,
                             (unsigned long long)dev->info.local_mem_bytes);
     }
@@ -141,8 +143,8 @@ static rf_status cpu_plan(rf_device *dev, const rf_attn_window *w, window_plan *
 }
 
 /* Plan, build and size kernel ws in the device's shape: work-groups of
- * rows·split items (split 1 in the CPU shape) each own up to `rows` rows of
- * one chunk (see the .cl). A kernel the compiler cannot
+ * rows·split items (one in the CPU shape) each own up to `rows` rows of one
+ * chunk (see the .cl). A kernel the compiler cannot
  * run that wide (CL_KERNEL_WORK_GROUP_SIZE) gets half the rows; the local
  * memory it declares is checked against the device's (plan_bytes counts it). */
 static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const window_shape *ws, window_launch *wl) {
