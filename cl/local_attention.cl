@@ -394,6 +394,129 @@ attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, c
     }
 }
 
+// ---- backward fused per chunk (CPU shape, chunk ≤ ROWS) -------------------------
+// When a group owns a whole query chunk, one kernel computes s and dp once
+// per (query, key) pair for all three gradients: dq as attn_backward_dq, and
+// per window slot the block's dk and dv contributions from this chunk's
+// queries, into that slot's part of `part` ([2·slots, B, L, H·HEAD_DIM]: the
+// slot's dk part, then its dv part). A key row of a slot has exactly one
+// writer (the chunk that sees it through that slot), so no atomics;
+// attn_backward_sum adds the slots up. This saves the dk/dv kernel's second
+// pass over s and dp (two of its four row passes per block). Local memory:
+// the block's keys and values transposed [HEAD_DIM, COLS] each; dq's
+// accumulators [ROWS, HEAD_DIM]; the ds and f·p tiles [ROWS, COLS]; one key
+// row's dk and dv [2, HEAD_DIM].
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_backward_fused(__global float *dq, const ulong dq_off, __global float *part, __global const float *dout,
+                    const ulong dout_off, __global const float *lse, const ulong lse_off, __global const float *delta,
+                    WINDOW_ARGS) {
+    __local float kt[HEAD_DIM * COLS], vt[HEAD_DIM * COLS], acc[ROWS * HEAD_DIM], dst[ROWS * COLS], pdt[ROWS * COLS];
+    __local float kv[2 * HEAD_DIM];
+    int c, r0;
+    group_rows(chunk, &c, &r0); // r0 = 0: the host runs this kernel only when chunk ≤ ROWS
+    int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
+    int nc = L / chunk, nq = chunk, q0 = c * chunk;
+    ulong stride = (ulong)H * HEAD_DIM, numel = (ulong)get_global_size(1) * (ulong)L * HEAD_DIM;
+    float inv_n = 1.0f / (float)((before + 1 + after) * chunk);
+    __global const float *qb = q + q_off + row_at(b, q0, h, L, H), *gb = dout + dout_off + row_at(b, q0, h, L, H);
+    for (int e = 0; e < nq * HEAD_DIM; e++) acc[e] = 0.0f;
+    for (int s = -before; s <= after; s++)
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            __global float *pk = part + (ulong)(2 * (s + before)) * numel, *pv = pk + numel;
+            if (all_future(causal, has_mask, q0 + nq - 1, first)) { // no contribution: the parts are zero
+                for (int j = 0; j < n; j++)
+                    for (int e = 0; e < HEAD_DIM; e++) {
+                        ulong at = row_at(b, first + j, h, L, H) + (ulong)e;
+                        pk[at] = pv[at] = 0.0f;
+                    }
+                continue;
+            }
+            stage_transposed(kt, k, k_off, b, first, n, h, L, H);
+            stage_transposed(vt, v, v_off, b, first, n, h, L, H);
+            int kok[COLS];
+            for (int j = 0; j < COLS; j++) kok[j] = j < n && key_is_token(mask, mask_off, has_mask, b, L, first + j);
+            __global const float *kb = k + k_off + row_at(b, first, h, L, H);
+            for (int i = 0; i < nq; i++) {
+                int qpos = q0 + i;
+                __local float *dsi = dst + i * COLS, *pdi = pdt + i * COLS;
+                if (all_future(causal, has_mask, qpos, first)) {
+                    for (int j = 0; j < COLS; j++) dsi[j] = pdi[j] = 0.0f;
+                    continue;
+                }
+                int jn = causal && !has_mask ? min(n, qpos - first + 1) : n; // later keys: p = ds = 0
+                ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos, at = row_at(b, qpos, h, L, H);
+                float li = lse[lse_off + lrow], di = delta[lrow];
+                float ds[COLS], dp[COLS], f[COLS];
+                row_dots(ds, q + q_off + at, kt);
+                row_dots(dp, dout + dout_off + at, vt);
+                if (dropout)
+                    for (int j = 0; j < COLS; j++)
+                        f[j] = j < jn ? window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                                    (s + before) * chunk + t + j)
+                                      : 0.0f;
+#pragma unroll
+                for (int u = 0; u < VECS; u++) {
+                    int8 j = (int8)(8 * u) + IOTA8, masked;
+                    float8 x = masked_logit8(vload8(u, ds) * scale, (int8)(qpos), (int8)(first) + j, vload8(u, kok),
+                                             causal, self_mask, &masked);
+                    float8 p = li < FULLY_MASKED ? (float8)(inv_n) : exp(x - li), fp = p, g = vload8(u, dp);
+                    if (dropout) {
+                        float8 fj = vload8(u, f);
+                        fp *= fj;
+                        g *= fj;
+                    }
+                    int8 pad = j >= (int8)(n);
+                    vstore8(select(fp, (float8)(0.0f), pad), u, pdi);
+                    float8 d = select(p * (g - di), (float8)(0.0f), masked | pad);
+                    vstore8(d, u, ds);
+                    vstore8(d, u, dsi);
+                }
+                add_rows(acc + i * HEAD_DIM, 1.0f, ds, 0, jn, kb, stride);
+            }
+            // each key of the block: its dk and dv parts from this chunk's queries
+            for (int j = 0; j < n; j++) {
+                int kpos = first + j;
+                int i0 = causal && !has_mask ? max(0, kpos - q0) : 0; // earlier queries: p = ds = 0
+                float wd[ROWS], wp[ROWS];
+                for (int i = i0; i < nq; i++) {
+                    wd[i] = dst[i * COLS + j];
+                    wp[i] = pdt[i * COLS + j];
+                }
+                for (int e = 0; e < 2 * HEAD_DIM; e++) kv[e] = 0.0f;
+                add_rows(kv, 1.0f, wd, i0, nq, qb, stride);
+                add_rows(kv + HEAD_DIM, 1.0f, wp, i0, nq, gb, stride);
+                ulong at = row_at(b, kpos, h, L, H);
+                for (int e = 0; e < HEAD_DIM; e++) {
+                    pk[at + (ulong)e] = kv[e];
+                    pv[at + (ulong)e] = kv[HEAD_DIM + e];
+                }
+            }
+        }
+    for (int i = 0; i < nq; i++) {
+        __global float *y = dq + dq_off + row_at(b, q0 + i, h, L, H);
+        for (int e = 0; e < HEAD_DIM; e++) y[e] = acc[i * HEAD_DIM + e] * scale;
+    }
+}
+
+// dk = scale · Σ_slots dk parts, dv = Σ_slots dv parts (attn_backward_fused's
+// `part`), element-wise over the numel = B·L·H·HEAD_DIM floats, ROWS·HEAD_DIM
+// of them per group; global (ceil(numel / (ROWS·HEAD_DIM)), 1).
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_backward_sum(__global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off,
+                  __global const float *part, const int slots, const ulong numel, const float scale) {
+    ulong x0 = (ulong)get_group_id(0) * (ulong)(ROWS * HEAD_DIM), x1 = min(numel, x0 + (ulong)(ROWS * HEAD_DIM));
+    for (ulong x = x0; x < x1; x++) {
+        float sk = 0.0f, sv = 0.0f;
+        for (int s = 0; s < slots; s++) {
+            sk += part[(ulong)(2 * s) * numel + x];
+            sv += part[(ulong)(2 * s + 1) * numel + x];
+        }
+        dk[dk_off + x] = sk * scale;
+        dv[dv_off + x] = sv;
+    }
+}
+
 #else // the GPU shape
 
 #define GROUP (ROWS * SPLIT)
