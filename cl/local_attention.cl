@@ -106,7 +106,9 @@ inline int all_future(int causal, int has_mask, int last_query, int first_key) {
 // every barrier. Global size dim 0 = n_chunks · ceil(chunk / ROWS), dim 1 =
 // B·H; local size 1. Numerics are the GPU shape's: online softmax per block
 // in the forward, p = exp(s − lse) in the backward, masks through
-// masked_logit8 (attention_common.cl).
+// masked_logit8 (attention_common.cl). When a group owns a whole chunk
+// (chunk ≤ ROWS: local attention), the backward is attn_backward_fused and
+// attn_backward_sum instead of attn_backward_dq and attn_backward_dkdv.
 
 #if COLS % 8 != 0
 #error "COLS must be a multiple of 8 (the float8 lanes of a block's logits)"

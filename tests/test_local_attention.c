@@ -102,7 +102,8 @@ static void opencl_matches_cpu(void **state) {
         attn_dropout(LOCAL(1, 96, 1, 16, 24, 1, 0, false, true), 0.1f, 23, 1),
         attn_dropout(LOCAL(2, 160, 1, 72, 80, 1, 0, true, false), 0.2f, 24, 4), /* with skipped tiles */
         /* the CPU shape's edges: d = 6 under one float8 slice, d = 13 and chunks of 12 and 5 that
-         * leave padding lanes in a block of 8, the benchmark model's layer (d 64, chunk 64, causal) */
+         * leave padding lanes in a block of 8, the benchmark model's layer (d 64, chunk 64, causal);
+         * chunks up to 64 take its fused backward, chunk 80 (above) its dq and dk/dv kernels */
         LOCAL(1, 60, 2, 6, 12, 1, 0, true, true), LOCAL(2, 40, 1, 13, 5, 2, 1, false, true),
         attn_dropout(LOCAL(1, 40, 2, 13, 5, 1, 0, true, false), 0.3f, 25, 1),
         LOCAL(1, 256, 2, 64, 64, 1, 0, true, false),
