@@ -6,9 +6,11 @@
  * atomics are needed. Two shapes of the same kernels (rf_cl_attn_shape):
  * the GPU shape's tiles and work-items per row are -D options planned here
  * from the device's limits and the tuned values (cl_tune.h); the CPU shape
- * (-DCPU_SHAPE) runs one work-item per group over whole rows. Nothing
- * of size L×L (or window×L) is allocated: the only scratch is delta,
- * [B, H, L]. */
+ * (-DCPU_SHAPE) runs one work-item per group over whole rows, and with a
+ * whole chunk per group fuses the dq and dk/dv launches into one that
+ * writes per-window-slot dk/dv parts, then sums them. Nothing of size L×L
+ * (or window×L) is allocated: the scratch is delta, [B, H, L], and the
+ * fused backward's parts, 2·slots tensors of q's size. */
 #include <string.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_attention.h"
