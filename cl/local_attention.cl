@@ -30,22 +30,17 @@
 // (§5.4), the optional mask and lse buffers and the dropout arguments:
 // attention_common.cl.
 //
+// Built with -DCPU_SHAPE (rf_cl_attn_shape: a CPU device such as PoCL) the
+// same kernels, with the same arguments and numerics, take the CPU shape
+// instead (its section below), built with HEAD_DIM, MAX_HEAD_DIM, ROWS and
+// COLS only.
+//
 // Probability dropout (§2, HF attention dropout): the probability of window
 // key j (0 ≤ j < W = (before + 1 + after)·chunk, in window-slot order) of
 // query i of (b, h) is query row i of L, probability j of W in
 // attention_common.cl's layout.
 
 #include "attention_common.cl"
-
-#define GROUP (ROWS * SPLIT)
-#define SLICE ((HEAD_DIM + SPLIT - 1) / SPLIT)
-// Staged rows are HEAD_DIM + 1 floats apart, so the SPLIT items of a row,
-// each reading a different staged row at the same e, hit different banks.
-#define ROW (HEAD_DIM + 1)
-
-#if SLICE > MAX_SLICE
-#error "SPLIT leaves more than MAX_SLICE accumulator floats per work-item"
-#endif
 
 // A query whose every key is masked has all its logits equal to −1e9, so it
 // attends uniformly to its window. Its lse, −1e9 + log(n), is −1e9 in float
@@ -77,6 +72,464 @@ inline int cyclic(int c, int nc) { return (c % nc + nc) % nc; }
 inline int all_future(int causal, int has_mask, int last_query, int first_key) {
     return causal && !has_mask && first_key > last_query;
 }
+
+// The inputs every window kernel reads, in this order (after its outputs):
+// q, k, v, the optional padding mask, the window (sequence length, heads,
+// chunk, chunks before / after, causal, self mask, logit scale) and the
+// dropout arguments.
+#define WINDOW_ARGS                                                                                                  \
+    __global const float *q, const ulong q_off, __global const float *k, const ulong k_off, __global const float *v, \
+        const ulong v_off, MASK_ARGS, const int L, const int H, const int chunk, const int before, const int after,  \
+        const int causal, const int self_mask, const float scale, DROPOUT_ARGS
+
+#ifdef CPU_SHAPE
+// ---- CPU shape ----------------------------------------------------------------
+// On a CPU device (PoCL) a work-group runs on one core as a loop over its
+// work-items; every barrier splits that loop and spills the values live
+// across it to per-item context arrays, and the loop's vectoriser turns rows
+// HEAD_DIM floats apart into gathers. So here a work-group is ONE work-item:
+// no barrier, no context array, the kernel is the loop nest a C programmer
+// would write with AVX intrinsics. It owns ROWS consecutive rows of one chunk
+// (queries in the forward and dq kernels, keys in the dk/dv kernel) with
+// their accumulators in local memory, and streams the other side COLS rows
+// (a block) at a time. Each block is staged once, transposed ([HEAD_DIM,
+// COLS], stage_transposed), so that one row's COLS dot products with it are
+// HEAD_DIM broadcast FMAs into COLS/8 float8 lanes (row_dots: no horizontal
+// sums, no gathers); masks and softmax then run on those lanes, and the row's
+// accumulator takes Σ_j w_j·x_j over the block's rows, read straight from
+// global memory (host memory; the block is a few KiB, cache-resident), in
+// float8 slices (add_rows). Measured against the other candidate, a group
+// of ROWS work-items, one per query row, with barriers around each staged
+// block (the row's accumulator in private float8s): the forward at the
+// benchmark model's shape took 9.1 ms against 12.4 ms that way on PoCL
+// (interleaved runs), the rows' state being spilled to context arrays at
+// every barrier. Global size dim 0 = n_chunks · ceil(chunk / ROWS), dim 1 =
+// B·H; local size 1. Numerics are the GPU shape's: online softmax per block
+// in the forward, p = exp(s − lse) in the backward, masks through
+// masked_logit8 (attention_common.cl). When a group owns a whole chunk
+// (chunk ≤ ROWS: local attention), the backward is attn_backward_fused and
+// attn_backward_sum instead of attn_backward_dq and attn_backward_dkdv.
+
+#if COLS % 8 != 0
+#error "COLS must be a multiple of 8 (the float8 lanes of a block's logits)"
+#endif
+#define VECS (COLS / 8)      // float8 lanes of a block's logits
+#define HVECS (HEAD_DIM / 8) // whole float8 slices of a head row
+#define TAIL (HEAD_DIM % 8)  // the row's last floats, done one by one
+#define IOTA8 ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+
+inline float hsum8(float8 x) {
+    float4 h = x.lo + x.hi;
+    return (h.x + h.z) + (h.y + h.w);
+}
+
+inline float hmax8(float8 x) {
+    float4 h = fmax(x.lo, x.hi);
+    return fmax(fmax(h.x, h.z), fmax(h.y, h.w));
+}
+
+// Stage rows [first, first + n) of (b, head h) of x transposed: t[e·COLS + j]
+// = x_j[e]; columns n … COLS − 1 are zero (callers mask their lanes).
+inline void stage_transposed(__local float *t, __global const float *x, ulong x_off, int b, int first, int n, int h,
+                             int L, int H) {
+    for (int j = 0; j < COLS; j++) {
+        __global const float *r = x + x_off + row_at(b, first + min(j, n - 1), h, L, H);
+        for (int e = 0; e < HEAD_DIM; e++) t[e * COLS + j] = j < n ? r[e] : 0.0f;
+    }
+}
+
+// y[j] = x·t_j for the COLS columns of the transposed block t, each summed
+// in order of e by fma — as attn_delta sums dout·out, so a query with one
+// key gets ds = p·(dp − delta) = 0 exactly.
+inline void row_dots(float *y, __global const float *x, __local const float *t) {
+    float8 acc[VECS];
+#pragma unroll
+    for (int u = 0; u < VECS; u++) acc[u] = (float8)(0.0f);
+    for (int e = 0; e < HEAD_DIM; e++) {
+        float8 xe = (float8)(x[e]);
+#pragma unroll
+        for (int u = 0; u < VECS; u++) acc[u] = fma(xe, vload8(u, t + e * COLS), acc[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < VECS; u++) vstore8(acc[u], u, y);
+}
+
+// acc = acc·alpha + Σ_{j0 ≤ j < j1} w[j]·x_j, x_j = x + j·stride (rows of
+// consecutive positions of one head): the whole row in registers, one float8
+// slice (and the tail's floats) per FMA.
+inline void add_rows(__local float *acc, float alpha, const float *w, int j0, int j1, __global const float *x,
+                     ulong stride) {
+    float8 a[HVECS + 1]; // + 1: HEAD_DIM may be under 8
+#pragma unroll
+    for (int u = 0; u < HVECS; u++) a[u] = vload8(u, acc) * alpha;
+#if TAIL
+    float r[TAIL];
+    for (int e = 0; e < TAIL; e++) r[e] = acc[8 * HVECS + e] * alpha;
+#endif
+    for (int j = j0; j < j1; j++) {
+        __global const float *xj = x + (ulong)j * stride;
+        float8 wj = (float8)(w[j]);
+#pragma unroll
+        for (int u = 0; u < HVECS; u++) a[u] = fma(wj, vload8(u, xj), a[u]);
+#if TAIL
+        for (int e = 0; e < TAIL; e++) r[e] = fma(w[j], xj[8 * HVECS + e], r[e]);
+#endif
+    }
+#pragma unroll
+    for (int u = 0; u < HVECS; u++) vstore8(a[u], u, acc);
+#if TAIL
+    for (int e = 0; e < TAIL; e++) acc[8 * HVECS + e] = r[e];
+#endif
+}
+
+// The forward: out, and lse when has_lse. Per block, each query row's logits
+// (padding columns at RUNNING_MAX_INIT, probability exactly 0), the block's
+// max and undropped sum (§2), then the online-softmax update of the row's
+// running max ms, sum ls and weighted values acc. Local memory: the block's
+// keys [HEAD_DIM, COLS]; acc [ROWS, HEAD_DIM]; ms, ls [ROWS].
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_forward(__global float *out, const ulong out_off, __global float *lse, const ulong lse_off, const int has_lse,
+             WINDOW_ARGS) {
+    __local float kt[HEAD_DIM * COLS], acc[ROWS * HEAD_DIM], ms[ROWS], ls[ROWS];
+    int c, r0;
+    group_rows(chunk, &c, &r0);
+    int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
+    int nc = L / chunk, nq = min(ROWS, chunk - r0), q0 = c * chunk + r0;
+    ulong stride = (ulong)H * HEAD_DIM;
+    for (int i = 0; i < nq; i++) {
+        ms[i] = RUNNING_MAX_INIT;
+        ls[i] = 0.0f;
+        for (int e = 0; e < HEAD_DIM; e++) acc[i * HEAD_DIM + e] = 0.0f;
+    }
+    for (int s = -before; s <= after; s++)
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            if (all_future(causal, has_mask, q0 + nq - 1, first)) continue;
+            stage_transposed(kt, k, k_off, b, first, n, h, L, H);
+            int kok[COLS];
+            for (int j = 0; j < COLS; j++) kok[j] = j < n && key_is_token(mask, mask_off, has_mask, b, L, first + j);
+            __global const float *vb = v + v_off + row_at(b, first, h, L, H);
+            for (int i = 0; i < nq; i++) {
+                int qpos = q0 + i;
+                if (all_future(causal, has_mask, qpos, first)) continue;
+                // keys past jn come after qpos: probability exactly 0 (all_future)
+                int jn = causal && !has_mask ? min(n, qpos - first + 1) : n;
+                float p[COLS];
+                row_dots(p, q + q_off + row_at(b, qpos, h, L, H), kt);
+                float8 mx = (float8)(RUNNING_MAX_INIT);
+#pragma unroll
+                for (int u = 0; u < VECS; u++) {
+                    int8 j = (int8)(8 * u) + IOTA8, masked;
+                    float8 x = masked_logit8(vload8(u, p) * scale, (int8)(qpos), (int8)(first) + j, vload8(u, kok),
+                                             causal, self_mask, &masked);
+                    x = select(x, (float8)(RUNNING_MAX_INIT), j >= (int8)(n));
+                    mx = fmax(mx, x);
+                    vstore8(x, u, p);
+                }
+                float mnew = fmax(ms[i], hmax8(mx));
+                float8 sum = (float8)(0.0f);
+#pragma unroll
+                for (int u = 0; u < VECS; u++) {
+                    float8 e = exp(vload8(u, p) - mnew);
+                    sum += e; // the sum stays undropped (§2)
+                    vstore8(e, u, p);
+                }
+                if (dropout)
+                    for (int j = 0; j < jn; j++)
+                        p[j] *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                            (s + before) * chunk + t + j);
+                float alpha = exp(ms[i] - mnew);
+                ls[i] = ls[i] * alpha + hsum8(sum);
+                ms[i] = mnew;
+                add_rows(acc + i * HEAD_DIM, alpha, p, 0, jn, vb, stride);
+            }
+        }
+    for (int i = 0; i < nq; i++) {
+        int qpos = q0 + i;
+        __global float *y = out + out_off + row_at(b, qpos, h, L, H);
+        float inv = 1.0f / ls[i];
+        for (int e = 0; e < HEAD_DIM; e++) y[e] = acc[i * HEAD_DIM + e] * inv;
+        if (has_lse) lse[lse_off + (ulong)bh * (ulong)L + (ulong)qpos] = ms[i] + log(ls[i]);
+    }
+}
+
+// ---- backward (CPU shape) -------------------------------------------------------
+// delta_i = Σ_e dout_ie · out_ie, summed in order of e by fma (as row_dots
+// sums dp_ij = dout_i·v_j). A group takes ROWS rows; global (ceil(L / ROWS), B·H).
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_delta(__global float *delta, __global const float *dout, const ulong dout_off, __global const float *out,
+           const ulong out_off, const int L, const int H) {
+    int first = (int)get_group_id(0) * ROWS, bh = (int)get_global_id(1), b = bh / H, h = bh % H;
+    for (int i = 0; i < min(ROWS, L - first); i++) {
+        __global const float *g = dout + dout_off + row_at(b, first + i, h, L, H);
+        __global const float *o = out + out_off + row_at(b, first + i, h, L, H);
+        float dot = 0.0f;
+        for (int e = 0; e < HEAD_DIM; e++) dot = fma(g[e], o[e], dot);
+        delta[(ulong)bh * (ulong)L + (ulong)(first + i)] = dot;
+    }
+}
+
+// dq_i = scale · Σ_j ds_ij · k_j, ds as in the GPU shape's attn_backward_dq.
+// Query rows are owned as in the forward. Local memory: the block's keys and
+// values, transposed [HEAD_DIM, COLS] each; dq's accumulators [ROWS, HEAD_DIM].
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_backward_dq(__global float *dq, const ulong dq_off, __global const float *dout, const ulong dout_off,
+                 __global const float *lse, const ulong lse_off, __global const float *delta, WINDOW_ARGS) {
+    __local float kt[HEAD_DIM * COLS], vt[HEAD_DIM * COLS], acc[ROWS * HEAD_DIM];
+    int c, r0;
+    group_rows(chunk, &c, &r0);
+    int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
+    int nc = L / chunk, nq = min(ROWS, chunk - r0), q0 = c * chunk + r0;
+    ulong stride = (ulong)H * HEAD_DIM;
+    for (int e = 0; e < nq * HEAD_DIM; e++) acc[e] = 0.0f;
+    for (int s = -before; s <= after; s++)
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            if (all_future(causal, has_mask, q0 + nq - 1, first)) continue;
+            stage_transposed(kt, k, k_off, b, first, n, h, L, H);
+            stage_transposed(vt, v, v_off, b, first, n, h, L, H);
+            int kok[COLS];
+            for (int j = 0; j < COLS; j++) kok[j] = j < n && key_is_token(mask, mask_off, has_mask, b, L, first + j);
+            __global const float *kb = k + k_off + row_at(b, first, h, L, H);
+            for (int i = 0; i < nq; i++) {
+                int qpos = q0 + i;
+                if (all_future(causal, has_mask, qpos, first)) continue;
+                int jn = causal && !has_mask ? min(n, qpos - first + 1) : n; // later keys: ds = 0
+                ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos, at = row_at(b, qpos, h, L, H);
+                float li = lse[lse_off + lrow], di = delta[lrow];
+                float ds[COLS], dp[COLS];
+                row_dots(ds, q + q_off + at, kt);
+                row_dots(dp, dout + dout_off + at, vt);
+                if (dropout)
+                    for (int j = 0; j < jn; j++)
+                        dp[j] *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                             (s + before) * chunk + t + j);
+#pragma unroll
+                for (int u = 0; u < VECS; u++) {
+                    int8 j = (int8)(8 * u) + IOTA8, masked;
+                    float8 x = masked_logit8(vload8(u, ds) * scale, (int8)(qpos), (int8)(first) + j, vload8(u, kok),
+                                             causal, self_mask, &masked);
+                    float8 g = exp(x - li) * (vload8(u, dp) - di);
+                    vstore8(select(g, (float8)(0.0f), masked | (j >= (int8)(n))), u, ds);
+                }
+                add_rows(acc + i * HEAD_DIM, 1.0f, ds, 0, jn, kb, stride);
+            }
+        }
+    for (int i = 0; i < nq; i++) {
+        __global float *y = dq + dq_off + row_at(b, q0 + i, h, L, H);
+        for (int e = 0; e < HEAD_DIM; e++) y[e] = acc[i * HEAD_DIM + e] * scale;
+    }
+}
+
+// dv_j = Σ_i f_ij·p_ij · dout_i and dk_j = scale · Σ_i ds_ij · q_i, as the GPU
+// shape's attn_backward_dkdv: key rows owned, the queries that see them
+// streamed a block at a time. Local memory: the block's queries and output
+// gradients, transposed [HEAD_DIM, COLS] each; dk's and dv's accumulators
+// [ROWS, HEAD_DIM] each.
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off,
+                   __global const float *dout, const ulong dout_off, __global const float *lse, const ulong lse_off,
+                   __global const float *delta, WINDOW_ARGS) {
+    __local float qt[HEAD_DIM * COLS], gt[HEAD_DIM * COLS], dka[ROWS * HEAD_DIM], dva[ROWS * HEAD_DIM];
+    int c, r0;
+    group_rows(chunk, &c, &r0);
+    int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
+    int nc = L / chunk, nk = min(ROWS, chunk - r0), k0 = c * chunk + r0;
+    ulong stride = (ulong)H * HEAD_DIM;
+    float inv_n = 1.0f / (float)((before + 1 + after) * chunk);
+    for (int e = 0; e < nk * HEAD_DIM; e++) dka[e] = dva[e] = 0.0f;
+    for (int s = -before; s <= after; s++)
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c - s, nc) * chunk + t;
+            if (all_future(causal, has_mask, first + n - 1, k0)) continue;
+            stage_transposed(qt, q, q_off, b, first, n, h, L, H);
+            stage_transposed(gt, dout, dout_off, b, first, n, h, L, H);
+            float lq[COLS], dts[COLS]; // padding columns: 0, their lanes masked
+            for (int j = 0; j < COLS; j++) {
+                ulong lrow = (ulong)bh * (ulong)L + (ulong)(first + min(j, n - 1));
+                lq[j] = j < n ? lse[lse_off + lrow] : 0.0f;
+                dts[j] = j < n ? delta[lrow] : 0.0f;
+            }
+            __global const float *qb = q + q_off + row_at(b, first, h, L, H);
+            __global const float *gb = dout + dout_off + row_at(b, first, h, L, H);
+            for (int i = 0; i < nk; i++) {
+                int kpos = k0 + i;
+                if (all_future(causal, has_mask, first + n - 1, kpos)) continue;
+                // queries before j0 come before kpos: p = ds = 0 exactly (all_future)
+                int j0 = causal && !has_mask ? max(0, kpos - first) : 0;
+                int key_ok = key_is_token(mask, mask_off, has_mask, b, L, kpos);
+                ulong at = row_at(b, kpos, h, L, H);
+                float pd[COLS], ds[COLS], f[COLS];
+                row_dots(pd, k + k_off + at, qt);
+                row_dots(ds, v + v_off + at, gt);
+                if (dropout)
+                    for (int j = 0; j < COLS; j++)
+                        f[j] = j < j0 || j >= n ? 0.0f
+                                                : window_drop(philox, threshold, keep_scale, bh, first + j, L, chunk,
+                                                              before, after, (s + before) * chunk + r0 + i);
+#pragma unroll
+                for (int u = 0; u < VECS; u++) {
+                    int8 j = (int8)(8 * u) + IOTA8, masked;
+                    float8 x = masked_logit8(vload8(u, pd) * scale, (int8)(first) + j, (int8)(kpos), (int8)(key_ok),
+                                             causal, self_mask, &masked);
+                    float8 l = vload8(u, lq), dp = vload8(u, ds);
+                    float8 p = select(exp(x - l), (float8)(inv_n), l < (float8)(FULLY_MASKED)), fp = p;
+                    if (dropout) {
+                        float8 fj = vload8(u, f);
+                        fp *= fj;
+                        dp *= fj;
+                    }
+                    int8 pad = j >= (int8)(n);
+                    vstore8(select(fp, (float8)(0.0f), pad), u, pd);
+                    vstore8(select(p * (dp - vload8(u, dts)), (float8)(0.0f), masked | pad), u, ds);
+                }
+                add_rows(dva + i * HEAD_DIM, 1.0f, pd, j0, n, gb, stride);
+                add_rows(dka + i * HEAD_DIM, 1.0f, ds, j0, n, qb, stride);
+            }
+        }
+    for (int i = 0; i < nk; i++) {
+        ulong at = row_at(b, k0 + i, h, L, H);
+        for (int e = 0; e < HEAD_DIM; e++) {
+            dk[dk_off + at + (ulong)e] = dka[i * HEAD_DIM + e] * scale;
+            dv[dv_off + at + (ulong)e] = dva[i * HEAD_DIM + e];
+        }
+    }
+}
+
+// ---- backward fused per chunk (CPU shape, chunk ≤ ROWS) -------------------------
+// When a group owns a whole query chunk, one kernel computes s and dp once
+// per (query, key) pair for all three gradients: dq as attn_backward_dq, and
+// per window slot the block's dk and dv contributions from this chunk's
+// queries, into that slot's part of `part` ([2·slots, B, L, H·HEAD_DIM]: the
+// slot's dk part, then its dv part). A key row of a slot has exactly one
+// writer (the chunk that sees it through that slot), so no atomics;
+// attn_backward_sum adds the slots up. This saves the dk/dv kernel's second
+// pass over s and dp (two of its four row passes per block). Local memory:
+// the block's keys and values transposed [HEAD_DIM, COLS] each; dq's
+// accumulators [ROWS, HEAD_DIM]; the ds and f·p tiles [ROWS, COLS]; one key
+// row's dk and dv [2, HEAD_DIM].
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_backward_fused(__global float *dq, const ulong dq_off, __global float *part, __global const float *dout,
+                    const ulong dout_off, __global const float *lse, const ulong lse_off, __global const float *delta,
+                    WINDOW_ARGS) {
+    __local float kt[HEAD_DIM * COLS], vt[HEAD_DIM * COLS], acc[ROWS * HEAD_DIM], dst[ROWS * COLS], pdt[ROWS * COLS];
+    __local float kv[2 * HEAD_DIM];
+    int c, r0;
+    group_rows(chunk, &c, &r0); // r0 = 0: the host runs this kernel only when chunk ≤ ROWS
+    int bh = (int)get_global_id(1), b = bh / H, h = bh % H;
+    int nc = L / chunk, nq = chunk, q0 = c * chunk;
+    ulong stride = (ulong)H * HEAD_DIM, numel = (ulong)get_global_size(1) * (ulong)L * HEAD_DIM;
+    float inv_n = 1.0f / (float)((before + 1 + after) * chunk);
+    __global const float *qb = q + q_off + row_at(b, q0, h, L, H), *gb = dout + dout_off + row_at(b, q0, h, L, H);
+    for (int e = 0; e < nq * HEAD_DIM; e++) acc[e] = 0.0f;
+    for (int s = -before; s <= after; s++)
+        for (int t = 0; t < chunk; t += COLS) {
+            int n = min(COLS, chunk - t), first = cyclic(c + s, nc) * chunk + t;
+            __global float *pk = part + (ulong)(2 * (s + before)) * numel, *pv = pk + numel;
+            if (all_future(causal, has_mask, q0 + nq - 1, first)) { // no contribution: the parts are zero
+                for (int j = 0; j < n; j++)
+                    for (int e = 0; e < HEAD_DIM; e++) {
+                        ulong at = row_at(b, first + j, h, L, H) + (ulong)e;
+                        pk[at] = pv[at] = 0.0f;
+                    }
+                continue;
+            }
+            stage_transposed(kt, k, k_off, b, first, n, h, L, H);
+            stage_transposed(vt, v, v_off, b, first, n, h, L, H);
+            int kok[COLS];
+            for (int j = 0; j < COLS; j++) kok[j] = j < n && key_is_token(mask, mask_off, has_mask, b, L, first + j);
+            __global const float *kb = k + k_off + row_at(b, first, h, L, H);
+            for (int i = 0; i < nq; i++) {
+                int qpos = q0 + i;
+                __local float *dsi = dst + i * COLS, *pdi = pdt + i * COLS;
+                if (all_future(causal, has_mask, qpos, first)) {
+                    for (int j = 0; j < COLS; j++) dsi[j] = pdi[j] = 0.0f;
+                    continue;
+                }
+                int jn = causal && !has_mask ? min(n, qpos - first + 1) : n; // later keys: p = ds = 0
+                ulong lrow = (ulong)bh * (ulong)L + (ulong)qpos, at = row_at(b, qpos, h, L, H);
+                float li = lse[lse_off + lrow], di = delta[lrow];
+                float ds[COLS], dp[COLS], f[COLS];
+                row_dots(ds, q + q_off + at, kt);
+                row_dots(dp, dout + dout_off + at, vt);
+                if (dropout)
+                    for (int j = 0; j < COLS; j++)
+                        f[j] = j < jn ? window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                                    (s + before) * chunk + t + j)
+                                      : 0.0f;
+#pragma unroll
+                for (int u = 0; u < VECS; u++) {
+                    int8 j = (int8)(8 * u) + IOTA8, masked;
+                    float8 x = masked_logit8(vload8(u, ds) * scale, (int8)(qpos), (int8)(first) + j, vload8(u, kok),
+                                             causal, self_mask, &masked);
+                    float8 p = li < FULLY_MASKED ? (float8)(inv_n) : exp(x - li), fp = p, g = vload8(u, dp);
+                    if (dropout) {
+                        float8 fj = vload8(u, f);
+                        fp *= fj;
+                        g *= fj;
+                    }
+                    int8 pad = j >= (int8)(n);
+                    vstore8(select(fp, (float8)(0.0f), pad), u, pdi);
+                    float8 d = select(p * (g - di), (float8)(0.0f), masked | pad);
+                    vstore8(d, u, ds);
+                    vstore8(d, u, dsi);
+                }
+                add_rows(acc + i * HEAD_DIM, 1.0f, ds, 0, jn, kb, stride);
+            }
+            // each key of the block: its dk and dv parts from this chunk's queries
+            for (int j = 0; j < n; j++) {
+                int kpos = first + j;
+                int i0 = causal && !has_mask ? max(0, kpos - q0) : 0; // earlier queries: p = ds = 0
+                float wd[ROWS], wp[ROWS];
+                for (int i = i0; i < nq; i++) {
+                    wd[i] = dst[i * COLS + j];
+                    wp[i] = pdt[i * COLS + j];
+                }
+                for (int e = 0; e < 2 * HEAD_DIM; e++) kv[e] = 0.0f;
+                add_rows(kv, 1.0f, wd, i0, nq, qb, stride);
+                add_rows(kv + HEAD_DIM, 1.0f, wp, i0, nq, gb, stride);
+                ulong at = row_at(b, kpos, h, L, H);
+                for (int e = 0; e < HEAD_DIM; e++) {
+                    pk[at + (ulong)e] = kv[e];
+                    pv[at + (ulong)e] = kv[HEAD_DIM + e];
+                }
+            }
+        }
+    for (int i = 0; i < nq; i++) {
+        __global float *y = dq + dq_off + row_at(b, q0 + i, h, L, H);
+        for (int e = 0; e < HEAD_DIM; e++) y[e] = acc[i * HEAD_DIM + e] * scale;
+    }
+}
+
+// dk = scale · Σ_slots dk parts, dv = Σ_slots dv parts (attn_backward_fused's
+// `part`), element-wise over the numel = B·L·H·HEAD_DIM floats, ROWS·HEAD_DIM
+// of them per group; global (ceil(numel / (ROWS·HEAD_DIM)), 1).
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+attn_backward_sum(__global float *dk, const ulong dk_off, __global float *dv, const ulong dv_off,
+                  __global const float *part, const int slots, const ulong numel, const float scale) {
+    ulong x0 = (ulong)get_group_id(0) * (ulong)(ROWS * HEAD_DIM), x1 = min(numel, x0 + (ulong)(ROWS * HEAD_DIM));
+    for (ulong x = x0; x < x1; x++) {
+        float sk = 0.0f, sv = 0.0f;
+        for (int s = 0; s < slots; s++) {
+            sk += part[(ulong)(2 * s) * numel + x];
+            sv += part[(ulong)(2 * s + 1) * numel + x];
+        }
+        dk[dk_off + x] = sk * scale;
+        dv[dv_off + x] = sv;
+    }
+}
+
+#else // the GPU shape
+
+#define GROUP (ROWS * SPLIT)
+#define SLICE ((HEAD_DIM + SPLIT - 1) / SPLIT)
+// Staged rows are HEAD_DIM + 1 floats apart, so the SPLIT items of a row,
+// each reading a different staged row at the same e, hit different banks.
+#define ROW (HEAD_DIM + 1)
+
+#if SLICE > MAX_SLICE
+#error "SPLIT leaves more than MAX_SLICE accumulator floats per work-item"
+#endif
 
 // Stage rows [first, first + n) of (b, head h) of x into a local block of
 // rows ROW floats apart. Rows past n are left alone (never read).
@@ -137,15 +590,6 @@ inline void store_slice(__global float *y, ulong at, const float *acc, float sca
         if (IN_HEAD(e)) y[at + (ulong)e] = acc[k] * scale;
     }
 }
-
-// The inputs every window kernel reads, in this order (after its outputs):
-// q, k, v, the optional padding mask, the window (sequence length, heads,
-// chunk, chunks before / after, causal, self mask, logit scale) and the
-// dropout arguments.
-#define WINDOW_ARGS                                                                                                  \
-    __global const float *q, const ulong q_off, __global const float *k, const ulong k_off, __global const float *v, \
-        const ulong v_off, MASK_ARGS, const int L, const int H, const int chunk, const int before, const int after,  \
-        const int causal, const int self_mask, const float scale, DROPOUT_ARGS
 
 // ---- forward: out, and lse when has_lse -----------------------------------
 // Local memory: own queries [ROWS, ROW]; keys, values [COLS, ROW]; the score
@@ -340,3 +784,5 @@ attn_backward_dkdv(__global float *dk, const ulong dk_off, __global float *dv, c
     store_slice(dk, dk_off + at, dka, scale, lane);
     store_slice(dv, dv_off + at, dva, 1.0f, lane);
 }
+
+#endif // CPU_SHAPE

@@ -223,8 +223,13 @@ static inline void attn_check_fd(attn_forward_fn fwd, attn_backward_fn bwd, cons
     rf_device_close(cpu);
 }
 
+/* The two shapes of the OpenCL chunk attention kernels (rf_cl_attn_shape):
+ * tests set RF_CL_ATTN to each in turn, so PoCL runs both. */
+static const char *const ATTN_SHAPES[2] = {"gpu", "cpu"};
+
 /* The op on OpenCL against the cpu op, forward (out, lse: ≤ 1e-4) and
- * backward (dq, dk, dv: ≤ 1e-3), every output sentinel-guarded. */
+ * backward (dq, dk, dv: ≤ 1e-3), every output sentinel-guarded; in the
+ * kernel shape RF_CL_ATTN names (the device's own when unset). */
 static inline void attn_check_opencl(rf_device *cl, rf_device *cpu, attn_forward_fn fwd, attn_backward_fn bwd,
                                      const attn_case *c, uint64_t seed) {
     size_t n = attn_numel(c);
@@ -234,10 +239,11 @@ static inline void attn_check_opencl(rf_device *cl, rf_device *cpu, attn_forward
     int32_t *mask = c->padded ? attn_mask(c) : NULL;
     bool shared = c->cfg.shared_qk;
     char what[160];
-    snprintf(what, sizeof what, "%s B%lld L%lld H%lld d%d chunk%d(%d,%d)%s%s%s dropout %g", c->local ? "local" : "full",
-             (long long)B, (long long)L, (long long)H, c->cfg.head_dim, c->cfg.chunk_len, c->cfg.chunks_before,
-             c->cfg.chunks_after, c->cfg.causal ? " causal" : "", c->padded ? " padded" : "",
-             shared ? " shared-qk" : "", (double)c->cfg.dropout);
+    const char *shape = getenv("RF_CL_ATTN");
+    snprintf(what, sizeof what, "%s B%lld L%lld H%lld d%d chunk%d(%d,%d)%s%s%s dropout %g, %s shape",
+             c->local ? "local" : "full", (long long)B, (long long)L, (long long)H, c->cfg.head_dim, c->cfg.chunk_len,
+             c->cfg.chunks_before, c->cfg.chunks_after, c->cfg.causal ? " causal" : "", c->padded ? " padded" : "",
+             shared ? " shared-qk" : "", (double)c->cfg.dropout, shape ? shape : "device's");
     rf_device *devs[2] = {cpu, cl};
     float *res[2][5] = {{0}};
     for (int di = 0; di < 2; di++) {

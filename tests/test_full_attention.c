@@ -66,9 +66,16 @@ static void opencl_matches_cpu(void **state) {
         /* probability dropout (§2) */
         attn_dropout(FULL(2, 128, 2, 64, true, true, false), 0.3f, 41, 3),
         attn_dropout(FULL(1, 100, 1, 16, false, true, true), 0.5f, 42, 0),
+        /* the CPU shape's edges: d = 6 under one float8 slice, L = 37 of ragged float8 lanes */
+        FULL(1, 37, 2, 6, true, true, false), FULL(2, 37, 1, 13, false, false, true),
     };
-    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
-        attn_check_opencl(cl, cpu, rf_full_attention_forward, rf_full_attention_backward, &cases[ci], 200 + 7 * ci);
+    for (int sh = 0; sh < 2; sh++) {
+        setenv("RF_CL_ATTN", ATTN_SHAPES[sh], 1);
+        for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
+            attn_check_opencl(cl, cpu, rf_full_attention_forward, rf_full_attention_backward, &cases[ci],
+                              200 + 7 * ci);
+    }
+    unsetenv("RF_CL_ATTN");
     rf_device_close(cpu);
     rf_device_close(cl);
 }

@@ -101,24 +101,57 @@ static void opencl_matches_cpu(void **state) {
         attn_dropout(LOCAL(1, 128, 1, 16, 16, 1, 1, true, true), 0.5f, 22, 7),
         attn_dropout(LOCAL(1, 96, 1, 16, 24, 1, 0, false, true), 0.1f, 23, 1),
         attn_dropout(LOCAL(2, 160, 1, 72, 80, 1, 0, true, false), 0.2f, 24, 4), /* with skipped tiles */
+        /* the CPU shape's edges: d = 6 under one float8 slice, d = 13 and chunks of 12 and 5 that
+         * leave padding lanes in a block of 8, the benchmark model's layer (d 64, chunk 64, causal);
+         * chunks up to 64 take its fused backward, chunk 80 (above) its dq and dk/dv kernels */
+        LOCAL(1, 60, 2, 6, 12, 1, 0, true, true), LOCAL(2, 40, 1, 13, 5, 2, 1, false, true),
+        attn_dropout(LOCAL(1, 40, 2, 13, 5, 1, 0, true, false), 0.3f, 25, 1),
+        LOCAL(1, 256, 2, 64, 64, 1, 0, true, false),
     };
-    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
-        attn_check_opencl(cl, cpu, rf_local_attention_forward, rf_local_attention_backward, &cases[ci],
-                          100 + 7 * ci);
+    for (int sh = 0; sh < 2; sh++) {
+        setenv("RF_CL_ATTN", ATTN_SHAPES[sh], 1);
+        for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
+            attn_check_opencl(cl, cpu, rf_local_attention_forward, rf_local_attention_backward, &cases[ci],
+                              100 + 7 * ci);
+    }
+    unsetenv("RF_CL_ATTN");
     rf_device_close(cpu);
     rf_device_close(cl);
 }
 
 /* Outputs at positions ≤ t must not change when inputs after t do (causal),
- * including through the cyclic look-back of chunk 0 — on every backend. */
+ * including through the cyclic look-back of chunk 0 — on every backend, and
+ * on OpenCL in both kernel shapes. */
 static void causal_outputs_ignore_the_future(void **state) {
     (void)state;
     rf_device *devs[2] = {th_cpu(), th_cl()};
     attn_case c = LOCAL(2, 64, 2, 16, 16, 1, 0, true, false);
-    for (int di = 0; di < 2 && devs[di]; di++) {
-        attn_check_causal(devs[di], rf_local_attention_forward, &c, 37, di ? "opencl" : "cpu");
-        rf_device_close(devs[di]);
+    attn_check_causal(devs[0], rf_local_attention_forward, &c, 37, "cpu");
+    for (int sh = 0; devs[1] && sh < 2; sh++) {
+        setenv("RF_CL_ATTN", ATTN_SHAPES[sh], 1);
+        attn_check_causal(devs[1], rf_local_attention_forward, &c, 37, ATTN_SHAPES[sh]);
     }
+    unsetenv("RF_CL_ATTN");
+    for (int di = 0; di < 2 && devs[di]; di++) rf_device_close(devs[di]);
+}
+
+/* RF_CL_ATTN picks the OpenCL kernels' shape: a value that is neither is
+ * refused by the op, naming it. */
+static void opencl_rejects_an_unknown_shape(void **state) {
+    (void)state;
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    rf_attention_config cfg = {.n_heads = 1, .head_dim = 8, .chunk_len = 16, .chunks_before = 1};
+    float *x = th_random(32 * 8, 5, 1.0f);
+    rf_tensor q = TH_TENSOR(cl, RF_F32, x, 1, 32, 8), out = TH_TENSOR(cl, RF_F32, NULL, 1, 32, 8);
+    setenv("RF_CL_ATTN", "fpga", 1);
+    TH_FAILS(rf_local_attention_forward(&out, NULL, &q, &q, &q, NULL, &cfg), RF_ERR_INVALID_ARG,
+             "RF_CL_ATTN='fpga': expected gpu or cpu");
+    unsetenv("RF_CL_ATTN");
+    TH_OK(rf_local_attention_forward(&out, NULL, &q, &q, &q, NULL, &cfg));
+    free(x);
+    rf_tensor_free(&q), rf_tensor_free(&out);
+    rf_device_close(cl);
 }
 
 /* With chunk_len ≥ L local attention is full attention (§6, HF). */
@@ -218,6 +251,7 @@ int main(void) {
         cmocka_unit_test(cpu_backward_matches_finite_differences),
         cmocka_unit_test(opencl_matches_cpu),
         cmocka_unit_test(causal_outputs_ignore_the_future),
+        cmocka_unit_test(opencl_rejects_an_unknown_shape),
         cmocka_unit_test(one_chunk_equals_full_attention),
         cmocka_unit_test(rejects_bad_arguments),
     };

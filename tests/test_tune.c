@@ -3,9 +3,11 @@
  * are ignored, an override changes the kernel's build options and the
  * results still match the cpu, a value beyond the device's limits is
  * refused when forced and falls back when stored, and `reformer tune`
- * stores a table that another process reads, and rejects a candidate whose
- * results are wrong. Every test works in a private
- * $XDG_CACHE_HOME. */
+ * stores a table that another process reads, rejects a candidate whose
+ * results are wrong, and skips the GPU shape's keys on a device that runs
+ * the CPU shape. Every test works in a private $XDG_CACHE_HOME, with the
+ * attention kernels in their GPU shape (RF_CL_ATTN=gpu), whose tiles the
+ * keys are. */
 #include "harness.h"
 #include <json-c/json.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@ static char cache_home[512];
 static int setup(void **state) {
     th_tmpdir(cache_home, sizeof cache_home);
     setenv("XDG_CACHE_HOME", cache_home, 1);
+    setenv("RF_CL_ATTN", "gpu", 1);
     unsetenv("RF_CL_LIMITS");
     return 0;
 }
@@ -297,6 +300,27 @@ static void a_candidate_with_wrong_results_is_rejected(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* On the CPU shape (RF_CL_ATTN=cpu) the window kernels have no tiles to
+ * tune: `reformer tune` says so for each of their keys instead of timing a
+ * kernel that does not run. */
+static void cli_tune_skips_the_gpu_shape_keys_on_the_cpu_shape(void **state) {
+    rf_device *dev;
+    TH_CL_OR_SKIP(dev);
+    rf_device_close(dev);
+    char env[1024];
+    snprintf(env, sizeof env, "XDG_CACHE_HOME='%s' RF_CL_ATTN=cpu", cache_home);
+    int rc = th_run_cli(env, "tune --device pocl --shapes small --runs 1 --budget 0.001 --dry-run", out, sizeof out);
+    if (rc != 0) fail_msg("reformer tune on the CPU shape: exit %d\n%s", rc, out);
+    const char *keys[] = {"attn_forward.qtile", "attn_backward_dq.split", "attn_backward_dkdv.ktile"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char line[160];
+        snprintf(line, sizeof line, "%-28s skipped: device runs the CPU shape; RF_CL_ATTN=gpu to tune the GPU shape",
+                 keys[i]);
+        if (!strstr(out, line)) fail_msg("no '%s' in:\n%s", line, out);
+    }
+    assert_null(strstr(out, "attn_forward.qtile           default"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table_round_trips),
@@ -305,6 +329,7 @@ int main(void) {
         cmocka_unit_test(a_value_beyond_the_limits_is_refused_when_forced_and_falls_back_when_stored),
         cmocka_unit_test(cli_tune_stores_a_table_another_process_reads),
         cmocka_unit_test(a_candidate_with_wrong_results_is_rejected),
+        cmocka_unit_test(cli_tune_skips_the_gpu_shape_keys_on_the_cpu_shape),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

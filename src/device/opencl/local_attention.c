@@ -3,10 +3,14 @@
  * Philox words, §2), and a flash-attention style backward in three
  * launches — delta = rowsum(dout·out), dq (groups own query rows), dk and dv
  * (groups own key rows) — so every output row has one writer and no float
- * atomics are needed. Tiles and work-items per row are -D options planned
- * here from the device's limits and the tuned values (cl_tune.h). Nothing
- * of size L×L (or window×L) is allocated: the only scratch is delta,
- * [B, H, L]. */
+ * atomics are needed. Two shapes of the same kernels (rf_cl_attn_shape):
+ * the GPU shape's tiles and work-items per row are -D options planned here
+ * from the device's limits and the tuned values (cl_tune.h); the CPU shape
+ * (-DCPU_SHAPE) runs one work-item per group over whole rows, and with a
+ * whole chunk per group fuses the dq and dk/dv launches into one that
+ * writes per-window-slot dk/dv parts, then sums them. Nothing of size L×L
+ * (or window×L) is allocated: the scratch is delta, [B, H, L], and the
+ * fused backward's parts, 2·slots tensors of q's size. */
 #include <string.h>
 #include "device/opencl/cl_backend.h"
 #include "device/opencl/cl_attention.h"
@@ -91,30 +95,72 @@ typedef struct window_launch {
     cl_kernel kernel;
     size_t global[2], local[2];
     window_plan plan;
+    rf_cl_shape shape;
     char options[160];
 } window_launch;
 
-/* Build (cached) kernel `name` of local_attention.cl for wl->plan, keeping
- * its options in wl->options (attn_delta is built with the dq kernel's). */
-static rf_status window_build(rf_device *dev, const rf_attn_window *w, const char *name, window_launch *wl) {
+/* Build (cached) kernel `name` of local_attention.cl for wl->plan in shape
+ * `shape`, keeping its options in wl->options (attn_delta is built with the
+ * dq kernel's). The shape is part of the options, so both can be cached. */
+static rf_status window_build(rf_device *dev, const rf_attn_window *w, const char *name, rf_cl_shape shape,
+                              window_launch *wl) {
     rf_cl_attn_options(wl->options, sizeof wl->options, w->head_dim, 0);
     size_t at = strlen(wl->options);
-    snprintf(wl->options + at, sizeof wl->options - at, " -DROWS=%d -DCOLS=%d -DSPLIT=%d -DMAX_SLICE=%d",
-             wl->plan.rows, wl->plan.cols, wl->plan.split, MAX_SLICE);
+    if (shape == RF_CL_SHAPE_CPU)
+        snprintf(wl->options + at, sizeof wl->options - at, " -DCPU_SHAPE -DROWS=%d -DCOLS=%d", wl->plan.rows,
+                 wl->plan.cols);
+    else
+        snprintf(wl->options + at, sizeof wl->options - at, " -DROWS=%d -DCOLS=%d -DSPLIT=%d -DMAX_SLICE=%d",
+                 wl->plan.rows, wl->plan.cols, wl->plan.split, MAX_SLICE);
     return rf_cl_kernel(dev, "local_attention.cl", wl->options, name, &wl->kernel);
 }
 
-/* Plan, build and size kernel ws: work-groups of rows·split items each own
- * up to `rows` rows of one chunk (see the .cl). A kernel the compiler cannot
+/* The CPU shape's tiles (the .cl's CPU shape section): a group's one
+ * work-item owns up to CPU_ROWS rows of a chunk and streams blocks of up to
+ * CPU_COLS rows, a multiple of 8 (its float8 lanes). 64 and 64: the cpu
+ * backend's tile (a default chunk), and transposed blocks of 16 KiB at
+ * d = 64 that stay in L1 with the block's rows. Halved (rows first, down to
+ * 8, then the block, to a multiple of 8) while its local memory — at most
+ * two [d, COLS] blocks, two [ROWS, d] accumulators, two [ROWS, COLS] tiles
+ * and a few rows — exceeds the device's. */
+#define CPU_ROWS 64
+#define CPU_COLS 64
+
+static rf_status cpu_plan(rf_device *dev, const rf_attn_window *w, window_plan *out) {
+    int64_t d = w->head_dim, chunk = w->chunk_len;
+    window_plan p = {(int)(chunk < CPU_ROWS ? chunk : CPU_ROWS), (int)((chunk + 7) / 8 * 8), 1};
+    if (p.cols > CPU_COLS) p.cols = CPU_COLS;
+    for (;;) {
+        uint64_t bytes = 4u * (uint64_t)(2 * d * p.cols + 2 * p.rows * d + 2 * p.rows * p.cols + 2 * d + 2 * p.rows);
+        if (bytes <= dev->info.local_mem_bytes) break;
+        if (p.rows > 8) p.rows /= 2;
+        else if (p.cols > 8) p.cols = (p.cols / 2 + 7) / 8 * 8;
+        else
+            return rf_error(RF_ERR_UNSUPPORTED,
+                            "local attention: head_dim %lld needs %llu bytes of local memory; %s has %llu",
+                            (long long)d, (unsigned long long)bytes, dev->info.name,
+                            (unsigned long long)dev->info.local_mem_bytes);
+    }
+    *out = p;
+    return RF_OK;
+}
+
+/* Plan, build and size kernel ws in the device's shape: work-groups of
+ * rows·split items (one in the CPU shape) each own up to `rows` rows of one
+ * chunk (see the .cl). A kernel the compiler cannot
  * run that wide (CL_KERNEL_WORK_GROUP_SIZE) gets half the rows; the local
  * memory it declares is checked against the device's (plan_bytes counts it). */
 static rf_status window_kernel(rf_device *dev, const rf_attn_window *w, const window_shape *ws, window_launch *wl) {
-    RF_TRY(plan_window(dev, ws, w->head_dim, &wl->plan));
+    rf_cl_shape shape;
+    RF_TRY(rf_cl_attn_shape(dev, &shape));
+    wl->shape = shape;
+    if (shape == RF_CL_SHAPE_CPU) RF_TRY(cpu_plan(dev, w, &wl->plan));
+    else RF_TRY(plan_window(dev, ws, w->head_dim, &wl->plan));
     size_t group, kmax;
     cl_ulong local;
     for (;;) {
-        RF_TRY(window_build(dev, w, ws->name, wl));
-        group = (size_t)wl->plan.rows * (size_t)wl->plan.split;
+        RF_TRY(window_build(dev, w, ws->name, shape, wl));
+        group = shape == RF_CL_SHAPE_CPU ? 1 : (size_t)wl->plan.rows * (size_t)wl->plan.split;
         cl_device_id id = rf_cl_ctx(dev)->device;
         cl_int err = clGetKernelWorkGroupInfo(wl->kernel, id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
         if (err == CL_SUCCESS)
@@ -187,26 +233,50 @@ static rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf
                                                 const rf_tensor *k, const rf_tensor *v, const rf_tensor *mask,
                                                 const rf_attn_window *w) {
     rf_device *dev = dq->buf->dev;
-    window_launch wq, wk;
+    window_launch wq, wk = {0};
     RF_TRY(window_kernel(dev, w, &BACKWARD_DQ, &wq));
-    RF_TRY(window_kernel(dev, w, &BACKWARD_DKDV, &wk));
-    rf_tensor delta;
+    /* The CPU shape with a whole chunk per group computes s and dp once for
+     * all three gradients (attn_backward_fused): dq, and per window slot the
+     * dk and dv parts of its keys, which attn_backward_sum adds up. */
+    const bool fused = wq.shape == RF_CL_SHAPE_CPU && wq.plan.rows >= w->chunk_len;
+    const int slots = w->before + 1 + w->after;
+    cl_ulong numel = (cl_ulong)(w->batch * w->len * w->heads * w->head_dim);
+    cl_kernel sum = NULL;
+    if (fused) {
+        RF_TRY(rf_cl_kernel(dev, "local_attention.cl", wq.options, "attn_backward_fused", &wq.kernel));
+        RF_TRY(rf_cl_kernel(dev, "local_attention.cl", wq.options, "attn_backward_sum", &sum));
+    } else RF_TRY(window_kernel(dev, w, &BACKWARD_DKDV, &wk));
+    rf_tensor delta, part = {0}; /* part is freed on every path */
     RF_TRY(compute_delta(dev, w, &delta, dout, out, &wq));
+    rf_status s = fused ? rf_tensor_alloc(dev, &part, RF_F32, 2, (const int64_t[]){2 * slots, (int64_t)numel}) : RF_OK;
     rf_cl_attn_optional mask_arg = rf_cl_attn_optional_of(mask);
     cl_ulong dqo = dq->offset, dko = dk->offset, dvo = dv->offset, go = dout->offset, lo = lse->offset;
     cl_ulong qo = q->offset, ko = k->offset, vo = v->offset;
     cl_int L = (cl_int)w->len, H = (cl_int)w->heads, chunk = (cl_int)w->chunk_len;
-    cl_int before = w->before, after = w->after, causal = w->causal, self_mask = w->self_mask;
+    cl_int before = w->before, after = w->after, causal = w->causal, self_mask = w->self_mask, nslots = slots;
     float scale = w->scale;
     rf_cl_attn_dropout drop = dropout_args(w);
-    rf_status s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
-                               RF_MEM(dq), RF_ARG(dqo), RF_MEM(dout), RF_ARG(go),
-                               RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q),
-                               RF_ARG(qo), RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
-                               RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
-                               RF_ARG(before), RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale),
-                               RF_CL_ATTN_DROPOUT_ARGS(drop));
-    if (s == RF_OK)
+    if (s == RF_OK && fused)
+        s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_fused", 2, wq.global, wq.local, RF_MEM(dq), RF_ARG(dqo),
+                         RF_MEM(&part), RF_MEM(dout), RF_ARG(go), RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta),
+                         RF_MEM(q), RF_ARG(qo), RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk), RF_ARG(before),
+                         RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_CL_ATTN_DROPOUT_ARGS(drop));
+    if (s == RF_OK && fused) {
+        size_t span = (size_t)wq.plan.rows * (size_t)w->head_dim;
+        size_t global[1] = {((size_t)numel + span - 1) / span}, local[1] = {1};
+        s = RF_CL_LAUNCH(dev, sum, "attention_backward_sum", 1, global, local, RF_MEM(dk), RF_ARG(dko), RF_MEM(dv),
+                         RF_ARG(dvo), RF_MEM(&part), RF_ARG(nslots), RF_ARG(numel), RF_ARG(scale));
+    }
+    if (s == RF_OK && !fused)
+        s = RF_CL_LAUNCH(dev, wq.kernel, "attention_backward_dq", 2, wq.global, wq.local,
+                         RF_MEM(dq), RF_ARG(dqo), RF_MEM(dout), RF_ARG(go),
+                         RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q),
+                         RF_ARG(qo), RF_MEM(k), RF_ARG(ko), RF_MEM(v), RF_ARG(vo),
+                         RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_ARG(L), RF_ARG(H), RF_ARG(chunk),
+                         RF_ARG(before), RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale),
+                         RF_CL_ATTN_DROPOUT_ARGS(drop));
+    if (s == RF_OK && !fused)
         s = RF_CL_LAUNCH(dev, wk.kernel, "attention_backward_dkdv", 2, wk.global, wk.local, RF_MEM(dk),
                          RF_ARG(dko), RF_MEM(dv), RF_ARG(dvo), RF_MEM(dout), RF_ARG(go),
                          RF_MEM(lse), RF_ARG(lo), RF_MEM(&delta), RF_MEM(q), RF_ARG(qo),
@@ -215,6 +285,7 @@ static rf_status rf_cl_local_attention_backward(rf_tensor *dq, rf_tensor *dk, rf
                          RF_ARG(after), RF_ARG(causal), RF_ARG(self_mask), RF_ARG(scale), RF_CL_ATTN_DROPOUT_ARGS(drop));
     /* Released now, freed by the runtime once the queued kernels are done. */
     rf_tensor_free(&delta);
+    rf_tensor_free(&part);
     return s;
 }
 
