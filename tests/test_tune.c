@@ -233,10 +233,9 @@ static void cli_tune_stores_a_table_another_process_reads(void **state) {
     assert_non_null(strstr(out, "--dry-run: nothing stored"));
     assert_non_null(strstr(out, "attn_forward.ktile           = 64    skipped:"));
     assert_null(strstr(out, "REJECTED"));
-    /* Under RF_CL_LIMITS PoCL runs the LSH kernels' GPU shape: their tiles are timed. */
-    char lsh_timed[128], lsh_skipped[128];
+    /* The GPU shape's LSH tiles are timed (the CPU shape's skip: the last test). */
+    char lsh_timed[128];
     snprintf(lsh_timed, sizeof lsh_timed, "%-28s default", "lsh_attend.qtile");
-    snprintf(lsh_skipped, sizeof lsh_skipped, "%-28s skipped: device runs the CPU shape", "lsh_backward_key.split");
     assert_non_null(strstr(out, lsh_timed));
     struct stat st;
     assert_int_not_equal(stat(path, &st), 0);
@@ -246,9 +245,6 @@ static void cli_tune_stores_a_table_another_process_reads(void **state) {
     if (rc != 0) fail_msg("reformer tune: exit %d\n%s", rc, out);
     assert_non_null(strstr(out, "key                          default ms   best    best ms  speedup"));
     assert_non_null(strstr(out, path));
-    /* Without limits PoCL runs their CPU shape: those tiles are not timed. */
-    assert_non_null(strstr(out, lsh_skipped));
-    assert_null(strstr(out, lsh_timed));
     json_object *root = json_object_from_file(path), *values;
     assert_non_null(root);
     assert_true(json_object_object_get_ex(root, "values", &values));
@@ -300,25 +296,31 @@ static void a_candidate_with_wrong_results_is_rejected(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
-/* On the CPU shape (RF_CL_ATTN=cpu) the window kernels have no tiles to
- * tune: `reformer tune` says so for each of their keys instead of timing a
- * kernel that does not run. */
+/* On the CPU shape the chunk attention kernels (window and LSH) have no
+ * tiles to tune: `reformer tune` says so for each of their keys instead of
+ * timing a kernel that does not run — forced (RF_CL_ATTN=cpu), and as PoCL
+ * picks it by itself (RF_CL_ATTN unset, no RF_CL_LIMITS). */
 static void cli_tune_skips_the_gpu_shape_keys_on_the_cpu_shape(void **state) {
     rf_device *dev;
     TH_CL_OR_SKIP(dev);
     rf_device_close(dev);
-    char env[1024];
-    snprintf(env, sizeof env, "XDG_CACHE_HOME='%s' RF_CL_ATTN=cpu", cache_home);
-    int rc = th_run_cli(env, "tune --device pocl --shapes small --runs 1 --budget 0.001 --dry-run", out, sizeof out);
-    if (rc != 0) fail_msg("reformer tune on the CPU shape: exit %d\n%s", rc, out);
-    const char *keys[] = {"attn_forward.qtile", "attn_backward_dq.split", "attn_backward_dkdv.ktile"};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        char line[160];
-        snprintf(line, sizeof line, "%-28s skipped: device runs the CPU shape; RF_CL_ATTN=gpu to tune the GPU shape",
-                 keys[i]);
-        if (!strstr(out, line)) fail_msg("no '%s' in:\n%s", line, out);
+    const char *shapes[] = {"RF_CL_ATTN=cpu", "RF_CL_ATTN="};
+    for (int k = 0; k < 2; k++) {
+        char env[1024];
+        snprintf(env, sizeof env, "XDG_CACHE_HOME='%s' %s", cache_home, shapes[k]);
+        int rc = th_run_cli(env, "tune --device pocl --shapes small --runs 1 --budget 0.001 --dry-run", out, sizeof out);
+        if (rc != 0) fail_msg("reformer tune on the CPU shape (%s): exit %d\n%s", shapes[k], rc, out);
+        const char *keys[] = {"attn_forward.qtile", "attn_backward_dq.split", "attn_backward_dkdv.ktile",
+                              "lsh_attend.qtile", "lsh_backward_key.split"};
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+            char line[160];
+            snprintf(line, sizeof line,
+                     "%-28s skipped: device runs the CPU shape; RF_CL_ATTN=gpu to tune the GPU shape", keys[i]);
+            if (!strstr(out, line)) fail_msg("no '%s' in:\n%s", line, out);
+        }
+        assert_null(strstr(out, "attn_forward.qtile           default"));
+        assert_null(strstr(out, "lsh_attend.qtile             default"));
     }
-    assert_null(strstr(out, "attn_forward.qtile           default"));
 }
 
 int main(void) {

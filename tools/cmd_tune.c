@@ -137,11 +137,6 @@ static const workload workloads[] = {
 };
 enum { NWORKLOADS = sizeof workloads / sizeof workloads[0] };
 
-/* Keys of the chunk attention kernels' GPU shape (rf_cl_attn_shape): the
- * window kernels' tiles and work-items per row. Their CPU shape has no
- * tunables, so on a device that runs it they are not timed. */
-static bool gpu_shape_key(const char *key) { return !strncmp(key, "attn_", 5); }
-
 static const workload *workload_of(const char *key) {
     for (int i = 0; i < NWORKLOADS; i++)
         if (!strncmp(key, workloads[i].prefix, strlen(workloads[i].prefix))) return &workloads[i];
@@ -351,18 +346,12 @@ static int run_tune(const tune_opts *o) {
         rf_device_close(dev);
         return cli_fail("tune", s);
     }
-    rf_cl_shape shape = RF_CL_SHAPE_GPU;
-    s = rf_cl_attn_shape(dev, &shape);
     tune_row rows[64];
     int nrows = 0, rejected = 0;
     const double deadline = bench_now_ms() + o->budget_s * 1e3;
     for (int i = 0; i < rf_cl_ntunables && !s && nrows < 64; i++) {
         const rf_cl_tunable *t = &rf_cl_tunables[i];
         const workload *w = workload_of(t->key);
-        if (shape == RF_CL_SHAPE_CPU && gpu_shape_key(t->key)) {
-            printf("%-28s skipped: device runs the CPU shape; RF_CL_ATTN=gpu to tune the GPU shape\n", t->key);
-            continue;
-        }
         if (!w) {
             printf("%-28s skipped: no op benchmark runs its kernel (tools/cmd_tune.c workloads)\n", t->key);
             continue;

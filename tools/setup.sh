@@ -79,6 +79,10 @@ test)
         ./build/reformer verify --device pocl --limits "$p" >/dev/null
         tools/oclgrind_check.sh build --limits "$p" >/dev/null
     done
+    # The chunk attention kernels' CPU shape (what PoCL runs by default;
+    # the limits profiles above run the GPU shape) under the same checks.
+    echo "oclgrind, CPU-shaped attention kernels"
+    RF_CL_ATTN=cpu tools/oclgrind_check.sh build >/dev/null
     # The same suite under AddressSanitizer + UBSan (+ LeakSanitizer; driver
     # internals are suppressed by tests/lsan.supp, our code is not).
     build build-asan -DRF_SANITIZE=ON

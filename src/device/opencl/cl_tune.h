@@ -33,8 +33,8 @@ extern const int rf_cl_ntunables;
 int rf_cl_tuned(rf_device *dev, const char *key, int fallback);
 
 /* NULL when the kernel of `key` runs on dev; else why it does not (the
- * tuner skips the key with that note): the LSH chunk kernels' tiles on a
- * device that runs their CPU shape. */
+ * tuner skips the key with that note): the chunk attention kernels' tiles
+ * (local, full, LSH) on a device that runs their CPU shape. */
 const char *rf_cl_tune_idle(rf_device *dev, const char *key);
 
 /* ---- the values a device holds (kept in its rf_cl_context) ---------------- */
