@@ -1,10 +1,10 @@
 /* GEMM on host memory: OpenBLAS's cblas_sgemm on blocks of rows of c, the
- * blocks on OpenMP threads. OpenBLAS runs single-threaded inside them
- * (rf_host_gemm_init): one pool of threads for the whole process, since
- * OpenBLAS's own pool, spinning between calls, would fight the cpu
- * backend's OpenMP threads (or PoCL's) for the same cores. */
+ * blocks on several threads. OpenBLAS runs single-threaded inside them
+ * (rf_host_gemm_init): its own pool, spinning between calls, would fight
+ * the cpu backend's OpenMP threads (or PoCL's) for the same cores. */
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include "device/host_gemm.h"
 
 /* Rows of c per block: at least this many, so a thread's sgemm still has
@@ -13,22 +13,66 @@ enum { MIN_ROWS = 64 };
 
 void rf_host_gemm_init(void) { openblas_set_num_threads(1); }
 
-void rf_host_gemm(const rf_gemm_desc *d, const float *A, const float *B, float *C) {
-    /* Each batch item cut into `parts` blocks of rows: enough blocks for
-     * every thread when the batch alone is not. */
-    const int64_t threads = omp_get_max_threads();
+/* A call cut into blocks: each batch item into `parts` blocks of `rows`
+ * rows of c, enough blocks for every thread when the batch alone is not. */
+typedef struct gemm_blocks {
+    const rf_gemm_desc *d;
+    const float *A, *B;
+    float *C;
+    int64_t parts, rows, count;
+} gemm_blocks;
+
+static gemm_blocks blocks_of(const rf_gemm_desc *d, const float *A, const float *B, float *C, int64_t threads) {
     int64_t parts = d->batch >= threads ? 1 : (threads + d->batch - 1) / d->batch;
     if (parts > d->m / MIN_ROWS) parts = d->m / MIN_ROWS > 1 ? d->m / MIN_ROWS : 1;
-    const int64_t rows = (d->m + parts - 1) / parts;
-#pragma omp parallel for schedule(static) if (d->batch * parts > 1)
-    for (int64_t t = 0; t < d->batch * parts; t++) {
-        const int64_t i = t / parts, r0 = t % parts * rows, m = d->m - r0 < rows ? d->m - r0 : rows;
-        /* Row r0 of op(a): row r0 of a, or column r0 when a is transposed. */
-        const float *ai = A + i * d->stride_a + (d->trans_a ? r0 : r0 * d->lda);
-        if (m > 0)
-            cblas_sgemm(CblasRowMajor, d->trans_a ? CblasTrans : CblasNoTrans, d->trans_b ? CblasTrans : CblasNoTrans,
-                        (blasint)m, (blasint)d->n, (blasint)d->k, d->alpha, ai, (blasint)d->lda,
-                        B + i * d->stride_b, (blasint)d->ldb, d->beta, C + i * d->stride_c + r0 * d->ldc,
-                        (blasint)d->ldc);
-    }
+    return (gemm_blocks){d, A, B, C, parts, (d->m + parts - 1) / parts, d->batch * parts};
+}
+
+static void run_block(const gemm_blocks *g, int64_t t) {
+    const rf_gemm_desc *d = g->d;
+    const int64_t i = t / g->parts, r0 = t % g->parts * g->rows, m = d->m - r0 < g->rows ? d->m - r0 : g->rows;
+    /* Row r0 of op(a): row r0 of a, or column r0 when a is transposed. */
+    const float *ai = g->A + i * d->stride_a + (d->trans_a ? r0 : r0 * d->lda);
+    if (m > 0)
+        cblas_sgemm(CblasRowMajor, d->trans_a ? CblasTrans : CblasNoTrans, d->trans_b ? CblasTrans : CblasNoTrans,
+                    (blasint)m, (blasint)d->n, (blasint)d->k, d->alpha, ai, (blasint)d->lda, g->B + i * d->stride_b,
+                    (blasint)d->ldb, d->beta, g->C + i * d->stride_c + r0 * d->ldc, (blasint)d->ldc);
+}
+
+void rf_host_gemm(const rf_gemm_desc *d, const float *A, const float *B, float *C) {
+    const gemm_blocks g = blocks_of(d, A, B, C, omp_get_max_threads());
+#pragma omp parallel for schedule(static) if (g.count > 1)
+    for (int64_t t = 0; t < g.count; t++) run_block(&g, t);
+}
+
+/* One started thread's share: blocks t ≡ first (mod step). */
+typedef struct share {
+    const gemm_blocks *g;
+    int64_t first, step;
+} share;
+
+static void *run_share(void *arg) {
+    const share *s = arg;
+    for (int64_t t = s->first; t < s->g->count; t += s->step) run_block(s->g, t);
+    return NULL;
+}
+
+enum { MAX_THREADS = 64 };
+
+rf_status rf_host_gemm_detached(const rf_gemm_desc *d, const float *A, const float *B, float *C) {
+    int64_t threads = omp_get_max_threads();
+    threads = threads < MAX_THREADS ? threads : MAX_THREADS;
+    const gemm_blocks g = blocks_of(d, A, B, C, threads);
+    if (threads > g.count) threads = g.count;
+    pthread_t tid[MAX_THREADS];
+    share sh[MAX_THREADS];
+    int64_t started = 1; /* share 0 is the caller's */
+    for (int64_t k = 0; k < threads; k++) sh[k] = (share){&g, k, threads};
+    for (; started < threads; started++)
+        if (pthread_create(&tid[started], NULL, run_share, &sh[started])) break;
+    /* Shares whose thread did not start run here, after the caller's own. */
+    for (int64_t k = 0; k < threads; k++)
+        if (k == 0 || k >= started) run_share(&sh[k]);
+    for (int64_t k = 1; k < started; k++) pthread_join(tid[k], NULL);
+    return RF_OK;
 }
