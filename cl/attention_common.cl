@@ -28,21 +28,6 @@
 
 #if HEAD_DIM > MAX_HEAD_DIM
 #error "HEAD_DIM exceeds MAX_HEAD_DIM, the head width attention kernels are written for"
-// ---- CPU shape (rf_cl_attn_shape) -------------------------------------------
-// Helpers of the kernels' CPU shape: one work-item takes whole rows, eight
-// logits at a time in float8 lanes (AVX-wide on PoCL).
-
-// masked_logit on eight (query, key) pairs: lane t is the pair
-// (qpos.t, kpos.t), key_ok.t nonzero for a token; *masked lanes are −1
-// where the logit was replaced (§5.4, HF's order as above).
-inline float8 masked_logit8(float8 s, int8 qpos, int8 kpos, int8 key_ok, int causal, int self_mask, int8 *masked) {
-    int8 m = (key_ok == 0) | ((int8)(causal ? -1 : 0) & (kpos > qpos));
-    s = select(s, (float8)(MASK_VALUE), m);
-    int8 own = (int8)(self_mask ? -1 : 0) & (kpos == qpos);
-    *masked = m | own;
-    return select(s, (float8)(SELF_MASK_VALUE), own);
-}
-
 #endif
 
 // §5.4: masks replace logits with large finite negatives, never −INFINITY
