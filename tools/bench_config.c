@@ -85,8 +85,12 @@ static int run_case(const config_opts *o, const rf_config *cfg) {
      * counting the masked half of the causal chunk window: a query against
      * (before + after + 1)·m keys; forward 4·q·k·d (scores, weighted sum),
      * backward dq 6·q·k·d (scores again, dP, dQ), dk/dv 8·q·k·d (scores,
-     * dP, dK, dV). LSH attends B·H·R·L hashed queries, local B·H·L. The cpu
-     * backend's ops are one call each way (backward 6 + 8 = 14·q·k·d). */
+     * dP, dK, dV). LSH attends B·H·R·L hashed queries, local B·H·L. The
+     * kernels' CPU shape (profiled under their own names where the work
+     * differs): the local backward's one fused kernel 14·q·k·d as the two
+     * it replaces; the LSH query kernel 6·q·k·d, leaving p and ds for the key
+     * kernel's dk and dv, 4·q·k·d. The cpu backend's ops are one call each
+     * way (backward 6 + 8 = 14·q·k·d). */
     const double BHLd = (double)(c.B * c.L) * cfg->num_attention_heads * cfg->attention_head_size;
     const double loc = BHLd * (cfg->local_num_chunks_before + cfg->local_num_chunks_after + 1) *
                        cfg->local_attn_chunk_length,
@@ -97,7 +101,8 @@ static int run_case(const config_opts *o, const rf_config *cfg) {
         {"attention_backward_dkdv", 8 * loc, 0, true}, {"lsh_attend", 4 * lsh, 0, true},
         {"lsh_backward_query", 6 * lsh, 0, true}, {"lsh_backward_key", 8 * lsh, 0, true},
         {"local_attention_forward", 4 * loc, 0, true}, {"local_attention_backward", 14 * loc, 0, true},
-        {"lsh_attention_backward", 14 * lsh, 0, true},
+        {"lsh_attention_backward", 14 * lsh, 0, true},    {"attention_backward_fused", 14 * loc, 0, true},
+        {"lsh_backward_query_rows", 6 * lsh, 0, true}, {"lsh_backward_key_rows", 4 * lsh, 0, true},
     };
     if (s == RF_OK && o->c.profile) { /* the child's own row (device bytes) and profile */
         bench_out *out;

@@ -358,7 +358,7 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
     const size_t groups = (size_t)(B * H * (N / m));
     global = groups * lq;
     if (!s && rows)
-        s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query", 1, &global, &lq, RF_MEM(qk), RF_ARG(qoff),
+        s = RF_CL_LAUNCH(dev, kq, "lsh_backward_query_rows", 1, &global, &lq, RF_MEM(qk), RF_ARG(qoff),
                          RF_MEM(v), RF_ARG(voff), RF_MEM(dout), RF_ARG(goff),
                          RF_CL_ATTN_OPTIONAL_ARGS(mask_arg), RF_MEM(&st->perm), RF_MEM(&st->lse_sorted),
                          RF_MEM(&w), RF_MEM(&cw), RF_MEM(&gqk), RF_MEM(&pw), RF_MEM(&dsw), RF_ARG(L), RF_ARG(cH),
@@ -371,7 +371,7 @@ static rf_status rf_cl_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, con
                          RF_ARG(cN), RF_ARG(m), RF_ARG(causal), RF_CL_ATTN_DROPOUT_ARGS(drop));
     global = groups * lk;
     if (!s && rows)
-        s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key", 1, &global, &lk, RF_MEM(qk), RF_ARG(qoff),
+        s = RF_CL_LAUNCH(dev, kk, "lsh_backward_key_rows", 1, &global, &lk, RF_MEM(qk), RF_ARG(qoff),
                          RF_MEM(dout), RF_ARG(goff), RF_MEM(&st->perm), RF_MEM(&w), RF_MEM(&pw), RF_MEM(&dsw),
                          RF_MEM(&gqk), RF_MEM(&gv), RF_ARG(L), RF_ARG(cH), RF_ARG(cN), RF_ARG(m));
     else if (!s)
