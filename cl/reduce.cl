@@ -54,10 +54,10 @@ float2 row_sum2(float a, float b, __local float *pa, __local float *pb, size_t l
     return s;
 }
 
-// The CPU shape's row kernels (norm.cl, linear.cl *_rows; picked by
-// rf_cl_attn_shape): a work-item walks whole rows 8 lanes at a time, so the
-// code PoCL compiles is a vector loop, with no barrier. hsum8: its lanes'
-// sum, in a fixed pairwise order.
+// The CPU shape's row kernels (norm.cl *_rows; picked by rf_cl_attn_shape):
+// a work-item walks whole rows 8 lanes at a time, so the code PoCL compiles
+// is a vector loop, with no barrier. hsum8: the lanes' sum, in a fixed
+// pairwise order.
 float hsum8(float8 v) {
     const float4 h = v.lo + v.hi;
     const float2 q = h.lo + h.hi;
