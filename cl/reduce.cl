@@ -54,7 +54,7 @@ float2 row_sum2(float a, float b, __local float *pa, __local float *pb, size_t l
     return s;
 }
 
-// The CPU shape's row kernels (norm.cl *_rows; picked by rf_cl_attn_shape):
+// The CPU shape's row kernels (norm.cl, loss.cl *_rows; picked by rf_cl_attn_shape):
 // a work-item walks whole rows 8 lanes at a time, so the code PoCL compiles
 // is a vector loop, with no barrier. hsum8: the lanes' sum, in a fixed
 // pairwise order.

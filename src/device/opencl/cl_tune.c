@@ -48,7 +48,7 @@ const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof *rf_cl_tunables
  * local_attention.c plan_window; the row kernels: norm.c, loss.c, linear.c);
  * the CPU shape has no tunables. */
 static const char *const gpu_shape_kernels[] = {"lsh_attend.", "lsh_backward_query.", "lsh_backward_key.", "attn_",
-                                                "layer_norm.", "bias_grad."};
+                                                "layer_norm.", "bias_grad.", "cross_entropy."};
 
 const char *rf_cl_tune_idle(rf_device *dev, const char *key) {
     rf_cl_shape shape;
