@@ -53,3 +53,13 @@ float2 row_sum2(float a, float b, __local float *pa, __local float *pb, size_t l
     for (size_t j = 0; j < W; j++) s += (float2)(pa[j], pb[j]);
     return s;
 }
+
+// The CPU shape's row kernels (norm.cl, loss.cl *_rows; picked by rf_cl_attn_shape):
+// a work-item walks whole rows 8 lanes at a time, so the code PoCL compiles
+// is a vector loop, with no barrier. hsum8: the lanes' sum, in a fixed
+// pairwise order.
+float hsum8(float8 v) {
+    const float4 h = v.lo + v.hi;
+    const float2 q = h.lo + h.hi;
+    return q.x + q.y;
+}

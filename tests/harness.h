@@ -29,6 +29,9 @@ rf_device *th_cpu(void);          /* the cpu device (asserts) */
 rf_device *th_cl(void);
 bool th_opencl_required(void);
 #define TH_CL_OR_SKIP(dev) do { (dev) = th_cl(); if (!(dev)) { skip(); } } while (0)
+/* The OpenCL kernels' two shapes (RF_CL_ATTN; rf_cl_attn_shape): tests of
+ * the row kernels run each on PoCL. */
+static const char *const TH_CL_SHAPES[2] = {"gpu", "cpu"};
 
 /* Deterministic inputs: uniform in [-scale, scale) from a small LCG. */
 void th_fill_uniform(float *x, size_t n, uint64_t seed, float scale);

@@ -66,9 +66,11 @@ static void opencl_matches_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
     rf_device *cpu = th_cpu();
-    size_t n = 1037; /* not a multiple of any group size */
+    size_t n = 1037; /* not a multiple of any group size, nor of the CPU shape's 8 lanes */
     float *x = th_random(n, 4, 5.0f), *dy = th_random(n, 5, 1.0f);
-    for (int a = 0; a < 2; a++) {
+    for (int sa = 0; sa < 4; sa++) { /* both kernel shapes (activation.c), each activation */
+        setenv("RF_CL_ATTN", TH_CL_SHAPES[sa / 2], 1);
+        const int a = sa % 2;
         rf_activation act = a ? RF_ACT_GELU : RF_ACT_RELU;
         rf_tensor cx = TH_TENSOR(cpu, RF_F32, x, 1037), cdy = TH_TENSOR(cpu, RF_F32, dy, 1037),
                   cy = TH_TENSOR(cpu, RF_F32, NULL, 1037), cdx = TH_TENSOR(cpu, RF_F32, NULL, 1037);
@@ -90,6 +92,7 @@ static void opencl_matches_cpu(void **state) {
         rf_tensor_free(&gx), rf_tensor_free(&gdy);
         th_guarded_free(&gy), th_guarded_free(&gdx);
     }
+    unsetenv("RF_CL_ATTN");
     free(x), free(dy);
     rf_device_close(cl);
     rf_device_close(cpu);
@@ -97,7 +100,8 @@ static void opencl_matches_cpu(void **state) {
 
 /* rf_bias_activation_forward against the bias added in C and the
  * activation op on the cpu: y and pre into their own tensors, and in place
- * (y = x, no pre), on each device; an odd width so rows straddle groups. */
+ * (y = x, no pre), on each device; an odd width so rows straddle groups
+ * (and end in the CPU shape's scalar tail). */
 static void bias_activation_matches_separate_ops(void **state) {
     rf_device *cpu = th_cpu(), *devs[2] = {cpu, th_cl()};
     enum { ROWS = 37, N = 29 };
@@ -109,8 +113,9 @@ static void bias_activation_matches_separate_ops(void **state) {
         rf_tensor tp = TH_TENSOR(cpu, RF_F32, pre, ROWS, N), tw = TH_TENSOR(cpu, RF_F32, NULL, ROWS, N);
         TH_OK(rf_activation_forward(&tw, &tp, act));
         float *want = th_download_f32(&tw);
-        for (int k = 0; k < 2 && devs[k]; k++) {
-            rf_device *dev = devs[k];
+        for (int k = 0; k < 3 && devs[k > 0]; k++) { /* cpu, then OpenCL in both kernel shapes */
+            rf_device *dev = devs[k > 0];
+            if (k) setenv("RF_CL_ATTN", TH_CL_SHAPES[k - 1], 1);
             rf_tensor tx = TH_TENSOR(dev, RF_F32, x, ROWS, N), tb = TH_TENSOR(dev, RF_F32, b, N);
             th_guarded y = th_guarded_alloc(dev, RF_F32, 2, (int64_t[]){ROWS, N}),
                        p = th_guarded_alloc(dev, RF_F32, 2, (int64_t[]){ROWS, N});
@@ -130,6 +135,7 @@ static void bias_activation_matches_separate_ops(void **state) {
         free(want);
         rf_tensor_free(&tp), rf_tensor_free(&tw);
     }
+    unsetenv("RF_CL_ATTN");
     free(x), free(b), free(pre);
     if (devs[1]) rf_device_close(devs[1]);
     rf_device_close(cpu);

@@ -23,20 +23,29 @@ static void opencl_matches_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
     rf_device *cpu = th_cpu();
-    size_t n = 1037; /* not a multiple of any work-group size: the tail is guarded */
+    size_t n = 1037; /* not a multiple of any work-group size, nor of 8: the tail is guarded */
     float *a = th_random(n, 3, 2.0f), *b = th_random(n, 4, 2.0f);
-    rf_tensor ca = TH_TENSOR(cpu, RF_F32, a, 1037), cb = TH_TENSOR(cpu, RF_F32, b, 1037);
-    rf_tensor cout = TH_TENSOR(cpu, RF_F32, NULL, 1037);
-    rf_tensor ga = TH_TENSOR(cl, RF_F32, a, 1037), gb = TH_TENSOR(cl, RF_F32, b, 1037);
-    th_guarded gout = th_guarded_alloc(cl, RF_F32, 1, (int64_t[]){1037});
-    TH_OK(rf_add(&cout, &ca, &cb, 1.5f));
-    TH_OK(rf_add(&gout.t, &ga, &gb, 1.5f));
-    float *want = th_download_f32(&cout), *got = th_download_f32(&gout.t);
-    th_assert_close(got, want, n, 1e-5, "rf_add opencl vs cpu");
-    th_guard_check(&gout, "rf_add opencl");
-    free(a), free(b), free(want), free(got);
-    rf_tensor_free(&ca), rf_tensor_free(&cb), rf_tensor_free(&cout), rf_tensor_free(&ga), rf_tensor_free(&gb);
-    th_guarded_free(&gout);
+    for (int sh = 0; sh < 2; sh++) { /* both kernel shapes (elementwise.c) */
+        setenv("RF_CL_ATTN", TH_CL_SHAPES[sh], 1);
+        rf_tensor ca = TH_TENSOR(cpu, RF_F32, a, 1037), cb = TH_TENSOR(cpu, RF_F32, b, 1037);
+        rf_tensor cout = TH_TENSOR(cpu, RF_F32, NULL, 1037);
+        rf_tensor ga = TH_TENSOR(cl, RF_F32, a, 1037), gb = TH_TENSOR(cl, RF_F32, b, 1037);
+        th_guarded gout = th_guarded_alloc(cl, RF_F32, 1, (int64_t[]){1037});
+        TH_OK(rf_add(&cout, &ca, &cb, 1.5f));
+        TH_OK(rf_add(&gout.t, &ga, &gb, 1.5f));
+        float *want = th_download_f32(&cout), *got = th_download_f32(&gout.t);
+        th_assert_close(got, want, n, 1e-5, "rf_add opencl vs cpu");
+        th_guard_check(&gout, "rf_add opencl");
+        /* In place (out = a), the residual's form: the same sums. */
+        TH_OK(rf_add(&ga, &ga, &gb, 1.5f));
+        float *inplace = th_download_f32(&ga);
+        th_assert_close(inplace, got, n, 0, "rf_add opencl in place");
+        free(want), free(got), free(inplace);
+        rf_tensor_free(&ca), rf_tensor_free(&cb), rf_tensor_free(&cout), rf_tensor_free(&ga), rf_tensor_free(&gb);
+        th_guarded_free(&gout);
+    }
+    unsetenv("RF_CL_ATTN");
+    free(a), free(b);
     rf_device_close(cl);
     rf_device_close(cpu);
 }

@@ -168,9 +168,7 @@ static void compare_shape(rf_device *cpu, rf_device *cl, int64_t rows, int64_t d
 /* d = 1: each row is its own mean, so y = beta, dx = 0 and dgamma gains
  * nothing; one lane per row, and most of the group's rows lie past the end
  * (their lanes only reach the barriers). */
-static void opencl_single_column(void **state) {
-    rf_device *cl;
-    TH_CL_OR_SKIP(cl);
+static void single_column(rf_device *cl) {
     enum { ROWS = 5 };
     float x[ROWS] = {3, -1, 0.5f, 7, -2}, dy[ROWS] = {1, 2, -3, 0.5f, 4}, g = 1.5f, b = -0.25f;
     rf_tensor tx = TH_TENSOR(cl, RF_F32, x, ROWS, 1), tdy = TH_TENSOR(cl, RF_F32, dy, ROWS, 1),
@@ -194,6 +192,16 @@ static void opencl_single_column(void **state) {
     free(y), free(mu), free(dx), free(dg), free(db);
     rf_tensor *ts[] = {&tx, &tdy, &tg, &tb, &ty, &tmu, &trs, &tdx, &tdg, &tdb};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) rf_tensor_free(ts[i]);
+}
+
+static void opencl_single_column(void **state) {
+    rf_device *cl;
+    TH_CL_OR_SKIP(cl);
+    for (int sh = 0; sh < 2; sh++) {
+        setenv("RF_CL_ATTN", TH_CL_SHAPES[sh], 1);
+        single_column(cl);
+    }
+    unsetenv("RF_CL_ATTN");
     rf_device_close(cl);
 }
 
@@ -201,11 +209,16 @@ static void opencl_matches_cpu(void **state) {
     rf_device *cl;
     TH_CL_OR_SKIP(cl);
     rf_device *cpu = th_cpu();
-    compare_shape(cpu, cl, 10, 300, 11); /* D above and not a multiple of the group size */
-    compare_shape(cpu, cl, 1, 7, 21);    /* a single, narrow row */
-    compare_shape(cpu, cl, 33, 64, 31);
-    compare_shape(cpu, cl, 3, 3, 45);     /* a lane with no element (lanes round d up to a power of two) */
-    compare_shape(cpu, cl, 1000, 24, 51); /* many rows, not a multiple of the rows per group */
+    for (int sh = 0; sh < 2; sh++) { /* both kernel shapes (norm.c) */
+        setenv("RF_CL_ATTN", TH_CL_SHAPES[sh], 1);
+        compare_shape(cpu, cl, 10, 300, 11); /* D above and not a multiple of the group size, nor of 8 */
+        compare_shape(cpu, cl, 1, 7, 21);    /* a single, narrow row: the CPU shape's scalar tail only */
+        compare_shape(cpu, cl, 33, 64, 31);  /* 8-lane steps only; a second block of rows */
+        compare_shape(cpu, cl, 3, 3, 45);     /* a lane with no element (lanes round d up to a power of two) */
+        compare_shape(cpu, cl, 1000, 24, 51); /* many rows, not a multiple of the rows per group or block */
+        compare_shape(cpu, cl, 70, 256, 61);  /* the benchmark model's width */
+    }
+    unsetenv("RF_CL_ATTN");
     rf_device_close(cl);
     rf_device_close(cpu);
 }

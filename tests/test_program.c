@@ -129,6 +129,7 @@ static void kernel_dir_overrides_embedded_sources(void **state) {
           "  size_t i = get_global_id(0); if (i < n) out[oo + i] = a[ao + i] - alpha * b[bo + i]; }\n", f);
     fclose(f);
     setenv("RF_KERNEL_DIR", dir, 1);
+    setenv("RF_CL_ATTN", "gpu", 1); /* the shape whose kernel is axpby (elementwise.c) */
     float a[2] = {1, 2}, b[2] = {3, 4}, got[2];
     rf_tensor ta = TH_TENSOR(dev, RF_F32, a, 2), tb = TH_TENSOR(dev, RF_F32, b, 2), out = TH_TENSOR(dev, RF_F32, NULL, 2);
     TH_OK(rf_add(&out, &ta, &tb, 1.0f));
@@ -136,6 +137,7 @@ static void kernel_dir_overrides_embedded_sources(void **state) {
     assert_float_equal(got[0], -2.0f, 0);
     assert_float_equal(got[1], -2.0f, 0);
     unsetenv("RF_KERNEL_DIR");
+    unsetenv("RF_CL_ATTN");
     rf_tensor_free(&ta), rf_tensor_free(&tb), rf_tensor_free(&out);
     rf_device_close(dev);
 }

@@ -296,10 +296,11 @@ static void a_candidate_with_wrong_results_is_rejected(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
-/* On the CPU shape the chunk attention kernels (window and LSH) have no
- * tiles to tune: `reformer tune` says so for each of their keys instead of
- * timing a kernel that does not run — forced (RF_CL_ATTN=cpu), and as PoCL
- * picks it by itself (RF_CL_ATTN unset, no RF_CL_LIMITS). */
+/* On the CPU shape the chunk attention kernels (window and LSH) and the row
+ * kernels (LayerNorm; bias_grad) have no tiles or groups to tune: `reformer
+ * tune` says so for each of their keys instead of timing a kernel that does
+ * not run — forced (RF_CL_ATTN=cpu), and as PoCL picks it by itself
+ * (RF_CL_ATTN unset, no RF_CL_LIMITS). */
 static void cli_tune_skips_the_gpu_shape_keys_on_the_cpu_shape(void **state) {
     rf_device *dev;
     TH_CL_OR_SKIP(dev);
@@ -311,7 +312,7 @@ static void cli_tune_skips_the_gpu_shape_keys_on_the_cpu_shape(void **state) {
         int rc = th_run_cli(env, "tune --device pocl --shapes small --runs 1 --budget 0.001 --dry-run", out, sizeof out);
         if (rc != 0) fail_msg("reformer tune on the CPU shape (%s): exit %d\n%s", shapes[k], rc, out);
         const char *keys[] = {"attn_forward.qtile", "attn_backward_dq.split", "attn_backward_dkdv.ktile",
-                              "lsh_attend.qtile", "lsh_backward_key.split"};
+                              "lsh_attend.qtile", "lsh_backward_key.split", "layer_norm.lanes", "layer_norm.group"};
         for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
             char line[160];
             snprintf(line, sizeof line,

@@ -101,9 +101,11 @@ rf_status rf_cl_limits_apply(rf_device_info *info);
 /* The profile names RF_CL_LIMITS takes, for messages. */
 const char *rf_cl_limits_profiles(void);
 
-/* How the chunk attention kernels (local, full, LSH) are shaped on a device:
+/* How the chunk attention kernels (local, full, LSH) and the row kernels
+ * (LayerNorm, bias_grad, activations, cross-entropy) are shaped on a device:
  * RF_CL_SHAPE_GPU, work-group tiles in local memory with bounded private
- * memory (docs/portability.md), on every device but RF_CL_SHAPE_CPU's:
+ * memory, rows × lanes with barrier sums (docs/portability.md), on every
+ * device but RF_CL_SHAPE_CPU's:
  * devices of CPU type (host_cpu) planned without RF_CL_LIMITS, where a
  * work-group runs as a loop on one core and each work-item takes whole rows
  * with vector types (README "Speed"). RF_CL_ATTN=gpu|cpu forces one (tests

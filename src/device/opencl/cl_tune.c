@@ -42,11 +42,13 @@ const rf_cl_tunable rf_cl_tunables[] = {
 };
 const int rf_cl_ntunables = (int)(sizeof rf_cl_tunables / sizeof *rf_cl_tunables);
 
-/* The chunk attention kernels whose tiles and split belong to their GPU
- * shape: a device that runs the CPU shape (rf_cl_attn_shape) never builds
- * them with these keys' values (lsh_attention.c tiled_kernel, local_attention.c
- * plan_window); the CPU shape has no tunables. */
-static const char *const gpu_shape_kernels[] = {"lsh_attend.", "lsh_backward_query.", "lsh_backward_key.", "attn_"};
+/* The kernels whose tiles, split, lanes and groups belong to their GPU
+ * shape: a device that runs the CPU shape (rf_cl_attn_shape) never builds or
+ * plans them with these keys' values (lsh_attention.c tiled_kernel,
+ * local_attention.c plan_window; the row kernels: norm.c, loss.c, linear.c);
+ * the CPU shape has no tunables. */
+static const char *const gpu_shape_kernels[] = {"lsh_attend.", "lsh_backward_query.", "lsh_backward_key.", "attn_",
+                                                "layer_norm.", "bias_grad.", "cross_entropy."};
 
 const char *rf_cl_tune_idle(rf_device *dev, const char *key) {
     rf_cl_shape shape;

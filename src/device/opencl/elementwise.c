@@ -1,14 +1,21 @@
 /* Elementwise ops on OpenCL (cl/elementwise.cl). */
 #include "device/opencl/cl_backend.h"
 
+/* Work-items per group of axpby_vec, the CPU shape (activation.c's). */
+#define CPU_GROUP 16
+
+/* A work-item per element, or per 8 in the CPU shape (rf_cl_attn_shape). */
 static rf_status rf_cl_add(rf_tensor *out, const rf_tensor *a, const rf_tensor *b, float alpha) {
     rf_device *dev = out->buf->dev;
+    rf_cl_shape shape;
+    RF_TRY(rf_cl_attn_shape(dev, &shape));
+    const bool vec = shape == RF_CL_SHAPE_CPU;
     cl_kernel k;
-    RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", "axpby", &k));
+    RF_TRY(rf_cl_kernel(dev, "elementwise.cl", "", vec ? "axpby_vec" : "axpby", &k));
     size_t local;
-    RF_TRY(rf_cl_group_size(dev, k, RF_CL_GROUP, &local));
+    RF_TRY(rf_cl_group_size(dev, k, vec ? CPU_GROUP : RF_CL_GROUP, &local));
     cl_ulong n = rf_tensor_numel(out), oo = out->offset, ao = a->offset, bo = b->offset;
-    size_t global = (size_t)n;
+    size_t global = vec ? (size_t)(n + 7) / 8 : (size_t)n;
     return RF_CL_LAUNCH(dev, k, "add", 1, &global, &local, RF_MEM(out), RF_ARG(oo), RF_MEM(a),
                         RF_ARG(ao), RF_MEM(b), RF_ARG(bo), RF_ARG(alpha), RF_ARG(n));
 }
