@@ -223,10 +223,6 @@ static inline void attn_check_fd(attn_forward_fn fwd, attn_backward_fn bwd, cons
     rf_device_close(cpu);
 }
 
-/* The two shapes of the OpenCL chunk attention kernels (rf_cl_attn_shape):
- * tests set RF_CL_ATTN to each in turn, so PoCL runs both. */
-static const char *const ATTN_SHAPES[2] = {"gpu", "cpu"};
-
 /* The op on OpenCL against the cpu op, forward (out, lse: ≤ 1e-4) and
  * backward (dq, dk, dv: ≤ 1e-3), every output sentinel-guarded; in the
  * kernel shape RF_CL_ATTN names (the device's own when unset). */

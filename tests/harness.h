@@ -29,8 +29,8 @@ rf_device *th_cpu(void);          /* the cpu device (asserts) */
 rf_device *th_cl(void);
 bool th_opencl_required(void);
 #define TH_CL_OR_SKIP(dev) do { (dev) = th_cl(); if (!(dev)) { skip(); } } while (0)
-/* The OpenCL kernels' two shapes (RF_CL_ATTN; rf_cl_attn_shape): tests of
- * the row kernels run each on PoCL. */
+/* The OpenCL kernels' two shapes (RF_CL_ATTN; rf_cl_attn_shape): tests set
+ * RF_CL_ATTN to each in turn, so PoCL runs both. */
 static const char *const TH_CL_SHAPES[2] = {"gpu", "cpu"};
 
 /* Deterministic inputs: uniform in [-scale, scale) from a small LCG. */

@@ -70,7 +70,7 @@ static void opencl_matches_cpu(void **state) {
         FULL(1, 37, 2, 6, true, true, false), FULL(2, 37, 1, 13, false, false, true),
     };
     for (int sh = 0; sh < 2; sh++) {
-        setenv("RF_CL_ATTN", ATTN_SHAPES[sh], 1);
+        setenv("RF_CL_ATTN", TH_CL_SHAPES[sh], 1);
         for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
             attn_check_opencl(cl, cpu, rf_full_attention_forward, rf_full_attention_backward, &cases[ci],
                               200 + 7 * ci);

@@ -109,7 +109,7 @@ static void opencl_matches_cpu(void **state) {
         LOCAL(1, 256, 2, 64, 64, 1, 0, true, false),
     };
     for (int sh = 0; sh < 2; sh++) {
-        setenv("RF_CL_ATTN", ATTN_SHAPES[sh], 1);
+        setenv("RF_CL_ATTN", TH_CL_SHAPES[sh], 1);
         for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++)
             attn_check_opencl(cl, cpu, rf_local_attention_forward, rf_local_attention_backward, &cases[ci],
                               100 + 7 * ci);
@@ -128,8 +128,8 @@ static void causal_outputs_ignore_the_future(void **state) {
     attn_case c = LOCAL(2, 64, 2, 16, 16, 1, 0, true, false);
     attn_check_causal(devs[0], rf_local_attention_forward, &c, 37, "cpu");
     for (int sh = 0; devs[1] && sh < 2; sh++) {
-        setenv("RF_CL_ATTN", ATTN_SHAPES[sh], 1);
-        attn_check_causal(devs[1], rf_local_attention_forward, &c, 37, ATTN_SHAPES[sh]);
+        setenv("RF_CL_ATTN", TH_CL_SHAPES[sh], 1);
+        attn_check_causal(devs[1], rf_local_attention_forward, &c, 37, TH_CL_SHAPES[sh]);
     }
     unsetenv("RF_CL_ATTN");
     for (int di = 0; di < 2 && devs[di]; di++) rf_device_close(devs[di]);
