@@ -1,10 +1,9 @@
 /* GEMM on host memory: OpenBLAS's cblas_sgemm on blocks of rows of c, the
- * blocks on several threads. OpenBLAS runs single-threaded inside them
+ * blocks on the OpenMP threads. OpenBLAS runs single-threaded inside them
  * (rf_host_gemm_init): its own pool, spinning between calls, would fight
  * the cpu backend's OpenMP threads (or PoCL's) for the same cores. */
 #include <cblas.h>
 #include <omp.h>
-#include <pthread.h>
 #include "device/host_gemm.h"
 
 /* Rows of c per block: at least this many, so a thread's sgemm still has
@@ -43,36 +42,4 @@ void rf_host_gemm(const rf_gemm_desc *d, const float *A, const float *B, float *
     const gemm_blocks g = blocks_of(d, A, B, C, omp_get_max_threads());
 #pragma omp parallel for schedule(static) if (g.count > 1)
     for (int64_t t = 0; t < g.count; t++) run_block(&g, t);
-}
-
-/* One started thread's share: blocks t ≡ first (mod step). */
-typedef struct share {
-    const gemm_blocks *g;
-    int64_t first, step;
-} share;
-
-static void *run_share(void *arg) {
-    const share *s = arg;
-    for (int64_t t = s->first; t < s->g->count; t += s->step) run_block(s->g, t);
-    return NULL;
-}
-
-enum { MAX_THREADS = 64 };
-
-rf_status rf_host_gemm_detached(const rf_gemm_desc *d, const float *A, const float *B, float *C) {
-    int64_t threads = omp_get_max_threads();
-    threads = threads < MAX_THREADS ? threads : MAX_THREADS;
-    const gemm_blocks g = blocks_of(d, A, B, C, threads);
-    if (threads > g.count) threads = g.count;
-    pthread_t tid[MAX_THREADS];
-    share sh[MAX_THREADS];
-    int64_t started = 1; /* share 0 is the caller's */
-    for (int64_t k = 0; k < threads; k++) sh[k] = (share){&g, k, threads};
-    for (; started < threads; started++)
-        if (pthread_create(&tid[started], NULL, run_share, &sh[started])) break;
-    /* Shares whose thread did not start run here, after the caller's own. */
-    for (int64_t k = 0; k < threads; k++)
-        if (k == 0 || k >= started) run_share(&sh[k]);
-    for (int64_t k = 1; k < started; k++) pthread_join(tid[k], NULL);
-    return RF_OK;
 }

@@ -11,16 +11,7 @@
 void rf_host_gemm_init(void);
 
 /* C = alpha·op(A)·op(B) + beta·C for each batch item (rf_gemm_desc), a, b, c
- * pointing at each tensor's first matrix, on the OpenMP threads (the cpu
- * backend, whose ops all run on them). */
+ * pointing at each tensor's first matrix, on the OpenMP threads. */
 void rf_host_gemm(const rf_gemm_desc *d, const float *a, const float *b, float *c);
-
-/* The same on threads started for the call and joined before it returns,
- * for a caller whose cores another runtime's workers share (OpenCL devices
- * of CPU type): OpenMP's threads would spin for milliseconds after the call
- * (libgomp's default wait policy), taking those cores from PoCL's kernels
- * (README "Speed"). Never fails: a thread that cannot start has its share
- * run by the caller. */
-rf_status rf_host_gemm_detached(const rf_gemm_desc *d, const float *a, const float *b, float *c);
 
 #endif

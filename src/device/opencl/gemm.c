@@ -5,8 +5,10 @@
  *   than looped); a batch that reuses one operand (stride 0) is looped, as
  *   CLBlast wants distinct items.
  * - host BLAS (OpenCL devices of CPU type, whose buffers are host memory):
- *   rf_host_gemm_detached (OpenBLAS on threads of its own, the rows split
- *   as the cpu backend's) on the mapped buffers, no copy. Measured on a
+ *   rf_host_gemm (OpenBLAS on the OpenMP threads, as the cpu backend's) on
+ *   the mapped buffers, no copy. OpenMP's threads spin for a while after
+ *   each call (libgomp's default wait policy) against PoCL's workers:
+ *   OMP_WAIT_POLICY=passive makes PoCL faster still (README "Speed"). Measured on a
  *   2-core EPYC under PoCL, CLBlast runs 6-10 GFLOP/s where OpenBLAS runs
  *   over 100 on the same cores (`reformer bench gemm --all`).
  *
@@ -92,7 +94,7 @@ static rf_status gemm_host(rf_tensor *c, const rf_tensor *a, const rf_tensor *b,
     /* The queue is in order: once the maps are done, so is every kernel
      * enqueued before them, and the pointers are valid. */
     if (s == RF_OK && (err = clFinish(q)) != CL_SUCCESS) s = rf_cl_fail(err, "clFinish (gemm on the host)");
-    if (s == RF_OK) s = rf_host_gemm_detached(d, pa + a->offset, pb + b->offset, pc + c->offset);
+    if (s == RF_OK) rf_host_gemm(d, pa + a->offset, pb + b->offset, pc + c->offset);
     if (s == RF_OK) rf_profile_add(dev, "gemm (host blas)", rf_now_ns() - t0);
     /* Not waited for: anything enqueued later runs after the unmaps. */
     for (int i = 0; i < m.n; i++) {
