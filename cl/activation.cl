@@ -9,27 +9,24 @@
 // on a tail shorter than 8. One item per element left PoCL a loop of scalar
 // loads and stores.
 
-float act(float v) {
+// The activation and GELU's derivative as expressions, the same for float
+// and float8 (act, act8, dact, dact8 below).
 #if ACT == 0
-    return fmax(v, 0.0f);
+#define ACT_OF(v) fmax(v, 0.0f)
 #else
-    return 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F));
+#define ACT_OF(v) (0.5f * (v) * (1.0f + erf((v) * M_SQRT1_2_F)))
+#define DGELU_OF(v) \
+    (0.5f * (1.0f + erf((v) * M_SQRT1_2_F)) + (v) * exp(-0.5f * (v) * (v)) * (M_2_SQRTPI_F * M_SQRT1_2_F * 0.5f))
 #endif
-}
 
-float8 act8(float8 v) {
-#if ACT == 0
-    return fmax(v, 0.0f);
-#else
-    return 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F));
-#endif
-}
+float act(float v) { return ACT_OF(v); }
+float8 act8(float8 v) { return ACT_OF(v); }
 
 float dact(float v) {
 #if ACT == 0
     return v > 0.0f ? 1.0f : 0.0f;
 #else
-    return 0.5f * (1.0f + erf(v * M_SQRT1_2_F)) + v * exp(-0.5f * v * v) * (M_2_SQRTPI_F * M_SQRT1_2_F * 0.5f);
+    return DGELU_OF(v);
 #endif
 }
 
@@ -37,7 +34,7 @@ float8 dact8(float8 v) {
 #if ACT == 0
     return select((float8)0.0f, (float8)1.0f, v > 0.0f);
 #else
-    return 0.5f * (1.0f + erf(v * M_SQRT1_2_F)) + v * exp(-0.5f * v * v) * (M_2_SQRTPI_F * M_SQRT1_2_F * 0.5f);
+    return DGELU_OF(v);
 #endif
 }
 
