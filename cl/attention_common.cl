@@ -39,6 +39,45 @@
 #define MASK_ARGS __global const int *mask, const ulong mask_off, const int has_mask
 #define DROPOUT_ARGS const int dropout, const uint4 philox, const uint threshold, const float keep_scale
 
+// The CPU shapes' vectors (lsh_attention.cl built with -DCHUNK,
+// local_attention.cl with -DCPU_SHAPE): VEC is VW floats, VW the device's
+// native float width (-DVW from the host: 16 on AVX-512, whose 512-bit
+// registers a float8 leaves half empty; 8 on AVX2); DV of them hold a head
+// row padded with zeros. Their kernels take QB owned rows per pass so that
+// each staged vector loaded feeds QB rows (one row per pass loads as often
+// as it multiplies); QB·DV and QB·4 accumulators stay within 16 registers
+// (AVX2 has 16, AVX-512 32). d = 64: QB = 4 with VW = 16, 2 with VW = 8.
+#ifdef VW
+#if VW != 8 && VW != 16
+#error "VW (the CPU shapes' vector width) must be 8 or 16"
+#endif
+#define VCAT_(a, b) a##b
+#define VCAT(a, b) VCAT_(a, b)
+#define VEC VCAT(float, VW)
+#define VLOAD VCAT(vload, VW)
+#define VSTORE VCAT(vstore, VW)
+#define DV ((HEAD_DIM + VW - 1) / VW)
+#define QB (DV >= 16 ? 1 : 16 / DV > 4 ? 4 : 16 / DV)
+
+// Column k of an 8×8 tile held as 8 row slices a[0 … 8).
+#define TILE_COLUMN(a, k) ((float8)(a[0].k, a[1].k, a[2].k, a[3].k, a[4].k, a[5].k, a[6].k, a[7].k))
+
+// Store the 8×8 tile held as 8 row slices a[0 … 8) transposed: its column k
+// at t + k·ld. The CPU shapes stage blocks transposed this way: the lane
+// moves are register shuffles, where one strided store per element compiled
+// to scatters (a quarter of attn_forward's time under perf).
+inline void store_tile_transposed(__local float *t, int ld, const float8 *a) {
+    vstore8(TILE_COLUMN(a, s0), 0, t);
+    vstore8(TILE_COLUMN(a, s1), 0, t + ld);
+    vstore8(TILE_COLUMN(a, s2), 0, t + 2 * ld);
+    vstore8(TILE_COLUMN(a, s3), 0, t + 3 * ld);
+    vstore8(TILE_COLUMN(a, s4), 0, t + 4 * ld);
+    vstore8(TILE_COLUMN(a, s5), 0, t + 5 * ld);
+    vstore8(TILE_COLUMN(a, s6), 0, t + 6 * ld);
+    vstore8(TILE_COLUMN(a, s7), 0, t + 7 * ld);
+}
+#endif
+
 // The first element of (b, position pos, head h) in a [B, L, H·HEAD_DIM]
 // tensor (§1).
 inline ulong row_at(int b, int pos, int h, int L, int H) {

@@ -32,8 +32,8 @@
 //
 // Built with -DCPU_SHAPE (rf_cl_attn_shape: a CPU device such as PoCL) the
 // same kernels, with the same arguments and numerics, take the CPU shape
-// instead (its section below), built with HEAD_DIM, MAX_HEAD_DIM, ROWS and
-// COLS only.
+// instead (its section below), built with HEAD_DIM, MAX_HEAD_DIM, ROWS,
+// COLS and VW only.
 //
 // Probability dropout (§2, HF attention dropout): the probability of window
 // key j (0 ≤ j < W = (before + 1 + after)·chunk, in window-slot order) of
@@ -98,7 +98,11 @@ inline int all_future(int causal, int has_mask, int last_query, int first_key) {
 // sums, no gathers); masks and softmax then run on those lanes, and the row's
 // accumulator takes Σ_j w_j·x_j over the block's rows, read straight from
 // global memory (host memory; the block is a few KiB, cache-resident), in
-// float8 slices (add_rows). Measured against the other candidate, a group
+// float8 slices (add_rows). The forward does both for QB query rows per
+// pass in VW-float vectors (rows_dots, rows_add_rows; QB, VW:
+// attention_common.cl), so that each staged key vector and each value
+// slice is loaded once for QB rows instead of once per FMA; the backward
+// kernels still take one row per pass. Measured against the other candidate, a group
 // of ROWS work-items, one per query row, with barriers around each staged
 // block (the row's accumulator in private float8s): the forward at the
 // benchmark model's shape took 9.1 ms against 12.4 ms that way on PoCL
@@ -110,8 +114,11 @@ inline int all_future(int causal, int has_mask, int last_query, int first_key) {
 // (chunk ≤ ROWS: local attention), the backward is attn_backward_fused and
 // attn_backward_sum instead of attn_backward_dq and attn_backward_dkdv.
 
-#if COLS % 8 != 0
-#error "COLS must be a multiple of 8 (the float8 lanes of a block's logits)"
+#ifndef VW
+#error "the CPU shape needs -DVW (attention_common.cl: VEC, QB)"
+#endif
+#if COLS % VW != 0
+#error "COLS must be a multiple of VW (the VEC lanes of a block's logits)"
 #endif
 #define VECS (COLS / 8)      // float8 lanes of a block's logits
 #define HVECS (HEAD_DIM / 8) // whole float8 slices of a head row
@@ -129,12 +136,23 @@ inline float hmax8(float8 x) {
 }
 
 // Stage rows [first, first + n) of (b, head h) of x transposed: t[e·COLS + j]
-// = x_j[e]; columns n … COLS − 1 are zero (callers mask their lanes).
+// = x_j[e]; columns n … COLS − 1 are zero (callers mask their lanes). By
+// 8×8 tiles (store_tile_transposed).
 inline void stage_transposed(__local float *t, __global const float *x, ulong x_off, int b, int first, int n, int h,
                              int L, int H) {
-    for (int j = 0; j < COLS; j++) {
-        __global const float *r = x + x_off + row_at(b, first + min(j, n - 1), h, L, H);
-        for (int e = 0; e < HEAD_DIM; e++) t[e * COLS + j] = j < n ? r[e] : 0.0f;
+    for (int j0 = 0; j0 < COLS; j0 += 8) {
+        __global const float *r[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) r[u] = x + x_off + row_at(b, first + min(j0 + u, n - 1), h, L, H);
+        int e = 0;
+        for (; e + 8 <= HEAD_DIM; e += 8) {
+            float8 a[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) a[u] = j0 + u < n ? vload8(0, r[u] + e) : (float8)(0.0f);
+            store_tile_transposed(t + e * COLS + j0, COLS, a);
+        }
+        for (; e < HEAD_DIM; e++) // the tail of HEAD_DIM mod 8
+            for (int u = 0; u < 8; u++) t[e * COLS + j0 + u] = j0 + u < n ? r[u][e] : 0.0f;
     }
 }
 
@@ -182,6 +200,82 @@ inline void add_rows(__local float *acc, float alpha, const float *w, int j0, in
 #endif
 }
 
+// y[r][j] = x_r·t_j for the QB rows x_r = x + min(r, nrows − 1)·stride
+// (consecutive positions of one head; spare rows repeat the last) and the
+// COLS columns of the transposed block t, each summed in order of e by fma
+// as row_dots; each staged vector is loaded once for the QB rows (row_dots
+// loads one per FMA).
+inline void rows_dots(float y[QB][COLS], __global const float *x, ulong stride, int nrows, __local const float *t) {
+    __global const float *xr[QB];
+    VEC acc[QB][COLS / VW];
+#pragma unroll
+    for (int r = 0; r < QB; r++) {
+        xr[r] = x + (ulong)min(r, nrows - 1) * stride;
+#pragma unroll
+        for (int u = 0; u < COLS / VW; u++) acc[r][u] = (VEC)(0.0f);
+    }
+    for (int e = 0; e < HEAD_DIM; e++) {
+        VEC te[COLS / VW];
+#pragma unroll
+        for (int u = 0; u < COLS / VW; u++) te[u] = VLOAD(u, t + e * COLS);
+#pragma unroll
+        for (int r = 0; r < QB; r++) {
+            VEC xe = (VEC)(xr[r][e]);
+#pragma unroll
+            for (int u = 0; u < COLS / VW; u++) acc[r][u] = fma(xe, te[u], acc[r][u]);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < QB; r++)
+#pragma unroll
+        for (int u = 0; u < COLS / VW; u++) VSTORE(acc[r][u], u, y[r]);
+}
+
+#define RVECS (HEAD_DIM / VW) // whole VEC slices of a head row
+#define RTAIL (HEAD_DIM % VW) // the row's last floats, done one by one
+
+// For the first nrows of QB accumulator rows acc_r = acc + r·HEAD_DIM:
+// acc_r = acc_r·alpha[r] + Σ_{j < j1} w[r][j]·x_j, x_j = x + j·stride — as
+// add_rows for each row, each slice of x_j loaded once for the QB rows.
+inline void rows_add_rows(__local float *acc, const float *alpha, float w[QB][COLS], int nrows, int j1,
+                          __global const float *x, ulong stride) {
+    VEC a[QB][RVECS + 1]; // + 1: HEAD_DIM may be under VW
+#if RTAIL
+    float tl[QB][RTAIL];
+#endif
+#pragma unroll
+    for (int r = 0; r < QB; r++) {
+        int rr = min(r, nrows - 1); // spare rows: computed, never stored
+#pragma unroll
+        for (int u = 0; u < RVECS; u++) a[r][u] = VLOAD(u, acc + rr * HEAD_DIM) * alpha[r];
+#if RTAIL
+        for (int e = 0; e < RTAIL; e++) tl[r][e] = acc[rr * HEAD_DIM + RVECS * VW + e] * alpha[r];
+#endif
+    }
+    for (int j = 0; j < j1; j++) {
+        __global const float *xj = x + (ulong)j * stride;
+        VEC xv[RVECS + 1];
+#pragma unroll
+        for (int u = 0; u < RVECS; u++) xv[u] = VLOAD(u, xj);
+#pragma unroll
+        for (int r = 0; r < QB; r++) {
+            VEC wr = (VEC)(w[r][j]);
+#pragma unroll
+            for (int u = 0; u < RVECS; u++) a[r][u] = fma(wr, xv[u], a[r][u]);
+#if RTAIL
+            for (int e = 0; e < RTAIL; e++) tl[r][e] = fma(w[r][j], xj[RVECS * VW + e], tl[r][e]);
+#endif
+        }
+    }
+    for (int r = 0; r < nrows; r++) {
+#pragma unroll
+        for (int u = 0; u < RVECS; u++) VSTORE(a[r][u], u, acc + r * HEAD_DIM);
+#if RTAIL
+        for (int e = 0; e < RTAIL; e++) acc[r * HEAD_DIM + RVECS * VW + e] = tl[r][e];
+#endif
+    }
+}
+
 // The forward: out, and lse when has_lse. Per block, each query row's logits
 // (padding columns at RUNNING_MAX_INIT, probability exactly 0), the block's
 // max and undropped sum (§2), then the online-softmax update of the row's
@@ -209,39 +303,51 @@ attn_forward(__global float *out, const ulong out_off, __global float *lse, cons
             int kok[COLS];
             for (int j = 0; j < COLS; j++) kok[j] = j < n && key_is_token(mask, mask_off, has_mask, b, L, first + j);
             __global const float *vb = v + v_off + row_at(b, first, h, L, H);
-            for (int i = 0; i < nq; i++) {
-                int qpos = q0 + i;
-                if (all_future(causal, has_mask, qpos, first)) continue;
-                // keys past jn come after qpos: probability exactly 0 (all_future)
-                int jn = causal && !has_mask ? min(n, qpos - first + 1) : n;
-                float p[COLS];
-                row_dots(p, q + q_off + row_at(b, qpos, h, L, H), kt);
-                float8 mx = (float8)(RUNNING_MAX_INIT);
+            for (int i0 = 0; i0 < nq; i0 += QB) { // QB query rows per pass
+                int nr = min(QB, nq - i0);
+                if (all_future(causal, has_mask, q0 + i0 + nr - 1, first)) continue;
+                float p[QB][COLS], alpha[QB];
+                rows_dots(p, q + q_off + row_at(b, q0 + i0, h, L, H), stride, nr, kt);
+                int j1 = 0; // the pass's rows take keys [0, j1)
+                for (int r = 0; r < QB; r++) {
+                    int i = i0 + r, qpos = q0 + i;
+                    alpha[r] = 1.0f;
+                    if (r >= nr || all_future(causal, has_mask, qpos, first)) {
+                        // no key for this row: weights 0 and alpha 1 leave acc as it is
+                        for (int j = 0; j < COLS; j++) p[r][j] = 0.0f;
+                        continue;
+                    }
+                    // keys past jn come after qpos: probability exactly 0 (all_future),
+                    // so a row that stops before j1 adds exact zeros
+                    int jn = causal && !has_mask ? min(n, qpos - first + 1) : n;
+                    j1 = max(j1, jn);
+                    float8 mx = (float8)(RUNNING_MAX_INIT);
 #pragma unroll
-                for (int u = 0; u < VECS; u++) {
-                    int8 j = (int8)(8 * u) + IOTA8, masked;
-                    float8 x = masked_logit8(vload8(u, p) * scale, (int8)(qpos), (int8)(first) + j, vload8(u, kok),
-                                             causal, self_mask, &masked);
-                    x = select(x, (float8)(RUNNING_MAX_INIT), j >= (int8)(n));
-                    mx = fmax(mx, x);
-                    vstore8(x, u, p);
-                }
-                float mnew = fmax(ms[i], hmax8(mx));
-                float8 sum = (float8)(0.0f);
+                    for (int u = 0; u < VECS; u++) {
+                        int8 j = (int8)(8 * u) + IOTA8, masked;
+                        float8 x = masked_logit8(vload8(u, p[r]) * scale, (int8)(qpos), (int8)(first) + j,
+                                                 vload8(u, kok), causal, self_mask, &masked);
+                        x = select(x, (float8)(RUNNING_MAX_INIT), j >= (int8)(n));
+                        mx = fmax(mx, x);
+                        vstore8(x, u, p[r]);
+                    }
+                    float mnew = fmax(ms[i], hmax8(mx));
+                    float8 sum = (float8)(0.0f);
 #pragma unroll
-                for (int u = 0; u < VECS; u++) {
-                    float8 e = exp(vload8(u, p) - mnew);
-                    sum += e; // the sum stays undropped (§2)
-                    vstore8(e, u, p);
+                    for (int u = 0; u < VECS; u++) {
+                        float8 e = exp(vload8(u, p[r]) - mnew);
+                        sum += e; // the sum stays undropped (§2)
+                        vstore8(e, u, p[r]);
+                    }
+                    if (dropout)
+                        for (int j = 0; j < jn; j++)
+                            p[r][j] *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
+                                                   (s + before) * chunk + t + j);
+                    alpha[r] = exp(ms[i] - mnew);
+                    ls[i] = ls[i] * alpha[r] + hsum8(sum);
+                    ms[i] = mnew;
                 }
-                if (dropout)
-                    for (int j = 0; j < jn; j++)
-                        p[j] *= window_drop(philox, threshold, keep_scale, bh, qpos, L, chunk, before, after,
-                                            (s + before) * chunk + t + j);
-                float alpha = exp(ms[i] - mnew);
-                ls[i] = ls[i] * alpha + hsum8(sum);
-                ms[i] = mnew;
-                add_rows(acc + i * HEAD_DIM, alpha, p, 0, jn, vb, stride);
+                rows_add_rows(acc + i0 * HEAD_DIM, alpha, p, nr, j1, vb, stride);
             }
         }
     for (int i = 0; i < nq; i++) {

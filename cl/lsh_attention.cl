@@ -169,22 +169,34 @@ inline int query_slot(const lsh_chunk *ch, int i) {
 //     owned rows, each whole, as a C programmer would write it: no barrier,
 //     nothing for PoCL to spill or to vectorise across work-items (which
 //     turns the row reads d floats apart into gathers);
-//   - a row's scores against the window come from rows_times_staged: the
-//     staged side is transposed (column j of element e at e·KP + j), so the
-//     sums run over 64 keys at once in eight float8 accumulators, broadcasting
-//     one element of the owned row per step (no horizontal sums);
-//   - a row's accumulators (p·V, ds·K, ...) are DV float8 in registers,
-//     updated with a staged row padded with zeros to DV·8 floats.
+//   - vectors are VEC = VW floats, the device's native width (-DVW;
+//     attention_common.cl);
+//   - QB owned rows at a time (the forward and the query kernel): their
+//     scores against the window come from rows_times_staged: the staged side
+//     is transposed (column j of element e at e·KP + j), so the sums run over
+//     4·VW keys at once in 4 VEC accumulators per row, broadcasting one
+//     element of each owned row per step (no horizontal sums), and each
+//     staged vector loaded feeds the QB rows (one row per pass made as many
+//     loads as FMAs);
+//   - a row's accumulators (p·V, ds·K, ...) are DV VEC in registers,
+//     updated with a staged row padded with zeros to DV·VW floats — QB rows
+//     at a time again (add_scaled_rows), each staged row loaded once for
+//     the QB rows.
 // The other candidate, a group of m work-items (one per row) with one
 // barrier after a shared staging, was measured too; why this one stays:
 // docs/portability.md, "LSH chunk kernels: the CPU shape".
 #ifdef CHUNK
-#define KP (((2 * CHUNK + 63) / 64) * 64) // staged window rows, a multiple of 64
-#define DV ((HEAD_DIM + 7) / 8)            // float8 per padded row
-#define KW(nkeys) (((nkeys) + 7) / 8 * 8)  // floats per row of the backward's pw and dsw
-#if DV > 16
-#error "the CPU shape keeps a row's accumulators in at most 16 float8"
+#ifndef VW
+#error "the CPU shape needs -DVW (attention_common.cl: VEC, DV, QB)"
 #endif
+#define KP (((2 * CHUNK + 63) / 64) * 64) // staged window rows, a multiple of 64 (so of 4·VW)
+#define KW(nkeys) (((nkeys) + 7) / 8 * 8)  // floats per row of the backward's pw and dsw
+#if DV * VW > 128
+#error "the CPU shape keeps a row's accumulators in at most 128 floats"
+#endif
+// Keys per pass of lsh_backward_key_rows: each has two accumulator rows
+// (dk, dv), so QB / 2 keep the 16 registers of QB rows.
+#define KB (QB > 1 ? QB / 2 : 1)
 
 // The sum and the maximum of a float8's lanes.
 inline float sum8(float8 a) {
@@ -196,28 +208,54 @@ inline float max8(float8 a) {
     return fmax(fmax(h.x, h.z), fmax(h.y, h.w));
 }
 
-// s[j] = Σ_e a[e]·bT[e·KP + j] for j < round64(n): a private row against n
-// transposed staged rows (columns past n are zeros; callers read s[j < n]).
-inline void rows_times_staged(const float *a, __local const float *bT, int n, float *s) {
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        float8 acc[8];
+// s[r][j] = Σ_e a[r][e]·bT[e·KP + j] for r < QB, j < n rounded up to 4·VW:
+// QB private rows against n transposed staged rows (columns past n are
+// zeros; callers read s[r][j < n]). Each staged vector is loaded once for
+// the QB rows.
+inline void rows_times_staged(float a[QB][HEAD_DIM], __local const float *bT, int n, float s[QB][KP]) {
+    for (int j0 = 0; j0 < n; j0 += 4 * VW) {
+        VEC acc[QB][4];
 #pragma unroll
-        for (int u = 0; u < 8; u++) acc[u] = (float8)(0.0f);
+        for (int r = 0; r < QB; r++)
+#pragma unroll
+            for (int u = 0; u < 4; u++) acc[r][u] = (VEC)(0.0f);
         for (int e = 0; e < HEAD_DIM; e++) {
-            const float ae = a[e];
             __local const float *col = bT + e * KP + j0;
+            VEC b[4];
 #pragma unroll
-            for (int u = 0; u < 8; u++) acc[u] = fma((float8)(ae), vload8(u, col), acc[u]);
+            for (int u = 0; u < 4; u++) b[u] = VLOAD(u, col);
+#pragma unroll
+            for (int r = 0; r < QB; r++) {
+                const VEC ar = (VEC)(a[r][e]);
+#pragma unroll
+                for (int u = 0; u < 4; u++) acc[r][u] = fma(ar, b[u], acc[r][u]);
+            }
         }
 #pragma unroll
-        for (int u = 0; u < 8; u++) vstore8(acc[u], u, s + j0);
+        for (int r = 0; r < QB; r++)
+#pragma unroll
+            for (int u = 0; u < 4; u++) VSTORE(acc[r][u], u, s[r] + j0);
     }
 }
 
-// acc += p·row, row a staged row of DV float8.
-inline void add_scaled_row(float8 *acc, float p, __local const float8 *row) {
+// acc[r] = Σ_{j < n} w[r][j]·row_j for r < QB, rows the staged padded rows
+// (DV VEC each): each staged vector is loaded once for the QB rows.
+inline void add_scaled_rows(VEC acc[QB][DV], float w[QB][KP], __local const VEC *rows, int n) {
 #pragma unroll
-    for (int u = 0; u < DV; u++) acc[u] = fma((float8)(p), row[u], acc[u]);
+    for (int r = 0; r < QB; r++)
+#pragma unroll
+        for (int u = 0; u < DV; u++) acc[r][u] = (VEC)(0.0f);
+    for (int j = 0; j < n; j++) {
+        VEC x[DV];
+#pragma unroll
+        for (int u = 0; u < DV; u++) x[u] = rows[j * DV + u];
+#pragma unroll
+        for (int r = 0; r < QB; r++) {
+            const VEC wr = (VEC)(w[r][j]);
+#pragma unroll
+            for (int u = 0; u < DV; u++) acc[r][u] = fma(wr, x[u], acc[r][u]);
+        }
+    }
 }
 
 // A private row (HEAD_DIM floats) of (b, pos, h) of a [B, L, H·d] tensor,
@@ -239,15 +277,34 @@ inline float load_row(float *dst, __global const float *src, ulong off, const ls
     return sq;
 }
 
-// Stage a private row as column j of a transposed staged block.
-inline void stage_column(__local float *colT, int j, const float *x) {
-    for (int e = 0; e < HEAD_DIM; e++) colT[e * KP + j] = x[e];
+// Transpose the first n padded rows into columns of colT, each row j times
+// a[j] (all 1 when a is 0), by 8×8 tiles (store_tile_transposed); columns
+// n … n rounded up to 8 get zeros.
+inline void stage_columns(__local float *colT, __local const VEC *rows, int n, __local const float *a) {
+    for (int j0 = 0; j0 < n; j0 += 8) {
+        int e = 0;
+        for (; e + 8 <= HEAD_DIM; e += 8) {
+            float8 t[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int j = j0 + u;
+                t[u] = j < n ? vload8(0, (__local const float *)(rows + j * DV) + e) * (a ? a[j] : 1.0f)
+                             : (float8)(0.0f);
+            }
+            store_tile_transposed(colT + e * KP + j0, KP, t);
+        }
+        for (; e < HEAD_DIM; e++) // the tail of HEAD_DIM mod 8
+            for (int u = 0; u < 8; u++) {
+                const int j = j0 + u;
+                colT[e * KP + j] = j < n ? ((__local const float *)(rows + j * DV))[e] * (a ? a[j] : 1.0f) : 0.0f;
+            }
+    }
 }
 
-// Stage a private row as padded row j of DV float8 (zeros past HEAD_DIM).
-inline void stage_padded(__local float8 *rows, int j, const float *x) {
+// Stage a private row as padded row j of DV VEC (zeros past HEAD_DIM).
+inline void stage_padded(__local VEC *rows, int j, const float *x) {
     __local float *r = (__local float *)(rows + j * DV);
-    for (int e = 0; e < DV * 8; e++) r[e] = e < HEAD_DIM ? x[e] : 0.0f;
+    for (int e = 0; e < DV * VW; e++) r[e] = e < HEAD_DIM ? x[e] : 0.0f;
 }
 
 // Zero columns [n, round64(n)) of a transposed staged block: rows_times_staged
@@ -274,7 +331,7 @@ inline float8 masked_logits8(float8 s, int8 qpos, int8 kpos, int8 ok, int causal
 }
 
 // Write accumulators times scale as a global row of HEAD_DIM floats.
-inline void store_row(__global float *dst, const float8 *acc, float scale) {
+inline void store_row(__global float *dst, const VEC *acc, float scale) {
     const float *a = (const float *)acc;
     for (int e = 0; e < HEAD_DIM; e++) dst[e] = a[e] * scale;
 }
@@ -440,59 +497,75 @@ lsh_attend(__global const float *qk, const ulong qk_off, __global const float *v
 #ifdef CHUNK
 // The CPU shape of lsh_attend (see "the CPU shape" above): one work-item
 // per (batch, head, chunk c). It stages the window's normalised keys
-// (§5.2) transposed and its values as padded rows, then per query of the
-// chunk: the masked logits (§5.4), the softmax in two passes over them (max,
-// then p = exp(s − max) and their sum, as the cpu's), the dropped
-// probabilities times V, and lse (§5.5). With hf: as lsh_attend.
+// (§5.2) transposed and its values as padded rows, then per QB queries of
+// the chunk: their logits, and per query the masked logits (§5.4), the
+// softmax in two passes over them (max, then p = exp(s − max) and their
+// sum, as the cpu's); then the QB rows of dropped probabilities times V, and
+// lse (§5.5). With hf: as lsh_attend. When QB does not divide m, the last
+// pass repeats row m − 1 in its spare rows and stores nothing for them.
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 lsh_attend_rows(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off, MASK_ARGS,
                 __global const int *perm, __global float *o, __global float *lse, const int L, const int H,
                 const int N, const int m, const int causal, const int hf, DROPOUT_ARGS) {
-    __local float kT[HEAD_DIM * KP];
-    __local float8 vr[KP * DV];
+    __local float kT[HEAD_DIM * KP], ka[KP];
+    __local VEC vr[KP * DV], kr[KP * DV];
     __local int kp[KP], kok[KP];
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
-    float x[HEAD_DIM], s[KP];
+    float x[QB][HEAD_DIM], s[QB][KP];
     for (int j = 0; j < ch.nkeys; j++) {
         kp[j] = P[key_slot(&ch, j)] % L;
         kok[j] = key_is_token(mask, mask_off, has_mask, ch.b, L, kp[j]);
-        load_row(x, v, v_off, &ch, kp[j], 1.0f);
-        stage_padded(vr, j, x);
-        const float a = key_scale(load_row(x, qk, qk_off, &ch, kp[j], 1.0f));
-        for (int e = 0; e < HEAD_DIM; e++) x[e] *= a;
-        stage_column(kT, j, x);
     }
+    // The window's rows are scattered over the sequence (sorted by bucket):
+    // this loop only copies them, so the loads of several rows are in
+    // flight at once (fused with the transposition below they were a
+    // quarter of the kernel's time, waiting on memory).
+    for (int j = 0; j < ch.nkeys; j++) {
+        load_row(x[0], v, v_off, &ch, kp[j], 1.0f);
+        stage_padded(vr, j, x[0]);
+        ka[j] = key_scale(load_row(x[0], qk, qk_off, &ch, kp[j], 1.0f));
+        stage_padded(kr, j, x[0]);
+    }
+    stage_columns(kT, kr, ch.nkeys, ka);
     zero_columns(kT, ch.nkeys);
     for (int j = ch.nkeys; j < KP; j++) kp[j] = -1, kok[j] = 0; // read by the 8-lane steps
-    for (int i = 0; i < m; i++) {
-        const int qslot = ch.c * m + i, qpos = P[qslot] % L;
-        load_row(x, qk, qk_off, &ch, qpos, 1.0f);
+    // Query i of the chunk is window key (nc > 1 ? m : 0) + i: its raw row is staged.
+    __local const VEC *qr = kr + (ch.nc > 1 ? m : 0) * DV;
+    for (int i0 = 0; i0 < m; i0 += QB) {
+        for (int r = 0; r < QB; r++)
+            for (int e = 0; e < HEAD_DIM; e++) x[r][e] = ((__local const float *)(qr + min(i0 + r, m - 1) * DV))[e];
         rows_times_staged(x, kT, ch.nkeys, s);
-        float8 mx8 = (float8)(RUNNING_MAX_INIT), l8 = (float8)(0.0f);
-        for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
-            int8 masked;
-            const float8 sc = masked_logits8(vload8(0, s + j0), (int8)(qpos), vload8(0, kp + j0), vload8(0, kok + j0),
-                                             causal, lanes_below(j0, ch.nkeys), &masked);
-            vstore8(sc, 0, s + j0);
-            mx8 = fmax(mx8, sc);
+        float mx[QB], l[QB];
+        for (int r = 0; r < QB; r++) {
+            const int qslot = ch.c * m + min(i0 + r, m - 1), qpos = P[qslot] % L;
+            float8 mx8 = (float8)(RUNNING_MAX_INIT), l8 = (float8)(0.0f);
+            for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
+                int8 masked;
+                const float8 sc = masked_logits8(vload8(0, s[r] + j0), (int8)(qpos), vload8(0, kp + j0),
+                                                 vload8(0, kok + j0), causal, lanes_below(j0, ch.nkeys), &masked);
+                vstore8(sc, 0, s[r] + j0);
+                mx8 = fmax(mx8, sc);
+            }
+            mx[r] = max8(mx8);
+            for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
+                const float8 p = exp(vload8(0, s[r] + j0) - mx[r]);
+                vstore8(p, 0, s[r] + j0);
+                l8 += p; // lse is undropped; o gets the dropped probabilities
+            }
+            l[r] = sum8(l8);
+            if (dropout)
+                for (int j = 0; j < ch.nkeys; j++)
+                    s[r][j] *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
         }
-        const float mx = max8(mx8);
-        for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
-            const float8 p = exp(vload8(0, s + j0) - mx);
-            vstore8(p, 0, s + j0);
-            l8 += p; // lse is undropped; o gets the dropped probabilities
+        VEC acc[QB][DV];
+        add_scaled_rows(acc, s, vr, ch.nkeys);
+        for (int r = 0; r < QB && i0 + r < m; r++) {
+            const size_t item = (size_t)ch.bh * N + ch.c * m + i0 + r;
+            const float lse_f = mx[r] + log(l[r]);
+            store_row(o + item * HEAD_DIM, acc[r], hf ? exp(mx[r] - lse_f) : 1.0f / l[r]);
+            lse[item] = lse_f;
         }
-        const float l = sum8(l8);
-        if (dropout)
-            for (int j = 0; j < ch.nkeys; j++)
-                s[j] *= drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
-        float8 acc[DV];
-        for (int u = 0; u < DV; u++) acc[u] = (float8)(0.0f);
-        for (int j = 0; j < ch.nkeys; j++) add_scaled_row(acc, s[j], vr + j * DV);
-        const float lse_f = mx + log(l);
-        store_row(o + ((size_t)ch.bh * N + qslot) * HEAD_DIM, acc, hf ? exp(mx - lse_f) : 1.0f / l);
-        lse[(size_t)ch.bh * N + qslot] = lse_f;
     }
 }
 #endif // CHUNK
@@ -740,62 +813,78 @@ lsh_backward_key(__global const float *qk, const ulong qk_off, __global const fl
 // The CPU shape of lsh_backward_query (see "the CPU shape" above): one
 // work-item per (batch, head, chunk c). It stages the window's normalised
 // keys (§5.2) transposed and as padded rows and its values transposed; then
-// per query of the chunk: the logits and g·v_j (g = w·dout) against the
-// window, ds_ij = p_ij·(D_ij·g·v_j − c_i) for logits no mask replaced,
-// Σ_j ds_ij·k_j → its gqk row, and its rows of D·p and ds → pw and dsw
-// ([B, H, R·L, KW(nkeys)]) for lsh_backward_key_rows.
+// per QB queries of the chunk (spare rows as in lsh_attend_rows): the logits
+// and g·v_j (g = w·dout) against the window, ds_ij = p_ij·(D_ij·g·v_j − c_i)
+// for logits no mask replaced, Σ_j ds_ij·k_j → its gqk row, and its rows of
+// D·p and ds → pw and dsw ([B, H, R·L, KW(nkeys)]) for
+// lsh_backward_key_rows.
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 lsh_backward_query_rows(__global const float *qk, const ulong qk_off, __global const float *v, const ulong v_off,
                         __global const float *dout, const ulong dout_off, MASK_ARGS, __global const int *perm,
                         __global const float *lse, __global const float *w, __global const float *cw,
                         __global float *gqk, __global float *pw, __global float *dsw, const int L, const int H,
                         const int N, const int m, const int causal, DROPOUT_ARGS) {
-    __local float kT[HEAD_DIM * KP], vT[HEAD_DIM * KP];
-    __local float8 kr[KP * DV];
+    __local float kT[HEAD_DIM * KP], vT[HEAD_DIM * KP], ka[KP];
+    __local VEC kr[KP * DV];
     __local int kp[KP], kok[KP];
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
     const size_t items = (size_t)ch.bh * N; // this (batch, head)'s first sorted item
-    float x[HEAD_DIM], s[KP], ds[KP], f[KP]; // f: dropout factors
+    float x[QB][HEAD_DIM], s[QB][KP], ds[QB][KP], f[KP]; // f: dropout factors
     for (int j = 0; j < ch.nkeys; j++) {
         kp[j] = P[key_slot(&ch, j)] % L;
         kok[j] = key_is_token(mask, mask_off, has_mask, ch.b, L, kp[j]);
-        load_row(x, v, v_off, &ch, kp[j], 1.0f);
-        stage_column(vT, j, x);
-        const float a = key_scale(load_row(x, qk, qk_off, &ch, kp[j], 1.0f));
-        for (int e = 0; e < HEAD_DIM; e++) x[e] *= a;
-        stage_column(kT, j, x);
-        stage_padded(kr, j, x);
+    }
+    // As in lsh_attend_rows, the scattered rows are first only copied (kr
+    // holds the raw values, then the raw keys), then transposed.
+    for (int j = 0; j < ch.nkeys; j++) {
+        load_row(x[0], v, v_off, &ch, kp[j], 1.0f);
+        stage_padded(kr, j, x[0]);
+    }
+    stage_columns(vT, kr, ch.nkeys, 0);
+    for (int j = 0; j < ch.nkeys; j++) {
+        ka[j] = key_scale(load_row(x[0], qk, qk_off, &ch, kp[j], 1.0f));
+        stage_padded(kr, j, x[0]);
+    }
+    stage_columns(kT, kr, ch.nkeys, ka);
+    for (int j = 0; j < ch.nkeys; j++) { // the keys as padded rows (§5.2: k = x·a)
+        __local float *kj = (__local float *)(kr + j * DV);
+        for (int e = 0; e < HEAD_DIM; e++) kj[e] *= ka[j];
     }
     zero_columns(kT, ch.nkeys);
     zero_columns(vT, ch.nkeys);
     for (int j = ch.nkeys; j < KP; j++) kp[j] = -1, kok[j] = 0; // read by the 8-lane steps
-    for (int i = 0; i < m; i++) {
-        const int qslot = ch.c * m + i, qpos = P[qslot] % L;
-        const float lse_i = lse[items + qslot], c_i = cw[items + qslot];
-        load_row(x, qk, qk_off, &ch, qpos, 1.0f);
+    for (int i0 = 0; i0 < m; i0 += QB) {
+        for (int r = 0; r < QB; r++) load_row(x[r], qk, qk_off, &ch, P[ch.c * m + min(i0 + r, m - 1)] % L, 1.0f);
         rows_times_staged(x, kT, ch.nkeys, s);
-        load_row(x, dout, dout_off, &ch, qpos, w[items + qslot]);
-        rows_times_staged(x, vT, ch.nkeys, ds); // g·v_j, then ds_ij in place
-        if (dropout)
-            for (int j = 0; j < ch.nkeys; j++)
-                f[j] = drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
-        // The item's rows of D·p and ds for lsh_backward_key_rows.
-        __global float *pwi = pw + (items + qslot) * KW(ch.nkeys), *dsi = dsw + (items + qslot) * KW(ch.nkeys);
-        for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
-            int8 masked;
-            const float8 sc = masked_logits8(vload8(0, s + j0), (int8)(qpos), vload8(0, kp + j0), vload8(0, kok + j0),
-                                             causal, lanes_below(j0, ch.nkeys), &masked);
-            const float8 p = exp(sc - lse_i), fj = dropout ? vload8(0, f + j0) : (float8)(1.0f);
-            const float8 dsj = select(p * (vload8(0, ds + j0) * fj - c_i), (float8)(0.0f), masked);
-            vstore8(dsj, 0, ds + j0);
-            vstore8(dsj, 0, dsi + j0);
-            vstore8(p * fj, 0, pwi + j0); // values are used under masks too
+        for (int r = 0; r < QB; r++) {
+            const int qslot = ch.c * m + min(i0 + r, m - 1);
+            load_row(x[r], dout, dout_off, &ch, P[qslot] % L, w[items + qslot]);
         }
-        float8 acc[DV];
-        for (int u = 0; u < DV; u++) acc[u] = (float8)(0.0f);
-        for (int j = 0; j < ch.nkeys; j++) add_scaled_row(acc, ds[j], kr + j * DV);
-        store_row(gqk + (items + qslot) * HEAD_DIM, acc, 1.0f);
+        rows_times_staged(x, vT, ch.nkeys, ds); // g·v_j, then ds_ij in place
+        for (int r = 0; r < QB; r++) {
+            const int qslot = ch.c * m + min(i0 + r, m - 1), qpos = P[qslot] % L;
+            const float lse_i = lse[items + qslot], c_i = cw[items + qslot];
+            if (dropout)
+                for (int j = 0; j < ch.nkeys; j++)
+                    f[j] = drop_factor(philox, threshold, keep_scale, ch.bh, N, qslot, ch.nkeys, j);
+            // The item's rows of D·p and ds for lsh_backward_key_rows (a spare
+            // row rewrites row m − 1's with the same values).
+            __global float *pwi = pw + (items + qslot) * KW(ch.nkeys), *dsi = dsw + (items + qslot) * KW(ch.nkeys);
+            for (int j0 = 0; j0 < ch.nkeys; j0 += 8) {
+                int8 masked;
+                const float8 sc = masked_logits8(vload8(0, s[r] + j0), (int8)(qpos), vload8(0, kp + j0),
+                                                 vload8(0, kok + j0), causal, lanes_below(j0, ch.nkeys), &masked);
+                const float8 p = exp(sc - lse_i), fj = dropout ? vload8(0, f + j0) : (float8)(1.0f);
+                const float8 dsj = select(p * (vload8(0, ds[r] + j0) * fj - c_i), (float8)(0.0f), masked);
+                vstore8(dsj, 0, ds[r] + j0);
+                vstore8(dsj, 0, dsi + j0);
+                vstore8(p * fj, 0, pwi + j0); // values are used under masks too
+            }
+        }
+        VEC acc[QB][DV];
+        add_scaled_rows(acc, ds, kr, ch.nkeys);
+        for (int r = 0; r < QB && i0 + r < m; r++) store_row(gqk + (items + ch.c * m + i0 + r) * HEAD_DIM, acc[r], 1.0f);
     }
 }
 
@@ -815,7 +904,7 @@ lsh_backward_key_rows(__global const float *qk, const ulong qk_off, __global con
                       __global const int *perm, __global const float *w, __global const float *pw,
                       __global const float *dsw, __global float *gqk, __global float *gv, const int L, const int H,
                       const int N, const int m) {
-    __local float8 qr[KP * DV], gr[KP * DV];
+    __local VEC qr[KP * DV], gr[KP * DV];
     __local ulong qrow[KP];
     const lsh_chunk ch = chunk_of_group(L, H, N, m);
     __global const int *P = perm + (size_t)ch.bh * N;
@@ -830,22 +919,38 @@ lsh_backward_key_rows(__global const float *qk, const ulong qk_off, __global con
         load_row(x, dout, dout_off, &ch, qpos, w[items + slot]);
         stage_padded(gr, i, x);
     }
-    for (int j = 0; j < m; j++) {
-        const int kslot = ch.c * m + j;
-        const float a = key_scale(load_row(x, qk, qk_off, &ch, P[kslot] % L, 1.0f)); // §5.2: k = x·a
-        float8 dk[DV], dv[DV];
-        for (int u = 0; u < DV; u++) dk[u] = dv[u] = (float8)(0.0f);
+    for (int j0 = 0; j0 < m; j0 += KB) { // KB keys per pass (spare keys repeat key m − 1, unstored)
+        VEC dk[KB][DV], dv[KB][DV];
+#pragma unroll
+        for (int r = 0; r < KB; r++)
+#pragma unroll
+            for (int u = 0; u < DV; u++) dk[r][u] = dv[r][u] = (VEC)(0.0f);
         for (int i = 0; i < nq; i++) {
-            add_scaled_row(dv, pw[qrow[i] + j], gr + i * DV);
-            add_scaled_row(dk, dsw[qrow[i] + j], qr + i * DV);
+            VEC g[DV], q[DV]; // query i's rows, loaded once for the KB keys
+#pragma unroll
+            for (int u = 0; u < DV; u++) g[u] = gr[i * DV + u], q[u] = qr[i * DV + u];
+#pragma unroll
+            for (int r = 0; r < KB; r++) {
+                const int j = min(j0 + r, m - 1);
+                const VEC pd = (VEC)(pw[qrow[i] + j]), d = (VEC)(dsw[qrow[i] + j]);
+#pragma unroll
+                for (int u = 0; u < DV; u++) {
+                    dv[r][u] = fma(pd, g[u], dv[r][u]);
+                    dk[r][u] = fma(d, q[u], dk[r][u]);
+                }
+            }
         }
-        // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
-        const float *dke = (const float *)dk;
-        float dkx = 0.0f;
-        for (int e = 0; e < HEAD_DIM; e++) dkx += dke[e] * x[e];
-        __global float *gq = gqk + (items + kslot) * HEAD_DIM;
-        for (int e = 0; e < HEAD_DIM; e++) gq[e] += key_scale_grad(dke[e], x[e], a, dkx);
-        store_row(gv + (items + kslot) * HEAD_DIM, dv, 1.0f);
+        for (int r = 0; r < KB && j0 + r < m; r++) {
+            const int kslot = ch.c * m + j0 + r;
+            const float a = key_scale(load_row(x, qk, qk_off, &ch, P[kslot] % L, 1.0f)); // §5.2: k = x·a
+            // §5.2 backward: dk goes back through k = x·a(x) into this slot's gqk.
+            const float *dke = (const float *)dk[r];
+            float dkx = 0.0f;
+            for (int e = 0; e < HEAD_DIM; e++) dkx += dke[e] * x[e];
+            __global float *gq = gqk + (items + kslot) * HEAD_DIM;
+            for (int e = 0; e < HEAD_DIM; e++) gq[e] += key_scale_grad(dke[e], x[e], a, dkx);
+            store_row(gv + (items + kslot) * HEAD_DIM, dv[r], 1.0f);
+        }
     }
 }
 

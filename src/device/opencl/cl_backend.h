@@ -38,6 +38,10 @@ typedef struct rf_cl_context {
     /* A device of CPU type that is not a simulator: its buffers are host
      * memory and a work-group runs on one core (gemm.c, rf_cl_attn_shape). */
     int host_cpu;
+    /* The float vector width of the CPU-shape attention kernels (-DVW): 16
+     * where the device's native float width is 16 or more (AVX-512), else 8
+     * (cl/lsh_attention.cl, "the CPU shape"). */
+    int vector_width;
     /* host_cpu only: released buffers kept for reuse, as the cpu backend's
      * (device/block_cache.h: fresh host memory costs a page fault per 4 KiB). */
     rf_block_cache reuse;

@@ -362,6 +362,9 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     clGetDeviceInfo(f.d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     cl->host_cpu = (type & CL_DEVICE_TYPE_CPU) != 0 && !dev->info.is_simulator;
     if (cl->host_cpu) rf_host_gemm_init();
+    cl_uint native = 0;
+    clGetDeviceInfo(f.d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof native, &native, NULL);
+    cl->vector_width = native >= 16 ? 16 : 8;
     cl_int err;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)f.p, 0};
     cl->context = clCreateContext(props, 1, &f.d, NULL, NULL, &err);

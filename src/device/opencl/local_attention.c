@@ -107,8 +107,8 @@ static rf_status window_build(rf_device *dev, const rf_attn_window *w, const cha
     rf_cl_attn_options(wl->options, sizeof wl->options, w->head_dim, 0);
     size_t at = strlen(wl->options);
     if (shape == RF_CL_SHAPE_CPU)
-        snprintf(wl->options + at, sizeof wl->options - at, " -DCPU_SHAPE -DROWS=%d -DCOLS=%d", wl->plan.rows,
-                 wl->plan.cols);
+        snprintf(wl->options + at, sizeof wl->options - at, " -DCPU_SHAPE -DROWS=%d -DCOLS=%d -DVW=%d",
+                 wl->plan.rows, wl->plan.cols, rf_cl_ctx(dev)->vector_width);
     else
         snprintf(wl->options + at, sizeof wl->options - at, " -DROWS=%d -DCOLS=%d -DSPLIT=%d -DMAX_SLICE=%d",
                  wl->plan.rows, wl->plan.cols, wl->plan.split, MAX_SLICE);
@@ -117,24 +117,25 @@ static rf_status window_build(rf_device *dev, const rf_attn_window *w, const cha
 
 /* The CPU shape's tiles (the .cl's CPU shape section): a group's one
  * work-item owns up to CPU_ROWS rows of a chunk and streams blocks of up to
- * CPU_COLS rows, a multiple of 8 (its float8 lanes). 64 and 64: the cpu
- * backend's tile (a default chunk), and transposed blocks of 16 KiB at
- * d = 64 that stay in L1 with the block's rows. Halved (rows first, down to
- * 8, then the block, to a multiple of 8) while its local memory — at most
+ * CPU_COLS rows, a multiple of the vector width vw (its VEC lanes: 8 or
+ * 16, cl_backend.h). 64 and 64: the cpu backend's tile (a default chunk),
+ * and transposed blocks of 16 KiB at d = 64 that stay in L1 with the
+ * block's rows. Halved (rows first, down to 8, then the block, to a
+ * multiple of vw) while its local memory — at most
  * two [d, COLS] blocks, two [ROWS, d] accumulators, two [ROWS, COLS] tiles
  * and a few rows — exceeds the device's. */
 #define CPU_ROWS 64
 #define CPU_COLS 64
 
 static rf_status cpu_plan(rf_device *dev, const rf_attn_window *w, window_plan *out) {
-    int64_t d = w->head_dim, chunk = w->chunk_len;
-    window_plan p = {(int)(chunk < CPU_ROWS ? chunk : CPU_ROWS), (int)((chunk + 7) / 8 * 8), 1};
+    int64_t d = w->head_dim, chunk = w->chunk_len, vw = rf_cl_ctx(dev)->vector_width;
+    window_plan p = {(int)(chunk < CPU_ROWS ? chunk : CPU_ROWS), (int)((chunk + vw - 1) / vw * vw), 1};
     if (p.cols > CPU_COLS) p.cols = CPU_COLS;
     for (;;) {
         uint64_t bytes = 4u * (uint64_t)(2 * d * p.cols + 2 * p.rows * d + 2 * p.rows * p.cols + 2 * d + 2 * p.rows);
         if (bytes <= dev->info.local_mem_bytes) break;
         if (p.rows > 8) p.rows /= 2;
-        else if (p.cols > 8) p.cols = (p.cols / 2 + 7) / 8 * 8;
+        else if (p.cols > vw) p.cols = (int)((p.cols / 2 + vw - 1) / vw * vw);
         else
             return rf_error(RF_ERR_UNSUPPORTED,
                             "local attention: head_dim %lld needs %llu bytes of local memory; %s has %llu",

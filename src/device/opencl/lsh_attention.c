@@ -151,12 +151,13 @@ static const char *const rows_names[] = {"lsh_attend_rows", "lsh_backward_query_
 
 /* Bytes of a rows kernel's __local arrays as declared in cl/lsh_attention.cl:
  * KP window rows (2m rounded up to 64), transposed (d floats each) or padded
- * (d rounded up to 8), and per-row ints, floats or offsets. */
-static size_t rows_local_bytes(lsh_tiled which, int head_dim, int chunk_len) {
+ * (d rounded up to the vector width vw), and per-row ints, floats or
+ * offsets. */
+static size_t rows_local_bytes(lsh_tiled which, int head_dim, int chunk_len, int vw) {
     const size_t kp = (2 * (size_t)chunk_len + 63) / 64 * 64, d = (size_t)head_dim;
-    const size_t padded = ((size_t)head_dim + 7) / 8 * 8;
-    if (which == LSH_ATTEND) return (kp * d + kp * padded + 2 * kp) * sizeof(cl_float);
-    if (which == LSH_BACKWARD_QUERY) return (2 * kp * d + kp * padded + 2 * kp) * sizeof(cl_float);
+    const size_t padded = ((size_t)head_dim + (size_t)vw - 1) / (size_t)vw * (size_t)vw;
+    if (which == LSH_ATTEND) return (kp * d + 2 * kp * padded + 3 * kp) * sizeof(cl_float);
+    if (which == LSH_BACKWARD_QUERY) return (2 * kp * d + kp * padded + 3 * kp) * sizeof(cl_float);
     return 2 * kp * padded * sizeof(cl_float) + kp * sizeof(cl_ulong);
 }
 
@@ -166,21 +167,22 @@ static size_t rows_local_bytes(lsh_tiled which, int head_dim, int chunk_len) {
 static rf_status runs_rows(rf_device *dev, lsh_tiled which, int head_dim, int chunk_len, bool *rows) {
     rf_cl_shape shape;
     RF_TRY(rf_cl_attn_shape(dev, &shape));
-    size_t bytes = rows_local_bytes(which, head_dim, chunk_len);
+    const int vw = rf_cl_ctx(dev)->vector_width;
+    size_t bytes = rows_local_bytes(which, head_dim, chunk_len, vw);
     if (which != LSH_ATTEND) {
-        const size_t q = rows_local_bytes(LSH_BACKWARD_QUERY, head_dim, chunk_len);
-        const size_t k = rows_local_bytes(LSH_BACKWARD_KEY, head_dim, chunk_len);
+        const size_t q = rows_local_bytes(LSH_BACKWARD_QUERY, head_dim, chunk_len, vw);
+        const size_t k = rows_local_bytes(LSH_BACKWARD_KEY, head_dim, chunk_len, vw);
         bytes = q > k ? q : k;
     }
     *rows = shape == RF_CL_SHAPE_CPU && bytes <= dev->info.local_mem_bytes;
     return RF_OK;
 }
 
-/* A kernel of the CPU shape's program (-DCHUNK=m). */
+/* A kernel of the CPU shape's program (-DCHUNK=m -DVW=vector width). */
 static rf_status rows_kernel(rf_device *dev, int head_dim, int chunk_len, const char *name, cl_kernel *k) {
     char opts[160], base[96];
     rf_cl_attn_options(base, sizeof base, head_dim, 0);
-    snprintf(opts, sizeof opts, "%s -DCHUNK=%d", base, chunk_len);
+    snprintf(opts, sizeof opts, "%s -DCHUNK=%d -DVW=%d", base, chunk_len, rf_cl_ctx(dev)->vector_width);
     return rf_cl_kernel(dev, "lsh_attention.cl", opts, name, k);
 }
 
