@@ -7,7 +7,6 @@
 #include <cblas.h>
 #include <omp.h>
 #include "device/host_gemm.h"
-#include "device/thread_pool.h"
 
 /* Rows of c per block: at least this many, so a thread's sgemm still has
  * room for OpenBLAS's register and cache blocking. */
