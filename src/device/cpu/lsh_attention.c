@@ -111,11 +111,14 @@ typedef struct chunk_scratch {
     int32_t *kposbuf;
     float *kbuf, *vbuf, *p, *drop, *g, *dp, *dq, *dk, *dv;
     unsigned char *masked, *key_ok;
+    float *mx, *rescale; /* per query row: its max logit, its probabilities' factor */
+    double *sum;         /* and its sum of exponentials */
 } chunk_scratch;
 
 static void chunk_scratch_free(chunk_scratch *s) {
     free(s->kposbuf), free(s->kbuf), free(s->vbuf), free(s->p), free(s->drop);
     free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
+    free(s->mx), free(s->rescale), free(s->sum);
 }
 
 /* Returns false when out of memory (s is then freed). */
@@ -123,8 +126,10 @@ static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool 
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
     *s = (chunk_scratch){.kposbuf = malloc(nkeys * sizeof *s->kposbuf), .kbuf = malloc(kd * f),
                          .vbuf = malloc(kd * f), .p = malloc(mk * f), .drop = malloc(mk * f), .masked = malloc(mk),
-                         .key_ok = malloc(nkeys)};
-    bool ok = s->kposbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok;
+                         .key_ok = malloc(nkeys), .mx = malloc(m * f), .rescale = malloc(m * f),
+                         .sum = malloc(m * sizeof *s->sum)};
+    bool ok = s->kposbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok && s->mx && s->rescale &&
+              s->sum;
     if (backward) {
         s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
         s->dv = malloc(kd * f);
@@ -156,9 +161,7 @@ static void chunk_logits(const rf_lsh_state *st, const sorted_rows *r, const int
     }
     for (int j = 0; j < nkeys; j++) s->key_ok[j] = rf_attn_key_is_token(pad, b, L, s->kpos[j]);
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
-    for (int i = 0; i < m; i++)
-        rf_cpu_block_mask_row(s->p + (size_t)i * nkeys, s->masked + (size_t)i * nkeys, s->qpos[i], s->kpos, s->key_ok,
-                              nkeys, st->causal, true);
+    rf_cpu_block_mask(s->p, s->masked, m, nkeys, 1.0f, s->qpos, s->kpos, s->key_ok, st->causal, true);
 }
 
 /* The forward: every (batch, head)'s sorted rows, then one sorted chunk per
@@ -195,26 +198,26 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
             const sorted_rows r = sorted_at((char *)rows->impl + bh * sorted_bytes(N, d), N, d);
             chunk_logits(st, &r, pad, b, c, nkeys, &s);
             float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
+            rf_cpu_block_exp_rows(s.p, m, nkeys, s.mx, s.sum);
             for (int i = 0; i < m; i++) {
                 const int64_t qslot = c * m + i;
-                float *si = s.p + (size_t)i * nkeys, mx;
-                const double sum = rf_cpu_block_exp_row(si, nkeys, &mx);
                 /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
                  * p = exp(s − lse) is not renormalised, so a query that sees only copies
                  * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
                  * slightly less than 1 (docs/hf-compat.md §8). */
-                float lse = (float)(mx + log(sum));
-                double norm = st->hf_rounding ? (double)lse : mx + log(sum);
-                /* now the probabilities exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
-                const float rescale = (float)exp(mx - norm);
-                if (drop.on)
+                const double mx = s.mx[i], sum = s.sum[i];
+                const float lse = (float)(mx + log(sum));
+                const double norm = st->hf_rounding ? (double)lse : mx + log(sum);
+                /* the probabilities are exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
+                s.rescale[i] = (float)exp(mx - norm);
+                if (drop.on) {
+                    float *si = s.p + (size_t)i * nkeys;
                     for (int j = 0; j < nkeys; j++)
-                        si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
-                else
-#pragma omp simd
-                    for (int j = 0; j < nkeys; j++) si[j] *= rescale;
+                        si[j] *= (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                }
                 LSE[qslot] = lse;
             }
+            rf_cpu_block_scale_rows(s.p, m, nkeys, s.rescale);
             rf_cpu_block_mm(O + c * m * d, s.p, false, s.v, false, m, d, nkeys); /* the chunk's outputs, in sorted order */
         }
         if (!oom) chunk_scratch_free(&s);
