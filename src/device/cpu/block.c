@@ -59,3 +59,18 @@ RF_CPU_CLONES void rf_cpu_block_scale_rows(float *s, int64_t m, int64_t n, const
         for (int64_t j = 0; j < n; j++) si[j] *= fi;
     }
 }
+
+RF_CPU_CLONES void rf_cpu_block_lsh_grad(float *dp, float *pd, const float *s, const unsigned char *masked, int64_t m,
+                                         int64_t n, const float *lse, const double *c) {
+    for (int64_t i = 0; i < m; i++) {
+        float *dpi = dp + i * n, *pdi = pd + i * n;
+        const float *si = s + i * n, li = lse[i], ci = (float)c[i];
+        const unsigned char *mi = masked + i * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            const float p = rf_cpu_block_exp(si[j] - li), D = pdi[j];
+            pdi[j] = D * p;
+            dpi[j] = mi[j] ? 0.0f : p * (D * dpi[j] - ci);
+        }
+    }
+}

@@ -90,6 +90,17 @@ void rf_cpu_block_mask(float *s, unsigned char *masked, int64_t m, int64_t n, fl
  * summed in double. */
 void rf_cpu_block_exp_rows(float *s, int64_t m, int64_t n, float *mx, double *sum);
 
+/* The LSH backward's softmax gradient (§5.6) of rows i < m of an [m × n]
+ * block of masked logits s, from the forward's lse[i] (its own
+ * normaliser) and c[i] = w_i·dout·out: p = exp(s − lse[i]); pd holds the
+ * dropout factors D and becomes D·p (for dv); dp holds g_i·v_j and becomes
+ * ds = p·(D·dp − c[i]), 0 where a mask replaced the logit (a constant).
+ * lse is a float: for a query that sees only copies of itself (two at a
+ * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p there is off
+ * by up to 0.4% (as on every device). */
+void rf_cpu_block_lsh_grad(float *dp, float *pd, const float *s, const unsigned char *masked, int64_t m, int64_t n,
+                           const float *lse, const double *c);
+
 /* Row i < m of an [m × n] block times f[i]. */
 void rf_cpu_block_scale_rows(float *s, int64_t m, int64_t n, const float *f);
 

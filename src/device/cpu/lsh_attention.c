@@ -341,26 +341,15 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                     for (int e = 0; e < d; e++) s.g[(size_t)i * d + e] = (float)(w[c * m + i] * g[e]);
                 }
                 rf_cpu_block_mm(s.dp, s.g, false, s.v, true, m, nkeys, d); /* g_i·v_j */
-                for (int i = 0; i < m; i++) {
-                    const int64_t qslot = c * m + i;
-                    const size_t i0 = (size_t)i * nkeys;
-                    const float lse = LSE[qslot], ci = (float)cw[qslot];
-                    /* The dropout factors first (1 without dropout), so the loop
-                     * below is selects and arithmetic only and vectorises. */
-                    for (int j = 0; j < nkeys; j++)
-                        s.drop[i0 + j] = drop.on ? (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j) : 1.0f;
-#pragma omp simd
-                    for (int j = 0; j < nkeys; j++) {
-                        const size_t ij = i0 + j;
-                        /* §5.5 from the stored lse, the forward's own normaliser. It is a
-                         * float: for a query that sees only copies of itself (two at a
-                         * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
-                         * there is off by up to 0.4% (as on every device). */
-                        const float p = rf_cpu_block_exp(s.p[ij] - lse), D = s.drop[ij];
-                        s.drop[ij] = D * p; /* for dv */
-                        s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - ci);
-                    }
-                }
+                /* The dropout factors D (1 without dropout), then p, D·p and ds (block.h). */
+                if (drop.on)
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < nkeys; j++)
+                            s.drop[(size_t)i * nkeys + j] =
+                                (float)rf_attn_dropout_factor(&drop, bh, N, c * m + i, nkeys, j);
+                else
+                    for (size_t ij = 0; ij < (size_t)m * nkeys; ij++) s.drop[ij] = 1.0f;
+                rf_cpu_block_lsh_grad(s.dp, s.drop, s.p, s.masked, m, nkeys, LSE + c * m, cw + c * m);
                 rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, m, d, nkeys);
                 rf_cpu_block_mm(s.dk, s.dp, true, s.q, false, nkeys, d, m);
                 rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, nkeys, d, m);
