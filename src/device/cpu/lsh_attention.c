@@ -19,6 +19,7 @@ static rf_status rf_cpu_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     const float *rot = rf_cpu_f32(&st->rotated);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
     int32_t *bk = rf_cpu_i32(&st->buckets);
+#pragma omp parallel for collapse(3) schedule(static)
     for (int64_t b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int r = 0; r < R; r++)
