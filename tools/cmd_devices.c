@@ -41,8 +41,15 @@ int cmd_devices(int argc, char **argv) {
     } else {
         rf_clear_error();
     }
+    /* The name column as wide as the longest name: a name is what users
+     * tell devices apart by (PoCL's carry the CPU model), never cut. */
+    int name_w = 4;
+    for (int i = 0; i < n; i++) {
+        rf_device_info in;
+        if (rf_device_info_at(i, &in) == RF_OK && (int)strlen(in.name) > name_w) name_w = (int)strlen(in.name);
+    }
     if (json) printf("[\n");
-    else printf("  %-8s %-40s %-10s %5s %9s %9s %9s %6s %-5s %-5s %s\n", "id", "name", "type", "CUs", "global",
+    else printf("  %-8s %-*s %-10s %5s %9s %9s %9s %6s %-5s %-5s %s\n", "id", name_w, "name", "type", "CUs", "global",
                 "local", "max alloc", "max wg", "fp16", "fp64", "driver / OpenCL C");
     for (int i = 0; i < n; i++) {
         rf_device_info in;
@@ -59,8 +66,8 @@ int cmd_devices(int argc, char **argv) {
                    (unsigned long long)in.max_alloc_bytes, in.max_work_group_size, in.fp16 ? "true" : "false",
                    in.fp64 ? "true" : "false", i == auto_index ? "true" : "false", i + 1 < n ? "," : "");
         } else {
-            printf("%c %-8s %-40.40s %-10s %5u %8.1fG %8.1fK %8.1fG %6zu %-5s %-5s %s%s%s\n", i == auto_index ? '*' : ' ',
-                   in.id, in.name, type, in.compute_units, (double)in.global_mem_bytes / (1 << 30),
+            printf("%c %-8s %-*s %-10s %5u %8.1fG %8.1fK %8.1fG %6zu %-5s %-5s %s%s%s\n", i == auto_index ? '*' : ' ',
+                   in.id, name_w, in.name, type, in.compute_units, (double)in.global_mem_bytes / (1 << 30),
                    (double)in.local_mem_bytes / 1024, (double)in.max_alloc_bytes / (1 << 30), in.max_work_group_size,
                    in.fp16 ? "yes" : "no", in.fp64 ? "yes" : "no", in.driver_version,
                    in.opencl_c_version[0] ? " / " : "", in.opencl_c_version);

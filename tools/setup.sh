@@ -112,7 +112,7 @@ test)
     vg() { vg_exit 0 "$@"; }
     for t in test_harness test_safetensors test_config test_no_opencl test_device test_op_table test_tensor \
              test_elementwise test_gemm test_linear test_norm test_activation test_embedding test_loss test_optim \
-             test_dropout test_philox test_full_attention test_model test_train test_robustness test_hardening \
+             test_dropout test_philox test_thread_pool test_full_attention test_model test_train test_robustness test_hardening \
              test_cli_numbers test_decode; do
         echo "valgrind: $t"
         vg "./build/$t"

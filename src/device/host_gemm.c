@@ -1,7 +1,9 @@
 /* GEMM on host memory: OpenBLAS's cblas_sgemm on blocks of rows of c, the
- * blocks on the OpenMP threads. OpenBLAS runs single-threaded inside them
- * (rf_host_gemm_init): its own pool, spinning between calls, would fight
- * the cpu backend's OpenMP threads (or PoCL's) for the same cores. */
+ * blocks on the OpenMP threads (the cpu backend) or on a thread pool whose
+ * threads sleep between calls (OpenCL devices of CPU type: thread_pool.h).
+ * OpenBLAS runs single-threaded inside them (rf_host_gemm_init): its own
+ * pool, spinning between calls, would fight the cpu backend's OpenMP
+ * threads (or PoCL's) for the same cores. */
 #include <cblas.h>
 #include <omp.h>
 #include "device/host_gemm.h"
@@ -27,7 +29,8 @@ static gemm_blocks blocks_of(const rf_gemm_desc *d, const float *A, const float 
     return (gemm_blocks){d, A, B, C, parts, (d->m + parts - 1) / parts, d->batch * parts};
 }
 
-static void run_block(const gemm_blocks *g, int64_t t) {
+static void run_block(const void *arg, int64_t t) {
+    const gemm_blocks *g = arg;
     const rf_gemm_desc *d = g->d;
     const int64_t i = t / g->parts, r0 = t % g->parts * g->rows, m = d->m - r0 < g->rows ? d->m - r0 : g->rows;
     /* Row r0 of op(a): row r0 of a, or column r0 when a is transposed. */
@@ -38,8 +41,12 @@ static void run_block(const gemm_blocks *g, int64_t t) {
                     (blasint)d->ldb, d->beta, g->C + i * d->stride_c + r0 * d->ldc, (blasint)d->ldc);
 }
 
-void rf_host_gemm(const rf_gemm_desc *d, const float *A, const float *B, float *C) {
-    const gemm_blocks g = blocks_of(d, A, B, C, omp_get_max_threads());
+void rf_host_gemm(const rf_gemm_desc *d, const float *A, const float *B, float *C, rf_thread_pool *pool) {
+    const gemm_blocks g = blocks_of(d, A, B, C, pool ? rf_thread_pool_threads(pool) : omp_get_max_threads());
+    if (pool) {
+        rf_thread_pool_run(pool, g.count, run_block, &g);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (g.count > 1)
     for (int64_t t = 0; t < g.count; t++) run_block(&g, t);
 }

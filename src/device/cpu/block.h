@@ -54,37 +54,54 @@ static inline float rf_cpu_block_exp(float x) {
     return keep * p * two_n;
 }
 
-/* A softmax row's shift and exponentials: *mx = max_j s[j], then s[j] ←
- * exp(s[j] − *mx); returns Σ_j s[j], summed in double. */
-static inline double rf_cpu_block_exp_row(float *s, int64_t n, float *mx) {
-    float m = -HUGE_VALF;
-#pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
-    double sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; j++) sum += s[j] = rf_cpu_block_exp(s[j] - m);
-    *mx = m;
-    return sum;
-}
+/* The element-wise passes over a score block below are the blocks' own
+ * work besides the products, and cost as much as them when compiled for the
+ * baseline x86-64 (SSE2): each is compiled again for AVX2+FMA and for
+ * AVX-512 (x86-64-v3, -v4) and the loader picks the widest the CPU has
+ * (gcc's target_clones; a CPU without them, or a debugger such as valgrind
+ * that hides AVX-512, gets the one it can run). The code is the same C for
+ * every version, and -ffp-contract is off (ISO C11), so every version gives
+ * the same bits. They are out of line (block.c), since an `omp simd`
+ * reduction inlined into an attention op's loops is not vectorised by gcc. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define RF_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef RF_CPU_CLONES
+#define RF_CPU_CLONES
+#endif
 
-/* Row qpos of a score block over keys kpos[0 … n−1]: the masks of §5.4 with
- * rf_attn_masked_logit's rules — a key that is padding (!key_ok) or, when
- * causal, later than the query gets −1e9; with self_mask the query's own
- * position gets −1e5 — as selects over the row, which the compiler
- * vectorises (a call per pair, with its branches, was most of the blocks'
- * own scalar time in perf); positions are int32 for SSE2's 32-bit compares
- * (the LSH permutation holds int32 positions already, §4, and the local
- * front door keeps len ≤ INT32_MAX / 2).
- * masked[j]: whether s[j] was replaced (no gradient flows to it). */
-static inline void rf_cpu_block_mask_row(float *s, unsigned char *masked, int32_t qpos, const int32_t *kpos,
-                                         const unsigned char *key_ok, int64_t n, bool causal, bool self_mask) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) {
-        const bool hidden = !key_ok[j] || (causal && kpos[j] > qpos), self = self_mask && kpos[j] == qpos;
-        const float v = hidden ? RF_ATTN_MASK_VALUE : s[j];
-        s[j] = self ? RF_ATTN_SELF_MASK_VALUE : v;
-        masked[j] = hidden || self;
-    }
-}
+/* Rows i < m of an [m × n] score block s against keys kpos[0 … n−1]: each
+ * score times `scale`, then the masks of §5.4 with rf_attn_masked_logit's
+ * rules — a key that is padding (!key_ok) or, when causal, later than the
+ * query qpos[i] gets −1e9; with self_mask the query's own position gets
+ * −1e5 — as selects over the row, which vectorise (a call per pair, with
+ * its branches, was most of the blocks' own scalar time in perf);
+ * positions are int32 for 32-bit vector compares (the LSH permutation
+ * holds int32 positions already, §4, and the local front door keeps
+ * len ≤ INT32_MAX / 2). masked[i·n + j]: whether s was replaced (no
+ * gradient flows to it). */
+void rf_cpu_block_mask(float *s, unsigned char *masked, int64_t m, int64_t n, float scale, const int32_t *qpos,
+                       const int32_t *kpos, const unsigned char *key_ok, bool causal, bool self_mask);
+
+/* The softmax's shift and exponentials of rows i < m of an [m × n] block:
+ * mx[i] = max_j s[i·n + j], then s ← exp(s − mx[i]); sum[i] = Σ_j of them,
+ * summed in double. */
+void rf_cpu_block_exp_rows(float *s, int64_t m, int64_t n, float *mx, double *sum);
+
+/* The LSH backward's softmax gradient (§5.6) of rows i < m of an [m × n]
+ * block of masked logits s, from the forward's lse[i] (its own
+ * normaliser) and c[i] = w_i·dout·out: p = exp(s − lse[i]); pd holds the
+ * dropout factors D and becomes D·p (for dv); dp holds g_i·v_j and becomes
+ * ds = p·(D·dp − c[i]), 0 where a mask replaced the logit (a constant).
+ * lse is a float: for a query that sees only copies of itself (two at a
+ * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p there is off
+ * by up to 0.4% (as on every device). */
+void rf_cpu_block_lsh_grad(float *dp, float *pd, const float *s, const unsigned char *masked, int64_t m, int64_t n,
+                           const float *lse, const double *c);
+
+/* Row i < m of an [m × n] block times f[i]. */
+void rf_cpu_block_scale_rows(float *s, int64_t m, int64_t n, const float *f);
 
 #endif

@@ -52,6 +52,9 @@ static int64_t tile_count(const rf_attn_window *w) {
  * carry no gradient), which window keys are tokens (key_ok); the backward's [TILE × W] dp, [TILE × d] output
  * gradient and dq, and the block's [W × d] dk and dv. */
 typedef struct scratch {
+    int32_t qpos[TILE]; /* the tile's query positions */
+    float mx[TILE], inv[TILE]; /* each row's max logit and 1 / its sum of exponentials */
+    double sum[TILE];
     int32_t *keys; /* positions: the front door keeps len ≤ INT32_MAX / 2 */
     float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
     unsigned char *masked, *key_ok;
@@ -95,37 +98,39 @@ static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t 
     for (int64_t i = 0; i < n; i++) memcpy(dst + i * w->head_dim, x + row(w, b, pos[i], h), (size_t)w->head_dim * 4);
 }
 
-/* The tile's softmax probabilities s->p (undropped), s->masked, the dropout
- * factors s->drop, and each row's lse when lse is not NULL (§6, §5.4, §2).
- * Leaves the window's positions in s->keys, its keys in s->k and the
- * tile's queries in s->q. */
+/* The tile's softmax probabilities s->p (undropped), s->masked, and each
+ * row's lse when lse is not NULL (§6, §5.4). Leaves the window's positions
+ * in s->keys, its keys in s->k and the tile's queries in s->q. */
 static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, const float *K, const int32_t *mask,
                        scratch *s, float *lse) {
     const int64_t W = rf_attn_window_width(w), d = w->head_dim;
     window_keys(w, x->c, s->keys);
-    for (int64_t i = 0; i < x->nq; i++) memcpy(s->q + i * d, Q + row(w, x->b, x->q0 + i, x->h), (size_t)d * 4);
+    for (int64_t i = 0; i < x->nq; i++) {
+        s->qpos[i] = (int32_t)(x->q0 + i);
+        memcpy(s->q + i * d, Q + row(w, x->b, x->q0 + i, x->h), (size_t)d * 4);
+    }
     gather(s->k, K, w, x->b, x->h, s->keys, W);
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, x->nq, W, d); /* q·k for every pair of the block */
     for (int64_t j = 0; j < W; j++) s->key_ok[j] = rf_attn_key_is_token(mask, x->b, w->len, s->keys[j]);
+    rf_cpu_block_mask(s->p, s->masked, x->nq, W, w->scale, s->qpos, s->keys, s->key_ok, w->causal, w->self_mask);
+    rf_cpu_block_exp_rows(s->p, x->nq, W, s->mx, s->sum);
+    for (int64_t i = 0; i < x->nq; i++) {
+        s->inv[i] = (float)(1.0 / s->sum[i]);
+        if (lse) lse[(x->b * w->heads + x->h) * w->len + x->q0 + i] = (float)(s->mx[i] + log(s->sum[i]));
+    }
+    rf_cpu_block_scale_rows(s->p, x->nq, W, s->inv);
+}
+
+/* The tile's dropout factors in s->drop (§2): query row qpos of L, window
+ * key j of W; factors of 1 without dropout. */
+static void tile_dropout(const rf_attn_window *w, const tile *x, scratch *s) {
+    const int64_t W = rf_attn_window_width(w);
     const rf_attn_dropout drop = rf_attn_window_dropout(w);
     for (int64_t i = 0; i < x->nq; i++) {
-        const int64_t qpos = x->q0 + i;
-        float *pi = s->p + i * W;
-        unsigned char *mi = s->masked + i * W;
-        float mx;
-#pragma omp simd
-        for (int64_t j = 0; j < W; j++) pi[j] *= w->scale;
-        rf_cpu_block_mask_row(pi, mi, (int32_t)qpos, s->keys, s->key_ok, W, w->causal, w->self_mask);
-        const double sum = rf_cpu_block_exp_row(pi, W, &mx);
-        const float inv = (float)(1.0 / sum);
-#pragma omp simd
-        for (int64_t j = 0; j < W; j++) pi[j] *= inv;
-        if (lse) lse[(x->b * w->heads + x->h) * w->len + qpos] = (float)(mx + log(sum));
-        /* Dropout (§2): query row qpos of L, window key j of W; factors of 1 without. */
         float *di = s->drop + i * W;
         if (drop.on)
             for (int64_t j = 0; j < W; j++)
-                di[j] = (float)rf_attn_dropout_factor(&drop, x->b * w->heads + x->h, w->len, qpos, W, j);
+                di[j] = (float)rf_attn_dropout_factor(&drop, x->b * w->heads + x->h, w->len, x->q0 + i, W, j);
         else
             for (int64_t j = 0; j < W; j++) di[j] = 1.0f;
     }
@@ -147,8 +152,11 @@ static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, 
             if (oom) continue;
             tile x = tile_at(w, t);
             tile_probs(w, &x, qp, kp, mp, &s, lp);
+            if (w->dropout) {
+                tile_dropout(w, &x, &s);
 #pragma omp simd
-            for (int64_t e = 0; e < x.nq * W; e++) s.p[e] *= s.drop[e];
+                for (int64_t e = 0; e < x.nq * W; e++) s.p[e] *= s.drop[e];
+            }
             gather(s.v, vp, w, x.b, x.h, s.keys, W);
             rf_cpu_block_mm(s.q, s.p, false, s.v, false, x.nq, d, W); /* the tile's output, in q's room */
             for (int64_t i = 0; i < x.nq; i++) memcpy(op + row(w, x.b, x.q0 + i, x.h), s.q + i * d, (size_t)d * 4);
@@ -186,6 +194,7 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
             for (int64_t t = bh * (n / heads); t < (bh + 1) * (n / heads) && !oom; t++) {
                 tile x = tile_at(w, t);
                 tile_probs(w, &x, qp, kp, mp, &s, NULL);
+                tile_dropout(w, &x, &s);
                 gather(s.v, vp, w, x.b, x.h, s.keys, W);
                 for (int64_t i = 0; i < x.nq; i++) memcpy(s.g + i * d, gp + row(w, x.b, x.q0 + i, x.h), (size_t)d * 4);
                 rf_cpu_block_mm(s.dp, s.g, false, s.v, true, x.nq, W, d); /* dout_i·v_j */

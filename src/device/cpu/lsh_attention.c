@@ -19,6 +19,7 @@ static rf_status rf_cpu_lsh_buckets(rf_lsh_state *st, const rf_tensor *mask) {
     const float *rot = rf_cpu_f32(&st->rotated);
     const int32_t *pad = mask ? rf_cpu_i32(mask) : NULL;
     int32_t *bk = rf_cpu_i32(&st->buckets);
+#pragma omp parallel for collapse(3) schedule(static)
     for (int64_t b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int r = 0; r < R; r++)
@@ -111,11 +112,14 @@ typedef struct chunk_scratch {
     int32_t *kposbuf;
     float *kbuf, *vbuf, *p, *drop, *g, *dp, *dq, *dk, *dv;
     unsigned char *masked, *key_ok;
+    float *mx, *rescale; /* per query row: its max logit, its probabilities' factor */
+    double *sum;         /* and its sum of exponentials */
 } chunk_scratch;
 
 static void chunk_scratch_free(chunk_scratch *s) {
     free(s->kposbuf), free(s->kbuf), free(s->vbuf), free(s->p), free(s->drop);
     free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
+    free(s->mx), free(s->rescale), free(s->sum);
 }
 
 /* Returns false when out of memory (s is then freed). */
@@ -123,8 +127,10 @@ static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool 
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
     *s = (chunk_scratch){.kposbuf = malloc(nkeys * sizeof *s->kposbuf), .kbuf = malloc(kd * f),
                          .vbuf = malloc(kd * f), .p = malloc(mk * f), .drop = malloc(mk * f), .masked = malloc(mk),
-                         .key_ok = malloc(nkeys)};
-    bool ok = s->kposbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok;
+                         .key_ok = malloc(nkeys), .mx = malloc(m * f), .rescale = malloc(m * f),
+                         .sum = malloc(m * sizeof *s->sum)};
+    bool ok = s->kposbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok && s->mx && s->rescale &&
+              s->sum;
     if (backward) {
         s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
         s->dv = malloc(kd * f);
@@ -156,9 +162,7 @@ static void chunk_logits(const rf_lsh_state *st, const sorted_rows *r, const int
     }
     for (int j = 0; j < nkeys; j++) s->key_ok[j] = rf_attn_key_is_token(pad, b, L, s->kpos[j]);
     rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
-    for (int i = 0; i < m; i++)
-        rf_cpu_block_mask_row(s->p + (size_t)i * nkeys, s->masked + (size_t)i * nkeys, s->qpos[i], s->kpos, s->key_ok,
-                              nkeys, st->causal, true);
+    rf_cpu_block_mask(s->p, s->masked, m, nkeys, 1.0f, s->qpos, s->kpos, s->key_ok, st->causal, true);
 }
 
 /* The forward: every (batch, head)'s sorted rows, then one sorted chunk per
@@ -195,26 +199,26 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
             const sorted_rows r = sorted_at((char *)rows->impl + bh * sorted_bytes(N, d), N, d);
             chunk_logits(st, &r, pad, b, c, nkeys, &s);
             float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
+            rf_cpu_block_exp_rows(s.p, m, nkeys, s.mx, s.sum);
             for (int i = 0; i < m; i++) {
                 const int64_t qslot = c * m + i;
-                float *si = s.p + (size_t)i * nkeys, mx;
-                const double sum = rf_cpu_block_exp_row(si, nkeys, &mx);
                 /* §5.5. With hf_rounding, as the HF model: lse is a float32 value and
                  * p = exp(s − lse) is not renormalised, so a query that sees only copies
                  * of itself (−1e5, where float32 steps are 2⁻⁷) gets weights summing to
                  * slightly less than 1 (docs/hf-compat.md §8). */
-                float lse = (float)(mx + log(sum));
-                double norm = st->hf_rounding ? (double)lse : mx + log(sum);
-                /* now the probabilities exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
-                const float rescale = (float)exp(mx - norm);
-                if (drop.on)
+                const double mx = s.mx[i], sum = s.sum[i];
+                const float lse = (float)(mx + log(sum));
+                const double norm = st->hf_rounding ? (double)lse : mx + log(sum);
+                /* the probabilities are exp(s − mx)·exp(mx − norm), dropped out (lse is not) */
+                s.rescale[i] = (float)exp(mx - norm);
+                if (drop.on) {
+                    float *si = s.p + (size_t)i * nkeys;
                     for (int j = 0; j < nkeys; j++)
-                        si[j] *= rescale * (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
-                else
-#pragma omp simd
-                    for (int j = 0; j < nkeys; j++) si[j] *= rescale;
+                        si[j] *= (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j);
+                }
                 LSE[qslot] = lse;
             }
+            rf_cpu_block_scale_rows(s.p, m, nkeys, s.rescale);
             rf_cpu_block_mm(O + c * m * d, s.p, false, s.v, false, m, d, nkeys); /* the chunk's outputs, in sorted order */
         }
         if (!oom) chunk_scratch_free(&s);
@@ -338,26 +342,15 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
                     for (int e = 0; e < d; e++) s.g[(size_t)i * d + e] = (float)(w[c * m + i] * g[e]);
                 }
                 rf_cpu_block_mm(s.dp, s.g, false, s.v, true, m, nkeys, d); /* g_i·v_j */
-                for (int i = 0; i < m; i++) {
-                    const int64_t qslot = c * m + i;
-                    const size_t i0 = (size_t)i * nkeys;
-                    const float lse = LSE[qslot], ci = (float)cw[qslot];
-                    /* The dropout factors first (1 without dropout), so the loop
-                     * below is selects and arithmetic only and vectorises. */
-                    for (int j = 0; j < nkeys; j++)
-                        s.drop[i0 + j] = drop.on ? (float)rf_attn_dropout_factor(&drop, bh, N, qslot, nkeys, j) : 1.0f;
-#pragma omp simd
-                    for (int j = 0; j < nkeys; j++) {
-                        const size_t ij = i0 + j;
-                        /* §5.5 from the stored lse, the forward's own normaliser. It is a
-                         * float: for a query that sees only copies of itself (two at a
-                         * round boundary) lse ≈ −1e5, where float steps are 2⁻⁷, so p
-                         * there is off by up to 0.4% (as on every device). */
-                        const float p = rf_cpu_block_exp(s.p[ij] - lse), D = s.drop[ij];
-                        s.drop[ij] = D * p; /* for dv */
-                        s.dp[ij] = s.masked[ij] ? 0.0f : p * (D * s.dp[ij] - ci);
-                    }
-                }
+                /* The dropout factors D (1 without dropout), then p, D·p and ds (block.h). */
+                if (drop.on)
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < nkeys; j++)
+                            s.drop[(size_t)i * nkeys + j] =
+                                (float)rf_attn_dropout_factor(&drop, bh, N, c * m + i, nkeys, j);
+                else
+                    for (size_t ij = 0; ij < (size_t)m * nkeys; ij++) s.drop[ij] = 1.0f;
+                rf_cpu_block_lsh_grad(s.dp, s.drop, s.p, s.masked, m, nkeys, LSE + c * m, cw + c * m);
                 rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, m, d, nkeys);
                 rf_cpu_block_mm(s.dk, s.dp, true, s.q, false, nkeys, d, m);
                 rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, nkeys, d, m);

@@ -10,6 +10,7 @@
 #include "device/block_cache.h"
 #include "device/device_impl.h"
 #include "device/opencl/cl_tune.h"
+#include "device/thread_pool.h"
 
 #define RF_CL_MAX_PROGRAMS 64
 #define RF_CL_MAX_KERNELS 16
@@ -45,6 +46,9 @@ typedef struct rf_cl_context {
     /* host_cpu only: released buffers kept for reuse, as the cpu backend's
      * (device/block_cache.h: fresh host memory costs a page fault per 4 KiB). */
     rf_block_cache reuse;
+    /* host_cpu only: the threads of the host GEMM (gemm.c), which sleep
+     * between calls where OpenMP's would spin against PoCL's workers. */
+    rf_thread_pool *gemm_pool;
     /* Simulator only: buffers released by the library, kept until close so
      * that oclgrind never reuses their numbers (docs/oclgrind.md, artefact 4). */
     int nretired, retired_cap;

@@ -1,5 +1,6 @@
 /* The OpenCL backend: enumeration, one context and in-order profiling queue
  * per device, buffers, and the event log that feeds the profile table. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,7 @@ static void cl_close(rf_device *dev) {
     for (int i = 0; i < cl->nretired; i++) clReleaseMemObject(cl->retired[i]);
     for (int i = 0; i < cl->reuse.count; i++) clReleaseMemObject((cl_mem)cl->reuse.block[i]);
     free(cl->retired);
+    rf_thread_pool_free(cl->gemm_pool);
     if (cl->queue) clReleaseCommandQueue(cl->queue);
     if (cl->context) clReleaseContext(cl->context);
     free(cl);
@@ -361,7 +363,6 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     cl_device_type type = 0;
     clGetDeviceInfo(f.d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     cl->host_cpu = (type & CL_DEVICE_TYPE_CPU) != 0 && !dev->info.is_simulator;
-    if (cl->host_cpu) rf_host_gemm_init();
     cl_uint native = 0;
     clGetDeviceInfo(f.d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof native, &native, NULL);
     cl->vector_width = native >= 16 ? 16 : 8;
@@ -378,8 +379,17 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
         cl_close(dev);
         return rf_cl_fail(err, "clCreateCommandQueue");
     }
+    rf_status s = RF_OK;
+    if (cl->host_cpu) {
+        rf_host_gemm_init();
+        /* As many threads as the cpu backend's OpenMP team (OMP_NUM_THREADS). */
+        s = rf_thread_pool_new(omp_get_max_threads(), &cl->gemm_pool);
+    }
     /* Tuned tile sizes for this device and driver, if `reformer tune` stored any. */
-    return rf_cl_tune_load(dev);
+    if (s == RF_OK) s = rf_cl_tune_load(dev);
+    /* On failure nothing is left running: the caller frees only dev. */
+    if (s != RF_OK) cl_close(dev);
+    return s;
 }
 
 rf_status rf_cl_attn_shape(const rf_device *dev, rf_cl_shape *shape) {

@@ -5,12 +5,18 @@
  *   than looped); a batch that reuses one operand (stride 0) is looped, as
  *   CLBlast wants distinct items.
  * - host BLAS (OpenCL devices of CPU type, whose buffers are host memory):
- *   rf_host_gemm (OpenBLAS on the OpenMP threads, as the cpu backend's) on
- *   the mapped buffers, no copy. OpenMP's threads spin for a while after
- *   each call (libgomp's default wait policy) against PoCL's workers:
- *   OMP_WAIT_POLICY=passive makes PoCL faster still (README "Speed"). Measured on a
- *   2-core EPYC under PoCL, CLBlast runs 6-10 GFLOP/s where OpenBLAS runs
- *   over 100 on the same cores (`reformer bench gemm --all`).
+ *   rf_host_gemm (OpenBLAS on blocks of rows, as the cpu backend's) on the
+ *   mapped buffers, no copy, the blocks on the context's thread pool
+ *   (device/thread_pool.h). Not on the OpenMP threads: they spin after each
+ *   call (libgomp's default wait policy) against PoCL's workers running the
+ *   next kernels, and libgomp reads OMP_WAIT_POLICY only when it loads. The
+ *   pool's threads sleep instead: as fast by default as OpenMP was with
+ *   OMP_WAIT_POLICY=passive (a training step at L = 4,096 on 2 cores:
+ *   577-601 ms, passive 575-589, spinning 669-748; README "Speed"). The cpu
+ *   backend stays on OpenMP, whose spinning between its own back-to-back
+ *   regions is what makes it fast. Measured on a 2-core EPYC
+ *   under PoCL, CLBlast runs 6-10 GFLOP/s where OpenBLAS runs over 100 on
+ *   the same cores (`reformer bench gemm --all`).
  *
  * RF_CL_GEMM=clblast|host forces a path (tests run both on PoCL); host is
  * refused on a device that is not of CPU type. */
@@ -94,7 +100,7 @@ static rf_status gemm_host(rf_tensor *c, const rf_tensor *a, const rf_tensor *b,
     /* The queue is in order: once the maps are done, so is every kernel
      * enqueued before them, and the pointers are valid. */
     if (s == RF_OK && (err = clFinish(q)) != CL_SUCCESS) s = rf_cl_fail(err, "clFinish (gemm on the host)");
-    if (s == RF_OK) rf_host_gemm(d, pa + a->offset, pb + b->offset, pc + c->offset);
+    if (s == RF_OK) rf_host_gemm(d, pa + a->offset, pb + b->offset, pc + c->offset, rf_cl_ctx(dev)->gemm_pool);
     if (s == RF_OK) rf_profile_add(dev, "gemm (host blas)", rf_now_ns() - t0);
     /* Not waited for: anything enqueued later runs after the unmaps. */
     for (int i = 0; i < m.n; i++) {
