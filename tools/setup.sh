@@ -83,6 +83,12 @@ test)
     # the limits profiles above run the GPU shape) under the same checks.
     echo "oclgrind, CPU-shaped attention kernels"
     RF_CL_ATTN=cpu tools/oclgrind_check.sh build >/dev/null
+    # Those kernels at the vector width PoCL does not pick on this host
+    # (8 on AVX-512, 16 on AVX2; cl/attention_common.cl, VW).
+    for w in 8 16; do
+        echo "verify --device pocl, CPU shape at vector width $w"
+        RF_CL_VECTOR_WIDTH=$w ./build/reformer verify --device pocl >/dev/null
+    done
     # The same suite under AddressSanitizer + UBSan (+ LeakSanitizer; driver
     # internals are suppressed by tests/lsan.supp, our code is not).
     build build-asan -DRF_SANITIZE=ON

@@ -363,9 +363,20 @@ rf_status rf_cl_device_init(rf_device *dev, int platform, int device) {
     cl_device_type type = 0;
     clGetDeviceInfo(f.d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     cl->host_cpu = (type & CL_DEVICE_TYPE_CPU) != 0 && !dev->info.is_simulator;
+    /* The CPU shapes' vector width (cl/attention_common.cl, VW): the
+     * device's native float width, 16 or 8; RF_CL_VECTOR_WIDTH=8|16 forces
+     * one (the tests run the other on PoCL too). */
     cl_uint native = 0;
     clGetDeviceInfo(f.d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof native, &native, NULL);
     cl->vector_width = native >= 16 ? 16 : 8;
+    const char *vw = getenv("RF_CL_VECTOR_WIDTH");
+    if (vw && *vw) {
+        if (strcmp(vw, "8") && strcmp(vw, "16")) {
+            cl_close(dev);
+            return rf_error(RF_ERR_INVALID_ARG, "RF_CL_VECTOR_WIDTH='%s': expected 8 or 16", vw);
+        }
+        cl->vector_width = atoi(vw);
+    }
     cl_int err;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)f.p, 0};
     cl->context = clCreateContext(props, 1, &f.d, NULL, NULL, &err);
