@@ -56,11 +56,11 @@ static rf_status rf_cpu_lsh_sort(rf_lsh_state *st) {
     return RF_OK;
 }
 
-/* A (batch, head)'s rows in sorted order (§4): for each sorted slot i of
- * its N = R·L items, the position, the query (the qk row), the key
- * k = qk·a(qk) (§5.2) and the value. Gathered once per call, so each key
- * is normalised once (it sits in two windows) and a chunk's rows are
- * contiguous blocks the products read in place. */
+/* Rows in sorted order (§4): for sorted slots of a (batch, head)'s
+ * N = R·L items, the position, the query (the qk row), the key
+ * k = qk·a(qk) (§5.2) and the value, so that a chunk's rows are contiguous
+ * blocks the products read in place. The backward gathers a whole
+ * (batch, head) at once; the forward a chunk at a time into its window. */
 typedef struct sorted_rows {
     int32_t *pos;
     float *q, *k, *v;
@@ -77,7 +77,8 @@ static sorted_rows sorted_at(void *mem, int64_t N, int d) {
     return r;
 }
 
-/* Slots [i0, i1) of (batch b, head h): position, query, key, value. */
+/* Slots [i0, i1) of (batch b, head h) into rows 0 … i1 − i0 of r:
+ * position, query, key, value. */
 static void sort_rows(const rf_lsh_state *st, const float *QK, const float *V, const int32_t *perm, int64_t b, int h,
                       int64_t i0, int64_t i1, const sorted_rows *r) {
     const int64_t L = st->seq_len;
@@ -87,12 +88,13 @@ static void sort_rows(const rf_lsh_state *st, const float *QK, const float *V, c
         const int32_t pos = perm[i] % (int32_t)L;
         const float *x = QK + (size_t)(b * L + pos) * row + (size_t)h * d;
         const float a = (float)rf_attn_key_scale(x, d);
-        float *q = r->q + (size_t)i * d, *k = r->k + (size_t)i * d;
-        r->pos[i] = pos;
+        const size_t at = (size_t)(i - i0);
+        float *q = r->q + at * d, *k = r->k + at * d;
+        r->pos[at] = pos;
         memcpy(q, x, (size_t)d * 4);
 #pragma omp simd
         for (int e = 0; e < d; e++) k[e] = x[e] * a;
-        memcpy(r->v + (size_t)i * d, V + (size_t)(b * L + pos) * row + (size_t)h * d, (size_t)d * 4);
+        memcpy(r->v + at * d, V + (size_t)(b * L + pos) * row + (size_t)h * d, (size_t)d * 4);
     }
 }
 
@@ -110,14 +112,14 @@ typedef struct chunk_scratch {
     const int32_t *qpos, *kpos;
     const float *q, *k, *v;
     int32_t *kposbuf;
-    float *kbuf, *vbuf, *p, *drop, *g, *dp, *dq, *dk, *dv;
+    float *qbuf, *kbuf, *vbuf, *p, *drop, *g, *dp, *dq, *dk, *dv;
     unsigned char *masked, *key_ok;
     float *mx, *rescale; /* per query row: its max logit, its probabilities' factor */
     double *sum;         /* and its sum of exponentials */
 } chunk_scratch;
 
 static void chunk_scratch_free(chunk_scratch *s) {
-    free(s->kposbuf), free(s->kbuf), free(s->vbuf), free(s->p), free(s->drop);
+    free(s->kposbuf), free(s->qbuf), free(s->kbuf), free(s->vbuf), free(s->p), free(s->drop);
     free(s->g), free(s->dp), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
     free(s->mx), free(s->rescale), free(s->sum);
 }
@@ -125,11 +127,11 @@ static void chunk_scratch_free(chunk_scratch *s) {
 /* Returns false when out of memory (s is then freed). */
 static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool backward) {
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
-    *s = (chunk_scratch){.kposbuf = malloc(nkeys * sizeof *s->kposbuf), .kbuf = malloc(kd * f),
+    *s = (chunk_scratch){.kposbuf = malloc(nkeys * sizeof *s->kposbuf), .qbuf = malloc(md * f), .kbuf = malloc(kd * f),
                          .vbuf = malloc(kd * f), .p = malloc(mk * f), .drop = malloc(mk * f), .masked = malloc(mk),
                          .key_ok = malloc(nkeys), .mx = malloc(m * f), .rescale = malloc(m * f),
                          .sum = malloc(m * sizeof *s->sum)};
-    bool ok = s->kposbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok && s->mx && s->rescale &&
+    bool ok = s->kposbuf && s->qbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok && s->mx && s->rescale &&
               s->sum;
     if (backward) {
         s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
@@ -140,13 +142,13 @@ static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool 
     return ok;
 }
 
-/* Sorted chunk c of (batch b, head h) from its sorted rows: its queries and
- * window (§5.3: chunk c−1, cyclic, then chunk c; a single chunk, the full
- * path of §5.7, sees only itself), which window keys are tokens, and the
- * masked logits q_i·k_j (§5.4) in s->p. */
-static void chunk_logits(const rf_lsh_state *st, const sorted_rows *r, const int32_t *pad, int64_t b, int64_t c,
-                         int nkeys, chunk_scratch *s) {
-    const int64_t L = st->seq_len, nc = (int64_t)st->n_rounds * L / st->chunk_len;
+/* Sorted chunk c's queries and window (§5.3: chunk c−1, cyclic, then
+ * chunk c; a single chunk, the full path of §5.7, sees only itself) in a
+ * (batch, head)'s sorted rows r: pointers into r, but for the one window
+ * that wraps around (chunk 0's, whose first half is the last chunk),
+ * copied into s->kbuf, s->vbuf, s->kposbuf. */
+static void window_in_rows(const rf_lsh_state *st, const sorted_rows *r, int64_t c, chunk_scratch *s) {
+    const int64_t nc = (int64_t)st->n_rounds * st->seq_len / st->chunk_len;
     const int d = st->head_dim, m = st->chunk_len;
     const size_t md = (size_t)m * d;
     s->q = r->q + c * md, s->qpos = r->pos + c * m;
@@ -160,15 +162,43 @@ static void chunk_logits(const rf_lsh_state *st, const sorted_rows *r, const int
         memcpy(s->kposbuf, r->pos + last * m, (size_t)m * 4), memcpy(s->kposbuf + m, r->pos, (size_t)m * 4);
         s->k = s->kbuf, s->v = s->vbuf, s->kpos = s->kposbuf;
     }
-    for (int j = 0; j < nkeys; j++) s->key_ok[j] = rf_attn_key_is_token(pad, b, L, s->kpos[j]);
-    rf_cpu_block_mm(s->p, s->q, false, s->k, true, m, nkeys, d);
-    rf_cpu_block_mask(s->p, s->masked, m, nkeys, 1.0f, s->qpos, s->kpos, s->key_ok, st->causal, true);
 }
 
-/* The forward: every (batch, head)'s sorted rows, then one sorted chunk per
- * block, each in parallel. The rows live in a device buffer, so the cpu
- * device's cache of freed buffers hands the same memory back next call
- * (device/block_cache.h). */
+/* Chunk c's window gathered into s->qbuf, s->kbuf, s->vbuf, s->kposbuf
+ * (the forward: each chunk's rows are gathered once, by the thread that
+ * takes the chunk, and stay in its cache). A thread takes consecutive
+ * chunks, so the rows of chunk c−1 are usually the second half of its
+ * last window: moved to the first half, not gathered again. */
+static void window_gather(const rf_lsh_state *st, const float *QK, const float *V, int64_t bh, int64_t c,
+                          bool follows, chunk_scratch *s) {
+    const int64_t nc = (int64_t)st->n_rounds * st->seq_len / st->chunk_len, b = bh / st->n_heads;
+    const int h = (int)(bh % st->n_heads), d = st->head_dim, m = st->chunk_len;
+    const size_t md = (size_t)m * d;
+    const int32_t *perm = rf_cpu_i32(&st->perm) + bh * (int64_t)st->n_rounds * st->seq_len;
+    const int64_t own = nc > 1 ? m : 0; /* chunk c's first row in the window */
+    if (nc > 1 && follows && c > 0) {
+        memcpy(s->kbuf, s->kbuf + md, md * 4), memcpy(s->vbuf, s->vbuf + md, md * 4);
+        memcpy(s->kposbuf, s->kposbuf + m, (size_t)m * 4);
+    } else if (nc > 1) { /* chunk c−1, cyclic (its queries land in qbuf, overwritten next) */
+        const int64_t prev = (c + nc - 1) % nc;
+        sort_rows(st, QK, V, perm, b, h, prev * m, (prev + 1) * m,
+                  &(sorted_rows){.pos = s->kposbuf, .q = s->qbuf, .k = s->kbuf, .v = s->vbuf});
+    }
+    sort_rows(st, QK, V, perm, b, h, c * m, (c + 1) * m,
+              &(sorted_rows){.pos = s->kposbuf + own, .q = s->qbuf, .k = s->kbuf + own * d, .v = s->vbuf + own * d});
+    s->q = s->qbuf, s->qpos = s->kposbuf + own, s->k = s->kbuf, s->v = s->vbuf, s->kpos = s->kposbuf;
+}
+
+/* The chunk's window (s->q, s->k, s->kpos set): which window keys are
+ * tokens, and the masked logits q_i·k_j (§5.4) in s->p. */
+static void chunk_logits(const rf_lsh_state *st, const int32_t *pad, int64_t b, int nkeys, chunk_scratch *s) {
+    for (int j = 0; j < nkeys; j++) s->key_ok[j] = rf_attn_key_is_token(pad, b, st->seq_len, s->kpos[j]);
+    rf_cpu_block_mm(s->p, s->q, false, s->k, true, st->chunk_len, nkeys, st->head_dim);
+    rf_cpu_block_mask(s->p, s->masked, st->chunk_len, nkeys, 1.0f, s->qpos, s->kpos, s->key_ok, st->causal, true);
+}
+
+/* The forward: one sorted chunk per block, in parallel, each thread taking
+ * a run of consecutive chunks (window_gather). */
 static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const rf_tensor *v, const rf_tensor *mask) {
     const int64_t B = st->batch, L = st->seq_len;
     const int H = st->n_heads, d = st->head_dim, m = st->chunk_len;
@@ -179,25 +209,19 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
      * full path, §5.7) only to itself. */
     const int nkeys = nc > 1 ? 2 * m : m;
     const rf_attn_dropout drop = rf_attn_lsh_dropout(st);
-    rf_buffer *rows;
-    RF_TRY(rf_buffer_alloc(qk->buf->dev, (size_t)(B * H) * sorted_bytes(N, d), &rows));
     bool oom = false;
 #pragma omp parallel reduction(|| : oom)
     {
-#pragma omp for schedule(static)
-        for (int64_t bc = 0; bc < B * H * nc; bc++) { /* a chunk's worth of slots each */
-            const int64_t bh = bc / nc, c = bc % nc;
-            const sorted_rows r = sorted_at((char *)rows->impl + bh * sorted_bytes(N, d), N, d);
-            sort_rows(st, QK, V, rf_cpu_i32(&st->perm) + bh * N, bh / H, (int)(bh % H), c * m, (c + 1) * m, &r);
-        }
         chunk_scratch s;
         oom = !chunk_scratch_alloc(&s, m, nkeys, d, false);
+        int64_t last = -1; /* the chunk in this thread's window */
 #pragma omp for schedule(static)
         for (int64_t bc = 0; bc < B * H * nc; bc++) {
             if (oom) continue;
             const int64_t bh = bc / nc, c = bc % nc, b = bh / H;
-            const sorted_rows r = sorted_at((char *)rows->impl + bh * sorted_bytes(N, d), N, d);
-            chunk_logits(st, &r, pad, b, c, nkeys, &s);
+            window_gather(st, QK, V, bh, c, last == bc - 1, &s);
+            last = bc;
+            chunk_logits(st, pad, b, nkeys, &s);
             float *O = rf_cpu_f32(&st->o_sorted) + bh * N * d, *LSE = rf_cpu_f32(&st->lse_sorted) + bh * N;
             rf_cpu_block_exp_rows(s.p, m, nkeys, s.mx, s.sum);
             for (int i = 0; i < m; i++) {
@@ -223,7 +247,6 @@ static rf_status rf_cpu_lsh_attend(rf_lsh_state *st, const rf_tensor *qk, const 
         }
         if (!oom) chunk_scratch_free(&s);
     }
-    rf_buffer_free(rows);
     if (oom) return rf_error(RF_ERR_OUT_OF_MEMORY, "rf_lsh_attend: no memory for a chunk's blocks");
     return RF_OK;
 }
@@ -335,7 +358,8 @@ static rf_status rf_cpu_lsh_attention_backward(rf_tensor *dqk, rf_tensor *dv, co
             for (size_t x = 0; x < (size_t)L * d; x++) gq[x] = gk[x] = gv[x] = 0;
             sort_rows(st, QK, V, perm, b, h, 0, N, &sr);
             for (int64_t c = 0; c < nc; c++) {
-                chunk_logits(st, &sr, pad, b, c, nkeys, &s); /* as the forward */
+                window_in_rows(st, &sr, c, &s);
+                chunk_logits(st, pad, b, nkeys, &s); /* as the forward */
                 for (int i = 0; i < m; i++) { /* g_i = w_i·dout */
                     const float *g = DOUT + (size_t)(b * L + s.qpos[i]) * row + (size_t)h * d;
 #pragma omp simd
