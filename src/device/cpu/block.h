@@ -17,13 +17,19 @@
 #include "device/attention_common.h"
 
 /* c = op(a)·op(b): c [m × n], op(a) [m × k], op(b) [k × n], every block
- * row-major and contiguous; op(x) = xᵀ when trans_x (a stored [k × m], b
- * stored [n × k]). */
+ * row-major with its rows ld_ floats apart; op(x) = xᵀ when trans_x (a
+ * stored [k × m], b stored [n × k]). A block can be rows of a [B, L, H·d]
+ * tensor in place (ld = H·d). */
+static inline void rf_cpu_block_mm_ld(float *c, int64_t ldc, const float *a, int64_t lda, bool trans_a, const float *b,
+                                      int64_t ldb, bool trans_b, int64_t m, int64_t n, int64_t k) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (blasint)m,
+                (blasint)n, (blasint)k, 1.0f, a, (blasint)lda, b, (blasint)ldb, 0.0f, c, (blasint)ldc);
+}
+
+/* rf_cpu_block_mm_ld on contiguous blocks. */
 static inline void rf_cpu_block_mm(float *c, const float *a, bool trans_a, const float *b, bool trans_b, int64_t m,
                                    int64_t n, int64_t k) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (blasint)m,
-                (blasint)n, (blasint)k, 1.0f, a, (blasint)(trans_a ? m : k), b, (blasint)(trans_b ? k : n), 0.0f, c,
-                (blasint)n);
+    rf_cpu_block_mm_ld(c, n, a, trans_a ? m : k, trans_a, b, trans_b ? k : n, trans_b, m, n, k);
 }
 
 /* exp(x) for the softmax of a block, x = logit − max (or − lse): ≤ 0 but

@@ -6,7 +6,11 @@
  * [rows × W]·[W × d] product with the values. Full attention
  * (full_attention.c) is the same code with one chunk of L keys. The forward
  * runs its tiles in parallel (OpenMP); the backward runs one (batch, head)
- * per thread, since the tiles of a head add into the same keys' gradients. */
+ * per thread, since the tiles of a head add into the same keys' gradients.
+ * A head's rows of q, k, v and out sit H·d floats apart, so the products
+ * read and write a tile's queries and outputs in place, and the window's
+ * keys and values too unless the window wraps around or repeats a chunk
+ * (then they are gathered into a contiguous block). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,36 +50,45 @@ static int64_t tile_count(const rf_attn_window *w) {
     return w->batch * w->heads * (w->len / w->chunk_len) * ((w->chunk_len + TILE - 1) / TILE);
 }
 
-/* One thread's blocks: the window's key positions, the tile's queries
- * [TILE × d], the window's keys and values [W × d]; [TILE × W]
- * probabilities, dropout factors and which logits a mask replaced (those
- * carry no gradient), which window keys are tokens (key_ok); the backward's [TILE × W] dp, [TILE × d] output
- * gradient and dq, and the block's [W × d] dk and dv. */
+/* A block of rows for the products: the first row and the floats between
+ * rows (H·d in place in a [B, L, H·d] tensor, d when gathered). */
+typedef struct rows_view {
+    const float *x;
+    int64_t ld;
+} rows_view;
+
+/* One thread's blocks: the window's key positions, room to gather the
+ * window's keys and values [W × d] when they are not read in place, the
+ * views the products read (the tile's queries, the window's keys);
+ * [TILE × W] probabilities, dropout factors and which logits a mask
+ * replaced (those carry no gradient), which window keys are tokens
+ * (key_ok); the backward's [TILE × W] dp and the block's [W × d] dk and
+ * dv. */
 typedef struct scratch {
     int32_t qpos[TILE]; /* the tile's query positions */
     float mx[TILE], inv[TILE]; /* each row's max logit and 1 / its sum of exponentials */
     double sum[TILE];
     int32_t *keys; /* positions: the front door keeps len ≤ INT32_MAX / 2 */
-    float *q, *k, *v, *p, *drop, *dp, *g, *dq, *dk, *dv;
+    float *k, *v, *p, *drop, *dp, *dk, *dv;
+    rows_view qv, kv;
     unsigned char *masked, *key_ok;
 } scratch;
 
 static void scratch_free(scratch *s) {
-    free(s->keys), free(s->q), free(s->k), free(s->v), free(s->p), free(s->drop);
-    free(s->dp), free(s->g), free(s->dq), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
+    free(s->keys), free(s->k), free(s->v), free(s->p), free(s->drop);
+    free(s->dp), free(s->dk), free(s->dv), free(s->masked), free(s->key_ok);
 }
 
 /* Returns false when out of memory (s is then freed). */
 static bool scratch_alloc(const rf_attn_window *w, scratch *s, bool backward) {
     size_t W = (size_t)rf_attn_window_width(w), d = (size_t)w->head_dim, f = sizeof(float);
-    *s = (scratch){.keys = malloc(W * sizeof *s->keys), .q = malloc(TILE * d * f), .k = malloc(W * d * f),
-                   .v = malloc(W * d * f), .p = malloc(TILE * W * f), .drop = malloc(TILE * W * f),
-                   .masked = malloc(TILE * W), .key_ok = malloc(W)};
-    bool ok = s->keys && s->q && s->k && s->v && s->p && s->drop && s->masked && s->key_ok;
+    *s = (scratch){.keys = malloc(W * sizeof *s->keys), .k = malloc(W * d * f), .v = malloc(W * d * f),
+                   .p = malloc(TILE * W * f), .drop = malloc(TILE * W * f), .masked = malloc(TILE * W),
+                   .key_ok = malloc(W)};
+    bool ok = s->keys && s->k && s->v && s->p && s->drop && s->masked && s->key_ok;
     if (backward) {
-        s->dp = malloc(TILE * W * f), s->g = malloc(TILE * d * f), s->dq = malloc(TILE * d * f);
-        s->dk = malloc(W * d * f), s->dv = malloc(W * d * f);
-        ok = ok && s->dp && s->g && s->dq && s->dk && s->dv;
+        s->dp = malloc(TILE * W * f), s->dk = malloc(W * d * f), s->dv = malloc(W * d * f);
+        ok = ok && s->dp && s->dk && s->dv;
     }
     if (!ok) scratch_free(s);
     return ok;
@@ -91,26 +104,30 @@ static void window_keys(const rf_attn_window *w, int64_t c, int32_t *keys) {
     }
 }
 
-/* Gather n rows of head h at positions pos[] of x [B, L, H·d] into a
- * contiguous [n × d] block. */
-static void gather(float *dst, const float *x, const rf_attn_window *w, int64_t b, int64_t h, const int32_t *pos,
-                   int64_t n) {
-    for (int64_t i = 0; i < n; i++) memcpy(dst + i * w->head_dim, x + row(w, b, pos[i], h), (size_t)w->head_dim * 4);
+/* The window's rows of x [B, L, H·d] for head h of batch b (keys at
+ * positions pos[0 … W−1]): in place when they are W consecutive positions
+ * (the window neither wraps around nor repeats a chunk), else gathered
+ * into dst as a contiguous [W × d] block. */
+static rows_view window_rows(float *dst, const float *x, const rf_attn_window *w, int64_t b, int64_t h,
+                             const int32_t *pos, int64_t W) {
+    if (pos[W - 1] - pos[0] == W - 1) return (rows_view){x + row(w, b, pos[0], h), w->heads * w->head_dim};
+    for (int64_t i = 0; i < W; i++) memcpy(dst + i * w->head_dim, x + row(w, b, pos[i], h), (size_t)w->head_dim * 4);
+    return (rows_view){dst, w->head_dim};
 }
 
 /* The tile's softmax probabilities s->p (undropped), s->masked, and each
  * row's lse when lse is not NULL (§6, §5.4). Leaves the window's positions
- * in s->keys, its keys in s->k and the tile's queries in s->q. */
+ * in s->keys and the views of the tile's queries and the window's keys in
+ * s->qv, s->kv. */
 static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, const float *K, const int32_t *mask,
                        scratch *s, float *lse) {
     const int64_t W = rf_attn_window_width(w), d = w->head_dim;
     window_keys(w, x->c, s->keys);
-    for (int64_t i = 0; i < x->nq; i++) {
-        s->qpos[i] = (int32_t)(x->q0 + i);
-        memcpy(s->q + i * d, Q + row(w, x->b, x->q0 + i, x->h), (size_t)d * 4);
-    }
-    gather(s->k, K, w, x->b, x->h, s->keys, W);
-    rf_cpu_block_mm(s->p, s->q, false, s->k, true, x->nq, W, d); /* q·k for every pair of the block */
+    for (int64_t i = 0; i < x->nq; i++) s->qpos[i] = (int32_t)(x->q0 + i);
+    s->qv = (rows_view){Q + row(w, x->b, x->q0, x->h), w->heads * d};
+    s->kv = window_rows(s->k, K, w, x->b, x->h, s->keys, W);
+    /* q·k for every pair of the block */
+    rf_cpu_block_mm_ld(s->p, W, s->qv.x, s->qv.ld, false, s->kv.x, s->kv.ld, true, x->nq, W, d);
     for (int64_t j = 0; j < W; j++) s->key_ok[j] = rf_attn_key_is_token(mask, x->b, w->len, s->keys[j]);
     rf_cpu_block_mask(s->p, s->masked, x->nq, W, w->scale, s->qpos, s->keys, s->key_ok, w->causal, w->self_mask);
     rf_cpu_block_exp_rows(s->p, x->nq, W, s->mx, s->sum);
@@ -157,9 +174,9 @@ static rf_status rf_cpu_local_attention_forward(rf_tensor *out, rf_tensor *lse, 
 #pragma omp simd
                 for (int64_t e = 0; e < x.nq * W; e++) s.p[e] *= s.drop[e];
             }
-            gather(s.v, vp, w, x.b, x.h, s.keys, W);
-            rf_cpu_block_mm(s.q, s.p, false, s.v, false, x.nq, d, W); /* the tile's output, in q's room */
-            for (int64_t i = 0; i < x.nq; i++) memcpy(op + row(w, x.b, x.q0 + i, x.h), s.q + i * d, (size_t)d * 4);
+            const rows_view vv = window_rows(s.v, vp, w, x.b, x.h, s.keys, W);
+            rf_cpu_block_mm_ld(op + row(w, x.b, x.q0, x.h), w->heads * d, s.p, W, false, vv.x, vv.ld, false, x.nq, d,
+                               W); /* the tile's output, in place */
         }
         if (!oom) scratch_free(&s);
     }
@@ -195,9 +212,9 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                 tile x = tile_at(w, t);
                 tile_probs(w, &x, qp, kp, mp, &s, NULL);
                 tile_dropout(w, &x, &s);
-                gather(s.v, vp, w, x.b, x.h, s.keys, W);
-                for (int64_t i = 0; i < x.nq; i++) memcpy(s.g + i * d, gp + row(w, x.b, x.q0 + i, x.h), (size_t)d * 4);
-                rf_cpu_block_mm(s.dp, s.g, false, s.v, true, x.nq, W, d); /* dout_i·v_j */
+                const rows_view vv = window_rows(s.v, vp, w, x.b, x.h, s.keys, W);
+                const rows_view gv = {gp + row(w, x.b, x.q0, x.h), w->heads * d}; /* the tile's dout */
+                rf_cpu_block_mm_ld(s.dp, W, gv.x, gv.ld, false, vv.x, vv.ld, true, x.nq, W, d); /* dout_i·v_j */
                 for (int64_t i = 0; i < x.nq; i++) {
                     float *pi = s.p + i * W, *dpi = s.dp + i * W, *fi = s.drop + i * W;
                     double delta = 0;
@@ -210,10 +227,10 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                         dpi[j] = ds;
                     }
                 }
-                rf_cpu_block_mm(s.dq, s.dp, false, s.k, false, x.nq, d, W);
-                rf_cpu_block_mm(s.dk, s.dp, true, s.q, false, W, d, x.nq);
-                rf_cpu_block_mm(s.dv, s.drop, true, s.g, false, W, d, x.nq);
-                for (int64_t i = 0; i < x.nq; i++) memcpy(dqp + row(w, x.b, x.q0 + i, x.h), s.dq + i * d, (size_t)d * 4);
+                rf_cpu_block_mm_ld(dqp + row(w, x.b, x.q0, x.h), w->heads * d, s.dp, W, false, s.kv.x, s.kv.ld, false,
+                                   x.nq, d, W); /* the tile's dq, in place */
+                rf_cpu_block_mm_ld(s.dk, d, s.dp, W, true, s.qv.x, s.qv.ld, false, W, d, x.nq);
+                rf_cpu_block_mm_ld(s.dv, d, s.drop, W, true, gv.x, gv.ld, false, W, d, x.nq);
                 /* scatter-add: a key reached through two window slots gets both */
                 for (int64_t j = 0; j < W; j++) {
                     float *dkj = dkp + row(w, x.b, s.keys[j], x.h), *dvj = dvp + row(w, x.b, s.keys[j], x.h);
