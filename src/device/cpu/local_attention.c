@@ -104,6 +104,12 @@ static void window_keys(const rf_attn_window *w, int64_t c, int32_t *keys) {
     }
 }
 
+/* The tile's own rows of x [B, L, H·d] (its queries, or their dout), in
+ * place. */
+static rows_view tile_rows(const rf_attn_window *w, const tile *x, const float *X) {
+    return (rows_view){X + row(w, x->b, x->q0, x->h), w->heads * w->head_dim};
+}
+
 /* The window's rows of x [B, L, H·d] for head h of batch b (keys at
  * positions pos[0 … W−1]): in place when they are W consecutive positions
  * (the window neither wraps around nor repeats a chunk), else gathered
@@ -124,7 +130,7 @@ static void tile_probs(const rf_attn_window *w, const tile *x, const float *Q, c
     const int64_t W = rf_attn_window_width(w), d = w->head_dim;
     window_keys(w, x->c, s->keys);
     for (int64_t i = 0; i < x->nq; i++) s->qpos[i] = (int32_t)(x->q0 + i);
-    s->qv = (rows_view){Q + row(w, x->b, x->q0, x->h), w->heads * d};
+    s->qv = tile_rows(w, x, Q);
     s->kv = window_rows(s->k, K, w, x->b, x->h, s->keys, W);
     /* q·k for every pair of the block */
     rf_cpu_block_mm_ld(s->p, W, s->qv.x, s->qv.ld, false, s->kv.x, s->kv.ld, true, x->nq, W, d);
@@ -213,7 +219,7 @@ static rf_status rf_cpu_local_attention_backward(rf_tensor *dq, rf_tensor *dk, r
                 tile_probs(w, &x, qp, kp, mp, &s, NULL);
                 tile_dropout(w, &x, &s);
                 const rows_view vv = window_rows(s.v, vp, w, x.b, x.h, s.keys, W);
-                const rows_view gv = {gp + row(w, x.b, x.q0, x.h), w->heads * d}; /* the tile's dout */
+                const rows_view gv = tile_rows(w, &x, gp); /* the tile's dout */
                 rf_cpu_block_mm_ld(s.dp, W, gv.x, gv.ld, false, vv.x, vv.ld, true, x.nq, W, d); /* dout_i·v_j */
                 for (int64_t i = 0; i < x.nq; i++) {
                     float *pi = s.p + i * W, *dpi = s.dp + i * W, *fi = s.drop + i * W;

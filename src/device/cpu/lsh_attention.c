@@ -101,9 +101,11 @@ static void sort_rows(const rf_lsh_state *st, const float *QK, const float *V, c
 /* One thread's blocks for one sorted chunk (device/cpu/block.h): its m
  * queries against its window of nkeys keys — m = 64 and 2m = 128 keys by
  * default, a [64 × 128] float score block of 32 KiB that stays in cache
- * with the rows. q, qpos point into the sorted rows; k, v, kpos too, but for
- * the one window that wraps around (chunk 0's, whose first half is the
- * last chunk), copied into kbuf, vbuf, kposbuf. Probabilities and dropout
+ * with the rows. q, qpos, k, v, kpos point at the chunk's rows: in the
+ * forward its window gathered into qbuf, kbuf, vbuf, kposbuf
+ * (window_gather); in the backward into the sorted rows, but for the one
+ * window that wraps around, copied into kbuf, vbuf, kposbuf
+ * (window_in_rows). Probabilities and dropout
  * factors [m × nkeys], which logits a mask replaced and which keys are
  * tokens (key_ok); the backward's round-weighted output gradients [m × d],
  * dp [m × nkeys] and the block's gradients for queries [m × d], keys and
@@ -127,16 +129,17 @@ static void chunk_scratch_free(chunk_scratch *s) {
 /* Returns false when out of memory (s is then freed). */
 static bool chunk_scratch_alloc(chunk_scratch *s, int m, int nkeys, int d, bool backward) {
     const size_t f = sizeof(float), md = (size_t)m * d, kd = (size_t)nkeys * d, mk = (size_t)m * nkeys;
-    *s = (chunk_scratch){.kposbuf = malloc(nkeys * sizeof *s->kposbuf), .qbuf = malloc(md * f), .kbuf = malloc(kd * f),
+    *s = (chunk_scratch){.kposbuf = malloc(nkeys * sizeof *s->kposbuf), .kbuf = malloc(kd * f),
                          .vbuf = malloc(kd * f), .p = malloc(mk * f), .drop = malloc(mk * f), .masked = malloc(mk),
-                         .key_ok = malloc(nkeys), .mx = malloc(m * f), .rescale = malloc(m * f),
-                         .sum = malloc(m * sizeof *s->sum)};
-    bool ok = s->kposbuf && s->qbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok && s->mx && s->rescale &&
-              s->sum;
+                         .key_ok = malloc(nkeys)};
+    bool ok = s->kposbuf && s->kbuf && s->vbuf && s->p && s->drop && s->masked && s->key_ok;
     if (backward) {
         s->g = malloc(md * f), s->dp = malloc(mk * f), s->dq = malloc(md * f), s->dk = malloc(kd * f);
         s->dv = malloc(kd * f);
         ok = ok && s->g && s->dp && s->dq && s->dk && s->dv;
+    } else { /* the forward gathers its queries and keeps per-row softmax factors */
+        s->qbuf = malloc(md * f), s->mx = malloc(m * f), s->rescale = malloc(m * f), s->sum = malloc(m * sizeof *s->sum);
+        ok = ok && s->qbuf && s->mx && s->rescale && s->sum;
     }
     if (!ok) chunk_scratch_free(s);
     return ok;

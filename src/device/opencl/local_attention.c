@@ -129,13 +129,13 @@ static rf_status window_build(rf_device *dev, const rf_attn_window *w, const cha
 
 static rf_status cpu_plan(rf_device *dev, const rf_attn_window *w, window_plan *out) {
     int64_t d = w->head_dim, chunk = w->chunk_len, vw = rf_cl_ctx(dev)->vector_width;
-    window_plan p = {(int)(chunk < CPU_ROWS ? chunk : CPU_ROWS), (int)((chunk + vw - 1) / vw * vw), 1};
+    window_plan p = {(int)(chunk < CPU_ROWS ? chunk : CPU_ROWS), (int)rf_round_up((size_t)chunk, (size_t)vw), 1};
     if (p.cols > CPU_COLS) p.cols = CPU_COLS;
     for (;;) {
         uint64_t bytes = 4u * (uint64_t)(2 * d * p.cols + 2 * p.rows * d + 2 * p.rows * p.cols + 2 * d + 2 * p.rows);
         if (bytes <= dev->info.local_mem_bytes) break;
         if (p.rows > 8) p.rows /= 2;
-        else if (p.cols > vw) p.cols = (int)((p.cols / 2 + vw - 1) / vw * vw);
+        else if (p.cols > vw) p.cols = (int)rf_round_up((size_t)p.cols / 2, (size_t)vw);
         else
             return rf_error(RF_ERR_UNSUPPORTED,
                             "local attention: head_dim %lld needs %llu bytes of local memory; %s has %llu",

@@ -154,8 +154,8 @@ static const char *const rows_names[] = {"lsh_attend_rows", "lsh_backward_query_
  * (d rounded up to the vector width vw), and per-row ints, floats or
  * offsets. */
 static size_t rows_local_bytes(lsh_tiled which, int head_dim, int chunk_len, int vw) {
-    const size_t kp = (2 * (size_t)chunk_len + 63) / 64 * 64, d = (size_t)head_dim;
-    const size_t padded = ((size_t)head_dim + (size_t)vw - 1) / (size_t)vw * (size_t)vw;
+    const size_t kp = rf_round_up(2 * (size_t)chunk_len, 64), d = (size_t)head_dim;
+    const size_t padded = rf_round_up((size_t)head_dim, (size_t)vw);
     if (which == LSH_ATTEND) return (kp * d + 2 * kp * padded + 3 * kp) * sizeof(cl_float);
     if (which == LSH_BACKWARD_QUERY) return (2 * kp * d + kp * padded + 3 * kp) * sizeof(cl_float);
     return 2 * kp * padded * sizeof(cl_float) + kp * sizeof(cl_ulong);
